@@ -1,0 +1,1 @@
+"""The ``kawa`` command line."""

@@ -1,0 +1,215 @@
+"""``kawa up``, ``kawa host``, ``kawa runner`` and ``kawa init``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kawa.cli.output import CliError
+
+init_app = typer.Typer(help="Write configuration and create tokens.", no_args_is_help=True)
+DEFAULT_IMAGE = "kawa/base:bookworm"
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c",
+                                                help="Config file (default $KAWA_CONFIG).")]
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "kawa"
+
+
+def _port_free(bind: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((bind, port))
+        except OSError:
+            return False
+    return True
+
+
+def _check_image(image: str) -> None:
+    import docker
+    import docker.errors
+
+    try:
+        docker.from_env(timeout=10).images.get(image)
+    except docker.errors.ImageNotFound:
+        raise CliError(f"the default environment's image {image!r} is not in Docker: build it "
+                       "with scripts/base-image.sh (no registry needed) or pass --image") from None
+    except docker.errors.DockerException as exc:
+        raise CliError(f"cannot talk to Docker: {exc}") from None
+
+
+def up(
+    data_dir: Annotated[Path | None, typer.Option(help="Where the cluster keeps its data.")] = None,
+    port: Annotated[int, typer.Option(help="Host API port.")] = 8420,
+    ssh_port: Annotated[int, typer.Option(help="SSH gateway port.")] = 8422,
+    runner_port: Annotated[int, typer.Option(help="Local runner port.")] = 8421,
+    bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    name: Annotated[str | None, typer.Option(help="Node name of the local runner.")] = None,
+    image: Annotated[str, typer.Option(help="Image of the default environment.")] = DEFAULT_IMAGE,
+) -> None:
+    """Bring up a single-machine cluster: host + one runner, SQLite, default environment."""
+    from kawa.host.app import create_app, prepare_database
+    from kawa.host.auth import Authenticator, new_secret
+    from kawa.runner.app import create_runner_app
+    from kawa.settings import ClientConfig, HostConfig, RunnerConfig, config_path, write_section
+
+    from kawa.cli.serve import configure_logging, serve_all, server
+
+    data = (data_dir or _default_data_dir()).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    for p in (port, runner_port):
+        if not _port_free(bind, p):
+            raise CliError(f"port {p} on {bind} is in use: pick another with --port/--runner-port")
+    _check_image(image)
+    cluster_file = data / "cluster.toml"
+    host_cfg = HostConfig.load(cluster_file, bind=bind, port=port, ssh_port=ssh_port,
+                               data_dir=data / "host", default_image=image)
+    if not host_cfg.cluster_secret:
+        host_cfg = host_cfg.model_copy(update={"cluster_secret": new_secret()})
+    node = name or socket.gethostname()
+    runner_cfg = RunnerConfig.load(
+        cluster_file, name=node, host_url=f"http://127.0.0.1:{port}", bind="127.0.0.1",
+        port=runner_port, advertise_url=f"http://127.0.0.1:{runner_port}",
+        cluster_secret=host_cfg.cluster_secret, data_dir=data / "runners" / node,
+    )
+    write_section(cluster_file, "host", host_cfg.model_dump(mode="json"))
+    write_section(cluster_file, "runner", runner_cfg.model_dump(mode="json"))
+
+    sessions = prepare_database(host_cfg)
+    token_file = data / "admin-token"
+    if token_file.exists():
+        token = token_file.read_text().strip()
+    else:
+        token = Authenticator(sessions, host_cfg.cluster_secret).create_token("admin", "admin")
+        token_file.touch(mode=0o600)
+        token_file.write_text(token + "\n")
+    url = f"http://{'127.0.0.1' if bind in ('0.0.0.0', '') else bind}:{port}"
+    client_file = config_path()
+    write_section(client_file, "client", ClientConfig(url=url, token=token).model_dump(mode="json"))
+
+    configure_logging("WARNING")
+    host = server(create_app(host_cfg, sessions), bind, port)
+    runner = server(create_runner_app(runner_cfg), "127.0.0.1", runner_port)
+
+    async def main() -> None:
+        async def announce() -> None:
+            await _wait_registered(url, token, node)
+            typer.echo(f"Kawa is up.\n  API:          {url}  (OpenAPI docs at {url}/docs)\n"
+                       f"  runner:       {node} at http://127.0.0.1:{runner_port}\n"
+                       f"  data:         {data}\n  client config: {client_file}\n"
+                       f"  admin token:  {token}\n"
+                       f"Try: kawa task submit --wait -- echo hello", )
+
+        announcer = asyncio.create_task(announce())
+        await serve_all(host, runner)
+        announcer.cancel()
+
+    asyncio.run(main())
+
+
+async def _wait_registered(url: str, token: str, node: str, timeout: float = 60.0) -> None:
+    from kawa.client.async_client import AsyncKawaClient
+    from kawa.client.errors import KawaError
+
+    deadline = time.monotonic() + timeout
+    async with AsyncKawaClient(url, token) as c:
+        while time.monotonic() < deadline:
+            try:
+                if any(n.name == node for n in await c.nodes()):
+                    return
+            except KawaError:
+                pass
+            await asyncio.sleep(0.1)
+    raise CliError(f"runner {node} did not register within {timeout:.0f}s")
+
+
+def host(
+    config: ConfigOpt = None,
+    port: Annotated[int | None, typer.Option(help="API port.")] = None,
+    bind: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+) -> None:
+    """Run the host (API, scheduler, database)."""
+    from kawa.cli.serve import configure_logging, serve_all, server
+    from kawa.host.app import create_app
+    from kawa.settings import HostConfig
+
+    cfg = HostConfig.load(config, port=port, bind=bind, data_dir=data_dir)
+    if not cfg.cluster_secret:
+        raise CliError("no cluster_secret configured ([host] cluster_secret or "
+                       "KAWA_HOST_CLUSTER_SECRET); `kawa init config` writes one")
+    configure_logging()
+    asyncio.run(serve_all(server(create_app(cfg), cfg.bind, cfg.port)))
+
+
+def runner(
+    config: ConfigOpt = None,
+    name: Annotated[str | None, typer.Option(help="Node name.")] = None,
+    port: Annotated[int | None, typer.Option(help="Runner port.")] = None,
+    host_url: Annotated[str | None, typer.Option(help="The host's URL.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Runner state directory.")] = None,
+    cores: Annotated[int | None, typer.Option(help="Cores to offer (default: all).")] = None,
+) -> None:
+    """Run a runner on this node."""
+    from kawa.cli.serve import configure_logging, serve_all, server
+    from kawa.runner.app import create_runner_app
+    from kawa.settings import RunnerConfig
+
+    cfg = RunnerConfig.load(config, name=name, port=port, host_url=host_url,
+                            data_dir=data_dir, cores=cores)
+    if not cfg.cluster_secret:
+        raise CliError("no cluster_secret configured ([runner] cluster_secret or "
+                       "KAWA_RUNNER_CLUSTER_SECRET)")
+    configure_logging()
+    asyncio.run(serve_all(server(create_runner_app(cfg), cfg.bind, cfg.port)))
+
+
+@init_app.command("config")
+def init_config(
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Where to write (default: config path).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented configuration file with a fresh cluster secret."""
+    from kawa.host.auth import new_secret
+    from kawa.settings import config_path
+
+    path = output or config_path()
+    if path.exists() and not force:
+        raise CliError(f"{path} exists; use --force to overwrite")
+    from kawa.cli.config_template import render
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(render(new_secret(), socket.gethostname()))
+    typer.echo(f"wrote {path}")
+
+
+@init_app.command("token")
+def init_token(
+    config: ConfigOpt = None,
+    user: Annotated[str, typer.Option(help="User the token belongs to.")] = "admin",
+    role: Annotated[str, typer.Option(help="viewer, user or admin.")] = "admin",
+) -> None:
+    """Create an API token in the host's database and print it."""
+    from kawa.host.app import prepare_database
+    from kawa.host.auth import Authenticator
+    from kawa.settings import HostConfig
+
+    cfg = HostConfig.load(config)
+    if not cfg.cluster_secret:
+        raise CliError("no cluster_secret configured; run `kawa init config` first")
+    try:
+        token = Authenticator(prepare_database(cfg), cfg.cluster_secret).create_token(user, role)
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
+    typer.echo(token)

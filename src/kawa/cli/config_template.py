@@ -1,0 +1,40 @@
+"""The commented configuration file ``kawa init config`` writes."""
+
+from __future__ import annotations
+
+TEMPLATE = """\
+# Kawa configuration. Every key can be overridden by an environment variable
+# KAWA_<SECTION>_<KEY> (e.g. KAWA_HOST_PORT=9000) and by command-line flags.
+
+[host]
+bind = "0.0.0.0"            # address the API listens on
+port = 8420                 # REST + WebSocket API and dashboard
+ssh_port = 8422             # SSH gateway
+data_dir = "/var/lib/kawa"  # database and host state
+# database_url = "postgresql://kawa:secret@db/kawa"   # default: SQLite in data_dir
+cluster_secret = "{secret}" # runners join with this; keep it private
+heartbeat_interval = 5.0    # seconds between runner heartbeats
+node_timeout = 20.0         # a runner silent this long is offline; its tasks are lost
+strategy = "binpack"        # or "spread"
+default_container = "default"
+# shared_dir = "/mnt/cluster-share"   # optional shared filesystem (logs, tarballs)
+
+[runner]
+name = "{hostname}"
+host_url = "http://HOST:8420"
+port = 8421
+# advertise_url = "http://{hostname}:8421"   # how the host reaches this runner
+cluster_secret = "{secret}"
+data_dir = "/var/lib/kawa-runner"           # journal and logs; never mounted into tasks
+# shared_dir = "/mnt/cluster-share"
+# local_temp_dir = "/scratch"               # mounted at /local_temp in tasks
+# cores = 16                                # offer fewer cores than the machine has
+
+[client]
+url = "http://HOST:8420"
+token = ""                  # `kawa init token` prints one
+"""
+
+
+def render(secret: str, hostname: str) -> str:
+    return TEMPLATE.format(secret=secret, hostname=hostname)

@@ -1,0 +1,33 @@
+"""Running the host and the runner as servers (``kawa host``, ``kawa runner``, ``kawa up``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import uvicorn
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def server(app: Any, bind: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(app, host=bind, port=port, log_level="warning", access_log=False,
+                            lifespan="on", ws_max_size=16 * 1024 * 1024)
+    return uvicorn.Server(config)
+
+
+async def serve_all(*servers: uvicorn.Server) -> None:
+    """Serve until one server stops (Ctrl-C stops them all)."""
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for s in servers:
+        s.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for t in done:
+        if t.exception() is not None:
+            raise t.exception()  # type: ignore[misc]

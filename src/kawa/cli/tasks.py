@@ -1,0 +1,210 @@
+"""``kawa task …``"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from kawa.cli.context import client
+from kawa.cli.output import CliError, console, human_bytes, print_json, styled, table
+
+if TYPE_CHECKING:
+    from kawa.protocol.tasks import TaskView
+
+app = typer.Typer(help="Command tasks: submit, list, status, logs, kill, pause, resume, wait.",
+                  no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def exit_code_of(tasks: list[TaskView]) -> int:
+    """0 if every task completed, else the first failure's exit code (1 if it has none)."""
+    for t in tasks:
+        if t.state.value != "completed":
+            return t.exit_code if t.exit_code not in (None, 0) else 1
+    return 0
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def submit(
+    ctx: typer.Context,
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", "-t", help="NODE[:NUMA][::GPU[,GPU…]]; repeat for a batch.")] = None,
+    cores: Annotated[int, typer.Option(help="CPU cores per task.")] = 1,
+    memory: Annotated[str | None, typer.Option(help="Memory limit: 512M, 4G, 2Gi.")] = None,
+    gpus: Annotated[int, typer.Option(help="Number of GPUs to auto-pick.")] = 0,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="K=V; repeatable.")] = None,
+    mount: Annotated[list[str] | None, typer.Option(help="SRC:DST[:ro]; repeatable.")] = None,
+    container: Annotated[str | None, typer.Option(help="Environment name.")] = None,
+    image: Annotated[str | None, typer.Option(help="Image already on the node.")] = None,
+    native: Annotated[bool, typer.Option(help="Run on the node's OS (no container).")] = False,
+    privileged: Annotated[bool, typer.Option(help="Privileged container (admin).")] = False,
+    workdir: Annotated[str | None, typer.Option(help="Working directory.")] = None,
+    network: Annotated[str, typer.Option(help="host (default) or bridge.")] = "host",
+    timeout: Annotated[str | None, typer.Option(help="Kill after: 90s, 30m, 2h.")] = None,
+    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    name: Annotated[str | None, typer.Option(help="A name for the task(s).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait; exit with the task's code.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Submit a command: kawa task submit [OPTIONS] -- CMD ARGS…"""
+    from pydantic import ValidationError
+
+    from kawa.protocol.tasks import Mount, TaskSpec
+
+    if "--" not in sys.argv[1:]:
+        raise CliError("put the command after --: kawa task submit [OPTIONS] -- CMD ARGS…", 2)
+    command = list(ctx.args)
+    if not command:
+        raise CliError("no command given after --", 2)
+    env_map: dict[str, str] = {}
+    for item in env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"bad --env {item!r}: expected KEY=VALUE", 2)
+        env_map[key] = value
+    if container == "NULL":  # the seeds' spelling of --native
+        container, native = None, True
+    try:
+        spec = TaskSpec(
+            command=command, targets=target or [], cores=cores, memory=memory, gpus=gpus,
+            env=env_map, mounts=[Mount.parse(m) for m in mount or []], container=container,
+            image=image, native=native, privileged=privileged, workdir=workdir,
+            network=network, timeout=timeout, priority=priority, name=name,
+        )
+    except (ValidationError, ValueError) as exc:
+        raise CliError(_validation_message(exc), 2) from None
+    with client() as c:
+        result = c.submit(spec)
+        if not wait:
+            if json:
+                return print_json(result)
+            for t in result.tasks:
+                where = t.target or "auto"
+                typer.echo(f"submitted {t.id} ({where})")
+            return
+        final = c.wait([t.id for t in result.tasks])
+    if json:
+        print_json(final)
+    else:
+        _print_outcomes(final)
+    raise typer.Exit(exit_code_of(final))
+
+
+def _validation_message(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            parts.append(f"{where}: {msg}" if where else msg)
+        return "; ".join(parts)
+    return str(exc)
+
+
+def _print_outcomes(tasks: list[TaskView]) -> None:
+    for t in tasks:
+        code = "" if t.exit_code is None else f" (exit code {t.exit_code})"
+        why = f": {t.error}" if t.error else ""
+        console.print(f"{t.id} on {t.node or '-'}: {styled(t.state.value)}{code}{why}")
+
+
+@app.command("list")
+def list_tasks(
+    status: Annotated[list[str] | None, typer.Option("--status", "-s",
+                                                     help="Only these states.")] = None,
+    node: Annotated[str | None, typer.Option(help="Only tasks on this node.")] = None,
+    batch: Annotated[str | None, typer.Option(help="Only this batch.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (newest first).")] = 200,
+    json: JsonOpt = False,
+) -> None:
+    """List tasks, newest first."""
+    with client() as c:
+        tasks = c.tasks(status, node, batch, "command", limit)
+    if json:
+        return print_json(tasks)
+    table(None, ["ID", "NAME", "STATE", "NODE", "CORES", "MEM", "GPUS", "EXIT", "COMMAND"],
+          [(t.id, t.name, styled(t.state.value), t.node or f"({t.waiting_reason or '-'})",
+            t.cores, human_bytes(t.memory), ",".join(map(str, t.gpu_ids)) or "-",
+            t.exit_code, " ".join(t.command)[:60]) for t in tasks])
+
+
+@app.command()
+def status(task_id: str, json: JsonOpt = False) -> None:
+    """Show one task in detail, with its history."""
+    with client() as c:
+        t = c.task(task_id)
+    if json:
+        return print_json(t)
+    rows = [
+        ("id", t.id), ("batch", t.batch_id), ("name", t.name), ("state", styled(t.state.value)),
+        ("command", " ".join(t.command)), ("target", t.target or "auto"), ("node", t.node),
+        ("numa", t.numa), ("cpuset", ",".join(map(str, t.cpuset)) or None),
+        ("gpus", ",".join(map(str, t.gpu_ids)) or None), ("cores", t.cores),
+        ("memory", human_bytes(t.memory)),
+        ("environment", t.container or t.image), ("network", t.network.value),
+        ("timeout", t.timeout), ("priority", t.priority), ("exit code", t.exit_code),
+        ("error", t.error), ("waiting", t.waiting_reason if t.state.value == "pending" else None),
+        ("created", t.created_at), ("started", t.started_at), ("finished", t.finished_at),
+    ]
+    table(None, ["", ""], [(k, v) for k, v in rows if v not in (None, "")])
+    table("history", ["AT", "FROM", "TO", "CAUSE"],
+          [(h.at.strftime("%H:%M:%S.%f")[:-3], h.source or "-", h.target.value, h.cause)
+           for h in t.history])
+
+
+@app.command()
+def logs(
+    task_id: str,
+    stderr: Annotated[bool, typer.Option("--stderr", help="Standard error instead.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow until it ends.")] = False,
+) -> None:
+    """Print a task's output."""
+    with client() as c:
+        for chunk in c.logs(task_id, "stderr" if stderr else "stdout", follow):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+
+
+def _act(task_id: str, action: str, json: bool) -> None:
+    from kawa.protocol.tasks import TaskAction
+
+    with client() as c:
+        t = c.act(task_id, TaskAction(action))
+    if json:
+        return print_json(t)
+    console.print(f"{t.id}: {action} requested, now {styled(t.state.value)}")
+
+
+@app.command()
+def kill(task_id: str, json: JsonOpt = False) -> None:
+    """Kill a pending, running or paused task."""
+    _act(task_id, "kill", json)
+
+
+@app.command()
+def pause(task_id: str, json: JsonOpt = False) -> None:
+    """Pause a running task (it keeps its resources)."""
+    _act(task_id, "pause", json)
+
+
+@app.command()
+def resume(task_id: str, json: JsonOpt = False) -> None:
+    """Resume a paused task."""
+    _act(task_id, "resume", json)
+
+
+@app.command("wait")
+def wait_cmd(
+    task_ids: Annotated[list[str], typer.Argument(help="Task ids (or unique prefixes).")],
+    timeout: Annotated[float | None, typer.Option(help="Give up after SECONDS.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Wait for tasks to end; exit with the task's exit code (non-zero if any failed)."""
+    with client() as c:
+        final = c.wait(task_ids, timeout)
+    print_json(final) if json else _print_outcomes(final)
+    raise typer.Exit(exit_code_of(final))

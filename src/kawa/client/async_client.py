@@ -1,0 +1,105 @@
+"""The asynchronous client: the same API as :class:`KawaClient`, awaitable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import httpx
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from kawa.client import calls
+from kawa.client.errors import KawaError, raise_for, unreachable
+from kawa.protocol.common import API_PREFIX
+from kawa.protocol.nodes import NodeView
+from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
+
+T = TypeVar("T")
+
+
+class AsyncKawaClient:
+    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self._http = httpx.AsyncClient(
+            base_url=self.url + API_PREFIX, timeout=timeout,
+            headers={"Authorization": f"Bearer {token}"},
+            limits=httpx.Limits(max_connections=100),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncKawaClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def _do(self, call: calls.Call[T]) -> T:
+        try:
+            response = await self._http.request(call.method, call.path, json=call.json,
+                                                params=call.params)
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from None
+        raise_for(response)
+        return call.parse(response.json())
+
+    async def health(self) -> dict[str, Any]:
+        return await self._do(calls.health())
+
+    async def submit(self, spec: TaskSpec) -> SubmitResponse:
+        return await self._do(calls.submit(spec))
+
+    async def task(self, ref: str) -> TaskView:
+        return await self._do(calls.get_task(ref))
+
+    async def tasks(self, states: list[str] | None = None, node: str | None = None,
+                    batch: str | None = None) -> list[TaskView]:
+        return await self._do(calls.list_tasks(states, node, batch))
+
+    async def act(self, ref: str, action: TaskAction) -> TaskView:
+        return await self._do(calls.act(ref, action))
+
+    async def nodes(self) -> list[NodeView]:
+        return await self._do(calls.list_nodes())
+
+    async def logs(self, ref: str, stream: str = "stdout",
+                   follow: bool = False) -> AsyncIterator[bytes]:
+        params = {"stream": stream, "follow": str(follow).lower()}
+        path = calls.logs_path(ref).removeprefix(API_PREFIX)
+        async with self._http.stream("GET", path, params=params,
+                                     timeout=httpx.Timeout(None, connect=10)) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                raise_for(r)
+            async for chunk in r.aiter_raw():
+                yield chunk
+
+    async def wait(self, refs: list[str], timeout: float | None = None) -> list[TaskView]:
+        """Wait for every task to be done, driven by the event stream."""
+        ids = [(await self.task(r)).id for r in refs]
+        tracker = calls.WaitTracker(ids)
+        headers = {"Authorization": f"Bearer {self.token}"}
+
+        async def follow() -> list[TaskView]:
+            while True:
+                try:
+                    async with connect(calls.events_url(self.url), additional_headers=headers,
+                                       max_size=None) as ws:
+                        calls.parse_event(await ws.recv())
+                        tracker.start([await self.task(i) for i in ids])
+                        while not tracker.done:
+                            event = calls.parse_event(await ws.recv())
+                            if event.task is not None:
+                                tracker.seen(event.task)
+                        return [tracker.final[i] for i in ids]
+                except ConnectionClosed:
+                    continue
+
+        try:
+            return await asyncio.wait_for(follow(), timeout)
+        except TimeoutError:
+            raise KawaError(f"timed out waiting for {len(tracker.pending)} task(s)") from None

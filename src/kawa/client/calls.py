@@ -1,0 +1,111 @@
+"""Request descriptions shared by the sync and async clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter
+
+from kawa.core.task_states import WAIT_DONE_STATES
+from kawa.protocol.common import API_PREFIX
+from kawa.protocol.events import Event
+from kawa.protocol.nodes import NodeHealth, NodeView
+from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+_tasks = TypeAdapter(list[TaskView])
+_nodes = TypeAdapter(list[NodeView])
+
+
+def submit(spec: TaskSpec) -> Call[SubmitResponse]:
+    body = spec.model_dump(mode="json", exclude_defaults=True)
+    return Call("POST", "/tasks", SubmitResponse.model_validate, json=body)
+
+
+def get_task(ref: str) -> Call[TaskView]:
+    return Call("GET", f"/tasks/{ref}", TaskView.model_validate)
+
+
+def list_tasks(
+    states: list[str] | None = None, node: str | None = None, batch: str | None = None,
+    kind: str | None = None, limit: int = 200,
+) -> Call[list[TaskView]]:
+    params = {"state": states or [], "node": node, "batch": batch, "kind": kind, "limit": limit}
+    return Call("GET", "/tasks", _tasks.validate_python,
+                params={k: v for k, v in params.items() if v not in (None, [])})
+
+
+def act(ref: str, action: TaskAction) -> Call[TaskView]:
+    return Call("POST", f"/tasks/{ref}/{action.value}", TaskView.model_validate)
+
+
+def list_nodes() -> Call[list[NodeView]]:
+    return Call("GET", "/nodes", _nodes.validate_python)
+
+
+def get_node(name: str) -> Call[NodeView]:
+    return Call("GET", f"/nodes/{name}", NodeView.model_validate)
+
+
+def node_health(name: str) -> Call[NodeHealth]:
+    return Call("GET", f"/nodes/{name}/health", NodeHealth.model_validate)
+
+
+def drain(name: str, draining: bool) -> Call[NodeView]:
+    return Call("POST", f"/nodes/{name}/{'drain' if draining else 'undrain'}",
+                NodeView.model_validate)
+
+
+def health() -> Call[dict[str, Any]]:
+    return Call("GET", "/health", dict)
+
+
+def logs_path(ref: str) -> str:
+    return f"{API_PREFIX}/tasks/{ref}/logs"
+
+
+def events_url(base: str) -> str:
+    return base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + (
+        f"{API_PREFIX}/events"
+    )
+
+
+def parse_event(text: str | bytes) -> Event:
+    return Event.model_validate_json(text)
+
+
+class WaitTracker:
+    """Which of the awaited tasks are still running, fed by reads and events."""
+
+    def __init__(self, refs: list[str]) -> None:
+        self.refs = refs
+        self.final: dict[str, TaskView] = {}
+        self.pending: set[str] = set()
+
+    def seen(self, task: TaskView) -> None:
+        if task.id in self.pending and task.state in WAIT_DONE_STATES:
+            self.pending.discard(task.id)
+            self.final[task.id] = task
+
+    def start(self, tasks: list[TaskView]) -> None:
+        self.pending = set()
+        for task in tasks:
+            self.pending.add(task.id)
+            self.seen(task)
+
+    @property
+    def done(self) -> bool:
+        return not self.pending

@@ -1,0 +1,120 @@
+"""The synchronous client: used by the CLI and the tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import httpx
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from kawa.client import calls
+from kawa.client.errors import KawaError, raise_for, unreachable
+from kawa.protocol.common import API_PREFIX
+from kawa.protocol.nodes import NodeHealth, NodeView
+from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
+
+T = TypeVar("T")
+
+
+class KawaClient:
+    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self._http = httpx.Client(
+            base_url=self.url + API_PREFIX, timeout=timeout,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> KawaClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _do(self, call: calls.Call[T]) -> T:
+        try:
+            response = self._http.request(call.method, call.path, json=call.json,
+                                          params=call.params)
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from None
+        raise_for(response)
+        return call.parse(response.json())
+
+    # -- API ------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return self._do(calls.health())
+
+    def submit(self, spec: TaskSpec) -> SubmitResponse:
+        return self._do(calls.submit(spec))
+
+    def task(self, ref: str) -> TaskView:
+        return self._do(calls.get_task(ref))
+
+    def tasks(self, states: list[str] | None = None, node: str | None = None,
+              batch: str | None = None, kind: str | None = None,
+              limit: int = 200) -> list[TaskView]:
+        return self._do(calls.list_tasks(states, node, batch, kind, limit))
+
+    def act(self, ref: str, action: TaskAction) -> TaskView:
+        return self._do(calls.act(ref, action))
+
+    def nodes(self) -> list[NodeView]:
+        return self._do(calls.list_nodes())
+
+    def node(self, name: str) -> NodeView:
+        return self._do(calls.get_node(name))
+
+    def node_health(self, name: str) -> NodeHealth:
+        return self._do(calls.node_health(name))
+
+    def drain(self, name: str, draining: bool = True) -> NodeView:
+        return self._do(calls.drain(name, draining))
+
+    def logs(self, ref: str, stream: str = "stdout", follow: bool = False) -> Iterator[bytes]:
+        params = {"stream": stream, "follow": str(follow).lower()}
+        try:
+            with self._http.stream("GET", calls.logs_path(ref).removeprefix(API_PREFIX),
+                                   params=params, timeout=httpx.Timeout(None, connect=10)) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise_for(r)
+                yield from r.iter_raw()
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from None
+
+    def wait(self, refs: list[str], timeout: float | None = None) -> list[TaskView]:
+        """Block until every task is done (final, lost or stopped), driven by the event
+        stream; returns their final views in the order asked."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ids = [self.task(r).id for r in refs]
+        tracker = calls.WaitTracker(ids)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        while True:
+            try:
+                with connect(calls.events_url(self.url), additional_headers=headers,
+                             open_timeout=10, max_size=None) as ws:
+                    calls.parse_event(ws.recv(timeout=10))  # hello: subscribed
+                    tracker.start([self.task(i) for i in ids])
+                    while not tracker.done:
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            raise KawaError(f"timed out waiting for {len(tracker.pending)} task(s)")
+                        try:
+                            event = calls.parse_event(ws.recv(timeout=left))
+                        except TimeoutError:
+                            continue
+                        if event.task is not None:
+                            tracker.seen(event.task)
+                    return [tracker.final[i] for i in ids]
+            except ConnectionClosed:
+                continue  # the host cut a slow subscriber: re-read and go on
+            except InvalidStatus as exc:
+                raise KawaError(f"event stream refused: HTTP {exc.response.status_code}") from None
+            except OSError as exc:
+                raise unreachable(self.url, exc) from None

@@ -1,0 +1,177 @@
+"""The task state machine: a transition table ``(state, event) -> (state, actions)``.
+
+Lifecycle (SPEC §2)::
+
+    pending ──placed──▶ assigning ──started──▶ running ◀──resumed── paused
+       ▲                   │                     │  └──paused──────▶  │
+       └─dispatch_failed───┘                     ▼                    ▼
+                     completed | failed | killed | oom_killed | timed_out
+    assigning/running/paused ──runner_lost──▶ lost ──started/paused──▶ running/paused
+    vps: running/paused/lost ──stopped──▶ stopped ──restart──▶ pending
+
+Pure: no I/O. The host applies a transition, records it with its cause, and carries
+out the returned actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TaskKind(StrEnum):
+    COMMAND = "command"
+    VPS = "vps"
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"
+    ASSIGNING = "assigning"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    KILLED = "killed"
+    OOM_KILLED = "oom_killed"
+    TIMED_OUT = "timed_out"
+    LOST = "lost"
+    STOPPED = "stopped"
+
+
+class TaskEvent(StrEnum):
+    PLACED = "placed"
+    DISPATCH_FAILED = "dispatch_failed"
+    START_FAILED = "start_failed"
+    STARTED = "started"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    EXITED_OK = "exited_ok"
+    EXITED_ERROR = "exited_error"
+    OOM_KILLED = "oom_killed"
+    TIMED_OUT = "timed_out"
+    KILLED = "killed"
+    STOPPED = "stopped"
+    RUNNER_LOST = "runner_lost"
+    KILL_REQUESTED = "kill_requested"
+    PAUSE_REQUESTED = "pause_requested"
+    RESUME_REQUESTED = "resume_requested"
+    STOP_REQUESTED = "stop_requested"
+    RESTART_REQUESTED = "restart_requested"
+
+
+class Action(StrEnum):
+    """What the host must do after a transition."""
+
+    DISPATCH = "dispatch"
+    RELEASE = "release"
+    SEND_KILL = "send_kill"
+    SEND_PAUSE = "send_pause"
+    SEND_RESUME = "send_resume"
+    SEND_STOP = "send_stop"
+
+
+S, E, A = TaskState, TaskEvent, Action
+
+FINAL_STATES: frozenset[TaskState] = frozenset(
+    {S.COMPLETED, S.FAILED, S.KILLED, S.OOM_KILLED, S.TIMED_OUT}
+)
+"""States a command task never leaves."""
+
+HOLDS_RESOURCES: frozenset[TaskState] = frozenset({S.ASSIGNING, S.RUNNING, S.PAUSED, S.LOST})
+"""States in which a task's allocation is held (a lost task keeps it until it is settled)."""
+
+WAIT_DONE_STATES: frozenset[TaskState] = FINAL_STATES | {S.LOST, S.STOPPED}
+"""States in which ``kawa task wait`` returns: the task is not going to progress by itself."""
+
+_ON_NODE = (S.ASSIGNING, S.RUNNING, S.PAUSED, S.LOST)
+_ENDINGS = {
+    E.EXITED_OK: S.COMPLETED,
+    E.EXITED_ERROR: S.FAILED,
+    E.OOM_KILLED: S.OOM_KILLED,
+    E.TIMED_OUT: S.TIMED_OUT,
+    E.KILLED: S.KILLED,
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: TaskState
+    event: TaskEvent
+    target: TaskState
+    actions: tuple[Action, ...] = ()
+
+
+def _table() -> dict[tuple[TaskState, TaskEvent], Transition]:
+    rows: list[Transition] = [
+        Transition(S.PENDING, E.PLACED, S.ASSIGNING, (A.DISPATCH,)),
+        Transition(S.ASSIGNING, E.DISPATCH_FAILED, S.PENDING, (A.RELEASE,)),
+        Transition(S.ASSIGNING, E.START_FAILED, S.FAILED, (A.RELEASE,)),
+        Transition(S.ASSIGNING, E.STARTED, S.RUNNING),
+        Transition(S.LOST, E.STARTED, S.RUNNING),
+        Transition(S.PAUSED, E.STARTED, S.RUNNING),
+        Transition(S.RUNNING, E.PAUSED, S.PAUSED),
+        Transition(S.LOST, E.PAUSED, S.PAUSED),
+        Transition(S.PAUSED, E.RESUMED, S.RUNNING),
+        Transition(S.PENDING, E.KILL_REQUESTED, S.KILLED),
+        Transition(S.LOST, E.KILL_REQUESTED, S.KILLED, (A.RELEASE,)),
+        Transition(S.ASSIGNING, E.KILL_REQUESTED, S.ASSIGNING, (A.SEND_KILL,)),
+        Transition(S.RUNNING, E.KILL_REQUESTED, S.RUNNING, (A.SEND_KILL,)),
+        Transition(S.PAUSED, E.KILL_REQUESTED, S.PAUSED, (A.SEND_KILL,)),
+        Transition(S.RUNNING, E.PAUSE_REQUESTED, S.RUNNING, (A.SEND_PAUSE,)),
+        Transition(S.PAUSED, E.RESUME_REQUESTED, S.PAUSED, (A.SEND_RESUME,)),
+    ]
+    for source in _ON_NODE:
+        rows.append(Transition(source, E.STOPPED, S.STOPPED, (A.RELEASE,)))
+        if source is not S.LOST:
+            rows.append(Transition(source, E.RUNNER_LOST, S.LOST))
+        for event, target in _ENDINGS.items():
+            rows.append(Transition(source, event, target, (A.RELEASE,)))
+    for source in (S.RUNNING, S.PAUSED):
+        rows.append(Transition(source, E.STOP_REQUESTED, source, (A.SEND_STOP,)))
+    for source in (S.STOPPED, S.FAILED, S.LOST, S.OOM_KILLED, S.TIMED_OUT, S.KILLED):
+        actions = (A.RELEASE,) if source is S.LOST else ()
+        rows.append(Transition(source, E.RESTART_REQUESTED, S.PENDING, actions))
+    return {(t.source, t.event): t for t in rows}
+
+
+TRANSITIONS: dict[tuple[TaskState, TaskEvent], Transition] = _table()
+
+_VPS_ONLY_EVENTS = frozenset({E.STOP_REQUESTED, E.STOPPED, E.RESTART_REQUESTED})
+
+
+class InvalidTransition(ValueError):
+    """The event is not allowed in the task's current state."""
+
+    def __init__(self, state: TaskState, event: TaskEvent, kind: TaskKind) -> None:
+        self.state, self.event, self.kind = state, event, kind
+        verb = event.value.removesuffix("_requested")
+        if event in _VPS_ONLY_EVENTS and kind is TaskKind.COMMAND:
+            message = f"cannot {verb} a command task (only VPS tasks can)"
+        elif event.value.endswith("_requested"):
+            message = f"cannot {verb} a task that is {state.value}"
+        else:
+            message = f"event {event.value} is not valid in state {state.value}"
+        super().__init__(message)
+
+
+def transition(
+    state: TaskState, event: TaskEvent, kind: TaskKind = TaskKind.COMMAND
+) -> Transition:
+    """The transition for ``event`` in ``state``; raises :class:`InvalidTransition`."""
+    found = TRANSITIONS.get((state, event))
+    if found is None or (kind is TaskKind.COMMAND and event in _VPS_ONLY_EVENTS):
+        raise InvalidTransition(state, event, kind)
+    return found
+
+
+def classify_exit(
+    exit_code: int, *, oom_killed: bool, kill_requested: bool, timed_out: bool
+) -> TaskEvent:
+    """Which ending event a finished container or process reports."""
+    if timed_out:
+        return E.TIMED_OUT
+    if kill_requested:
+        return E.KILLED
+    if oom_killed:
+        return E.OOM_KILLED
+    return E.EXITED_OK if exit_code == 0 else E.EXITED_ERROR

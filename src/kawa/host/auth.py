@@ -1,0 +1,80 @@
+"""API tokens (users) and the cluster secret (runners)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from kawa.host.errors import Unauthorized
+from kawa.store.models import ApiToken
+
+ROLES = ("viewer", "user", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def new_token() -> str:
+    return "kawa_" + secrets.token_urlsafe(32)
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer(header: str | None) -> str:
+    if not header or not header.startswith("Bearer ") or not header[7:].strip():
+        raise Unauthorized("missing credentials: send 'Authorization: Bearer <token>'")
+    return header[7:].strip()
+
+
+class Authenticator:
+    """Checks user tokens against the database and runner calls against the secret."""
+
+    def __init__(self, sessions: sessionmaker[Session], cluster_secret: str) -> None:
+        if not cluster_secret:
+            raise ValueError("the host needs a cluster_secret")
+        self._sessions = sessions
+        self._secret = cluster_secret.encode()
+        self._cache: dict[str, Principal] = {}
+
+    def create_token(self, user: str, role: str, token: str | None = None) -> str:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+        token = token or new_token()
+        with self._sessions.begin() as s:
+            s.add(ApiToken(token_hash=hash_token(token), user=user, role=role,
+                           created_at=datetime.now(UTC)))
+        return token
+
+    def user(self, header: str | None) -> Principal:
+        digest = hash_token(bearer(header))
+        found = self._cache.get(digest)
+        if found is None:
+            with self._sessions() as s:
+                row = s.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+            if row is None:
+                raise Unauthorized("invalid token")
+            found = self._cache[digest] = Principal(row.user, row.role)
+        return found
+
+    def runner(self, header: str | None) -> None:
+        if not hmac.compare_digest(bearer(header).encode(), self._secret):
+            raise Unauthorized("invalid cluster secret")

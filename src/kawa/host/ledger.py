@@ -1,0 +1,115 @@
+"""The one place task state changes: applies the state machine, records the transition
+with its cause, and publishes the new view once the change is committed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import String, cast, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from kawa.core.task_states import (
+    FINAL_STATES,
+    Action,
+    TaskEvent,
+    TaskKind,
+    TaskState,
+    Transition,
+    transition,
+)
+from kawa.host.errors import BadRequest, Conflict, NotFound
+from kawa.host.events import EventBus
+from kawa.host.views import task_view
+from kawa.protocol.tasks import TaskView
+from kawa.store.models import Task, TaskTransition
+
+
+class Change:
+    """Tasks touched in one unit of work, and the actions their transitions asked for."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.touched: dict[int, Task] = {}
+        self.actions: list[tuple[Task, Action]] = []
+
+    def apply(self, task: Task, event: TaskEvent, cause: str) -> Transition:
+        """Apply ``event`` to ``task`` or raise ``InvalidTransition``."""
+        source = TaskState(task.state)
+        tr = transition(source, event, TaskKind(task.kind))
+        now = datetime.now(UTC)
+        task.state = tr.target.value
+        if tr.target is TaskState.RUNNING and task.started_at is None:
+            task.started_at = now
+        if tr.target in FINAL_STATES or tr.target is TaskState.STOPPED:
+            task.finished_at = now
+        if tr.target is TaskState.PENDING:
+            task.node, task.gpu_ids, task.cpuset, task.numa = None, [], [], None
+            task.finished_at = None
+        self.session.add(
+            TaskTransition(task_id=task.id, at=now, source=source.value,
+                           target=tr.target.value, event=event.value, cause=cause[:1024])
+        )
+        self.touched[task.id] = task
+        self.actions.extend((task, a) for a in tr.actions)
+        return tr
+
+    def try_apply(self, task: Task, event: TaskEvent, cause: str) -> Transition | None:
+        """Like :meth:`apply`, but a stale or duplicate event is ignored."""
+        try:
+            return self.apply(task, event, cause)
+        except ValueError:
+            return None
+
+    def touch(self, task: Task) -> None:
+        self.touched[task.id] = task
+
+
+class Ledger:
+    def __init__(self, sessions: sessionmaker[Session], bus: EventBus) -> None:
+        self.sessions = sessions
+        self.bus = bus
+        self.on_release: Callable[[], None] = lambda: None
+
+    @contextmanager
+    def change(self) -> Iterator[Change]:
+        """A transaction; on commit, publish every touched task and wake the scheduler
+        if resources were released."""
+        with self.sessions.begin() as session:
+            change = Change(session)
+            yield change
+            views = [task_view(t) for t in change.touched.values()]
+        for view in views:
+            self.bus.publish_task(view)
+        if any(a is Action.RELEASE for _, a in change.actions):
+            self.on_release()
+
+    @staticmethod
+    def find(session: Session, ref: str) -> Task:
+        """A task by full id or unique prefix."""
+        ref = ref.strip()
+        if not ref.isdigit():
+            raise BadRequest(f"bad task id {ref!r}: task ids are decimal digits")
+        exact = session.get(Task, int(ref)) if len(ref) <= 19 else None
+        if exact is not None:
+            return exact
+        rows = session.scalars(
+            select(Task).where(cast(Task.id, String).like(ref + "%")).order_by(Task.id).limit(6)
+        ).all()
+        if not rows:
+            raise NotFound(f"no task with id {ref}")
+        if len(rows) > 1:
+            shown = ", ".join(str(r.id) for r in rows[:5])
+            raise Conflict(f"task id prefix {ref} is ambiguous: matches {shown}"
+                           + (", …" if len(rows) > 5 else ""))
+        return rows[0]
+
+    def view(self, ref: str, history: bool = True) -> TaskView:
+        with self.sessions() as s:
+            task = self.find(s, ref)
+            rows = (
+                s.scalars(select(TaskTransition).where(TaskTransition.task_id == task.id)
+                          .order_by(TaskTransition.id)).all() if history else []
+            )
+            return task_view(task, rows)

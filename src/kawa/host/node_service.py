@@ -1,0 +1,179 @@
+"""Runner registration, heartbeats, liveness and draining."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from kawa.core.task_states import TaskEvent, TaskState
+from kawa.host.errors import NotFound
+from kawa.host.events import EventBus
+from kawa.host.ledger import Ledger
+from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
+from kawa.host.snapshots import holding_by_node
+from kawa.host.views import aware, node_view
+from kawa.protocol.nodes import (
+    Heartbeat,
+    NodeHealth,
+    NodeRegistration,
+    NodeStatus,
+    NodeUsageSample,
+    NodeView,
+    RegistrationAccepted,
+)
+from kawa.store.models import Node, Task
+
+log = logging.getLogger(__name__)
+_ON_NODE = [TaskState.ASSIGNING.value, TaskState.RUNNING.value, TaskState.PAUSED.value]
+
+
+class NodeService:
+    def __init__(
+        self, ledger: Ledger, bus: EventBus, link: RunnerLink, cluster_id: str,
+        heartbeat_interval: float, node_timeout: float, history_seconds: float = 600.0,
+    ) -> None:
+        self.ledger = ledger
+        self.bus = bus
+        self.link = link
+        self.cluster_id = cluster_id
+        self.heartbeat_interval = heartbeat_interval
+        self.node_timeout = node_timeout
+        self._history_len = max(1, int(history_seconds / heartbeat_interval))
+        self._history: dict[str, deque[NodeUsageSample]] = {}
+        self._missing_since: dict[int, datetime] = {}
+
+    # -- runner side ----------------------------------------------------------------
+    def register(self, reg: NodeRegistration) -> RegistrationAccepted:
+        now = datetime.now(UTC)
+        with self.ledger.sessions.begin() as s:
+            node = s.get(Node, reg.name)
+            if node is None:
+                node = Node(name=reg.name, registered_at=now, draining=False)
+                s.add(node)
+            node.url = reg.url.rstrip("/")
+            node.inventory = reg.inventory.model_dump(mode="json")
+            node.status = NodeStatus.ONLINE.value
+            node.last_heartbeat = now
+        log.info("runner %s registered at %s", reg.name, reg.url)
+        self._publish(reg.name)
+        self.ledger.on_release()
+        return RegistrationAccepted(cluster_id=self.cluster_id,
+                                    heartbeat_interval=self.heartbeat_interval)
+
+    def heartbeat(self, hb: Heartbeat) -> None:
+        now = datetime.now(UTC)
+        came_back = False
+        resend: list[tuple[str, int]] = []
+        observed = {o.task_id: o.state for o in hb.tasks}
+        with self.ledger.change() as change:
+            s = change.session
+            node = s.get(Node, hb.name)
+            if node is None:
+                raise NotFound(f"node {hb.name} is not registered")
+            came_back = node.status == NodeStatus.OFFLINE.value
+            node.status = NodeStatus.ONLINE.value
+            node.last_heartbeat = now
+            node.usage = hb.usage.model_dump(mode="json")
+            if hb.inventory is not None:
+                node.inventory = hb.inventory.model_dump(mode="json")
+            states = [*_ON_NODE, TaskState.LOST.value]
+            for task in s.scalars(select(Task).where(Task.node == hb.name,
+                                                     Task.state.in_(states))):
+                seen = observed.get(str(task.id))
+                if task.state == TaskState.LOST.value and seen in ("running", "paused"):
+                    event = TaskEvent.STARTED if seen == "running" else TaskEvent.PAUSED
+                    change.try_apply(task, event, f"runner {hb.name} is back and still has it")
+                if task.desired == "stop" and seen in ("running", "paused"):
+                    resend.append((node.url, task.id))
+                self._check_missing(change, task, seen, now)
+        self._history.setdefault(hb.name, deque(maxlen=self._history_len)).append(hb.usage)
+        if came_back:
+            self._publish(hb.name)
+            self.ledger.on_release()
+        for url, task_id in resend:
+            asyncio.get_running_loop().create_task(self._resend_kill(url, task_id))
+
+    def _check_missing(self, change, task: Task, seen: str | None, now: datetime) -> None:  # type: ignore[no-untyped-def]
+        """A running task its runner no longer lists fails after a grace period
+        (exits are reported separately and normally arrive first)."""
+        if seen is not None or task.state not in (TaskState.RUNNING.value,
+                                                  TaskState.PAUSED.value):
+            self._missing_since.pop(task.id, None)
+            return
+        since = self._missing_since.setdefault(task.id, now)
+        if now - since > timedelta(seconds=self.node_timeout):
+            self._missing_since.pop(task.id, None)
+            if change.try_apply(task, TaskEvent.EXITED_ERROR, "runner no longer knows this task"):
+                task.error = "the runner lost track of this task"
+
+    async def _resend_kill(self, url: str, task_id: int) -> None:
+        try:
+            await self.link.control(url, str(task_id), "kill")
+        except (RunnerUnreachable, RunnerRejected) as exc:
+            log.warning("re-sent kill of %s failed: %s", task_id, exc)
+
+    # -- liveness -------------------------------------------------------------------
+    def mark_offline(self) -> list[str]:
+        """Nodes silent for longer than ``node_timeout`` go offline; their tasks are lost."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.node_timeout)
+        gone: list[str] = []
+        with self.ledger.change() as change:
+            s = change.session
+            for node in s.scalars(select(Node).where(Node.status == NodeStatus.ONLINE.value)):
+                if node.last_heartbeat is not None and aware(node.last_heartbeat) >= cutoff:  # type: ignore[operator]
+                    continue
+                node.status = NodeStatus.OFFLINE.value
+                gone.append(node.name)
+                for task in s.scalars(select(Task).where(Task.node == node.name,
+                                                         Task.state.in_(_ON_NODE))):
+                    change.apply(task, TaskEvent.RUNNER_LOST,
+                                 f"runner {node.name} missed heartbeats for {self.node_timeout:g}s")
+        for name in gone:
+            log.warning("node %s is offline", name)
+            self._publish(name)
+        return gone
+
+    async def monitor(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.mark_offline()
+            except Exception:
+                log.exception("liveness check failed")
+
+    # -- user side ------------------------------------------------------------------
+    def list(self) -> list[NodeView]:
+        with self.ledger.sessions() as s:
+            held = holding_by_node(s)
+            return [node_view(n, held.get(n.name, []))
+                    for n in s.scalars(select(Node).order_by(Node.name))]
+
+    def get(self, name: str) -> NodeView:
+        with self.ledger.sessions() as s:
+            node = s.get(Node, name)
+            if node is None:
+                known = ", ".join(s.scalars(select(Node.name))) or "none"
+                raise NotFound(f"unknown node {name!r}; known nodes: {known}")
+            return node_view(node, holding_by_node(s).get(name, []))
+
+    def health(self, name: str) -> NodeHealth:
+        return NodeHealth(node=self.get(name), history=list(self._history.get(name, ())))
+
+    def set_draining(self, name: str, draining: bool) -> NodeView:
+        with self.ledger.sessions.begin() as s:
+            node = s.get(Node, name)
+            if node is None:
+                raise NotFound(f"unknown node {name!r}")
+            node.draining = draining
+        if not draining:
+            self.ledger.on_release()
+        return self._publish(name)
+
+    def _publish(self, name: str) -> NodeView:
+        view = self.get(name)
+        self.bus.publish_node(view)
+        return view

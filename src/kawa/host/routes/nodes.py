@@ -1,0 +1,40 @@
+"""/api/v1/nodes"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from kawa.host.deps import HostDep, UserDep
+from kawa.host.errors import Forbidden
+from kawa.protocol.nodes import NodeHealth, NodeView
+
+router = APIRouter(prefix="/nodes", tags=["nodes"])
+
+
+@router.get("")
+def list_nodes(host: HostDep, who: UserDep) -> list[NodeView]:
+    return host.nodes.list()
+
+
+@router.get("/{name}")
+def get_node(name: str, host: HostDep, who: UserDep) -> NodeView:
+    return host.nodes.get(name)
+
+
+@router.get("/{name}/health")
+def node_health(name: str, host: HostDep, who: UserDep) -> NodeHealth:
+    return host.nodes.health(name)
+
+
+@router.post("/{name}/drain")
+def drain(name: str, host: HostDep, who: UserDep) -> NodeView:
+    if not who.is_admin:
+        raise Forbidden("draining a node needs the admin role")
+    return host.nodes.set_draining(name, True)
+
+
+@router.post("/{name}/undrain")
+def undrain(name: str, host: HostDep, who: UserDep) -> NodeView:
+    if not who.is_admin:
+        raise Forbidden("undraining a node needs the admin role")
+    return host.nodes.set_draining(name, False)

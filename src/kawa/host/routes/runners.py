@@ -1,0 +1,28 @@
+"""/api/v1/runner: calls from runners, authenticated with the cluster secret."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from kawa.host.deps import HostDep, RunnerAuth
+from kawa.protocol.nodes import Heartbeat, NodeRegistration, RegistrationAccepted
+from kawa.protocol.runner_api import RunnerAck, TaskReport
+
+router = APIRouter(prefix="/runner", tags=["runner"], dependencies=[RunnerAuth])
+
+
+@router.post("/register")
+def register(reg: NodeRegistration, host: HostDep) -> RegistrationAccepted:
+    return host.nodes.register(reg)
+
+
+@router.post("/heartbeat")
+def heartbeat(hb: Heartbeat, host: HostDep) -> RunnerAck:
+    host.nodes.heartbeat(hb)
+    return RunnerAck()
+
+
+@router.post("/report")
+def report(report: TaskReport, host: HostDep) -> RunnerAck:
+    host.reports.handle(report)
+    return RunnerAck()

@@ -1,0 +1,77 @@
+"""The host's HTTP client towards runners, authenticated with the cluster secret."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from kawa.protocol.runner_api import RunnerAck, RunTask
+
+
+class RunnerUnreachable(Exception):
+    """The runner did not answer (network error or timeout)."""
+
+
+class RunnerRejected(Exception):
+    """The runner answered with an error; ``detail`` says why."""
+
+    def __init__(self, detail: str, status: int) -> None:
+        super().__init__(detail)
+        self.detail, self.status = detail, status
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text or f"HTTP {response.status_code}"
+
+
+class RunnerLink:
+    def __init__(self, cluster_secret: str, timeout: float = 60.0) -> None:
+        self._http = httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {cluster_secret}"},
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _post(self, url: str, json: object | None = None) -> RunnerAck:
+        try:
+            response = await self._http.post(url, json=json)
+        except httpx.HTTPError as exc:
+            raise RunnerUnreachable(f"runner unreachable at {url}: {exc!r}") from exc
+        if response.status_code >= 400:
+            raise RunnerRejected(_detail(response), response.status_code)
+        return RunnerAck.model_validate(response.json())
+
+    async def run(self, base: str, task: RunTask) -> RunnerAck:
+        return await self._post(f"{base}/tasks", task.model_dump(mode="json"))
+
+    async def control(self, base: str, task_id: str, action: str) -> RunnerAck:
+        return await self._post(f"{base}/tasks/{task_id}/{action}")
+
+    @asynccontextmanager
+    async def logs(
+        self, base: str, task_id: str, stream: str, follow: bool, offset: int
+    ) -> AsyncIterator[httpx.Response]:
+        params = {"stream": stream, "follow": str(follow).lower(), "offset": str(offset)}
+        request = self._http.build_request(
+            "GET", f"{base}/tasks/{task_id}/logs", params=params,
+            timeout=httpx.Timeout(None, connect=5.0),
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise RunnerUnreachable(f"runner unreachable at {base}: {exc!r}") from exc
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise RunnerRejected(_detail(response), response.status_code)
+            yield response
+        finally:
+            await response.aclose()

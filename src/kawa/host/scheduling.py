@@ -1,0 +1,165 @@
+"""The scheduler loop and the applier: places pending tasks and dispatches them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from kawa.core.resources import Allocation, NodeUsage, ResourceRequest
+from kawa.core.scheduler import NodeSnapshot, QueuedTask, Strategy, place
+from kawa.core.targets import TargetSpec
+from kawa.core.task_states import TaskEvent, TaskKind, TaskState
+from kawa.host.ledger import Change, Ledger
+from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
+from kawa.host.snapshots import node_snapshots
+from kawa.protocol.runner_api import RunTask
+from kawa.protocol.tasks import Mount, NetworkMode
+from kawa.store.models import Node, Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    url: str
+    order: RunTask
+
+
+def _fits(snapshot: NodeSnapshot, usage: NodeUsage, a: Allocation) -> bool:
+    cap = snapshot.capacity
+    return (
+        snapshot.schedulable
+        and usage.cores + a.cores <= cap.cores
+        and usage.memory + a.memory <= cap.memory
+        and not (set(a.gpu_ids) & usage.gpu_ids)
+        and set(a.gpu_ids) <= cap.gpus
+        and not (set(a.cpuset) & usage.pinned_cpus)
+    )
+
+
+def run_order(task: Task) -> RunTask:
+    return RunTask(
+        task_id=str(task.id), kind=TaskKind(task.kind), command=list(task.command),
+        image=task.image or "", env=dict(task.env),
+        mounts=[Mount.model_validate(m) for m in task.mounts], cores=task.cores,
+        memory=task.memory, gpu_ids=list(task.gpu_ids), numa=task.numa,
+        cpuset=list(task.cpuset), privileged=task.privileged, workdir=task.workdir,
+        network=NetworkMode(task.network), timeout=task.timeout,
+    )
+
+
+class SchedulerLoop:
+    """Runs a scheduling pass whenever woken (submit, release, node change) and at
+    least every ``idle_interval`` seconds (for starvation aging and retries)."""
+
+    def __init__(
+        self, ledger: Ledger, link: RunnerLink, strategy: str, starvation_after: float,
+        idle_interval: float = 2.0,
+    ) -> None:
+        self.ledger = ledger
+        self.link = link
+        self.strategy = Strategy(strategy)
+        self.starvation_after = starvation_after
+        self.idle_interval = idle_interval
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.last_pass_seconds = 0.0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.idle_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                for job in self.schedule_once():
+                    t = asyncio.create_task(self._dispatch(job))
+                    self._inflight.add(t)
+                    t.add_done_callback(self._inflight.discard)
+            except Exception:  # keep scheduling alive; the error is logged
+                log.exception("scheduling pass failed")
+
+    def schedule_once(self) -> list[Dispatch]:
+        started = time.perf_counter()
+        jobs: list[Dispatch] = []
+        with self.ledger.change() as change:
+            s = change.session
+            pending = list(s.scalars(select(Task).where(Task.state == TaskState.PENDING.value)))
+            if not pending:
+                return []
+            snapshots = node_snapshots(s)
+            queue = [
+                QueuedTask(
+                    id=t.id,
+                    request=ResourceRequest(cores=t.cores, memory=t.memory, gpus=t.gpus),
+                    target=TargetSpec.parse(t.target) if t.target else None,
+                    priority=t.priority,
+                    enqueued_at=t.created_at.timestamp(),
+                )
+                for t in pending
+            ]
+            result = place(snapshots, queue, self.strategy, time.time(), self.starvation_after)
+            by_id = {t.id: t for t in pending}
+            jobs = self._apply(change, snapshots, by_id, result.placements)
+            for task_id, reason in result.waiting.items():
+                task = by_id[task_id]
+                if task.waiting_reason != reason:
+                    task.waiting_reason = reason
+                    change.touch(task)
+        self.last_pass_seconds = time.perf_counter() - started
+        return jobs
+
+    def _apply(self, change: Change, snapshots: list[NodeSnapshot], by_id: dict[int, Task],
+               placements: tuple) -> list[Dispatch]:  # type: ignore[type-arg]
+        """Commit placements, re-checking each against what is held (never over-commit)."""
+        nodes = {n.name: n for n in snapshots}
+        usage = {n.name: NodeUsage(n.usage.cores, n.usage.memory, set(n.usage.gpu_ids),
+                                   set(n.usage.pinned_cpus)) for n in snapshots}
+        jobs = []
+        for p in placements:
+            a, task = p.allocation, by_id[p.task_id]
+            if a.node not in nodes or not _fits(nodes[a.node], usage[a.node], a):
+                log.error("placement of %s on %s does not fit; left pending", task.id, a.node)
+                continue
+            usage[a.node].add(a)
+            task.node, task.numa = a.node, a.numa
+            task.gpu_ids, task.cpuset = list(a.gpu_ids), list(a.cpuset)
+            task.waiting_reason = None
+            change.apply(task, TaskEvent.PLACED, f"scheduled on {a.node}")
+            node = change.session.get(Node, a.node)
+            assert node is not None
+            jobs.append(Dispatch(node.url, run_order(task)))
+        return jobs
+
+    async def _dispatch(self, job: Dispatch) -> None:
+        task_id = int(job.order.task_id)
+        try:
+            ack = await self.link.run(job.url, job.order)
+        except RunnerUnreachable as exc:
+            self._settle(task_id, TaskEvent.DISPATCH_FAILED, str(exc), None)
+            return
+        except RunnerRejected as exc:
+            self._settle(task_id, TaskEvent.START_FAILED, "runner could not start the task",
+                         exc.detail)
+            return
+        if ack.state == "running":
+            self._settle(task_id, TaskEvent.STARTED, "runner started the task", None)
+
+    def _settle(self, task_id: int, event: TaskEvent, cause: str, error: str | None) -> None:
+        with self.ledger.change() as change:
+            task = change.session.get(Task, task_id)
+            if task is not None and change.try_apply(task, event, cause) and error:
+                task.error = error
+
+    async def stop(self) -> None:
+        for t in list(self._inflight):
+            t.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)

@@ -1,0 +1,169 @@
+"""Submitting, listing and controlling tasks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kawa.core.ids import IdGenerator
+from kawa.core.resources import ResourceRequest
+from kawa.core.scheduler import PlacementError, validate
+from kawa.core.targets import TargetSpec
+from kawa.core.task_states import Action, InvalidTransition, TaskEvent, TaskState
+from kawa.host.auth import Principal
+from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound
+from kawa.host.ledger import Ledger
+from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
+from kawa.host.snapshots import node_snapshots
+from kawa.host.views import task_view
+from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
+from kawa.store.models import Environment, Node, Task, TaskTransition
+
+log = logging.getLogger(__name__)
+
+_REQUESTS = {
+    TaskAction.KILL: TaskEvent.KILL_REQUESTED,
+    TaskAction.PAUSE: TaskEvent.PAUSE_REQUESTED,
+    TaskAction.RESUME: TaskEvent.RESUME_REQUESTED,
+    TaskAction.STOP: TaskEvent.STOP_REQUESTED,
+    TaskAction.RESTART: TaskEvent.RESTART_REQUESTED,
+}
+_CONFIRMATIONS = {"paused": TaskEvent.PAUSED, "running": TaskEvent.RESUMED}
+
+
+class TaskService:
+    def __init__(
+        self, ledger: Ledger, ids: IdGenerator, link: RunnerLink, default_container: str
+    ) -> None:
+        self.ledger = ledger
+        self.ids = ids
+        self.link = link
+        self.default_container = default_container
+
+    # -- submit ---------------------------------------------------------------------
+    def submit(self, spec: TaskSpec, who: Principal) -> SubmitResponse:
+        if spec.native:
+            raise BadRequest("native tasks (--native) are not supported by this host yet")
+        if (spec.privileged or spec.mounts) and not who.is_admin:
+            raise Forbidden("privileged containers and host mounts need the admin role")
+        targets = [TargetSpec.parse(t) for t in spec.targets] or [None]
+        now = datetime.now(UTC)
+        with self.ledger.change() as change:
+            s = change.session
+            container, image = self._image_for(s, spec)
+            snapshots = node_snapshots(s)
+            requests = []
+            for target in targets:
+                gpus = len(target.gpus) if target and target.gpus else spec.gpus
+                request = ResourceRequest(cores=spec.cores, memory=spec.memory, gpus=gpus)
+                try:
+                    validate(request, target, snapshots)
+                except PlacementError as exc:
+                    raise BadRequest(str(exc)) from None
+                requests.append((target, request))
+            batch_id = self.ids.next()
+            for target, request in requests:
+                task = Task(
+                    id=self.ids.next(), batch_id=batch_id, name=spec.name, kind=spec.kind.value,
+                    state=TaskState.PENDING.value, desired="run", owner=who.user,
+                    command=spec.command, target=str(target) if target else None, node=None,
+                    numa=None, gpu_ids=[], cpuset=[], cores=request.cores,
+                    memory=request.memory, gpus=request.gpus, env=spec.env,
+                    mounts=[m.model_dump() for m in spec.mounts], container=container,
+                    image=image, native=spec.native, privileged=spec.privileged,
+                    workdir=spec.workdir, network=spec.network.value, timeout=spec.timeout,
+                    priority=spec.priority, created_at=now, waiting_reason="queued",
+                )
+                s.add(task)
+                s.add(TaskTransition(task_id=task.id, at=now, source=None, target="pending",
+                                     event="submitted", cause=f"submitted by {who.user}"))
+                change.touch(task)
+        self.ledger.on_release()  # new work: let the scheduler look
+        return SubmitResponse(batch_id=str(batch_id),
+                              tasks=[task_view(t) for t in change.touched.values()])
+
+    def _image_for(self, s: Session, spec: TaskSpec) -> tuple[str | None, str]:
+        if spec.image:
+            return None, spec.image
+        name = spec.container or self.default_container
+        env = s.get(Environment, name)
+        if env is None:
+            known = ", ".join(s.scalars(select(Environment.name))) or "none"
+            raise BadRequest(f"unknown container environment {name!r}; known: {known}")
+        return name, env.image
+
+    # -- read -----------------------------------------------------------------------
+    def get(self, ref: str) -> TaskView:
+        return self.ledger.view(ref)
+
+    def list(
+        self, states: Sequence[str] = (), node: str | None = None,
+        batch: str | None = None, kind: str | None = None, limit: int = 200,
+    ) -> list[TaskView]:
+        bad = [x for x in states if x not in TaskState.__members__.values()]
+        if bad:
+            raise BadRequest(f"unknown state {bad[0]!r}; states: "
+                             + ", ".join(s.value for s in TaskState))
+        query = select(Task).order_by(Task.id.desc()).limit(max(1, min(limit, 10_000)))
+        if states:
+            query = query.where(Task.state.in_(list(states)))
+        if node:
+            query = query.where(Task.node == node)
+        if kind:
+            query = query.where(Task.kind == kind)
+        if batch:
+            if not batch.isdigit():
+                raise BadRequest(f"bad batch id {batch!r}")
+            query = query.where(Task.batch_id == int(batch))
+        with self.ledger.sessions() as s:
+            return [task_view(t) for t in s.scalars(query)]
+
+    # -- control --------------------------------------------------------------------
+    async def act(self, ref: str, action: TaskAction, who: Principal) -> TaskView:
+        with self.ledger.change() as change:
+            task = self.ledger.find(change.session, ref)
+            if task.owner != who.user and not who.is_admin:
+                raise NotFound(f"no task with id {ref}")
+            try:
+                change.apply(task, _REQUESTS[action], f"{action.value} requested by {who.user}")
+            except InvalidTransition as exc:
+                raise Conflict(str(exc)) from None
+            if action in (TaskAction.KILL, TaskAction.STOP):
+                task.desired = "stop"
+            elif action is TaskAction.RESTART:
+                task.desired, task.exit_code, task.error = "run", None, None
+            url = self._node_url(change.session, task)
+            task_id, pending = task.id, [a for t, a in change.actions]
+        for act in pending:
+            await self._carry_out(act, task_id, url)
+        return self.ledger.view(str(task_id))
+
+    @staticmethod
+    def _node_url(s: Session, task: Task) -> str | None:
+        node = s.get(Node, task.node) if task.node else None
+        return node.url if node else None
+
+    async def _carry_out(self, action: Action, task_id: int, url: str | None) -> None:
+        verb = {Action.SEND_KILL: "kill", Action.SEND_PAUSE: "pause",
+                Action.SEND_RESUME: "resume", Action.SEND_STOP: "stop"}.get(action)
+        if verb is None or url is None:
+            return
+        try:
+            ack = await self.link.control(url, str(task_id), verb)
+        except RunnerUnreachable as exc:
+            if verb in ("kill", "stop"):
+                log.warning("kill of %s not delivered (%s); reconciliation retries", task_id, exc)
+                return
+            raise Conflict(f"cannot {verb}: the task's runner is unreachable") from None
+        except RunnerRejected as exc:
+            raise Conflict(f"runner refused to {verb} task {task_id}: {exc.detail}") from None
+        confirm = _CONFIRMATIONS.get(ack.state or "")
+        if verb in ("pause", "resume") and confirm is not None:
+            with self.ledger.change() as change:
+                task = change.session.get(Task, task_id)
+                if task is not None:
+                    change.try_apply(task, confirm, f"runner {verb}d the task")

@@ -1,0 +1,104 @@
+"""Conversions from database rows to wire models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from kawa.core.resources import Allocation, NodeCapacity, NodeUsage, NumaZone
+from kawa.core.task_states import TaskKind, TaskState
+from kawa.protocol.nodes import HeldResources, NodeInventory, NodeStatus, NodeUsageSample, NodeView
+from kawa.protocol.tasks import Mount, NetworkMode, TaskView, TransitionView
+from kawa.store.models import Node, Task, TaskTransition
+
+
+def aware(at: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    if at is not None and at.tzinfo is None:
+        return at.replace(tzinfo=UTC)
+    return at
+
+
+def task_view(task: Task, history: Iterable[TaskTransition] = ()) -> TaskView:
+    return TaskView(
+        id=str(task.id),
+        batch_id=str(task.batch_id),
+        name=task.name,
+        kind=TaskKind(task.kind),
+        state=TaskState(task.state),
+        desired=task.desired,
+        owner=task.owner,
+        command=list(task.command),
+        target=task.target,
+        node=task.node,
+        numa=task.numa,
+        gpu_ids=list(task.gpu_ids),
+        cpuset=list(task.cpuset),
+        cores=task.cores,
+        memory=task.memory,
+        gpus=task.gpus,
+        env=dict(task.env),
+        mounts=[Mount.model_validate(m) for m in task.mounts],
+        container=task.container,
+        image=task.image,
+        native=task.native,
+        privileged=task.privileged,
+        workdir=task.workdir,
+        network=NetworkMode(task.network),
+        timeout=task.timeout,
+        priority=task.priority,
+        exit_code=task.exit_code,
+        error=task.error,
+        waiting_reason=task.waiting_reason,
+        created_at=aware(task.created_at),
+        started_at=aware(task.started_at),
+        finished_at=aware(task.finished_at),
+        history=[
+            TransitionView(
+                at=aware(h.at), source=TaskState(h.source) if h.source else None,
+                target=TaskState(h.target), event=h.event, cause=h.cause,
+            )
+            for h in history
+        ],
+    )
+
+
+def allocation_of(task: Task) -> Allocation:
+    return Allocation(
+        node=task.node or "",
+        cores=task.cores,
+        memory=task.memory or 0,
+        gpu_ids=tuple(task.gpu_ids),
+        numa=task.numa,
+        cpuset=tuple(task.cpuset),
+    )
+
+
+def capacity_of(inventory: NodeInventory) -> NodeCapacity:
+    return NodeCapacity(
+        cores=inventory.cores,
+        memory=inventory.memory,
+        numa=tuple(NumaZone(z.id, frozenset(z.cpus), z.memory) for z in inventory.numa),
+        gpus=frozenset(g.index for g in inventory.gpus),
+    )
+
+
+def node_view(node: Node, holding: list[Task]) -> NodeView:
+    usage = NodeUsage.of([allocation_of(t) for t in holding])
+    status = NodeStatus(node.status)
+    if node.draining and status is NodeStatus.ONLINE:
+        status = NodeStatus.DRAINING
+    return NodeView(
+        name=node.name,
+        url=node.url,
+        status=status,
+        inventory=NodeInventory.model_validate(node.inventory),
+        held=HeldResources(
+            cores=usage.cores, memory=usage.memory,
+            gpu_ids=sorted(usage.gpu_ids), pinned_cpus=sorted(usage.pinned_cpus),
+        ),
+        usage=NodeUsageSample.model_validate(node.usage) if node.usage else None,
+        registered_at=aware(node.registered_at),
+        last_heartbeat=aware(node.last_heartbeat),
+        running_tasks=sum(1 for t in holding if t.state == TaskState.RUNNING),
+    )

@@ -1,0 +1,1 @@
+"""Wire models shared by host, runner and client: the one place a field is defined."""

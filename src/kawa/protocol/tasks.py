@@ -1,0 +1,164 @@
+"""Task submission, views and transitions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from kawa.core.mounts import MountSpec
+from kawa.core.targets import TargetSpec
+from kawa.core.task_states import TaskKind, TaskState
+from kawa.core.units import parse_duration, parse_memory
+from kawa.protocol.common import WireModel
+
+
+def _memory(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_memory(value)
+    return value
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    return value
+
+
+MemoryBytes = Annotated[int, BeforeValidator(_memory), Field(gt=0)]
+DurationSeconds = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+
+
+class NetworkMode(StrEnum):
+    HOST = "host"
+    BRIDGE = "bridge"
+
+
+class Mount(WireModel):
+    source: str
+    target: str
+    read_only: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Mount:
+        MountSpec(self.source, self.target, self.read_only).check()
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> Mount:
+        spec = MountSpec.parse(text)
+        return cls(source=spec.source, target=spec.target, read_only=spec.read_only)
+
+
+class TaskSpec(WireModel):
+    """A submission: one task per target (or one auto-placed task when none)."""
+
+    kind: TaskKind = TaskKind.COMMAND
+    command: list[str] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list, description="NODE[:NUMA][::GPU,...]")
+    cores: int = Field(default=1, ge=1, le=4096)
+    memory: MemoryBytes | None = Field(default=None, description="bytes or '4G'/'512Mi'")
+    gpus: int = Field(default=0, ge=0, le=64, description="GPUs to auto-pick")
+    env: dict[str, str] = Field(default_factory=dict)
+    mounts: list[Mount] = Field(default_factory=list)
+    container: str | None = Field(default=None, description="environment name")
+    image: str | None = Field(default=None, description="image already on the node")
+    native: bool = False
+    privileged: bool = False
+    workdir: str | None = None
+    timeout: DurationSeconds | None = Field(default=None, description="seconds or '1h30m'")
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    name: str | None = Field(default=None, max_length=128)
+    network: NetworkMode = NetworkMode.HOST
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        return [str(TargetSpec.parse(t)) for t in value]
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key or "=" in key or "\x00" in key or key[0].isdigit():
+                raise ValueError(f"bad environment variable name {key!r}")
+        return value
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"workdir must be an absolute path, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskSpec:
+        if self.kind is TaskKind.COMMAND and not self.command:
+            raise ValueError("no command given (put it after --)")
+        chosen = [n for n, v in (("container", self.container), ("image", self.image)) if v]
+        if self.native:
+            chosen.append("native")
+        if len(chosen) > 1:
+            raise ValueError(f"choose one of --container, --image, --native (got {', '.join(chosen)})")
+        if self.gpus and any(TargetSpec.parse(t).gpus for t in self.targets):
+            raise ValueError("give GPUs either in the target (node::0,1) or with --gpus, not both")
+        return self
+
+
+class TransitionView(WireModel):
+    at: datetime
+    source: TaskState | None
+    target: TaskState
+    event: str
+    cause: str
+
+
+class TaskView(WireModel):
+    id: str
+    batch_id: str
+    name: str | None
+    kind: TaskKind
+    state: TaskState
+    desired: str
+    owner: str
+    command: list[str]
+    target: str | None
+    node: str | None
+    numa: int | None
+    gpu_ids: list[int]
+    cpuset: list[int]
+    cores: int
+    memory: int | None
+    gpus: int
+    env: dict[str, str]
+    mounts: list[Mount]
+    container: str | None
+    image: str | None
+    native: bool
+    privileged: bool
+    workdir: str | None
+    network: NetworkMode
+    timeout: float | None
+    priority: int
+    exit_code: int | None
+    error: str | None
+    waiting_reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    history: list[TransitionView] = []
+
+
+class SubmitResponse(WireModel):
+    batch_id: str
+    tasks: list[TaskView]
+
+
+class TaskAction(StrEnum):
+    KILL = "kill"
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    RESTART = "restart"

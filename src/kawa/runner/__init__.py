@@ -1,0 +1,1 @@
+"""The runner: registers with the host, executes tasks, reports what it sees."""

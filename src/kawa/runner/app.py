@@ -1,0 +1,111 @@
+"""The runner's HTTP API, called by the host with the cluster secret."""
+
+# No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
+import asyncio
+import contextlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi.responses import StreamingResponse
+
+from kawa import __version__
+from kawa.protocol.runner_api import RunnerAck, RunTask
+from kawa.runner.docker_executor import DockerExecutor
+from kawa.runner.executor import StartError, UnknownTask
+from kawa.runner.gpus import default_probe
+from kawa.runner.inventory import Inventory
+from kawa.runner.service import RunnerService
+from kawa.settings import RunnerConfig
+
+
+def create_runner_app(config: RunnerConfig) -> FastAPI:
+    if not config.cluster_secret:
+        raise ValueError("the runner needs a cluster_secret")
+    inventory = Inventory(default_probe(), config.sysfs_root, config.cores, config.memory)
+    service = RunnerService(config, inventory)
+    secret = config.cluster_secret.encode()
+
+    def authenticated(authorization: Annotated[str | None, Header()] = None) -> None:
+        token = (authorization or "").removeprefix("Bearer ").strip().encode()
+        if not token or not hmac.compare_digest(token, secret):
+            raise HTTPException(401, "invalid cluster secret")
+
+    def executor() -> DockerExecutor:
+        if service.executor is None:
+            raise HTTPException(503, "runner is not registered with the host yet")
+        return service.executor
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        main = asyncio.create_task(service.run())
+        try:
+            yield
+        finally:
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await main
+            await service.close()
+
+    app = FastAPI(title="Kawa runner", version=__version__, lifespan=lifespan,
+                  dependencies=[Depends(authenticated)])
+    app.state.service = service
+    Exec = Annotated[DockerExecutor, Depends(executor)]
+
+    @app.post("/tasks")
+    async def run_task(order: RunTask, ex: Exec) -> RunnerAck:
+        try:
+            await asyncio.to_thread(ex.start, order)
+        except StartError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return RunnerAck(state="running")
+
+    @app.post("/tasks/{task_id}/{action}")
+    async def control(task_id: str, action: str, ex: Exec) -> RunnerAck:
+        if action not in ("kill", "pause", "resume", "stop"):
+            raise HTTPException(404, f"unknown action {action!r}")
+        method = {"kill": ex.kill, "stop": ex.kill, "pause": ex.pause, "resume": ex.resume}
+        try:
+            await asyncio.to_thread(method[action], task_id)
+        except UnknownTask as exc:
+            raise HTTPException(409, str(exc)) from None
+        state = {"pause": "paused", "resume": "running"}.get(action, "stopping")
+        return RunnerAck(state=state)
+
+    @app.get("/tasks/{task_id}/logs")
+    async def logs(task_id: str, ex: Exec, stream: str = "stdout", follow: bool = False,
+                   offset: int = 0) -> StreamingResponse:
+        if stream not in ("stdout", "stderr"):
+            raise HTTPException(400, "stream must be stdout or stderr")
+        path = ex.log_path(task_id, stream)
+        entry = service.journal.get(task_id)
+        if not path.exists() and entry is None:
+            raise HTTPException(404, f"no logs for task {task_id} on {config.name}")
+
+        def ended() -> bool:
+            e = service.journal.get(task_id)
+            return e is None or e.state == "ended"
+
+        async def tail() -> AsyncIterator[bytes]:
+            while not path.exists():
+                if ended():
+                    return
+                await asyncio.sleep(0.05)
+            with path.open("rb") as f:
+                f.seek(max(0, offset))
+                while True:
+                    chunk = f.read(65536)
+                    if chunk:
+                        yield chunk
+                    elif not follow or ended():
+                        rest = f.read()
+                        if rest:
+                            yield rest
+                        return
+                    else:
+                        await asyncio.sleep(0.1)
+
+        return StreamingResponse(tail(), media_type="application/octet-stream")
+
+    return app

@@ -1,0 +1,300 @@
+"""Runs tasks as Docker containers through the official SDK.
+
+Every container carries the labels ``kawa.cluster``, ``kawa.node`` and ``kawa.task``;
+this executor only ever adopts, stops or removes containers with its own cluster and
+node labels. Output is streamed to ``<log_dir>/<task>.out|.err`` so it outlives the
+container.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.types import DeviceRequest
+
+from kawa.protocol.runner_api import ExitKind, RunTask
+from kawa.protocol.tasks import NetworkMode
+from kawa.runner.executor import OnEnd, StartError, UnknownTask
+from kawa.runner.journal import Entry, Journal
+
+log = logging.getLogger(__name__)
+
+LABEL_CLUSTER, LABEL_NODE, LABEL_TASK = "kawa.cluster", "kawa.node", "kawa.task"
+
+
+class DockerExecutor:
+    def __init__(
+        self, client: docker.DockerClient, journal: Journal, cluster_id: str, node: str,
+        log_dir: Path, on_end: OnEnd, shared_data: Path | None = None,
+        local_temp: Path | None = None,
+    ) -> None:
+        self.docker = client
+        self.journal = journal
+        self.cluster_id = cluster_id
+        self.node = node
+        self.log_dir = log_dir
+        self.on_end = on_end
+        self.shared_data = shared_data
+        self.local_temp = local_temp
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._timers: dict[str, threading.Timer] = {}
+        self._machine_cpus = len(os.sched_getaffinity(0))
+
+    # -- naming ---------------------------------------------------------------------
+    def container_name(self, task_id: str) -> str:
+        return f"kawa-{self.node}-{task_id}"
+
+    def log_path(self, task_id: str, stream: str) -> Path:
+        return self.log_dir / f"{task_id}.{'out' if stream == 'stdout' else 'err'}"
+
+    def _labels(self, order: RunTask) -> dict[str, str]:
+        return {LABEL_CLUSTER: self.cluster_id, LABEL_NODE: self.node,
+                LABEL_TASK: order.task_id, "kawa.kind": order.kind.value}
+
+    # -- start ----------------------------------------------------------------------
+    def create_args(self, order: RunTask) -> dict[str, Any]:
+        """The ``containers.create`` arguments for ``order`` (the limits it asks for)."""
+        env = dict(order.env)
+        env.update(KAWA_TASK_ID=order.task_id, KAWA_NODE=self.node)
+        binds: dict[str, dict[str, str]] = {}
+        if self.shared_data is not None:
+            binds[str(self.shared_data)] = {"bind": "/shared", "mode": "rw"}
+        if self.local_temp is not None:
+            binds[str(self.local_temp)] = {"bind": "/local_temp", "mode": "rw"}
+            env["KAWA_LOCAL_TEMP"] = "/local_temp"
+        for m in order.mounts:
+            binds[m.source] = {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+        args: dict[str, Any] = dict(
+            image=order.image, command=order.command, name=self.container_name(order.task_id),
+            labels=self._labels(order), environment=env, volumes=binds,
+            nano_cpus=int(min(order.cores, self._machine_cpus) * 1e9),
+            network_mode="host" if order.network is NetworkMode.HOST else "bridge",
+            privileged=order.privileged, working_dir=order.workdir, detach=True,
+        )
+        if order.memory:
+            args.update(mem_limit=order.memory, memswap_limit=order.memory)
+        if order.cpuset:
+            args["cpuset_cpus"] = ",".join(map(str, order.cpuset))
+        if order.numa is not None:
+            args["cpuset_mems"] = str(order.numa)
+        if order.gpu_ids:
+            ids = [str(i) for i in order.gpu_ids]
+            args["device_requests"] = [DeviceRequest(device_ids=ids, capabilities=[["gpu"]])]
+            env["NVIDIA_VISIBLE_DEVICES"] = ",".join(ids)
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(ids)))
+            env["KAWA_GPU_IDS"] = ",".join(ids)
+        return args
+
+    def _ensure_image(self, image: str) -> None:
+        try:
+            self.docker.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise StartError(f"cannot inspect image {image}: {exc.explanation}") from None
+        try:
+            self.docker.images.pull(image)
+        except docker.errors.APIError as exc:
+            raise StartError(
+                f"image {image} is not on node {self.node} and could not be pulled: "
+                f"{exc.explanation or exc}"
+            ) from None
+
+    def start(self, order: RunTask) -> None:
+        existing = self.journal.get(order.task_id)
+        if existing is not None and existing.state != "ended":
+            return  # a repeated dispatch of a task that is already running here
+        if existing is not None:
+            raise StartError(f"task {order.task_id} already ran on {self.node}")
+        self.journal.begin(order)
+        container: Container | None = None
+        try:
+            self._ensure_image(order.image)
+            container = self.docker.containers.create(**self.create_args(order))
+            self.journal.set_container(order.task_id, container.id or "")
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True,
+                                      demux=True)
+            container.start()
+        except (StartError, docker.errors.APIError, docker.errors.DockerException) as exc:
+            self.journal.forget(order.task_id)
+            if container is not None:
+                self._remove(container)
+            if isinstance(exc, StartError):
+                raise
+            detail = getattr(exc, "explanation", None) or str(exc)
+            raise StartError(f"docker could not start the task: {detail}") from None
+        self.journal.set_state(order.task_id, "running")
+        self._arm_timeout(order.task_id, order.timeout)
+        self._watch(order.task_id, container, stream)
+
+    # -- watching -------------------------------------------------------------------
+    def _watch(self, task_id: str, container: Container, stream: Any) -> None:
+        t = threading.Thread(target=self._follow, args=(task_id, container, stream),
+                             name=f"watch-{task_id}", daemon=True)
+        t.start()
+
+    def _follow(self, task_id: str, container: Container, stream: Any) -> None:
+        try:
+            with self.log_path(task_id, "stdout").open("wb") as out, \
+                    self.log_path(task_id, "stderr").open("wb") as err:
+                for chunk_out, chunk_err in stream:
+                    if chunk_out:
+                        out.write(chunk_out)
+                        out.flush()
+                    if chunk_err:
+                        err.write(chunk_err)
+                        err.flush()
+        except Exception:  # the log stream broke; the exit code still matters
+            log.exception("log stream of task %s broke", task_id)
+        self._finish(task_id, container)
+
+    def _finish(self, task_id: str, container: Container) -> None:
+        try:
+            result = container.wait()
+            container.reload()
+            code: int | None = int(result.get("StatusCode", -1))
+            oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            error = (result.get("Error") or {}).get("Message") or None
+        except docker.errors.NotFound:
+            code, oom, error = None, False, "container disappeared"
+        except docker.errors.APIError as exc:
+            code, oom, error = None, False, f"cannot read exit status: {exc.explanation}"
+        self._ended(task_id, code, oom, error)
+        self._remove(container)
+
+    def _ended(self, task_id: str, code: int | None, oom: bool, error: str | None) -> None:
+        timer = self._timers.pop(task_id, None)
+        if timer is not None:
+            timer.cancel()
+        entry = self.journal.get(task_id)
+        if entry is None:
+            return
+        if entry.timed_out:
+            kind = ExitKind.TIMED_OUT
+        elif entry.kill_requested:
+            kind = ExitKind.KILLED
+        elif oom:
+            kind = ExitKind.OOM_KILLED
+        elif code is None:
+            kind = ExitKind.VANISHED
+        else:
+            kind = ExitKind.EXITED
+        if kind is ExitKind.OOM_KILLED and not error:
+            error = "killed by the kernel's OOM killer (memory limit reached)"
+        if kind is ExitKind.TIMED_OUT:
+            error = f"timed out after {entry.order.timeout:g}s"
+        if self.journal.end(task_id, kind, code, error):
+            self.on_end(task_id, kind, code, error)
+
+    def _remove(self, container: Container) -> None:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            log.warning("cannot remove container %s: %s", container.name, exc)
+
+    # -- control --------------------------------------------------------------------
+    def _container(self, task_id: str) -> Container:
+        entry = self.journal.get(task_id)
+        if entry is None or entry.state == "ended":
+            raise UnknownTask(f"task {task_id} is not running on {self.node}")
+        try:
+            return self.docker.containers.get(entry.container or self.container_name(task_id))
+        except docker.errors.NotFound:
+            raise UnknownTask(f"the container of task {task_id} is gone") from None
+
+    def kill(self, task_id: str) -> None:
+        container = self._container(task_id)
+        self.journal.mark(task_id, kill=True)
+        self._hard_stop(container)
+
+    def _hard_stop(self, container: Container) -> None:
+        try:
+            container.reload()
+            if container.status == "paused":
+                container.unpause()
+            container.kill()
+        except docker.errors.APIError as exc:
+            if exc.status_code not in (404, 409):  # gone, or already stopped
+                raise
+
+    def pause(self, task_id: str) -> None:
+        self._container(task_id).pause()
+        self.journal.set_state(task_id, "paused")
+
+    def resume(self, task_id: str) -> None:
+        self._container(task_id).unpause()
+        self.journal.set_state(task_id, "running")
+
+    def _arm_timeout(self, task_id: str, timeout: float | None, elapsed: float = 0.0) -> None:
+        if not timeout:
+            return
+        timer = threading.Timer(max(0.0, timeout - elapsed), self._time_out, args=(task_id,))
+        timer.daemon = True
+        self._timers[task_id] = timer
+        timer.start()
+
+    def _time_out(self, task_id: str) -> None:
+        try:
+            container = self._container(task_id)
+        except UnknownTask:
+            return
+        self.journal.mark(task_id, timeout=True)
+        self._hard_stop(container)
+
+    # -- after a runner restart -----------------------------------------------------
+    def own_containers(self) -> list[Container]:
+        filters = {"label": [f"{LABEL_CLUSTER}={self.cluster_id}", f"{LABEL_NODE}={self.node}"]}
+        return list(self.docker.containers.list(all=True, filters=filters))
+
+    def adopt(self, entries: list[Entry]) -> None:
+        """Re-attach to containers still running, settle those that ended meanwhile, and
+        remove our own containers that the journal does not know."""
+        mine = {c.labels.get(LABEL_TASK, ""): c for c in self.own_containers()}
+        for entry in entries:
+            container = mine.pop(entry.task_id, None)
+            if container is None:
+                self._ended(entry.task_id, None, False,
+                            "the container disappeared while the runner was down")
+                continue
+            if container.status in ("running", "paused"):
+                started = container.attrs.get("State", {}).get("StartedAt", "")
+                self.journal.set_state(entry.task_id,
+                                       "paused" if container.status == "paused" else "running")
+                self._arm_timeout(entry.task_id, entry.order.timeout, _since(started))
+                stream = container.attach(stdout=True, stderr=True, stream=True, logs=True,
+                                          demux=True)
+                self._watch(entry.task_id, container, stream)
+                log.info("re-adopted running task %s", entry.task_id)
+            else:
+                self._save_logs(entry.task_id, container)
+                self._finish(entry.task_id, container)
+        for task_id, orphan in mine.items():
+            log.warning("removing container %s of unknown task %s", orphan.name, task_id)
+            self._remove(orphan)
+
+    def _save_logs(self, task_id: str, container: Container) -> None:
+        for stream, flags in (("stdout", (True, False)), ("stderr", (False, True))):
+            data = container.logs(stdout=flags[0], stderr=flags[1])
+            self.log_path(task_id, stream).write_bytes(data)
+
+
+def _since(docker_time: str) -> float:
+    """Seconds since a Docker timestamp (``2026-11-21T18:40:00.123456789Z``)."""
+    from datetime import UTC, datetime
+
+    try:
+        stamp = datetime.fromisoformat(docker_time[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return 0.0
+    return max(0.0, time.time() - stamp.replace(tzinfo=UTC).timestamp())

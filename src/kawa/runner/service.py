@@ -1,0 +1,140 @@
+"""The runner's life: register, adopt what it ran before, heartbeat, report endings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import docker
+
+from kawa import __version__
+from kawa.client.errors import KawaError
+from kawa.client.runner_channel import HostChannel
+from kawa.protocol.nodes import Heartbeat, NodeRegistration, RunnerTaskObservation
+from kawa.protocol.runner_api import ExitKind, TaskReport
+from kawa.runner.docker_executor import DockerExecutor
+from kawa.runner.inventory import Inventory
+from kawa.runner.journal import Journal
+from kawa.settings import RunnerConfig
+
+log = logging.getLogger(__name__)
+LOG_SUBDIR = "kawa-logs"
+
+
+class RunnerService:
+    def __init__(self, config: RunnerConfig, inventory: Inventory) -> None:
+        self.config = config
+        self.inventory = inventory
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(config.data_dir / "journal.sqlite")
+        self.channel = HostChannel(config.host_url, config.cluster_secret)
+        self.executor: DockerExecutor | None = None
+        self.ready = asyncio.Event()
+        self.heartbeat_interval = 5.0
+        self._reports = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- paths ----------------------------------------------------------------------
+    @property
+    def log_dir(self) -> Path:
+        if self.config.shared_dir is not None:
+            return self.config.shared_dir / LOG_SUBDIR
+        return self.config.data_dir / "logs"
+
+    def _dirs(self) -> tuple[Path | None, Path]:
+        shared = self.config.shared_dir / "shared_data" if self.config.shared_dir else None
+        local = self.config.local_temp_dir or self.config.data_dir / "local_temp"
+        for d in (shared, local):
+            if d is not None:
+                d.mkdir(parents=True, exist_ok=True)
+        return shared, local
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        cluster_id = await self._register()
+        known = self.journal.get_meta("cluster_id")
+        if known not in (None, cluster_id):
+            log.warning("journal belongs to cluster %s, host is %s: starting afresh",
+                        known, cluster_id)
+        self.journal.set_meta("cluster_id", cluster_id)
+        shared, local = self._dirs()
+        self.executor = DockerExecutor(
+            docker.from_env(timeout=120), self.journal, cluster_id, self.config.name,
+            self.log_dir, self._on_end, shared, local,
+        )
+        live = self.journal.live() if known in (None, cluster_id) else []
+        await asyncio.to_thread(self.executor.adopt, live)
+        self.ready.set()
+        self._reports.set()
+        await asyncio.gather(self._heartbeats(), self._send_reports())
+
+    async def _register(self) -> str:
+        delay = 0.2
+        while True:
+            reg = NodeRegistration(name=self.config.name, url=self.config.url(),
+                                   inventory=self.inventory.read(), version=__version__)
+            try:
+                accepted = await self.channel.register(reg)
+            except KawaError as exc:
+                if exc.status == 401:
+                    log.error("host refused registration: %s (check cluster_secret)", exc)
+                elif delay >= 5.0:
+                    log.warning("registration failed: %s; retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self.heartbeat_interval = accepted.heartbeat_interval
+            log.info("registered with %s as %s", self.config.host_url, self.config.name)
+            return accepted.cluster_id
+
+    def observations(self) -> list[RunnerTaskObservation]:
+        return [
+            RunnerTaskObservation(task_id=e.task_id,
+                                  state="paused" if e.state == "paused" else "running")
+            for e in self.journal.live()
+        ]
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            sample = await asyncio.to_thread(self.inventory.sample)
+            hb = Heartbeat(name=self.config.name, usage=sample, tasks=self.observations())
+            try:
+                await self.channel.heartbeat(hb)
+            except KawaError as exc:
+                if exc.status == 404:
+                    await self._register()
+                else:
+                    log.warning("heartbeat failed: %s", exc)
+            self.journal.forget_before(datetime.now(UTC) - timedelta(days=7))
+
+    def _on_end(self, task_id: str, kind: ExitKind, code: int | None, error: str | None) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._reports.set)
+
+    async def _send_reports(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._reports.wait(), 2.0)
+            except TimeoutError:
+                pass
+            self._reports.clear()
+            for entry in self.journal.unreported():
+                report = TaskReport(
+                    task_id=entry.task_id, node=self.config.name, state="ended",
+                    exit_kind=entry.exit_kind, exit_code=entry.exit_code, error=entry.error,
+                    at=entry.ended_at or datetime.now(UTC),
+                )
+                try:
+                    await self.channel.report(report)
+                except KawaError as exc:
+                    log.warning("report of %s not delivered: %s", entry.task_id, exc)
+                    break
+                self.journal.acknowledged(entry.task_id)
+
+    async def close(self) -> None:
+        await self.channel.aclose()
+        self.journal.close()

@@ -1,0 +1,136 @@
+"""Configuration: one TOML file with [host], [runner] and [client] sections.
+
+Precedence: command-line flags > ``KAWA_<SECTION>_<KEY>`` environment variables > the
+TOML file > defaults. The file is ``$KAWA_CONFIG`` when set, else
+``~/.config/kawa/config.toml`` (``$XDG_CONFIG_HOME`` respected).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    section: ClassVar[str] = ""
+
+    @classmethod
+    def load(cls, path: Path | None = None, **overrides: Any) -> Self:
+        """Defaults < file section < environment < non-None ``overrides``."""
+        section = cls.section
+        data: dict[str, Any] = dict(read_toml(path or config_path()).get(section, {}))
+        prefix = f"KAWA_{section.upper()}_"
+        for field in cls.model_fields:
+            value = os.environ.get(prefix + field.upper())
+            if value is not None:
+                data[field] = value
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"invalid [{section}] configuration: {problems}") from None
+
+
+class HostConfig(_Section):
+    section: ClassVar[str] = "host"
+    bind: str = "0.0.0.0"
+    port: int = Field(default=8420, ge=1, le=65535)
+    ssh_port: int = Field(default=8422, ge=0, le=65535)
+    data_dir: Path = Path("/var/lib/kawa")
+    database_url: str | None = None
+    """SQLAlchemy URL; default SQLite at ``data_dir/kawa.db``. ``postgresql://…`` works too."""
+    cluster_secret: str = Field(default="", min_length=0)
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+    node_timeout: float = Field(default=20.0, gt=0)
+    strategy: str = Field(default="binpack", pattern="^(binpack|spread)$")
+    starvation_after: float = Field(default=300.0, gt=0)
+    default_container: str = "default"
+    default_image: str | None = None
+    """Local image that backs the default environment until one is packaged."""
+    shared_dir: Path | None = None
+
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'kawa.db'}"
+
+
+class RunnerConfig(_Section):
+    section: ClassVar[str] = "runner"
+    name: str = Field(default_factory=socket.gethostname)
+    host_url: str = "http://127.0.0.1:8420"
+    bind: str = "0.0.0.0"
+    port: int = Field(default=8421, ge=1, le=65535)
+    advertise_url: str | None = None
+    """How the host reaches this runner; default ``http://<hostname>:<port>``."""
+    cluster_secret: str = ""
+    data_dir: Path = Path("/var/lib/kawa-runner")
+    shared_dir: Path | None = None
+    local_temp_dir: Path | None = None
+    cores: int | None = Field(default=None, ge=1)
+    """Cores to offer the scheduler (default: all the machine has)."""
+    memory: int | None = Field(default=None, ge=1)
+    sysfs_root: Path = Path("/sys")
+
+    def url(self) -> str:
+        return self.advertise_url or f"http://{socket.gethostname()}:{self.port}"
+
+
+class ClientConfig(_Section):
+    section: ClassVar[str] = "client"
+    url: str = "http://127.0.0.1:8420"
+    token: str = ""
+    timeout: float = Field(default=30.0, gt=0)
+
+
+def config_path() -> Path:
+    explicit = os.environ.get("KAWA_CONFIG")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "kawa" / "config.toml"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def write_section(path: Path, section: str, values: dict[str, Any]) -> None:
+    """Replace ``[section]`` in the TOML file at ``path`` (0600), keeping other sections."""
+    existing = read_toml(path)
+    existing[section] = {k: v for k, v in values.items() if v is not None}
+    lines: list[str] = []
+    for name, body in existing.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in body.items())
+        lines.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text("\n".join(lines))
+    tmp.replace(path)

@@ -1,0 +1,104 @@
+"""Tables of the host's database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class ClusterMeta(Base):
+    """Key/value facts about the cluster (its id)."""
+
+    __tablename__ = "cluster_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512))
+
+
+class ApiToken(Base):
+    """An API token: only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    user: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    url: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16))
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    inventory: Mapped[dict[str, Any]]
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    registered_at: Mapped[datetime]
+    last_heartbeat: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Environment(Base):
+    """A named container environment and the image that is its newest version."""
+
+    __tablename__ = "environments"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    image: Mapped[str] = mapped_column(String(256))
+    version: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime]
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    desired: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(String(64))
+    command: Mapped[list[Any]]
+    target: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    node: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)
+    numa: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gpu_ids: Mapped[list[Any]]
+    cpuset: Mapped[list[Any]]
+    cores: Mapped[int] = mapped_column(Integer)
+    memory: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    env: Mapped[dict[str, Any]]
+    mounts: Mapped[list[Any]]
+    container: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    image: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    native: Mapped[bool] = mapped_column(Boolean, default=False)
+    privileged: Mapped[bool] = mapped_column(Boolean, default=False)
+    workdir: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    network: Mapped[str] = mapped_column(String(16))
+    timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    waiting_reason: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class TaskTransition(Base):
+    """Every state change of a task, with its cause."""
+
+    __tablename__ = "task_transitions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tasks.id"), index=True)
+    at: Mapped[datetime]
+    source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    target: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(32))
+    cause: Mapped[str] = mapped_column(String(1024))
