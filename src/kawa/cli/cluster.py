@@ -15,8 +15,9 @@ from kawa.cli.output import CliError
 
 init_app = typer.Typer(help="Write configuration and create tokens.", no_args_is_help=True)
 DEFAULT_IMAGE = "kawa/base:bookworm"
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c",
-                                                help="Config file (default $KAWA_CONFIG).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Config file (default $KAWA_CONFIG).")
+]
 
 
 def _default_data_dir() -> Path:
@@ -41,8 +42,10 @@ def _check_image(image: str) -> None:
     try:
         docker.from_env(timeout=10).images.get(image)
     except docker.errors.ImageNotFound:
-        raise CliError(f"the default environment's image {image!r} is not in Docker: build it "
-                       "with scripts/base-image.sh (no registry needed) or pass --image") from None
+        raise CliError(
+            f"the default environment's image {image!r} is not in Docker: build it "
+            "with scripts/base-image.sh (no registry needed) or pass --image"
+        ) from None
     except docker.errors.DockerException as exc:
         raise CliError(f"cannot talk to Docker: {exc}") from None
 
@@ -57,12 +60,11 @@ def up(
     image: Annotated[str, typer.Option(help="Image of the default environment.")] = DEFAULT_IMAGE,
 ) -> None:
     """Bring up a single-machine cluster: host + one runner, SQLite, default environment."""
+    from kawa.cli.serve import configure_logging, serve_all, server
     from kawa.host.app import create_app, prepare_database
     from kawa.host.auth import Authenticator, new_secret
     from kawa.runner.app import create_runner_app
     from kawa.settings import ClientConfig, HostConfig, RunnerConfig, config_path, write_section
-
-    from kawa.cli.serve import configure_logging, serve_all, server
 
     data = (data_dir or _default_data_dir()).resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -71,15 +73,26 @@ def up(
             raise CliError(f"port {p} on {bind} is in use: pick another with --port/--runner-port")
     _check_image(image)
     cluster_file = data / "cluster.toml"
-    host_cfg = HostConfig.load(cluster_file, bind=bind, port=port, ssh_port=ssh_port,
-                               data_dir=data / "host", default_image=image)
+    host_cfg = HostConfig.load(
+        cluster_file,
+        bind=bind,
+        port=port,
+        ssh_port=ssh_port,
+        data_dir=data / "host",
+        default_image=image,
+    )
     if not host_cfg.cluster_secret:
         host_cfg = host_cfg.model_copy(update={"cluster_secret": new_secret()})
     node = name or socket.gethostname()
     runner_cfg = RunnerConfig.load(
-        cluster_file, name=node, host_url=f"http://127.0.0.1:{port}", bind="127.0.0.1",
-        port=runner_port, advertise_url=f"http://127.0.0.1:{runner_port}",
-        cluster_secret=host_cfg.cluster_secret, data_dir=data / "runners" / node,
+        cluster_file,
+        name=node,
+        host_url=f"http://127.0.0.1:{port}",
+        bind="127.0.0.1",
+        port=runner_port,
+        advertise_url=f"http://127.0.0.1:{runner_port}",
+        cluster_secret=host_cfg.cluster_secret,
+        data_dir=data / "runners" / node,
     )
     write_section(cluster_file, "host", host_cfg.model_dump(mode="json"))
     write_section(cluster_file, "runner", runner_cfg.model_dump(mode="json"))
@@ -103,11 +116,13 @@ def up(
     async def main() -> None:
         async def announce() -> None:
             await _wait_registered(url, token, node)
-            typer.echo(f"Kawa is up.\n  API:          {url}  (OpenAPI docs at {url}/docs)\n"
-                       f"  runner:       {node} at http://127.0.0.1:{runner_port}\n"
-                       f"  data:         {data}\n  client config: {client_file}\n"
-                       f"  admin token:  {token}\n"
-                       f"Try: kawa task submit --wait -- echo hello", )
+            typer.echo(
+                f"Kawa is up.\n  API:          {url}  (OpenAPI docs at {url}/docs)\n"
+                f"  runner:       {node} at http://127.0.0.1:{runner_port}\n"
+                f"  data:         {data}\n  client config: {client_file}\n"
+                f"  admin token:  {token}\n"
+                f"Try: kawa task submit --wait -- echo hello",
+            )
 
         announcer = asyncio.create_task(announce())
         await serve_all(host, runner)
@@ -145,8 +160,10 @@ def host(
 
     cfg = HostConfig.load(config, port=port, bind=bind, data_dir=data_dir)
     if not cfg.cluster_secret:
-        raise CliError("no cluster_secret configured ([host] cluster_secret or "
-                       "KAWA_HOST_CLUSTER_SECRET); `kawa init config` writes one")
+        raise CliError(
+            "no cluster_secret configured ([host] cluster_secret or "
+            "KAWA_HOST_CLUSTER_SECRET); `kawa init config` writes one"
+        )
     configure_logging()
     asyncio.run(serve_all(server(create_app(cfg), cfg.bind, cfg.port)))
 
@@ -164,19 +181,22 @@ def runner(
     from kawa.runner.app import create_runner_app
     from kawa.settings import RunnerConfig
 
-    cfg = RunnerConfig.load(config, name=name, port=port, host_url=host_url,
-                            data_dir=data_dir, cores=cores)
+    cfg = RunnerConfig.load(
+        config, name=name, port=port, host_url=host_url, data_dir=data_dir, cores=cores
+    )
     if not cfg.cluster_secret:
-        raise CliError("no cluster_secret configured ([runner] cluster_secret or "
-                       "KAWA_RUNNER_CLUSTER_SECRET)")
+        raise CliError(
+            "no cluster_secret configured ([runner] cluster_secret or KAWA_RUNNER_CLUSTER_SECRET)"
+        )
     configure_logging()
     asyncio.run(serve_all(server(create_runner_app(cfg), cfg.bind, cfg.port)))
 
 
 @init_app.command("config")
 def init_config(
-    output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="Where to write (default: config path).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write (default: config path).")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented configuration file with a fresh cluster secret."""

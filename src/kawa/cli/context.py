@@ -16,6 +16,8 @@ def client() -> KawaClient:
 
     config = ClientConfig.load()
     if not config.token:
-        raise CliError(f"no API token configured: run `kawa up`, or set [client] token in "
-                       f"{config_path()} (or KAWA_CLIENT_TOKEN)")
+        raise CliError(
+            f"no API token configured: run `kawa up`, or set [client] token in "
+            f"{config_path()} (or KAWA_CLIENT_TOKEN)"
+        )
     return KawaClient(config.url, config.token, config.timeout)

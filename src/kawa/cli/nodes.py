@@ -29,19 +29,32 @@ def list_nodes(json: JsonOpt = False) -> None:
         nodes = c.nodes()
     if json:
         return print_json(nodes)
-    table(None, ["NAME", "STATUS", "CORES", "MEMORY", "NUMA", "GPUS",
-                 "CPU%", "MEM%", "TASKS", "HEARTBEAT"],
-          [(n.name, styled(n.status.value), f"{n.held.cores}/{n.inventory.cores}",
-            f"{human_bytes(n.held.memory)}/{human_bytes(n.inventory.memory)}",
-            len(n.inventory.numa), f"{len(n.held.gpu_ids)}/{len(n.inventory.gpus)}",
-            f"{n.usage.cpu_percent:.0f}" if n.usage else "-",
-            f"{n.usage.memory_percent:.0f}" if n.usage else "-",
-            n.running_tasks, _age(n.last_heartbeat)) for n in nodes])
+    table(
+        None,
+        ["NAME", "STATUS", "CORES", "MEMORY", "NUMA", "GPUS", "CPU%", "MEM%", "TASKS", "HEARTBEAT"],
+        [
+            (
+                n.name,
+                styled(n.status.value),
+                f"{n.held.cores}/{n.inventory.cores}",
+                f"{human_bytes(n.held.memory)}/{human_bytes(n.inventory.memory)}",
+                len(n.inventory.numa),
+                f"{len(n.held.gpu_ids)}/{len(n.inventory.gpus)}",
+                f"{n.usage.cpu_percent:.0f}" if n.usage else "-",
+                f"{n.usage.memory_percent:.0f}" if n.usage else "-",
+                n.running_tasks,
+                _age(n.last_heartbeat),
+            )
+            for n in nodes
+        ],
+    )
 
 
 @app.command()
-def health(node: Annotated[str | None, typer.Argument(help="Node name (default: all).")] = None,
-           json: JsonOpt = False) -> None:
+def health(
+    node: Annotated[str | None, typer.Argument(help="Node name (default: all).")] = None,
+    json: JsonOpt = False,
+) -> None:
     """Show health: usage, NUMA zones, GPUs and recent history."""
     with client() as c:
         names = [node] if node else [n.name for n in c.nodes()]
@@ -50,29 +63,56 @@ def health(node: Annotated[str | None, typer.Argument(help="Node name (default: 
         return print_json(reports)
     for r in reports:
         n, u = r.node, r.node.usage
-        table(f"{n.name} ({styled(n.status.value)}, heartbeat {_age(n.last_heartbeat)})",
-              ["", "VALUE"],
-              [("cores", f"{n.inventory.cores} ({n.held.cores} held)"),
-               ("memory", f"{human_bytes(n.inventory.memory)} ({human_bytes(n.held.memory)} held)"),
-               ("cpu", f"{u.cpu_percent:.0f}%" if u else "-"),
-               ("memory used", f"{human_bytes(u.memory_used)} ({u.memory_percent:.0f}%)" if u else "-"),
-               ("load", " ".join(f"{x:.2f}" for x in u.load) if u else "-"),
-               *[(f"numa {z.id}", f"cpus {_cpus(z.cpus)}, {human_bytes(z.memory)}")
-                 for z in n.inventory.numa],
-               *[(f"gpu {g.index}", f"{g.name} {human_bytes(g.memory_total)}"
-                  f" util {g.utilization if g.utilization is not None else '-'}%"
-                  f" temp {g.temperature if g.temperature is not None else '-'}C")
-                 for g in (u.gpus if u and u.gpus else n.inventory.gpus)],
-               ("history", f"{len(r.history)} samples"
-                + (f", cpu {min(h.cpu_percent for h in r.history):.0f}-"
-                   f"{max(h.cpu_percent for h in r.history):.0f}%" if r.history else ""))])
+        table(
+            f"{n.name} ({styled(n.status.value)}, heartbeat {_age(n.last_heartbeat)})",
+            ["", "VALUE"],
+            [
+                ("cores", f"{n.inventory.cores} ({n.held.cores} held)"),
+                (
+                    "memory",
+                    f"{human_bytes(n.inventory.memory)} ({human_bytes(n.held.memory)} held)",
+                ),
+                ("cpu", f"{u.cpu_percent:.0f}%" if u else "-"),
+                (
+                    "memory used",
+                    f"{human_bytes(u.memory_used)} ({u.memory_percent:.0f}%)" if u else "-",
+                ),
+                ("load", " ".join(f"{x:.2f}" for x in u.load) if u else "-"),
+                *[
+                    (f"numa {z.id}", f"cpus {_cpus(z.cpus)}, {human_bytes(z.memory)}")
+                    for z in n.inventory.numa
+                ],
+                *[
+                    (
+                        f"gpu {g.index}",
+                        f"{g.name} {human_bytes(g.memory_total)}"
+                        f" util {g.utilization if g.utilization is not None else '-'}%"
+                        f" temp {g.temperature if g.temperature is not None else '-'}C",
+                    )
+                    for g in (u.gpus if u and u.gpus else n.inventory.gpus)
+                ],
+                (
+                    "history",
+                    f"{len(r.history)} samples"
+                    + (
+                        f", cpu {min(h.cpu_percent for h in r.history):.0f}-"
+                        f"{max(h.cpu_percent for h in r.history):.0f}%"
+                        if r.history
+                        else ""
+                    ),
+                ),
+            ],
+        )
 
 
 def _cpus(cpus: list[int]) -> str:
     if not cpus:
         return "-"
-    return f"{cpus[0]}-{cpus[-1]}" if cpus == list(range(cpus[0], cpus[-1] + 1)) else ",".join(
-        map(str, cpus))
+    return (
+        f"{cpus[0]}-{cpus[-1]}"
+        if cpus == list(range(cpus[0], cpus[-1] + 1))
+        else ",".join(map(str, cpus))
+    )
 
 
 @app.command()

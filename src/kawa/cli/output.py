@@ -49,10 +49,20 @@ def human_bytes(n: int | None) -> str:
 
 
 STATE_STYLE = {
-    "completed": "green", "running": "cyan", "pending": "yellow", "assigning": "yellow",
-    "paused": "magenta", "failed": "red", "killed": "red", "oom_killed": "red",
-    "timed_out": "red", "lost": "red", "stopped": "dim", "online": "green",
-    "offline": "red", "draining": "yellow",
+    "completed": "green",
+    "running": "cyan",
+    "pending": "yellow",
+    "assigning": "yellow",
+    "paused": "magenta",
+    "failed": "red",
+    "killed": "red",
+    "oom_killed": "red",
+    "timed_out": "red",
+    "lost": "red",
+    "stopped": "dim",
+    "online": "green",
+    "offline": "red",
+    "draining": "yellow",
 }
 
 

@@ -16,8 +16,15 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def server(app: Any, bind: str, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(app, host=bind, port=port, log_level="warning", access_log=False,
-                            lifespan="on", ws_max_size=16 * 1024 * 1024)
+    config = uvicorn.Config(
+        app,
+        host=bind,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        ws_max_size=16 * 1024 * 1024,
+    )
     return uvicorn.Server(config)
 
 

@@ -13,8 +13,10 @@ from kawa.cli.output import CliError, console, human_bytes, print_json, styled, 
 if TYPE_CHECKING:
     from kawa.protocol.tasks import TaskView
 
-app = typer.Typer(help="Command tasks: submit, list, status, logs, kill, pause, resume, wait.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Command tasks: submit, list, status, logs, kill, pause, resume, wait.",
+    no_args_is_help=True,
+)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -29,8 +31,10 @@ def exit_code_of(tasks: list[TaskView]) -> int:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def submit(
     ctx: typer.Context,
-    target: Annotated[list[str] | None, typer.Option(
-        "--target", "-t", help="NODE[:NUMA][::GPU[,GPU…]]; repeat for a batch.")] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", help="NODE[:NUMA][::GPU[,GPU…]]; repeat for a batch."),
+    ] = None,
     cores: Annotated[int, typer.Option(help="CPU cores per task.")] = 1,
     memory: Annotated[str | None, typer.Option(help="Memory limit: 512M, 4G, 2Gi.")] = None,
     gpus: Annotated[int, typer.Option(help="Number of GPUs to auto-pick.")] = 0,
@@ -67,11 +71,25 @@ def submit(
     if container == "NULL":  # the seeds' spelling of --native
         container, native = None, True
     try:
-        spec = TaskSpec(
-            command=command, targets=target or [], cores=cores, memory=memory, gpus=gpus,
-            env=env_map, mounts=[Mount.parse(m) for m in mount or []], container=container,
-            image=image, native=native, privileged=privileged, workdir=workdir,
-            network=network, timeout=timeout, priority=priority, name=name,
+        spec = TaskSpec.model_validate(
+            dict(
+                command=command,
+                targets=target or [],
+                cores=cores,
+                memory=memory,
+                gpus=gpus,
+                env=env_map,
+                mounts=[Mount.parse(m) for m in mount or []],
+                container=container,
+                image=image,
+                native=native,
+                privileged=privileged,
+                workdir=workdir,
+                network=network,
+                timeout=timeout,
+                priority=priority,
+                name=name,
+            )
         )
     except (ValidationError, ValueError) as exc:
         raise CliError(_validation_message(exc), 2) from None
@@ -114,8 +132,9 @@ def _print_outcomes(tasks: list[TaskView]) -> None:
 
 @app.command("list")
 def list_tasks(
-    status: Annotated[list[str] | None, typer.Option("--status", "-s",
-                                                     help="Only these states.")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", "-s", help="Only these states.")
+    ] = None,
     node: Annotated[str | None, typer.Option(help="Only tasks on this node.")] = None,
     batch: Annotated[str | None, typer.Option(help="Only this batch.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many (newest first).")] = 200,
@@ -126,10 +145,24 @@ def list_tasks(
         tasks = c.tasks(status, node, batch, "command", limit)
     if json:
         return print_json(tasks)
-    table(None, ["ID", "NAME", "STATE", "NODE", "CORES", "MEM", "GPUS", "EXIT", "COMMAND"],
-          [(t.id, t.name, styled(t.state.value), t.node or f"({t.waiting_reason or '-'})",
-            t.cores, human_bytes(t.memory), ",".join(map(str, t.gpu_ids)) or "-",
-            t.exit_code, " ".join(t.command)[:60]) for t in tasks])
+    table(
+        None,
+        ["ID", "NAME", "STATE", "NODE", "CORES", "MEM", "GPUS", "EXIT", "COMMAND"],
+        [
+            (
+                t.id,
+                t.name,
+                styled(t.state.value),
+                t.node or f"({t.waiting_reason or '-'})",
+                t.cores,
+                human_bytes(t.memory),
+                ",".join(map(str, t.gpu_ids)) or "-",
+                t.exit_code,
+                " ".join(t.command)[:60],
+            )
+            for t in tasks
+        ],
+    )
 
 
 @app.command()
@@ -140,20 +173,38 @@ def status(task_id: str, json: JsonOpt = False) -> None:
     if json:
         return print_json(t)
     rows = [
-        ("id", t.id), ("batch", t.batch_id), ("name", t.name), ("state", styled(t.state.value)),
-        ("command", " ".join(t.command)), ("target", t.target or "auto"), ("node", t.node),
-        ("numa", t.numa), ("cpuset", ",".join(map(str, t.cpuset)) or None),
-        ("gpus", ",".join(map(str, t.gpu_ids)) or None), ("cores", t.cores),
+        ("id", t.id),
+        ("batch", t.batch_id),
+        ("name", t.name),
+        ("state", styled(t.state.value)),
+        ("command", " ".join(t.command)),
+        ("target", t.target or "auto"),
+        ("node", t.node),
+        ("numa", t.numa),
+        ("cpuset", ",".join(map(str, t.cpuset)) or None),
+        ("gpus", ",".join(map(str, t.gpu_ids)) or None),
+        ("cores", t.cores),
         ("memory", human_bytes(t.memory)),
-        ("environment", t.container or t.image), ("network", t.network.value),
-        ("timeout", t.timeout), ("priority", t.priority), ("exit code", t.exit_code),
-        ("error", t.error), ("waiting", t.waiting_reason if t.state.value == "pending" else None),
-        ("created", t.created_at), ("started", t.started_at), ("finished", t.finished_at),
+        ("environment", t.container or t.image),
+        ("network", t.network.value),
+        ("timeout", t.timeout),
+        ("priority", t.priority),
+        ("exit code", t.exit_code),
+        ("error", t.error),
+        ("waiting", t.waiting_reason if t.state.value == "pending" else None),
+        ("created", t.created_at),
+        ("started", t.started_at),
+        ("finished", t.finished_at),
     ]
     table(None, ["", ""], [(k, v) for k, v in rows if v not in (None, "")])
-    table("history", ["AT", "FROM", "TO", "CAUSE"],
-          [(h.at.strftime("%H:%M:%S.%f")[:-3], h.source or "-", h.target.value, h.cause)
-           for h in t.history])
+    table(
+        "history",
+        ["AT", "FROM", "TO", "CAUSE"],
+        [
+            (h.at.strftime("%H:%M:%S.%f")[:-3], h.source or "-", h.target.value, h.cause)
+            for h in t.history
+        ],
+    )
 
 
 @app.command()

@@ -24,7 +24,8 @@ class AsyncKawaClient:
         self.url = url.rstrip("/")
         self.token = token
         self._http = httpx.AsyncClient(
-            base_url=self.url + API_PREFIX, timeout=timeout,
+            base_url=self.url + API_PREFIX,
+            timeout=timeout,
             headers={"Authorization": f"Bearer {token}"},
             limits=httpx.Limits(max_connections=100),
         )
@@ -40,12 +41,19 @@ class AsyncKawaClient:
 
     async def _do(self, call: calls.Call[T]) -> T:
         try:
-            response = await self._http.request(call.method, call.path, json=call.json,
-                                                params=call.params)
+            response = await self._http.request(
+                call.method, call.path, json=call.json, params=call.params
+            )
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from None
         raise_for(response)
-        return call.parse(response.json())
+        try:
+            body = response.json()
+        except ValueError:
+            raise KawaError(
+                f"unexpected answer from {response.url}: HTTP {response.status_code}"
+            ) from None
+        return call.parse(body)
 
     async def health(self) -> dict[str, Any]:
         return await self._do(calls.health())
@@ -56,8 +64,9 @@ class AsyncKawaClient:
     async def task(self, ref: str) -> TaskView:
         return await self._do(calls.get_task(ref))
 
-    async def tasks(self, states: list[str] | None = None, node: str | None = None,
-                    batch: str | None = None) -> list[TaskView]:
+    async def tasks(
+        self, states: list[str] | None = None, node: str | None = None, batch: str | None = None
+    ) -> list[TaskView]:
         return await self._do(calls.list_tasks(states, node, batch))
 
     async def act(self, ref: str, action: TaskAction) -> TaskView:
@@ -66,12 +75,14 @@ class AsyncKawaClient:
     async def nodes(self) -> list[NodeView]:
         return await self._do(calls.list_nodes())
 
-    async def logs(self, ref: str, stream: str = "stdout",
-                   follow: bool = False) -> AsyncIterator[bytes]:
+    async def logs(
+        self, ref: str, stream: str = "stdout", follow: bool = False
+    ) -> AsyncIterator[bytes]:
         params = {"stream": stream, "follow": str(follow).lower()}
         path = calls.logs_path(ref).removeprefix(API_PREFIX)
-        async with self._http.stream("GET", path, params=params,
-                                     timeout=httpx.Timeout(None, connect=10)) as r:
+        async with self._http.stream(
+            "GET", path, params=params, timeout=httpx.Timeout(None, connect=10)
+        ) as r:
             if r.status_code >= 400:
                 await r.aread()
                 raise_for(r)
@@ -87,8 +98,9 @@ class AsyncKawaClient:
         async def follow() -> list[TaskView]:
             while True:
                 try:
-                    async with connect(calls.events_url(self.url), additional_headers=headers,
-                                       max_size=None) as ws:
+                    async with connect(
+                        calls.events_url(self.url), additional_headers=headers, max_size=None
+                    ) as ws:
                         calls.parse_event(await ws.recv())
                         tracker.start([await self.task(i) for i in ids])
                         while not tracker.done:

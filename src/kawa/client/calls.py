@@ -40,12 +40,19 @@ def get_task(ref: str) -> Call[TaskView]:
 
 
 def list_tasks(
-    states: list[str] | None = None, node: str | None = None, batch: str | None = None,
-    kind: str | None = None, limit: int = 200,
+    states: list[str] | None = None,
+    node: str | None = None,
+    batch: str | None = None,
+    kind: str | None = None,
+    limit: int = 200,
 ) -> Call[list[TaskView]]:
     params = {"state": states or [], "node": node, "batch": batch, "kind": kind, "limit": limit}
-    return Call("GET", "/tasks", _tasks.validate_python,
-                params={k: v for k, v in params.items() if v not in (None, [])})
+    return Call(
+        "GET",
+        "/tasks",
+        _tasks.validate_python,
+        params={k: v for k, v in params.items() if v not in (None, [])},
+    )
 
 
 def act(ref: str, action: TaskAction) -> Call[TaskView]:
@@ -65,8 +72,9 @@ def node_health(name: str) -> Call[NodeHealth]:
 
 
 def drain(name: str, draining: bool) -> Call[NodeView]:
-    return Call("POST", f"/nodes/{name}/{'drain' if draining else 'undrain'}",
-                NodeView.model_validate)
+    return Call(
+        "POST", f"/nodes/{name}/{'drain' if draining else 'undrain'}", NodeView.model_validate
+    )
 
 
 def health() -> Call[dict[str, Any]]:

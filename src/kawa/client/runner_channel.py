@@ -15,7 +15,8 @@ class HostChannel:
     def __init__(self, host_url: str, cluster_secret: str, timeout: float = 15.0) -> None:
         self.url = host_url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=self.url + API_PREFIX + "/runner", timeout=timeout,
+            base_url=self.url + API_PREFIX + "/runner",
+            timeout=timeout,
             headers={"Authorization": f"Bearer {cluster_secret}"},
         )
 

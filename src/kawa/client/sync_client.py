@@ -24,7 +24,8 @@ class KawaClient:
         self.url = url.rstrip("/")
         self.token = token
         self._http = httpx.Client(
-            base_url=self.url + API_PREFIX, timeout=timeout,
+            base_url=self.url + API_PREFIX,
+            timeout=timeout,
             headers={"Authorization": f"Bearer {token}"},
         )
 
@@ -39,12 +40,19 @@ class KawaClient:
 
     def _do(self, call: calls.Call[T]) -> T:
         try:
-            response = self._http.request(call.method, call.path, json=call.json,
-                                          params=call.params)
+            response = self._http.request(
+                call.method, call.path, json=call.json, params=call.params
+            )
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from None
         raise_for(response)
-        return call.parse(response.json())
+        try:
+            body = response.json()
+        except ValueError:
+            raise KawaError(
+                f"unexpected answer from {response.url}: HTTP {response.status_code}"
+            ) from None
+        return call.parse(body)
 
     # -- API ------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -56,9 +64,14 @@ class KawaClient:
     def task(self, ref: str) -> TaskView:
         return self._do(calls.get_task(ref))
 
-    def tasks(self, states: list[str] | None = None, node: str | None = None,
-              batch: str | None = None, kind: str | None = None,
-              limit: int = 200) -> list[TaskView]:
+    def tasks(
+        self,
+        states: list[str] | None = None,
+        node: str | None = None,
+        batch: str | None = None,
+        kind: str | None = None,
+        limit: int = 200,
+    ) -> list[TaskView]:
         return self._do(calls.list_tasks(states, node, batch, kind, limit))
 
     def act(self, ref: str, action: TaskAction) -> TaskView:
@@ -79,8 +92,12 @@ class KawaClient:
     def logs(self, ref: str, stream: str = "stdout", follow: bool = False) -> Iterator[bytes]:
         params = {"stream": stream, "follow": str(follow).lower()}
         try:
-            with self._http.stream("GET", calls.logs_path(ref).removeprefix(API_PREFIX),
-                                   params=params, timeout=httpx.Timeout(None, connect=10)) as r:
+            with self._http.stream(
+                "GET",
+                calls.logs_path(ref).removeprefix(API_PREFIX),
+                params=params,
+                timeout=httpx.Timeout(None, connect=10),
+            ) as r:
                 if r.status_code >= 400:
                     r.read()
                     raise_for(r)
@@ -97,8 +114,12 @@ class KawaClient:
         headers = {"Authorization": f"Bearer {self.token}"}
         while True:
             try:
-                with connect(calls.events_url(self.url), additional_headers=headers,
-                             open_timeout=10, max_size=None) as ws:
+                with connect(
+                    calls.events_url(self.url),
+                    additional_headers=headers,
+                    open_timeout=10,
+                    max_size=None,
+                ) as ws:
                     calls.parse_event(ws.recv(timeout=10))  # hello: subscribed
                     tracker.start([self.task(i) for i in ids])
                     while not tracker.done:

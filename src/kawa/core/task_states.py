@@ -154,9 +154,7 @@ class InvalidTransition(ValueError):
         super().__init__(message)
 
 
-def transition(
-    state: TaskState, event: TaskEvent, kind: TaskKind = TaskKind.COMMAND
-) -> Transition:
+def transition(state: TaskState, event: TaskEvent, kind: TaskKind = TaskKind.COMMAND) -> Transition:
     """The transition for ``event`` in ``state``; raises :class:`InvalidTransition`."""
     found = TRANSITIONS.get((state, event))
     if found is None or (kind is TaskKind.COMMAND and event in _VPS_ONLY_EVENTS):

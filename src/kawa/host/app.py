@@ -52,8 +52,15 @@ def register_environment(sessions: sessionmaker[Session], name: str, image: str)
     with sessions.begin() as s:
         env = s.get(Environment, name)
         if env is None:
-            s.add(Environment(name=name, image=image, version="local", digest=None,
-                              created_at=datetime.now(UTC)))
+            s.add(
+                Environment(
+                    name=name,
+                    image=image,
+                    version="local",
+                    digest=None,
+                    created_at=datetime.now(UTC),
+                )
+            )
         else:
             env.image = image
 
@@ -73,12 +80,19 @@ class Host:
         self.link = RunnerLink(config.cluster_secret)
         self.ledger = Ledger(sessions, self.bus)
         self.tasks = TaskService(self.ledger, IdGenerator(), self.link, config.default_container)
-        self.nodes = NodeService(self.ledger, self.bus, self.link, self.cluster_id,
-                                 config.heartbeat_interval, config.node_timeout)
+        self.nodes = NodeService(
+            self.ledger,
+            self.bus,
+            self.link,
+            self.cluster_id,
+            config.heartbeat_interval,
+            config.node_timeout,
+        )
         self.reports = ReportService(self.ledger)
         self.logs = LogService(self.ledger, self.link, config.shared_dir)
-        self.scheduler = SchedulerLoop(self.ledger, self.link, config.strategy,
-                                       config.starvation_after)
+        self.scheduler = SchedulerLoop(
+            self.ledger, self.link, config.strategy, config.starvation_after
+        )
         self.ledger.on_release = self.scheduler.wake
 
     async def run_loops(self) -> None:

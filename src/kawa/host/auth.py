@@ -60,8 +60,11 @@ class Authenticator:
             raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
         token = token or new_token()
         with self._sessions.begin() as s:
-            s.add(ApiToken(token_hash=hash_token(token), user=user, role=role,
-                           created_at=datetime.now(UTC)))
+            s.add(
+                ApiToken(
+                    token_hash=hash_token(token), user=user, role=role, created_at=datetime.now(UTC)
+                )
+            )
         return token
 
     def user(self, header: str | None) -> Principal:

@@ -48,8 +48,14 @@ class Change:
             task.node, task.gpu_ids, task.cpuset, task.numa = None, [], [], None
             task.finished_at = None
         self.session.add(
-            TaskTransition(task_id=task.id, at=now, source=source.value,
-                           target=tr.target.value, event=event.value, cause=cause[:1024])
+            TaskTransition(
+                task_id=task.id,
+                at=now,
+                source=source.value,
+                target=tr.target.value,
+                event=event.value,
+                cause=cause[:1024],
+            )
         )
         self.touched[task.id] = task
         self.actions.extend((task, a) for a in tr.actions)
@@ -101,15 +107,22 @@ class Ledger:
             raise NotFound(f"no task with id {ref}")
         if len(rows) > 1:
             shown = ", ".join(str(r.id) for r in rows[:5])
-            raise Conflict(f"task id prefix {ref} is ambiguous: matches {shown}"
-                           + (", …" if len(rows) > 5 else ""))
+            raise Conflict(
+                f"task id prefix {ref} is ambiguous: matches {shown}"
+                + (", …" if len(rows) > 5 else "")
+            )
         return rows[0]
 
     def view(self, ref: str, history: bool = True) -> TaskView:
         with self.sessions() as s:
             task = self.find(s, ref)
             rows = (
-                s.scalars(select(TaskTransition).where(TaskTransition.task_id == task.id)
-                          .order_by(TaskTransition.id)).all() if history else []
+                s.scalars(
+                    select(TaskTransition)
+                    .where(TaskTransition.task_id == task.id)
+                    .order_by(TaskTransition.id)
+                ).all()
+                if history
+                else []
             )
             return task_view(task, rows)

@@ -50,8 +50,9 @@ class LogService:
             raise NotFound(f"task {task_id} has no logs (it never ran on a node)")
         return self._proxy(url, task_id, stream, follow)
 
-    async def _proxy(self, url: str, task_id: str, stream: str,
-                     follow: bool) -> AsyncIterator[bytes]:
+    async def _proxy(
+        self, url: str, task_id: str, stream: str, follow: bool
+    ) -> AsyncIterator[bytes]:
         try:
             async with self.link.logs(url, task_id, stream, follow, 0) as response:
                 async for chunk in response.aiter_raw():

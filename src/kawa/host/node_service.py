@@ -33,8 +33,14 @@ _ON_NODE = [TaskState.ASSIGNING.value, TaskState.RUNNING.value, TaskState.PAUSED
 
 class NodeService:
     def __init__(
-        self, ledger: Ledger, bus: EventBus, link: RunnerLink, cluster_id: str,
-        heartbeat_interval: float, node_timeout: float, history_seconds: float = 600.0,
+        self,
+        ledger: Ledger,
+        bus: EventBus,
+        link: RunnerLink,
+        cluster_id: str,
+        heartbeat_interval: float,
+        node_timeout: float,
+        history_seconds: float = 600.0,
     ) -> None:
         self.ledger = ledger
         self.bus = bus
@@ -61,8 +67,9 @@ class NodeService:
         log.info("runner %s registered at %s", reg.name, reg.url)
         self._publish(reg.name)
         self.ledger.on_release()
-        return RegistrationAccepted(cluster_id=self.cluster_id,
-                                    heartbeat_interval=self.heartbeat_interval)
+        return RegistrationAccepted(
+            cluster_id=self.cluster_id, heartbeat_interval=self.heartbeat_interval
+        )
 
     def heartbeat(self, hb: Heartbeat) -> None:
         now = datetime.now(UTC)
@@ -81,8 +88,7 @@ class NodeService:
             if hb.inventory is not None:
                 node.inventory = hb.inventory.model_dump(mode="json")
             states = [*_ON_NODE, TaskState.LOST.value]
-            for task in s.scalars(select(Task).where(Task.node == hb.name,
-                                                     Task.state.in_(states))):
+            for task in s.scalars(select(Task).where(Task.node == hb.name, Task.state.in_(states))):
                 seen = observed.get(str(task.id))
                 if task.state == TaskState.LOST.value and seen in ("running", "paused"):
                     event = TaskEvent.STARTED if seen == "running" else TaskEvent.PAUSED
@@ -100,8 +106,7 @@ class NodeService:
     def _check_missing(self, change, task: Task, seen: str | None, now: datetime) -> None:  # type: ignore[no-untyped-def]
         """A running task its runner no longer lists fails after a grace period
         (exits are reported separately and normally arrive first)."""
-        if seen is not None or task.state not in (TaskState.RUNNING.value,
-                                                  TaskState.PAUSED.value):
+        if seen is not None or task.state not in (TaskState.RUNNING.value, TaskState.PAUSED.value):
             self._missing_since.pop(task.id, None)
             return
         since = self._missing_since.setdefault(task.id, now)
@@ -124,14 +129,18 @@ class NodeService:
         with self.ledger.change() as change:
             s = change.session
             for node in s.scalars(select(Node).where(Node.status == NodeStatus.ONLINE.value)):
-                if node.last_heartbeat is not None and aware(node.last_heartbeat) >= cutoff:  # type: ignore[operator]
+                if node.last_heartbeat is not None and aware(node.last_heartbeat) >= cutoff:
                     continue
                 node.status = NodeStatus.OFFLINE.value
                 gone.append(node.name)
-                for task in s.scalars(select(Task).where(Task.node == node.name,
-                                                         Task.state.in_(_ON_NODE))):
-                    change.apply(task, TaskEvent.RUNNER_LOST,
-                                 f"runner {node.name} missed heartbeats for {self.node_timeout:g}s")
+                for task in s.scalars(
+                    select(Task).where(Task.node == node.name, Task.state.in_(_ON_NODE))
+                ):
+                    change.apply(
+                        task,
+                        TaskEvent.RUNNER_LOST,
+                        f"runner {node.name} missed heartbeats for {self.node_timeout:g}s",
+                    )
         for name in gone:
             log.warning("node %s is offline", name)
             self._publish(name)
@@ -149,8 +158,10 @@ class NodeService:
     def list(self) -> list[NodeView]:
         with self.ledger.sessions() as s:
             held = holding_by_node(s)
-            return [node_view(n, held.get(n.name, []))
-                    for n in s.scalars(select(Node).order_by(Node.name))]
+            return [
+                node_view(n, held.get(n.name, []))
+                for n in s.scalars(select(Node).order_by(Node.name))
+            ]
 
     def get(self, name: str) -> NodeView:
         with self.ledger.sessions() as s:

@@ -61,7 +61,9 @@ class RunnerLink:
     ) -> AsyncIterator[httpx.Response]:
         params = {"stream": stream, "follow": str(follow).lower(), "offset": str(offset)}
         request = self._http.build_request(
-            "GET", f"{base}/tasks/{task_id}/logs", params=params,
+            "GET",
+            f"{base}/tasks/{task_id}/logs",
+            params=params,
             timeout=httpx.Timeout(None, connect=5.0),
         )
         try:

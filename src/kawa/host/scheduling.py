@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from kawa.core.resources import Allocation, NodeUsage, ResourceRequest
-from kawa.core.scheduler import NodeSnapshot, QueuedTask, Strategy, place
+from kawa.core.scheduler import NodeSnapshot, Placement, QueuedTask, Strategy, place
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import TaskEvent, TaskKind, TaskState
 from kawa.host.ledger import Change, Ledger
@@ -43,12 +44,21 @@ def _fits(snapshot: NodeSnapshot, usage: NodeUsage, a: Allocation) -> bool:
 
 def run_order(task: Task) -> RunTask:
     return RunTask(
-        task_id=str(task.id), kind=TaskKind(task.kind), command=list(task.command),
-        image=task.image or "", env=dict(task.env),
-        mounts=[Mount.model_validate(m) for m in task.mounts], cores=task.cores,
-        memory=task.memory, gpu_ids=list(task.gpu_ids), numa=task.numa,
-        cpuset=list(task.cpuset), privileged=task.privileged, workdir=task.workdir,
-        network=NetworkMode(task.network), timeout=task.timeout,
+        task_id=str(task.id),
+        kind=TaskKind(task.kind),
+        command=list(task.command),
+        image=task.image or "",
+        env=dict(task.env),
+        mounts=[Mount.model_validate(m) for m in task.mounts],
+        cores=task.cores,
+        memory=task.memory,
+        gpu_ids=list(task.gpu_ids),
+        numa=task.numa,
+        cpuset=list(task.cpuset),
+        privileged=task.privileged,
+        workdir=task.workdir,
+        network=NetworkMode(task.network),
+        timeout=task.timeout,
     )
 
 
@@ -57,7 +67,11 @@ class SchedulerLoop:
     least every ``idle_interval`` seconds (for starvation aging and retries)."""
 
     def __init__(
-        self, ledger: Ledger, link: RunnerLink, strategy: str, starvation_after: float,
+        self,
+        ledger: Ledger,
+        link: RunnerLink,
+        strategy: str,
+        starvation_after: float,
         idle_interval: float = 2.0,
     ) -> None:
         self.ledger = ledger
@@ -74,10 +88,8 @@ class SchedulerLoop:
 
     async def run(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.idle_interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 for job in self.schedule_once():
@@ -117,12 +129,21 @@ class SchedulerLoop:
         self.last_pass_seconds = time.perf_counter() - started
         return jobs
 
-    def _apply(self, change: Change, snapshots: list[NodeSnapshot], by_id: dict[int, Task],
-               placements: tuple) -> list[Dispatch]:  # type: ignore[type-arg]
+    def _apply(
+        self,
+        change: Change,
+        snapshots: list[NodeSnapshot],
+        by_id: dict[int, Task],
+        placements: tuple[Placement, ...],
+    ) -> list[Dispatch]:
         """Commit placements, re-checking each against what is held (never over-commit)."""
         nodes = {n.name: n for n in snapshots}
-        usage = {n.name: NodeUsage(n.usage.cores, n.usage.memory, set(n.usage.gpu_ids),
-                                   set(n.usage.pinned_cpus)) for n in snapshots}
+        usage = {
+            n.name: NodeUsage(
+                n.usage.cores, n.usage.memory, set(n.usage.gpu_ids), set(n.usage.pinned_cpus)
+            )
+            for n in snapshots
+        }
         jobs = []
         for p in placements:
             a, task = p.allocation, by_id[p.task_id]
@@ -147,8 +168,9 @@ class SchedulerLoop:
             self._settle(task_id, TaskEvent.DISPATCH_FAILED, str(exc), None)
             return
         except RunnerRejected as exc:
-            self._settle(task_id, TaskEvent.START_FAILED, "runner could not start the task",
-                         exc.detail)
+            self._settle(
+                task_id, TaskEvent.START_FAILED, "runner could not start the task", exc.detail
+            )
             return
         if ack.state == "running":
             self._settle(task_id, TaskEvent.STARTED, "runner started the task", None)

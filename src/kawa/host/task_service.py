@@ -50,7 +50,8 @@ class TaskService:
             raise BadRequest("native tasks (--native) are not supported by this host yet")
         if (spec.privileged or spec.mounts) and not who.is_admin:
             raise Forbidden("privileged containers and host mounts need the admin role")
-        targets = [TargetSpec.parse(t) for t in spec.targets] or [None]
+        targets: list[TargetSpec | None] = [TargetSpec.parse(t) for t in spec.targets]
+        targets = targets or [None]
         now = datetime.now(UTC)
         with self.ledger.change() as change:
             s = change.session
@@ -68,23 +69,51 @@ class TaskService:
             batch_id = self.ids.next()
             for target, request in requests:
                 task = Task(
-                    id=self.ids.next(), batch_id=batch_id, name=spec.name, kind=spec.kind.value,
-                    state=TaskState.PENDING.value, desired="run", owner=who.user,
-                    command=spec.command, target=str(target) if target else None, node=None,
-                    numa=None, gpu_ids=[], cpuset=[], cores=request.cores,
-                    memory=request.memory, gpus=request.gpus, env=spec.env,
-                    mounts=[m.model_dump() for m in spec.mounts], container=container,
-                    image=image, native=spec.native, privileged=spec.privileged,
-                    workdir=spec.workdir, network=spec.network.value, timeout=spec.timeout,
-                    priority=spec.priority, created_at=now, waiting_reason="queued",
+                    id=self.ids.next(),
+                    batch_id=batch_id,
+                    name=spec.name,
+                    kind=spec.kind.value,
+                    state=TaskState.PENDING.value,
+                    desired="run",
+                    owner=who.user,
+                    command=spec.command,
+                    target=str(target) if target else None,
+                    node=None,
+                    numa=None,
+                    gpu_ids=[],
+                    cpuset=[],
+                    cores=request.cores,
+                    memory=request.memory,
+                    gpus=request.gpus,
+                    env=spec.env,
+                    mounts=[m.model_dump() for m in spec.mounts],
+                    container=container,
+                    image=image,
+                    native=spec.native,
+                    privileged=spec.privileged,
+                    workdir=spec.workdir,
+                    network=spec.network.value,
+                    timeout=spec.timeout,
+                    priority=spec.priority,
+                    created_at=now,
+                    waiting_reason="queued",
                 )
                 s.add(task)
-                s.add(TaskTransition(task_id=task.id, at=now, source=None, target="pending",
-                                     event="submitted", cause=f"submitted by {who.user}"))
+                s.add(
+                    TaskTransition(
+                        task_id=task.id,
+                        at=now,
+                        source=None,
+                        target="pending",
+                        event="submitted",
+                        cause=f"submitted by {who.user}",
+                    )
+                )
                 change.touch(task)
         self.ledger.on_release()  # new work: let the scheduler look
-        return SubmitResponse(batch_id=str(batch_id),
-                              tasks=[task_view(t) for t in change.touched.values()])
+        return SubmitResponse(
+            batch_id=str(batch_id), tasks=[task_view(t) for t in change.touched.values()]
+        )
 
     def _image_for(self, s: Session, spec: TaskSpec) -> tuple[str | None, str]:
         if spec.image:
@@ -101,13 +130,18 @@ class TaskService:
         return self.ledger.view(ref)
 
     def list(
-        self, states: Sequence[str] = (), node: str | None = None,
-        batch: str | None = None, kind: str | None = None, limit: int = 200,
+        self,
+        states: Sequence[str] = (),
+        node: str | None = None,
+        batch: str | None = None,
+        kind: str | None = None,
+        limit: int = 200,
     ) -> list[TaskView]:
         bad = [x for x in states if x not in TaskState.__members__.values()]
         if bad:
-            raise BadRequest(f"unknown state {bad[0]!r}; states: "
-                             + ", ".join(s.value for s in TaskState))
+            raise BadRequest(
+                f"unknown state {bad[0]!r}; states: " + ", ".join(s.value for s in TaskState)
+            )
         query = select(Task).order_by(Task.id.desc()).limit(max(1, min(limit, 10_000)))
         if states:
             query = query.where(Task.state.in_(list(states)))
@@ -148,8 +182,12 @@ class TaskService:
         return node.url if node else None
 
     async def _carry_out(self, action: Action, task_id: int, url: str | None) -> None:
-        verb = {Action.SEND_KILL: "kill", Action.SEND_PAUSE: "pause",
-                Action.SEND_RESUME: "resume", Action.SEND_STOP: "stop"}.get(action)
+        verb = {
+            Action.SEND_KILL: "kill",
+            Action.SEND_PAUSE: "pause",
+            Action.SEND_RESUME: "resume",
+            Action.SEND_STOP: "stop",
+        }.get(action)
         if verb is None or url is None:
             return
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import overload
 
 from kawa.core.resources import Allocation, NodeCapacity, NodeUsage, NumaZone
 from kawa.core.task_states import TaskKind, TaskState
@@ -12,6 +13,10 @@ from kawa.protocol.tasks import Mount, NetworkMode, TaskView, TransitionView
 from kawa.store.models import Node, Task, TaskTransition
 
 
+@overload
+def aware(at: datetime) -> datetime: ...
+@overload
+def aware(at: None) -> None: ...
 def aware(at: datetime | None) -> datetime | None:
     """SQLite returns naive datetimes; everything we store is UTC."""
     if at is not None and at.tzinfo is None:
@@ -55,8 +60,11 @@ def task_view(task: Task, history: Iterable[TaskTransition] = ()) -> TaskView:
         finished_at=aware(task.finished_at),
         history=[
             TransitionView(
-                at=aware(h.at), source=TaskState(h.source) if h.source else None,
-                target=TaskState(h.target), event=h.event, cause=h.cause,
+                at=aware(h.at),
+                source=TaskState(h.source) if h.source else None,
+                target=TaskState(h.target),
+                event=h.event,
+                cause=h.cause,
             )
             for h in history
         ],
@@ -94,8 +102,10 @@ def node_view(node: Node, holding: list[Task]) -> NodeView:
         status=status,
         inventory=NodeInventory.model_validate(node.inventory),
         held=HeldResources(
-            cores=usage.cores, memory=usage.memory,
-            gpu_ids=sorted(usage.gpu_ids), pinned_cpus=sorted(usage.pinned_cpus),
+            cores=usage.cores,
+            memory=usage.memory,
+            gpu_ids=sorted(usage.gpu_ids),
+            pinned_cpus=sorted(usage.pinned_cpus),
         ),
         usage=NodeUsageSample.model_validate(node.usage) if node.usage else None,
         registered_at=aware(node.registered_at),

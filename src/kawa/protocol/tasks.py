@@ -101,7 +101,9 @@ class TaskSpec(WireModel):
         if self.native:
             chosen.append("native")
         if len(chosen) > 1:
-            raise ValueError(f"choose one of --container, --image, --native (got {', '.join(chosen)})")
+            raise ValueError(
+                f"choose one of --container, --image, --native (got {', '.join(chosen)})"
+            )
         if self.gpus and any(TargetSpec.parse(t).gpus for t in self.targets):
             raise ValueError("give GPUs either in the target (node::0,1) or with --gpus, not both")
         return self

@@ -48,8 +48,12 @@ def create_runner_app(config: RunnerConfig) -> FastAPI:
                 await main
             await service.close()
 
-    app = FastAPI(title="Kawa runner", version=__version__, lifespan=lifespan,
-                  dependencies=[Depends(authenticated)])
+    app = FastAPI(
+        title="Kawa runner",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(authenticated)],
+    )
     app.state.service = service
     Exec = Annotated[DockerExecutor, Depends(executor)]
 
@@ -74,8 +78,9 @@ def create_runner_app(config: RunnerConfig) -> FastAPI:
         return RunnerAck(state=state)
 
     @app.get("/tasks/{task_id}/logs")
-    async def logs(task_id: str, ex: Exec, stream: str = "stdout", follow: bool = False,
-                   offset: int = 0) -> StreamingResponse:
+    async def logs(
+        task_id: str, ex: Exec, stream: str = "stdout", follow: bool = False, offset: int = 0
+    ) -> StreamingResponse:
         if stream not in ("stdout", "stderr"):
             raise HTTPException(400, "stream must be stdout or stderr")
         path = ex.log_path(task_id, stream)

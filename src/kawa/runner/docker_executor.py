@@ -32,8 +32,14 @@ LABEL_CLUSTER, LABEL_NODE, LABEL_TASK = "kawa.cluster", "kawa.node", "kawa.task"
 
 class DockerExecutor:
     def __init__(
-        self, client: docker.DockerClient, journal: Journal, cluster_id: str, node: str,
-        log_dir: Path, on_end: OnEnd, shared_data: Path | None = None,
+        self,
+        client: docker.DockerClient,
+        journal: Journal,
+        cluster_id: str,
+        node: str,
+        log_dir: Path,
+        on_end: OnEnd,
+        shared_data: Path | None = None,
         local_temp: Path | None = None,
     ) -> None:
         self.docker = client
@@ -56,8 +62,12 @@ class DockerExecutor:
         return self.log_dir / f"{task_id}.{'out' if stream == 'stdout' else 'err'}"
 
     def _labels(self, order: RunTask) -> dict[str, str]:
-        return {LABEL_CLUSTER: self.cluster_id, LABEL_NODE: self.node,
-                LABEL_TASK: order.task_id, "kawa.kind": order.kind.value}
+        return {
+            LABEL_CLUSTER: self.cluster_id,
+            LABEL_NODE: self.node,
+            LABEL_TASK: order.task_id,
+            "kawa.kind": order.kind.value,
+        }
 
     # -- start ----------------------------------------------------------------------
     def create_args(self, order: RunTask) -> dict[str, Any]:
@@ -73,11 +83,17 @@ class DockerExecutor:
         for m in order.mounts:
             binds[m.source] = {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
         args: dict[str, Any] = dict(
-            image=order.image, command=order.command, name=self.container_name(order.task_id),
-            labels=self._labels(order), environment=env, volumes=binds,
+            image=order.image,
+            command=order.command,
+            name=self.container_name(order.task_id),
+            labels=self._labels(order),
+            environment=env,
+            volumes=binds,
             nano_cpus=int(min(order.cores, self._machine_cpus) * 1e9),
             network_mode="host" if order.network is NetworkMode.HOST else "bridge",
-            privileged=order.privileged, working_dir=order.workdir, detach=True,
+            privileged=order.privileged,
+            working_dir=order.workdir,
+            detach=True,
         )
         if order.memory:
             args.update(mem_limit=order.memory, memswap_limit=order.memory)
@@ -121,8 +137,7 @@ class DockerExecutor:
             self._ensure_image(order.image)
             container = self.docker.containers.create(**self.create_args(order))
             self.journal.set_container(order.task_id, container.id or "")
-            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True,
-                                      demux=True)
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
             container.start()
         except (StartError, docker.errors.APIError, docker.errors.DockerException) as exc:
             self.journal.forget(order.task_id)
@@ -138,14 +153,20 @@ class DockerExecutor:
 
     # -- watching -------------------------------------------------------------------
     def _watch(self, task_id: str, container: Container, stream: Any) -> None:
-        t = threading.Thread(target=self._follow, args=(task_id, container, stream),
-                             name=f"watch-{task_id}", daemon=True)
+        t = threading.Thread(
+            target=self._follow,
+            args=(task_id, container, stream),
+            name=f"watch-{task_id}",
+            daemon=True,
+        )
         t.start()
 
     def _follow(self, task_id: str, container: Container, stream: Any) -> None:
         try:
-            with self.log_path(task_id, "stdout").open("wb") as out, \
-                    self.log_path(task_id, "stderr").open("wb") as err:
+            with (
+                self.log_path(task_id, "stdout").open("wb") as out,
+                self.log_path(task_id, "stderr").open("wb") as err,
+            ):
                 for chunk_out, chunk_err in stream:
                     if chunk_out:
                         out.write(chunk_out)
@@ -264,17 +285,25 @@ class DockerExecutor:
         for entry in entries:
             container = mine.pop(entry.task_id, None)
             if container is None:
-                self._ended(entry.task_id, None, False,
-                            "the container disappeared while the runner was down")
+                self._ended(
+                    entry.task_id,
+                    None,
+                    False,
+                    "the container disappeared while the runner was down",
+                )
                 continue
             if container.status in ("running", "paused"):
                 started = container.attrs.get("State", {}).get("StartedAt", "")
-                self.journal.set_state(entry.task_id,
-                                       "paused" if container.status == "paused" else "running")
+                self.journal.set_state(
+                    entry.task_id, "paused" if container.status == "paused" else "running"
+                )
                 self._arm_timeout(entry.task_id, entry.order.timeout, _since(started))
-                stream = container.attach(stdout=True, stderr=True, stream=True, logs=True,
-                                          demux=True)
-                self._watch(entry.task_id, container, stream)
+                threading.Thread(
+                    target=self._follow_history,
+                    args=(entry.task_id, container),
+                    name=f"adopt-{entry.task_id}",
+                    daemon=True,
+                ).start()
                 log.info("re-adopted running task %s", entry.task_id)
             else:
                 self._save_logs(entry.task_id, container)
@@ -282,6 +311,26 @@ class DockerExecutor:
         for task_id, orphan in mine.items():
             log.warning("removing container %s of unknown task %s", orphan.name, task_id)
             self._remove(orphan)
+
+    def _follow_history(self, task_id: str, container: Container) -> None:
+        """Rewrite the log files from the container's full history, follow them until it
+        exits, then settle the task. (``attach`` does not replay earlier output.)"""
+
+        def copy(stream: str) -> None:
+            flags = {"stdout": stream == "stdout", "stderr": stream == "stderr"}
+            with self.log_path(task_id, stream).open("wb") as f:
+                for chunk in container.logs(stream=True, follow=True, **flags):
+                    f.write(chunk)
+                    f.flush()
+
+        readers = [
+            threading.Thread(target=copy, args=(s,), daemon=True) for s in ("stdout", "stderr")
+        ]
+        for r in readers:
+            r.start()
+        for r in readers:
+            r.join()
+        self._finish(task_id, container)
 
     def _save_logs(self, task_id: str, container: Container) -> None:
         for stream, flags in (("stdout", (True, False)), ("stderr", (False, True))):

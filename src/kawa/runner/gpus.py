@@ -47,16 +47,20 @@ class NvmlGpus:
         for index in range(nv.nvmlDeviceGetCount()):
             handle = nv.nvmlDeviceGetHandleByIndex(index)
             mem = nv.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(GpuInfo(
-                index=index,
-                uuid=_text(nv.nvmlDeviceGetUUID(handle)),
-                name=_text(nv.nvmlDeviceGetName(handle)),
-                memory_total=int(mem.total),
-                memory_used=int(mem.used),
-                utilization=_maybe(lambda: float(nv.nvmlDeviceGetUtilizationRates(handle).gpu)),
-                temperature=_maybe(lambda: float(nv.nvmlDeviceGetTemperature(handle, 0))),
-                power_watts=_maybe(lambda: nv.nvmlDeviceGetPowerUsage(handle) / 1000.0),
-            ))
+            gpus.append(
+                GpuInfo(
+                    index=index,
+                    uuid=_text(nv.nvmlDeviceGetUUID(handle)),
+                    name=_text(nv.nvmlDeviceGetName(handle)),
+                    memory_total=int(mem.total),
+                    memory_used=int(mem.used),
+                    utilization=_maybe(
+                        lambda h=handle: float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
+                    ),
+                    temperature=_maybe(lambda h=handle: float(nv.nvmlDeviceGetTemperature(h, 0))),
+                    power_watts=_maybe(lambda h=handle: nv.nvmlDeviceGetPowerUsage(h) / 1000.0),
+                )
+            )
         return gpus
 
 

@@ -41,8 +41,13 @@ def read_numa(sysfs_root: Path) -> list[NumaZoneInfo]:
 
 
 class Inventory:
-    def __init__(self, probe: GpuProbe, sysfs_root: Path = Path("/sys"),
-                 cores: int | None = None, memory: int | None = None) -> None:
+    def __init__(
+        self,
+        probe: GpuProbe,
+        sysfs_root: Path = Path("/sys"),
+        cores: int | None = None,
+        memory: int | None = None,
+    ) -> None:
         self.probe = probe
         self.sysfs_root = sysfs_root
         self.cores = cores
@@ -54,8 +59,11 @@ class Inventory:
         cores = self.cores or machine_cores
         numa = read_numa(self.sysfs_root)
         if not numa:
-            numa = [NumaZoneInfo(id=0, cpus=list(range(machine_cores)),
-                                 memory=psutil.virtual_memory().total)]
+            numa = [
+                NumaZoneInfo(
+                    id=0, cpus=list(range(machine_cores)), memory=psutil.virtual_memory().total
+                )
+            ]
         return NodeInventory(
             cores=cores,
             memory=self.memory or psutil.virtual_memory().total,

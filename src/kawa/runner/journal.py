@@ -75,7 +75,10 @@ class Journal:
         try:
             self._exec(
                 "INSERT INTO tasks(task_id, order_json, state, started_at) VALUES (?, ?, ?, ?)",
-                order.task_id, order.model_dump_json(), "starting", _now(),
+                order.task_id,
+                order.model_dump_json(),
+                "starting",
+                _now(),
             )
         except sqlite3.IntegrityError:
             return False
@@ -85,8 +88,9 @@ class Journal:
         self._exec("UPDATE tasks SET container = ? WHERE task_id = ?", container, task_id)
 
     def set_state(self, task_id: str, state: str) -> None:
-        self._exec("UPDATE tasks SET state = ? WHERE task_id = ? AND state != 'ended'",
-                   state, task_id)
+        self._exec(
+            "UPDATE tasks SET state = ? WHERE task_id = ? AND state != 'ended'", state, task_id
+        )
 
     def mark(self, task_id: str, *, kill: bool = False, timeout: bool = False) -> None:
         if kill:
@@ -122,22 +126,29 @@ class Journal:
         return self._select("WHERE state = 'ended' AND reported = 0 ORDER BY ended_at")
 
     def forget_before(self, cutoff: datetime) -> None:
-        self._exec("DELETE FROM tasks WHERE state = 'ended' AND reported = 1 AND ended_at < ?",
-                   cutoff.isoformat())
+        self._exec(
+            "DELETE FROM tasks WHERE state = 'ended' AND reported = 1 AND ended_at < ?",
+            cutoff.isoformat(),
+        )
 
     def _select(self, where: str, *args: object) -> list[Entry]:
         rows = self._exec(
             "SELECT task_id, order_json, container, state, kill_requested, timed_out,"
-            f" exit_kind, exit_code, error, reported, ended_at FROM tasks {where}", *args
+            f" exit_kind, exit_code, error, reported, ended_at FROM tasks {where}",
+            *args,
         )
         return [
             Entry(
-                task_id=str(r[0]), order=RunTask.model_validate(json.loads(str(r[1]))),
-                container=r[2] if r[2] is None else str(r[2]), state=str(r[3]),
-                kill_requested=bool(r[4]), timed_out=bool(r[5]),
+                task_id=str(r[0]),
+                order=RunTask.model_validate(json.loads(str(r[1]))),
+                container=r[2] if r[2] is None else str(r[2]),
+                state=str(r[3]),
+                kill_requested=bool(r[4]),
+                timed_out=bool(r[5]),
                 exit_kind=ExitKind(str(r[6])) if r[6] else None,
                 exit_code=None if r[7] is None else int(str(r[7])),
-                error=None if r[8] is None else str(r[8]), reported=bool(r[9]),
+                error=None if r[8] is None else str(r[8]),
+                reported=bool(r[9]),
                 ended_at=datetime.fromisoformat(str(r[10])) if r[10] else None,
             )
             for r in rows

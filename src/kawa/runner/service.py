@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,13 +58,20 @@ class RunnerService:
         cluster_id = await self._register()
         known = self.journal.get_meta("cluster_id")
         if known not in (None, cluster_id):
-            log.warning("journal belongs to cluster %s, host is %s: starting afresh",
-                        known, cluster_id)
+            log.warning(
+                "journal belongs to cluster %s, host is %s: starting afresh", known, cluster_id
+            )
         self.journal.set_meta("cluster_id", cluster_id)
         shared, local = self._dirs()
         self.executor = DockerExecutor(
-            docker.from_env(timeout=120), self.journal, cluster_id, self.config.name,
-            self.log_dir, self._on_end, shared, local,
+            docker.from_env(timeout=120),
+            self.journal,
+            cluster_id,
+            self.config.name,
+            self.log_dir,
+            self._on_end,
+            shared,
+            local,
         )
         live = self.journal.live() if known in (None, cluster_id) else []
         await asyncio.to_thread(self.executor.adopt, live)
@@ -74,8 +82,12 @@ class RunnerService:
     async def _register(self) -> str:
         delay = 0.2
         while True:
-            reg = NodeRegistration(name=self.config.name, url=self.config.url(),
-                                   inventory=self.inventory.read(), version=__version__)
+            reg = NodeRegistration(
+                name=self.config.name,
+                url=self.config.url(),
+                inventory=self.inventory.read(),
+                version=__version__,
+            )
             try:
                 accepted = await self.channel.register(reg)
             except KawaError as exc:
@@ -92,8 +104,9 @@ class RunnerService:
 
     def observations(self) -> list[RunnerTaskObservation]:
         return [
-            RunnerTaskObservation(task_id=e.task_id,
-                                  state="paused" if e.state == "paused" else "running")
+            RunnerTaskObservation(
+                task_id=e.task_id, state="paused" if e.state == "paused" else "running"
+            )
             for e in self.journal.live()
         ]
 
@@ -117,15 +130,17 @@ class RunnerService:
 
     async def _send_reports(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reports.wait(), 2.0)
-            except TimeoutError:
-                pass
             self._reports.clear()
             for entry in self.journal.unreported():
                 report = TaskReport(
-                    task_id=entry.task_id, node=self.config.name, state="ended",
-                    exit_kind=entry.exit_kind, exit_code=entry.exit_code, error=entry.error,
+                    task_id=entry.task_id,
+                    node=self.config.name,
+                    state="ended",
+                    exit_kind=entry.exit_kind,
+                    exit_code=entry.exit_code,
+                    error=entry.error,
                     at=entry.ended_at or datetime.now(UTC),
                 )
                 try:

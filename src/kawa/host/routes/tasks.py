@@ -20,9 +20,12 @@ def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
 
 @router.get("")
 def list_tasks(
-    host: HostDep, who: UserDep,
+    host: HostDep,
+    who: UserDep,
     state: Annotated[list[str], Query()] = [],  # noqa: B006
-    node: str | None = None, batch: str | None = None, kind: str | None = None,
+    node: str | None = None,
+    batch: str | None = None,
+    kind: str | None = None,
     limit: int = 200,
 ) -> list[TaskView]:
     return host.tasks.list(state, node, batch, kind, limit)

@@ -12,8 +12,6 @@ if connection is None:  # `alembic revision --autogenerate` from a developer's s
     url = context.config.get_main_option("sqlalchemy.url") or "sqlite:///:memory:"
     connection = create_engine(url).connect()
 
-context.configure(
-    connection=connection, target_metadata=Base.metadata, render_as_batch=True
-)
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()

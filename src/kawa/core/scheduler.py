@@ -1,0 +1,248 @@
+"""The scheduler: a pure function from a cluster snapshot and a queue to placements.
+
+Rules (SPEC §3):
+- Explicit targets are validated at submit (:func:`validate`); impossible requests are
+  errors, requests that fit the cluster but not right now wait in the queue.
+- Queue order is priority (higher first), then FIFO (lower task id first).
+- Backfill: a task that cannot be placed now does not block smaller tasks behind it,
+  unless it has waited longer than ``starvation_after`` seconds; then the node it
+  would fit best on is reserved for it (no lower-ordered task is placed there).
+- Strategy ``binpack`` fills the busiest node that fits; ``spread`` the emptiest.
+- A NUMA-targeted task gets a cpuset of ``cores`` CPUs of that zone not pinned by others.
+- GPUs are exclusive: named ids must be free; ``gpus=N`` takes the N lowest free ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from fractions import Fraction
+
+from kawa.core._fit import (
+    Problem,
+    allocate,
+    cluster_problem,
+    could_ever_hold,
+    free_problem,
+    plural,
+    request_problem,
+    target_problem,
+)
+from kawa.core.resources import Allocation, NodeCapacity, NodeUsage, ResourceRequest
+from kawa.core.targets import TargetSpec
+from kawa.core.units import format_memory
+
+
+class Strategy(StrEnum):
+    BINPACK = "binpack"
+    SPREAD = "spread"
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    name: str
+    capacity: NodeCapacity
+    usage: NodeUsage
+    schedulable: bool = True
+    """False when the node is offline or draining: nothing new is placed there."""
+
+
+@dataclass(frozen=True)
+class QueuedTask:
+    id: int
+    request: ResourceRequest
+    target: TargetSpec | None = None
+    priority: int = 0
+    enqueued_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Placement:
+    task_id: int
+    allocation: Allocation
+
+
+@dataclass(frozen=True)
+class SchedulingResult:
+    placements: tuple[Placement, ...]
+    waiting: dict[int, str]
+    """Task id -> why it still waits (e.g. "needs 2 cores, 1 free on node1")."""
+
+
+class PlacementError(ValueError):
+    """The request can never be satisfied by this cluster (message names the problem)."""
+
+
+def validate(
+    request: ResourceRequest, target: TargetSpec | None, nodes: Sequence[NodeSnapshot]
+) -> None:
+    """Raise :class:`PlacementError` unless some node could ever hold the request.
+
+    Offline and draining nodes count: a task that fits only them waits for them.
+    """
+    problem = request_problem(request)
+    if problem is None and not nodes:
+        problem = "no nodes registered"
+    if problem is None and target is None:
+        problem = cluster_problem(request, [n.capacity for n in nodes])
+    elif problem is None and target is not None:
+        node = next((n for n in nodes if n.name == target.node), None)
+        if node is None:
+            known = ", ".join(sorted(n.name for n in nodes))
+            problem = f"unknown node {target.node!r}; known nodes: {known}"
+        else:
+            problem = target_problem(request, target, node.name, node.capacity)
+    if problem is not None:
+        raise PlacementError(problem)
+
+
+def place(
+    nodes: Sequence[NodeSnapshot],
+    queue: Sequence[QueuedTask],
+    strategy: Strategy = Strategy.BINPACK,
+    now: float = 0.0,
+    starvation_after: float = 300.0,
+) -> SchedulingResult:
+    """Place as much of ``queue`` as fits now; never over-commits a node or a GPU.
+
+    The snapshots are not modified: the pass works on copies of their usage.
+    """
+    return _Pass(nodes, strategy, now, starvation_after).run(queue)
+
+
+def _copy(usage: NodeUsage) -> NodeUsage:
+    return NodeUsage(usage.cores, usage.memory, set(usage.gpu_ids), set(usage.pinned_cpus))
+
+
+class _Pass:
+    """One scheduling pass: the working usage, reservations and results so far."""
+
+    def __init__(
+        self,
+        nodes: Sequence[NodeSnapshot],
+        strategy: Strategy,
+        now: float,
+        starvation_after: float,
+    ) -> None:
+        self.nodes = {n.name: n for n in nodes}
+        self.usage = {n.name: _copy(n.usage) for n in nodes}
+        self.strategy = strategy
+        self.now = now
+        self.starvation_after = starvation_after
+        self.reserved: dict[str, int] = {}
+        """Node name -> id of the starving task it is kept for."""
+        self.placements: list[Placement] = []
+        self.waiting: dict[int, str] = {}
+
+    def run(self, queue: Sequence[QueuedTask]) -> SchedulingResult:
+        for task in sorted(queue, key=lambda t: (-t.priority, t.id)):
+            outcome = self._try(task)
+            if isinstance(outcome, Allocation):
+                self.usage[outcome.node].add(outcome)
+                self.placements.append(Placement(task.id, outcome))
+                continue
+            reason, hopeless = outcome
+            if not hopeless and self.now - task.enqueued_at > self.starvation_after:
+                node = self._reservation(task)
+                if node is not None:
+                    holder = self.reserved.setdefault(node, task.id)
+                    if holder == task.id:
+                        reason += f"; {node} is reserved for it (waited too long)"
+            self.waiting[task.id] = reason
+        return SchedulingResult(tuple(self.placements), self.waiting)
+
+    def _try(self, task: QueuedTask) -> Allocation | tuple[str, bool]:
+        """The allocation for ``task``, or why it waits and whether it never could fit."""
+        request, target = task.request, task.target
+        problem = request_problem(request)
+        if problem is not None:
+            return f"invalid request: {problem}", True
+        if target is not None:
+            return self._try_target(request, target)
+        problem = cluster_problem(request, [n.capacity for n in self.nodes.values()])
+        if problem is not None:
+            return problem, True
+        candidates = [n for n in self.nodes.values() if n.schedulable]
+        if not candidates:
+            return "no node is schedulable (all are offline or draining)", False
+        fitting: list[NodeSnapshot] = []
+        problems: list[Problem] = []
+        held: list[str] = []
+        for node in candidates:
+            found = free_problem(request, None, node.name, node.capacity, self.usage[node.name])
+            if found is not None:
+                problems.append(found)
+            elif node.name in self.reserved:
+                held.append(node.name)
+            else:
+                fitting.append(node)
+        if fitting:
+            best = min(fitting, key=lambda n: self._preference(n, request))
+            return allocate(request, None, best.name, best.capacity, self.usage[best.name])
+        return self._summary(request, problems, held), False
+
+    def _try_target(
+        self, request: ResourceRequest, target: TargetSpec
+    ) -> Allocation | tuple[str, bool]:
+        node = self.nodes.get(target.node)
+        if node is None:
+            return f"unknown node {target.node!r}", True
+        problem = target_problem(request, target, node.name, node.capacity)
+        if problem is not None:
+            return problem, True
+        if not node.schedulable:
+            return f"{node.name} is offline or draining", False
+        usage = self.usage[node.name]
+        found = free_problem(request, target, node.name, node.capacity, usage)
+        if found is not None:
+            return found.message, False
+        holder = self.reserved.get(node.name)
+        if holder is not None:
+            return f"{node.name} is reserved for task {holder}, which has waited too long", False
+        return allocate(request, target, node.name, node.capacity, usage)
+
+    def _preference(self, node: NodeSnapshot, request: ResourceRequest) -> tuple[object, ...]:
+        """Sort key: the chosen node is the smallest."""
+        usage, cap = self.usage[node.name], node.capacity
+        free_cores = cap.cores - usage.cores - request.cores
+        if self.strategy is Strategy.SPREAD:
+            return (-Fraction(free_cores, max(cap.cores, 1)), node.name)
+        free_memory = cap.memory - usage.memory - (request.memory or 0)
+        return (free_cores, free_memory, node.name)
+
+    def _summary(self, request: ResourceRequest, problems: list[Problem], held: list[str]) -> str:
+        reserved = f" ({', '.join(held)} reserved for starving tasks)" if held else ""
+        if not problems:
+            return f"fits only on nodes reserved for starving tasks: {', '.join(held)}"
+        if len(problems) == 1:
+            return problems[0].message + reserved
+        wants = {
+            "cores": plural(request.cores, "free core"),
+            "memory": f"{format_memory(request.memory or 0)} free memory",
+            "gpus": plural(request.gpus, "free GPU"),
+        }
+        short = {p.shortage for p in problems}
+        if len(short) == 1:
+            (only,) = short
+            return f"no node has {wants[only]} now{reserved}"
+        parts = [wants["cores"]]
+        if request.memory:
+            parts.append(wants["memory"])
+        if request.gpus:
+            parts.append(wants["gpus"])
+        return f"no node has {', '.join(parts[:-1])} and {parts[-1]} at once now{reserved}"
+
+    def _reservation(self, task: QueuedTask) -> str | None:
+        """The node a starving task keeps for itself: its target, else the freest that fits."""
+        if task.target is not None:
+            return task.target.node if task.target.node in self.nodes else None
+        able = [
+            n
+            for n in self.nodes.values()
+            if n.schedulable and could_ever_hold(task.request, n.capacity)
+        ]
+        if not able:
+            return None
+        best = min(able, key=lambda n: (self.usage[n.name].cores - n.capacity.cores, n.name))
+        return best.name

@@ -1,0 +1,187 @@
+"""A real cluster for tests: one host and several runners as subprocesses on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import docker
+
+from kawa.client import KawaClient
+from kawa.host.app import prepare_database
+from kawa.host.auth import Authenticator
+from kawa.settings import HostConfig
+
+T = TypeVar("T")
+KAWA = [sys.executable, "-m", "kawa.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy, failing after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: {last!r}")
+
+
+@dataclass
+class RunnerProc:
+    name: str
+    port: int
+    data_dir: Path
+    cores: int | None
+    proc: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
+class Cluster:
+    root: Path
+    image: str
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    port: int = field(default_factory=free_port)
+    token: str = ""
+    host_proc: subprocess.Popen[bytes] | None = None
+    runners: dict[str, RunnerProc] = field(default_factory=dict)
+    extra_host_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "kawa.toml"
+
+    def host_config(self) -> HostConfig:
+        return HostConfig(
+            bind="127.0.0.1",
+            port=self.port,
+            data_dir=self.root / "host",
+            cluster_secret=self.secret,
+            heartbeat_interval=0.5,
+            node_timeout=3.0,
+            default_image=self.image,
+        )
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAWA_")}
+        env["KAWA_CONFIG"] = str(self.config_file)
+        env.update(extra)
+        return env
+
+    def start_host(self) -> None:
+        cfg = self.host_config()
+        if not self.token:
+            sessions = prepare_database(cfg)
+            self.token = Authenticator(sessions, self.secret).create_token("admin", "admin")
+        env = self._env(
+            **{
+                f"KAWA_HOST_{k.upper()}": str(v)
+                for k, v in cfg.model_dump().items()
+                if v is not None
+            },
+            **self.extra_host_env,
+        )
+        with (self.root / "host.log").open("ab") as log:
+            self.host_proc = subprocess.Popen([*KAWA, "host"], env=env, stdout=log, stderr=log)
+        eventually(self._host_up, 30, "host to answer")
+
+    def _host_up(self) -> bool:
+        try:
+            with self.client() as c:
+                return bool(c.health())
+        except Exception:
+            return False
+
+    def add_runner(self, name: str, cores: int | None = None) -> RunnerProc:
+        r = RunnerProc(name, free_port(), self.root / "runners" / name, cores)
+        self.runners[name] = r
+        self.start_runner(name)
+        return r
+
+    def start_runner(self, name: str, wait: bool = True) -> None:
+        r = self.runners[name]
+        env = self._env(
+            KAWA_RUNNER_NAME=name,
+            KAWA_RUNNER_PORT=str(r.port),
+            KAWA_RUNNER_BIND="127.0.0.1",
+            KAWA_RUNNER_HOST_URL=self.url,
+            KAWA_RUNNER_ADVERTISE_URL=f"http://127.0.0.1:{r.port}",
+            KAWA_RUNNER_CLUSTER_SECRET=self.secret,
+            KAWA_RUNNER_DATA_DIR=str(r.data_dir),
+        )
+        if r.cores:
+            env["KAWA_RUNNER_CORES"] = str(r.cores)
+        with (self.root / f"runner-{name}.log").open("ab") as log:
+            r.proc = subprocess.Popen([*KAWA, "runner"], env=env, stdout=log, stderr=log)
+        if wait:
+            eventually(lambda: self.node_status(name) == "online", 30, f"{name} online")
+
+    def node_status(self, name: str) -> str | None:
+        try:
+            with self.client() as c:
+                return c.node(name).status.value
+        except Exception:
+            return None
+
+    def stop_runner(self, name: str, sig: int = signal.SIGKILL) -> None:
+        r = self.runners[name]
+        if r.proc is not None and r.proc.poll() is None:
+            r.proc.send_signal(sig)
+            r.proc.wait(30)
+        r.proc = None
+
+    def client(self) -> KawaClient:
+        return KawaClient(self.url, self.token, timeout=60)
+
+    def containers(self, **labels: str) -> list[docker.models.containers.Container]:
+        with self.client() as c:
+            cluster_id = c.health()["cluster_id"]
+        filters = [f"kawa.cluster={cluster_id}", *[f"kawa.{k}={v}" for k, v in labels.items()]]
+        return docker.from_env().containers.list(all=True, filters={"label": filters})
+
+    def cli(
+        self, *args: str, timeout: float = 120, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the ``kawa`` CLI as a user would, against this cluster."""
+        env = self._env(KAWA_CLIENT_URL=self.url, KAWA_CLIENT_TOKEN=self.token, COLUMNS="200")
+        return subprocess.run(
+            [*KAWA, *args], env=env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def close(self) -> None:
+        cluster_id = None
+        try:
+            with self.client() as c:
+                cluster_id = c.health()["cluster_id"]
+        except Exception:
+            pass
+        for name in list(self.runners):
+            self.stop_runner(name, signal.SIGTERM)
+        if self.host_proc is not None and self.host_proc.poll() is None:
+            self.host_proc.terminate()
+            self.host_proc.wait(30)
+        if cluster_id:
+            for c in docker.from_env().containers.list(
+                all=True, filters={"label": f"kawa.cluster={cluster_id}"}
+            ):
+                c.remove(force=True)

@@ -1,0 +1,111 @@
+"""The runner's journal: a restarted runner re-adopts running containers and reports the
+endings it missed; a vanished runner's tasks are lost and come back."""
+
+from __future__ import annotations
+
+import contextlib
+
+from kawa.protocol.tasks import TaskSpec
+from tests.integration.cluster import Cluster, eventually
+
+
+def _submit(cluster: Cluster, script: str) -> str:
+    with cluster.client() as c:
+        [t] = c.submit(TaskSpec(command=["sh", "-c", script], targets=["solo"])).tasks
+        eventually(lambda: c.task(t.id).state == "running", what="running")
+    return t.id
+
+
+def _state(cluster: Cluster, task_id: str) -> str:
+    with cluster.client() as c:
+        return c.task(task_id).state.value
+
+
+def _final(cluster: Cluster, task_id: str):  # type: ignore[no-untyped-def]
+    """The settled task and its output (``wait`` itself returns on ``lost``)."""
+    with cluster.client() as c:
+        t = eventually(
+            lambda: (v := c.task(task_id)).state not in ("lost", "running") and v,
+            60,
+            "task settled",
+        )
+        return t, b"".join(c.logs(task_id)).decode()
+
+
+def test_restarted_runner_readopts_a_running_container(fresh_cluster: Cluster) -> None:
+    fresh_cluster.add_runner("solo")
+    task_id = _submit(fresh_cluster, "echo before; sleep 3; echo after; exit 5")
+    fresh_cluster.stop_runner("solo")  # SIGKILL: no chance to clean up
+    assert [c.status for c in fresh_cluster.containers(task=task_id)] == ["running"]
+    fresh_cluster.start_runner("solo")
+    t, out = _final(fresh_cluster, task_id)
+    assert (t.state, t.exit_code) == ("failed", 5)
+    assert out == "before\nafter\n"
+    assert "lost" not in [h.target for h in t.history] or t.state == "failed"
+
+
+def test_ending_while_runner_was_down_is_reported_after_restart(fresh_cluster: Cluster) -> None:
+    fresh_cluster.add_runner("solo")
+    task_id = _submit(fresh_cluster, "sleep 1; echo finished")
+    fresh_cluster.stop_runner("solo")
+    eventually(lambda: _state(fresh_cluster, task_id) == "lost", 20, "task lost")
+    eventually(
+        lambda: all(c.status == "exited" for c in fresh_cluster.containers(task=task_id)),
+        20,
+        "container exited",
+    )
+    fresh_cluster.start_runner("solo")
+    t, out = _final(fresh_cluster, task_id)
+    assert (t.state, t.exit_code) == ("completed", 0)
+    assert out == "finished\n"
+    assert [h.target for h in t.history][-2:] == ["lost", "completed"]
+    eventually(lambda: not fresh_cluster.containers(task=task_id), 20, "container removed")
+
+
+def test_lost_task_returns_to_running_when_runner_comes_back(fresh_cluster: Cluster) -> None:
+    fresh_cluster.add_runner("solo")
+    task_id = _submit(fresh_cluster, "sleep 8; echo bye")
+    fresh_cluster.stop_runner("solo")
+    eventually(lambda: _state(fresh_cluster, task_id) == "lost", 20, "task lost")
+    assert fresh_cluster.node_status("solo") == "offline"
+    fresh_cluster.start_runner("solo")
+    eventually(lambda: _state(fresh_cluster, task_id) == "running", 20, "running again")
+    t, out = _final(fresh_cluster, task_id)
+    assert t.state == "completed"
+    assert out == "bye\n"
+    assert [h.target for h in t.history][-3:] == ["lost", "running", "completed"]
+
+
+def test_runner_removes_its_own_orphans_only(fresh_cluster: Cluster) -> None:
+    import docker
+
+    fresh_cluster.add_runner("solo")
+    with fresh_cluster.client() as c:
+        cluster_id = c.health()["cluster_id"]
+    client = docker.from_env()
+    mine = client.containers.run(
+        fresh_cluster.image,
+        ["sleep", "60"],
+        detach=True,
+        labels={"kawa.cluster": cluster_id, "kawa.node": "solo", "kawa.task": "123"},
+    )
+    other = client.containers.run(
+        fresh_cluster.image,
+        ["sleep", "60"],
+        detach=True,
+        labels={"kawa.cluster": "someone-else", "kawa.node": "solo", "kawa.task": "123"},
+    )
+    try:
+        fresh_cluster.stop_runner("solo")
+        fresh_cluster.start_runner("solo")
+        eventually(
+            lambda: not [c for c in client.containers.list(all=True) if c.id == mine.id],
+            20,
+            "orphan removed",
+        )
+        other.reload()
+        assert other.status == "running"
+    finally:
+        for c in (mine, other):
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)

@@ -1,0 +1,185 @@
+"""The task state machine: its table, its refusals and random walks through it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kawa.core.task_states import (
+    FINAL_STATES,
+    HOLDS_RESOURCES,
+    TRANSITIONS,
+    WAIT_DONE_STATES,
+    Action,
+    InvalidTransition,
+    TaskEvent,
+    TaskKind,
+    TaskState,
+    classify_exit,
+    transition,
+)
+
+S, E, A = TaskState, TaskEvent, Action
+PROPERTY = settings(max_examples=200, deadline=None, database=None)
+VPS_ONLY = (E.STOP_REQUESTED, E.STOPPED, E.RESTART_REQUESTED)
+
+
+@pytest.mark.parametrize(
+    ("state", "event", "kind", "target", "actions"),
+    [
+        (S.PENDING, E.PLACED, TaskKind.COMMAND, S.ASSIGNING, (A.DISPATCH,)),
+        (S.ASSIGNING, E.DISPATCH_FAILED, TaskKind.COMMAND, S.PENDING, (A.RELEASE,)),
+        (S.ASSIGNING, E.START_FAILED, TaskKind.COMMAND, S.FAILED, (A.RELEASE,)),
+        (S.ASSIGNING, E.STARTED, TaskKind.COMMAND, S.RUNNING, ()),
+        (S.RUNNING, E.EXITED_OK, TaskKind.COMMAND, S.COMPLETED, (A.RELEASE,)),
+        (S.RUNNING, E.EXITED_ERROR, TaskKind.COMMAND, S.FAILED, (A.RELEASE,)),
+        (S.RUNNING, E.OOM_KILLED, TaskKind.COMMAND, S.OOM_KILLED, (A.RELEASE,)),
+        (S.RUNNING, E.TIMED_OUT, TaskKind.COMMAND, S.TIMED_OUT, (A.RELEASE,)),
+        (S.PAUSED, E.KILLED, TaskKind.COMMAND, S.KILLED, (A.RELEASE,)),
+        (S.PENDING, E.KILL_REQUESTED, TaskKind.COMMAND, S.KILLED, ()),
+        (S.RUNNING, E.KILL_REQUESTED, TaskKind.COMMAND, S.RUNNING, (A.SEND_KILL,)),
+        (S.ASSIGNING, E.KILL_REQUESTED, TaskKind.COMMAND, S.ASSIGNING, (A.SEND_KILL,)),
+        (S.PAUSED, E.KILL_REQUESTED, TaskKind.COMMAND, S.PAUSED, (A.SEND_KILL,)),
+        (S.LOST, E.KILL_REQUESTED, TaskKind.COMMAND, S.KILLED, (A.RELEASE,)),
+        (S.RUNNING, E.PAUSE_REQUESTED, TaskKind.COMMAND, S.RUNNING, (A.SEND_PAUSE,)),
+        (S.RUNNING, E.PAUSED, TaskKind.COMMAND, S.PAUSED, ()),
+        (S.PAUSED, E.RESUME_REQUESTED, TaskKind.COMMAND, S.PAUSED, (A.SEND_RESUME,)),
+        (S.PAUSED, E.RESUMED, TaskKind.COMMAND, S.RUNNING, ()),
+        (S.RUNNING, E.RUNNER_LOST, TaskKind.COMMAND, S.LOST, ()),
+        (S.LOST, E.STARTED, TaskKind.COMMAND, S.RUNNING, ()),
+        (S.LOST, E.PAUSED, TaskKind.COMMAND, S.PAUSED, ()),
+        (S.LOST, E.EXITED_OK, TaskKind.COMMAND, S.COMPLETED, (A.RELEASE,)),
+        (S.RUNNING, E.STOP_REQUESTED, TaskKind.VPS, S.RUNNING, (A.SEND_STOP,)),
+        (S.RUNNING, E.STOPPED, TaskKind.VPS, S.STOPPED, (A.RELEASE,)),
+        (S.LOST, E.STOPPED, TaskKind.VPS, S.STOPPED, (A.RELEASE,)),
+        (S.STOPPED, E.RESTART_REQUESTED, TaskKind.VPS, S.PENDING, ()),
+        (S.FAILED, E.RESTART_REQUESTED, TaskKind.VPS, S.PENDING, ()),
+        (S.LOST, E.RESTART_REQUESTED, TaskKind.VPS, S.PENDING, (A.RELEASE,)),
+    ],
+)
+def test_table_rows(
+    state: TaskState,
+    event: TaskEvent,
+    kind: TaskKind,
+    target: TaskState,
+    actions: tuple[Action, ...],
+) -> None:
+    found = transition(state, event, kind)
+    assert (found.source, found.event, found.target, found.actions) == (
+        state,
+        event,
+        target,
+        actions,
+    )
+
+
+@pytest.mark.parametrize("kind", list(TaskKind))
+@pytest.mark.parametrize("event", [E.PAUSE_REQUESTED, E.RESUME_REQUESTED, E.KILL_REQUESTED])
+@pytest.mark.parametrize("state", sorted(FINAL_STATES))
+def test_final_states_refuse_user_requests(
+    state: TaskState, event: TaskEvent, kind: TaskKind
+) -> None:
+    with pytest.raises(InvalidTransition) as caught:
+        transition(state, event, kind)
+    message = str(caught.value)
+    assert state.value in message
+    assert event.value.removesuffix("_requested") in message
+    assert (caught.value.state, caught.value.event, caught.value.kind) == (state, event, kind)
+
+
+@pytest.mark.parametrize("event", VPS_ONLY)
+@pytest.mark.parametrize("state", list(TaskState))
+def test_vps_only_events_are_refused_for_command_tasks(state: TaskState, event: TaskEvent) -> None:
+    with pytest.raises(InvalidTransition) as caught:
+        transition(state, event, TaskKind.COMMAND)
+    if event.value.endswith("_requested"):
+        assert "only VPS tasks" in str(caught.value)
+
+
+def test_vps_events_are_accepted_for_vps_tasks() -> None:
+    assert transition(S.PAUSED, E.STOP_REQUESTED, TaskKind.VPS).actions == (A.SEND_STOP,)
+
+
+def test_non_request_event_message_names_event_and_state() -> None:
+    with pytest.raises(InvalidTransition, match="event started is not valid in state pending"):
+        transition(S.PENDING, E.STARTED)
+
+
+def test_final_states_are_done_for_wait() -> None:
+    assert FINAL_STATES < WAIT_DONE_STATES
+    assert {S.LOST, S.STOPPED} <= WAIT_DONE_STATES
+    assert not FINAL_STATES & HOLDS_RESOURCES
+
+
+def test_every_row_is_keyed_by_its_own_source_and_event() -> None:
+    for (state, event), row in TRANSITIONS.items():
+        assert (row.source, row.event) == (state, event)
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "oom", "kill", "timeout", "expected"),
+    [
+        (0, False, False, False, E.EXITED_OK),
+        (1, False, False, False, E.EXITED_ERROR),
+        (-9, False, False, False, E.EXITED_ERROR),
+        (137, True, False, False, E.OOM_KILLED),
+        (0, True, False, False, E.OOM_KILLED),
+        (137, True, True, False, E.KILLED),
+        (0, False, True, False, E.KILLED),
+        (137, True, True, True, E.TIMED_OUT),
+        (0, False, False, True, E.TIMED_OUT),
+        (143, False, True, True, E.TIMED_OUT),
+        (137, True, False, True, E.TIMED_OUT),
+    ],
+)
+def test_classify_exit_precedence(
+    exit_code: int, oom: bool, kill: bool, timeout: bool, expected: TaskEvent
+) -> None:
+    found = classify_exit(exit_code, oom_killed=oom, kill_requested=kill, timed_out=timeout)
+    assert found is expected
+
+
+def _allowed(state: TaskState, kind: TaskKind) -> list[TaskEvent]:
+    allowed = [event for (source, event) in TRANSITIONS if source is state]
+    return [e for e in allowed if kind is TaskKind.VPS or e not in VPS_ONLY]
+
+
+@PROPERTY
+@given(kind=st.sampled_from(list(TaskKind)), data=st.data())
+def test_random_walk_from_pending(kind: TaskKind, data: st.DataObject) -> None:
+    state = S.PENDING
+    holds = False  # resources acquired by DISPATCH, given back by RELEASE
+    for _ in range(data.draw(st.integers(min_value=0, max_value=40))):
+        # Half the time any event at all (most are refused), else one the table allows.
+        allowed = _allowed(state, kind)
+        pick_allowed: bool = data.draw(st.booleans())
+        if allowed and pick_allowed:
+            event = data.draw(st.sampled_from(allowed))
+        else:
+            event = data.draw(st.sampled_from(list(TaskEvent)))
+        try:
+            step = transition(state, event, kind)
+        except InvalidTransition:
+            assert event not in allowed
+            continue
+        assert step.source is state
+        if kind is TaskKind.COMMAND:
+            assert state not in FINAL_STATES, f"left final state {state} on {event}"
+            assert step.target is not S.STOPPED
+        if A.RELEASE in step.actions:
+            assert state in HOLDS_RESOURCES
+            assert holds
+            holds = False
+        if A.DISPATCH in step.actions:
+            assert not holds
+            holds = True
+        state = step.target
+        assert holds == (state in HOLDS_RESOURCES)
+
+
+@pytest.mark.parametrize("state", sorted(FINAL_STATES))
+def test_command_final_states_accept_nothing(state: TaskState) -> None:
+    for event in TaskEvent:
+        with pytest.raises(InvalidTransition):
+            transition(state, event, TaskKind.COMMAND)
