@@ -60,7 +60,7 @@ def up(
     image: Annotated[str, typer.Option(help="Image of the default environment.")] = DEFAULT_IMAGE,
 ) -> None:
     """Bring up a single-machine cluster: host + one runner, SQLite, default environment."""
-    from kawa.cli.serve import configure_logging, serve_all, server
+    from kawa.cli.serve import configure_logging, run_event_loop, serve_all, server
     from kawa.host.app import create_app, prepare_database
     from kawa.host.auth import Authenticator, new_secret
     from kawa.runner.app import create_runner_app
@@ -128,7 +128,7 @@ def up(
         await serve_all(host, runner)
         announcer.cancel()
 
-    asyncio.run(main())
+    run_event_loop(main())
 
 
 async def _wait_registered(url: str, token: str, node: str, timeout: float = 60.0) -> None:
@@ -154,7 +154,7 @@ def host(
     data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
 ) -> None:
     """Run the host (API, scheduler, database)."""
-    from kawa.cli.serve import configure_logging, serve_all, server
+    from kawa.cli.serve import configure_logging, run_event_loop, serve_all, server
     from kawa.host.app import create_app
     from kawa.settings import HostConfig
 
@@ -165,7 +165,7 @@ def host(
             "KAWA_HOST_CLUSTER_SECRET); `kawa init config` writes one"
         )
     configure_logging()
-    asyncio.run(serve_all(server(create_app(cfg), cfg.bind, cfg.port)))
+    run_event_loop(serve_all(server(create_app(cfg), cfg.bind, cfg.port)))
 
 
 def runner(
@@ -177,7 +177,7 @@ def runner(
     cores: Annotated[int | None, typer.Option(help="Cores to offer (default: all).")] = None,
 ) -> None:
     """Run a runner on this node."""
-    from kawa.cli.serve import configure_logging, serve_all, server
+    from kawa.cli.serve import configure_logging, run_event_loop, serve_all, server
     from kawa.runner.app import create_runner_app
     from kawa.settings import RunnerConfig
 
@@ -189,7 +189,7 @@ def runner(
             "no cluster_secret configured ([runner] cluster_secret or KAWA_RUNNER_CLUSTER_SECRET)"
         )
     configure_logging()
-    asyncio.run(serve_all(server(create_runner_app(cfg), cfg.bind, cfg.port)))
+    run_event_loop(serve_all(server(create_runner_app(cfg), cfg.bind, cfg.port)))
 
 
 @init_app.command("config")

@@ -91,7 +91,7 @@ class AsyncKawaClient:
 
     async def wait(self, refs: list[str], timeout: float | None = None) -> list[TaskView]:
         """Wait for every task to be done, driven by the event stream."""
-        ids = [(await self.task(r)).id for r in refs]
+        ids: list[str] = []
         tracker = calls.WaitTracker(ids)
         headers = {"Authorization": f"Bearer {self.token}"}
 
@@ -102,7 +102,9 @@ class AsyncKawaClient:
                         calls.events_url(self.url), additional_headers=headers, max_size=None
                     ) as ws:
                         calls.parse_event(await ws.recv())
-                        tracker.start([await self.task(i) for i in ids])
+                        current = [await self.task(r) for r in (ids or refs)]
+                        ids[:] = [t.id for t in current]
+                        tracker.start(current)
                         while not tracker.done:
                             event = calls.parse_event(await ws.recv())
                             if event.task is not None:

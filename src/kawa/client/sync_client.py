@@ -109,7 +109,7 @@ class KawaClient:
         """Block until every task is done (final, lost or stopped), driven by the event
         stream; returns their final views in the order asked."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        ids = [self.task(r).id for r in refs]
+        ids: list[str] = []
         tracker = calls.WaitTracker(ids)
         headers = {"Authorization": f"Bearer {self.token}"}
         while True:
@@ -121,7 +121,9 @@ class KawaClient:
                     max_size=None,
                 ) as ws:
                     calls.parse_event(ws.recv(timeout=10))  # hello: subscribed
-                    tracker.start([self.task(i) for i in ids])
+                    current = [self.task(r) for r in (ids or refs)]
+                    ids[:] = [t.id for t in current]
+                    tracker.start(current)
                     while not tracker.done:
                         left = None if deadline is None else deadline - time.monotonic()
                         if left is not None and left <= 0:

@@ -12,16 +12,22 @@ if TYPE_CHECKING:
     from kawa.host.app import Host
 
 
-def host(request: Request) -> Host:
+def _host(request: Request) -> Host:
     return request.app.state.host  # type: ignore[no-any-return]
 
 
-def user(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    return host(request).auth.user(authorization)
+async def host(request: Request) -> Host:
+    return _host(request)
 
 
-def runner(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    host(request).auth.runner(authorization)
+async def user(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    return _host(request).auth.user(authorization)
+
+
+async def runner(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    _host(request).auth.runner(authorization)
 
 
 HostDep = Annotated["Host", Depends(host)]

@@ -17,7 +17,7 @@ from typing import Any
 
 import docker
 import docker.errors
-from docker.models.containers import Container
+from docker.models.containers import Container, _create_container_args
 from docker.types import DeviceRequest
 
 from kawa.protocol.runner_api import ExitKind, RunTask
@@ -109,14 +109,7 @@ class DockerExecutor:
             env["KAWA_GPU_IDS"] = ",".join(ids)
         return args
 
-    def _ensure_image(self, image: str) -> None:
-        try:
-            self.docker.images.get(image)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise StartError(f"cannot inspect image {image}: {exc.explanation}") from None
+    def _pull(self, image: str) -> None:
         try:
             self.docker.images.pull(image)
         except docker.errors.APIError as exc:
@@ -124,6 +117,22 @@ class DockerExecutor:
                 f"image {image} is not on node {self.node} and could not be pulled: "
                 f"{exc.explanation or exc}"
             ) from None
+
+    def _create(self, order: RunTask) -> Container:
+        """Create the container; pull the image only when Docker does not have it.
+
+        Uses the low-level API: the high-level ``containers.create`` inspects the new
+        container once more, which costs a round trip on every task start.
+        """
+        kwargs = _create_container_args(
+            {**self.create_args(order), "version": self.docker.api._version}
+        )
+        try:
+            created = self.docker.api.create_container(**kwargs)
+        except docker.errors.ImageNotFound:
+            self._pull(order.image)
+            created = self.docker.api.create_container(**kwargs)
+        return self.docker.containers.prepare_model({"Id": created["Id"]})
 
     def start(self, order: RunTask) -> None:
         existing = self.journal.get(order.task_id)
@@ -134,12 +143,13 @@ class DockerExecutor:
         self.journal.begin(order)
         container: Container | None = None
         try:
-            self._ensure_image(order.image)
-            container = self.docker.containers.create(**self.create_args(order))
+            container = self._create(order)
             self.journal.set_container(order.task_id, container.id or "")
             stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
             container.start()
-        except (StartError, docker.errors.APIError, docker.errors.DockerException) as exc:
+        except Exception as exc:  # nothing half-started may stay behind
+            if not isinstance(exc, StartError | docker.errors.DockerException):
+                log.exception("unexpected failure starting task %s", order.task_id)
             self.journal.forget(order.task_id)
             if container is not None:
                 self._remove(container)
@@ -181,9 +191,11 @@ class DockerExecutor:
     def _finish(self, task_id: str, container: Container) -> None:
         try:
             result = container.wait()
-            container.reload()
             code: int | None = int(result.get("StatusCode", -1))
-            oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            oom = False
+            if code == 137:  # SIGKILL: ask Docker whether the OOM killer sent it
+                container.reload()
+                oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
             error = (result.get("Error") or {}).get("Message") or None
         except docker.errors.NotFound:
             code, oom, error = None, False, "container disappeared"

@@ -12,29 +12,29 @@ router = APIRouter(prefix="/nodes", tags=["nodes"])
 
 
 @router.get("")
-def list_nodes(host: HostDep, who: UserDep) -> list[NodeView]:
+async def list_nodes(host: HostDep, who: UserDep) -> list[NodeView]:
     return host.nodes.list()
 
 
 @router.get("/{name}")
-def get_node(name: str, host: HostDep, who: UserDep) -> NodeView:
+async def get_node(name: str, host: HostDep, who: UserDep) -> NodeView:
     return host.nodes.get(name)
 
 
 @router.get("/{name}/health")
-def node_health(name: str, host: HostDep, who: UserDep) -> NodeHealth:
+async def node_health(name: str, host: HostDep, who: UserDep) -> NodeHealth:
     return host.nodes.health(name)
 
 
 @router.post("/{name}/drain")
-def drain(name: str, host: HostDep, who: UserDep) -> NodeView:
+async def drain(name: str, host: HostDep, who: UserDep) -> NodeView:
     if not who.is_admin:
         raise Forbidden("draining a node needs the admin role")
     return host.nodes.set_draining(name, True)
 
 
 @router.post("/{name}/undrain")
-def undrain(name: str, host: HostDep, who: UserDep) -> NodeView:
+async def undrain(name: str, host: HostDep, who: UserDep) -> NodeView:
     if not who.is_admin:
         raise Forbidden("undraining a node needs the admin role")
     return host.nodes.set_draining(name, False)

@@ -12,17 +12,17 @@ router = APIRouter(prefix="/runner", tags=["runner"], dependencies=[RunnerAuth])
 
 
 @router.post("/register")
-def register(reg: NodeRegistration, host: HostDep) -> RegistrationAccepted:
+async def register(reg: NodeRegistration, host: HostDep) -> RegistrationAccepted:
     return host.nodes.register(reg)
 
 
 @router.post("/heartbeat")
-def heartbeat(hb: Heartbeat, host: HostDep) -> RunnerAck:
+async def heartbeat(hb: Heartbeat, host: HostDep) -> RunnerAck:
     host.nodes.heartbeat(hb)
     return RunnerAck()
 
 
 @router.post("/report")
-def report(report: TaskReport, host: HostDep) -> RunnerAck:
+async def report(report: TaskReport, host: HostDep) -> RunnerAck:
     host.reports.handle(report)
     return RunnerAck()

@@ -14,12 +14,12 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
 @router.post("", status_code=201)
-def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
+async def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
     return host.tasks.submit(spec, who)
 
 
 @router.get("")
-def list_tasks(
+async def list_tasks(
     host: HostDep,
     who: UserDep,
     state: Annotated[list[str], Query()] = [],  # noqa: B006
@@ -32,7 +32,7 @@ def list_tasks(
 
 
 @router.get("/{ref}")
-def get_task(ref: str, host: HostDep, who: UserDep) -> TaskView:
+async def get_task(ref: str, host: HostDep, who: UserDep) -> TaskView:
     return host.tasks.get(ref)
 
 
