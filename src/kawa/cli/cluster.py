@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
@@ -113,6 +112,8 @@ def up(
     host = server(create_app(host_cfg, sessions), bind, port)
     runner = server(create_runner_app(runner_cfg), "127.0.0.1", runner_port)
 
+    import asyncio
+
     async def main() -> None:
         async def announce() -> None:
             await _wait_registered(url, token, node)
@@ -132,6 +133,8 @@ def up(
 
 
 async def _wait_registered(url: str, token: str, node: str, timeout: float = 60.0) -> None:
+    import asyncio
+
     from kawa.client.async_client import AsyncKawaClient
     from kawa.client.errors import KawaError
 

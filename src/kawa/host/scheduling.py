@@ -17,6 +17,7 @@ from kawa.core.task_states import TaskEvent, TaskKind, TaskState
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import node_snapshots
+from kawa.host.views import aware
 from kawa.protocol.runner_api import RunTask
 from kawa.protocol.tasks import Mount, NetworkMode
 from kawa.store.models import Node, Task
@@ -73,12 +74,15 @@ class SchedulerLoop:
         strategy: str,
         starvation_after: float,
         idle_interval: float = 2.0,
+        queue_scan: int = 1000,
     ) -> None:
         self.ledger = ledger
         self.link = link
         self.strategy = Strategy(strategy)
         self.starvation_after = starvation_after
         self.idle_interval = idle_interval
+        self.queue_scan = queue_scan
+        """At most this many queued tasks (in priority order) are considered per pass."""
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self.last_pass_seconds = 0.0
@@ -100,32 +104,49 @@ class SchedulerLoop:
                 log.exception("scheduling pass failed")
 
     def schedule_once(self) -> list[Dispatch]:
+        """One pass: read the queue as light rows (no ORM objects for tasks that keep
+        waiting), place, and commit the placements."""
         started = time.perf_counter()
         jobs: list[Dispatch] = []
         with self.ledger.change() as change:
             s = change.session
-            pending = list(s.scalars(select(Task).where(Task.state == TaskState.PENDING.value)))
-            if not pending:
+            rows = s.execute(
+                select(
+                    Task.id,
+                    Task.cores,
+                    Task.memory,
+                    Task.gpus,
+                    Task.target,
+                    Task.priority,
+                    Task.created_at,
+                    Task.waiting_reason,
+                )
+                .where(Task.state == TaskState.PENDING.value)
+                .order_by(Task.priority.desc(), Task.id)
+                .limit(self.queue_scan)
+            ).all()
+            if not rows:
                 return []
-            snapshots = node_snapshots(s)
             queue = [
                 QueuedTask(
-                    id=t.id,
-                    request=ResourceRequest(cores=t.cores, memory=t.memory, gpus=t.gpus),
-                    target=TargetSpec.parse(t.target) if t.target else None,
-                    priority=t.priority,
-                    enqueued_at=t.created_at.timestamp(),
+                    id=r.id,
+                    request=ResourceRequest(cores=r.cores, memory=r.memory, gpus=r.gpus),
+                    target=TargetSpec.parse(r.target) if r.target else None,
+                    priority=r.priority,
+                    enqueued_at=aware(r.created_at).timestamp(),
                 )
-                for t in pending
+                for r in rows
             ]
+            snapshots = node_snapshots(s)
             result = place(snapshots, queue, self.strategy, time.time(), self.starvation_after)
-            by_id = {t.id: t for t in pending}
-            jobs = self._apply(change, snapshots, by_id, result.placements)
+            jobs = self._apply(change, snapshots, result.placements)
+            reasons = {r.id: r.waiting_reason for r in rows}
             for task_id, reason in result.waiting.items():
-                task = by_id[task_id]
-                if task.waiting_reason != reason:
-                    task.waiting_reason = reason
-                    change.touch(task)
+                if reasons.get(task_id) != reason:
+                    task = s.get(Task, task_id)
+                    if task is not None:
+                        task.waiting_reason = reason
+                        change.touch(task)
         self.last_pass_seconds = time.perf_counter() - started
         return jobs
 
@@ -133,7 +154,6 @@ class SchedulerLoop:
         self,
         change: Change,
         snapshots: list[NodeSnapshot],
-        by_id: dict[int, Task],
         placements: tuple[Placement, ...],
     ) -> list[Dispatch]:
         """Commit placements, re-checking each against what is held (never over-commit)."""
@@ -146,7 +166,9 @@ class SchedulerLoop:
         }
         jobs = []
         for p in placements:
-            a, task = p.allocation, by_id[p.task_id]
+            a, task = p.allocation, change.session.get(Task, p.task_id)
+            if task is None:
+                continue
             if a.node not in nodes or not _fits(nodes[a.node], usage[a.node], a):
                 log.error("placement of %s on %s does not fit; left pending", task.id, a.node)
                 continue

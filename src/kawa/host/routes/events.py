@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from kawa.host.errors import Unauthorized
+from kawa.host.events import Subscription
 from kawa.protocol.events import Event
 
 router = APIRouter(tags=["events"])
@@ -24,9 +28,28 @@ async def events(ws: WebSocket) -> None:
     await ws.accept()
     with host.bus.subscribe() as sub:
         await ws.send_text(Event(seq=0, type="hello").model_dump_json())
-        try:
-            async for event in sub:
-                await ws.send_text(event.model_dump_json())
-        except WebSocketDisconnect:
-            return
-    await ws.close(code=1013, reason="subscriber fell behind; reconnect")
+        sender = asyncio.create_task(_send(ws, sub))
+        receiver = asyncio.create_task(_drain(ws))
+        done, pending = await asyncio.wait({sender, receiver},
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.exception()  # a send to a vanished client; nothing more to do
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await task
+    if sender in done and receiver not in done:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await ws.close(code=1013, reason="subscriber fell behind; reconnect")
+
+
+async def _send(ws: WebSocket, sub: Subscription) -> None:
+    async for event in sub:
+        await ws.send_text(event.model_dump_json())
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Return when the client goes away (clients send nothing we act on)."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await ws.receive_text()
