@@ -45,7 +45,9 @@ def run() -> None:
         found = _message(exc)
         if found is None:
             raise
-        err_console.print(f"[red]error:[/red] {found[0]}", highlight=False)
+        from rich.markup import escape
+
+        err_console.print(f"[red]error:[/red] {escape(found[0])}", highlight=False)
         sys.exit(found[1])
 
 

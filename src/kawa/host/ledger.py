@@ -97,7 +97,7 @@ class Ledger:
         ref = ref.strip()
         if not ref.isdigit():
             raise BadRequest(f"bad task id {ref!r}: task ids are decimal digits")
-        exact = session.get(Task, int(ref)) if len(ref) <= 19 else None
+        exact = session.get(Task, int(ref)) if int(ref) < 2**63 else None
         if exact is not None:
             return exact
         rows = session.scalars(

@@ -13,7 +13,7 @@ from kawa.core.ids import IdGenerator
 from kawa.core.resources import ResourceRequest
 from kawa.core.scheduler import PlacementError, validate
 from kawa.core.targets import TargetSpec
-from kawa.core.task_states import Action, InvalidTransition, TaskEvent, TaskState
+from kawa.core.task_states import Action, InvalidTransition, TaskEvent, TaskKind, TaskState
 from kawa.host.auth import Principal
 from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound
 from kawa.host.ledger import Ledger
@@ -46,8 +46,12 @@ class TaskService:
 
     # -- submit ---------------------------------------------------------------------
     def submit(self, spec: TaskSpec, who: Principal) -> SubmitResponse:
+        if who.role == "viewer":
+            raise Forbidden("the viewer role cannot submit tasks")
         if spec.native:
             raise BadRequest("native tasks (--native) are not supported by this host yet")
+        if spec.kind is not TaskKind.COMMAND:
+            raise BadRequest("VPS tasks are not supported by this host yet")
         if (spec.privileged or spec.mounts) and not who.is_admin:
             raise Forbidden("privileged containers and host mounts need the admin role")
         targets: list[TargetSpec | None] = [TargetSpec.parse(t) for t in spec.targets]
@@ -126,11 +130,15 @@ class TaskService:
         return name, env.image
 
     # -- read -----------------------------------------------------------------------
-    def get(self, ref: str) -> TaskView:
-        return self.ledger.view(ref)
+    def get(self, ref: str, who: Principal) -> TaskView:
+        view = self.ledger.view(ref)
+        if not visible(view.owner, who):
+            raise NotFound(f"no task with id {ref}")
+        return view
 
     def list(
         self,
+        who: Principal,
         states: Sequence[str] = (),
         node: str | None = None,
         batch: str | None = None,
@@ -142,7 +150,11 @@ class TaskService:
             raise BadRequest(
                 f"unknown state {bad[0]!r}; states: " + ", ".join(s.value for s in TaskState)
             )
+        if kind is not None and kind not in TaskKind.__members__.values():
+            raise BadRequest(f"unknown kind {kind!r}; kinds: command, vps")
         query = select(Task).order_by(Task.id.desc()).limit(max(1, min(limit, 10_000)))
+        if not who.is_admin:
+            query = query.where(Task.owner == who.user)
         if states:
             query = query.where(Task.state.in_(list(states)))
         if node:
@@ -160,8 +172,10 @@ class TaskService:
     async def act(self, ref: str, action: TaskAction, who: Principal) -> TaskView:
         with self.ledger.change() as change:
             task = self.ledger.find(change.session, ref)
-            if task.owner != who.user and not who.is_admin:
+            if not visible(task.owner, who):
                 raise NotFound(f"no task with id {ref}")
+            if who.role == "viewer":
+                raise Forbidden(f"the viewer role cannot {action.value} tasks")
             try:
                 change.apply(task, _REQUESTS[action], f"{action.value} requested by {who.user}")
             except InvalidTransition as exc:
@@ -205,3 +219,8 @@ class TaskService:
                 task = change.session.get(Task, task_id)
                 if task is not None:
                     change.try_apply(task, confirm, f"runner {verb}d the task")
+
+
+def visible(owner: str, who: Principal) -> bool:
+    """A user sees their own tasks; admins see all."""
+    return who.is_admin or owner == who.user

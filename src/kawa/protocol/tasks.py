@@ -81,16 +81,25 @@ class TaskSpec(WireModel):
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
+        for key, item in value.items():
             if not key or "=" in key or "\x00" in key or key[0].isdigit():
                 raise ValueError(f"bad environment variable name {key!r}")
+            if "\x00" in item:
+                raise ValueError(f"environment variable {key} contains a NUL byte")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str]) -> list[str]:
+        if any("\x00" in arg for arg in value):
+            raise ValueError("command arguments may not contain NUL bytes")
         return value
 
     @field_validator("workdir")
     @classmethod
     def _workdir(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"workdir must be an absolute path, got {value!r}")
+        if value is not None and (not value.startswith("/") or "\x00" in value):
+            raise ValueError(f"workdir must be an absolute path without NUL bytes, got {value!r}")
         return value
 
     @model_validator(mode="after")

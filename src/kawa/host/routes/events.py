@@ -30,8 +30,7 @@ async def events(ws: WebSocket) -> None:
         await ws.send_text(Event(seq=0, type="hello").model_dump_json())
         sender = asyncio.create_task(_send(ws, sub))
         receiver = asyncio.create_task(_drain(ws))
-        done, pending = await asyncio.wait({sender, receiver},
-                                           return_when=asyncio.FIRST_COMPLETED)
+        done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.exception()  # a send to a vanished client; nothing more to do
         for task in pending:

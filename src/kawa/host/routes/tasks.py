@@ -28,12 +28,12 @@ async def list_tasks(
     kind: str | None = None,
     limit: int = 200,
 ) -> list[TaskView]:
-    return host.tasks.list(state, node, batch, kind, limit)
+    return host.tasks.list(who, state, node, batch, kind, limit)
 
 
 @router.get("/{ref}")
 async def get_task(ref: str, host: HostDep, who: UserDep) -> TaskView:
-    return host.tasks.get(ref)
+    return host.tasks.get(ref, who)
 
 
 @router.post("/{ref}/{action}")
@@ -45,5 +45,6 @@ async def act(ref: str, action: TaskAction, host: HostDep, who: UserDep) -> Task
 async def logs(
     ref: str, host: HostDep, who: UserDep, stream: str = "stdout", follow: bool = False
 ) -> StreamingResponse:
+    host.tasks.get(ref, who)  # 404 unless the caller may see it
     body = await host.logs.stream(ref, stream, follow)
     return StreamingResponse(body, media_type="application/octet-stream")
