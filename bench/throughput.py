@@ -1,0 +1,67 @@
+"""Throughput: N one-core `echo` tasks submitted at once to a 2-core node.
+
+All must be accepted (queued, none refused) and complete. Compared with N bare
+`docker run --rm` of the same image and flags at the same parallelism (2) in the
+same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from harness import IMAGE, kawa_up
+
+from kawa.client.async_client import AsyncKawaClient
+from kawa.protocol.tasks import TaskSpec
+
+PARALLEL = 2
+
+
+async def kawa_run(url: str, token: str, n: int) -> tuple[float, int, dict[str, int]]:
+    async with AsyncKawaClient(url, token, timeout=120) as client:
+        spec = TaskSpec(command=["echo", "hi"], cores=1)
+        start = time.perf_counter()
+        results = await asyncio.gather(*(client.submit(spec) for _ in range(n)),
+                                       return_exceptions=True)
+        refused = sum(isinstance(r, Exception) for r in results)
+        ids = [t.id for r in results if not isinstance(r, BaseException) for t in r.tasks]
+        final = await client.wait(ids, timeout=900)
+        elapsed = time.perf_counter() - start
+    states: dict[str, int] = {}
+    for t in final:
+        states[t.state.value] = states.get(t.state.value, 0) + 1
+    return elapsed, refused, states
+
+
+def bare_run(n: int, shared: str, local: str) -> float:
+    cmd = ["docker", "run", "--rm", "--network", "host", "--cpus", "1",
+           "-v", f"{shared}:/shared", "-v", f"{local}:/local_temp", IMAGE, "echo", "hi"]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        for r in pool.map(lambda _: subprocess.run(cmd, capture_output=True), range(n)):
+            r.check_returncode()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=200)
+    args = parser.parse_args()
+    with kawa_up(cores=PARALLEL) as cluster:
+        shared, local = cluster.runner_dirs()
+        bare = bare_run(args.tasks, str(shared), str(local))
+        kawa, refused, states = asyncio.run(kawa_run(cluster.url, cluster.token, args.tasks))
+    bare_rate, kawa_rate = args.tasks / bare, args.tasks / kawa
+    print(f"bare docker run --rm x{args.tasks} (parallel {PARALLEL}): {bare:6.1f}s "
+          f"{bare_rate:6.2f} tasks/s")
+    print(f"kawa {args.tasks} tasks on a {PARALLEL}-core node:       {kawa:6.1f}s "
+          f"{kawa_rate:6.2f} tasks/s  refused={refused} states={states}")
+    print(f"ratio (kawa/bare tasks per second): {kawa_rate / bare_rate:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
