@@ -6,8 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import httpx
 from pydantic import TypeAdapter
 
+from kawa.client.errors import KawaError, raise_for
 from kawa.core.task_states import WAIT_DONE_STATES
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.events import Event
@@ -28,6 +30,18 @@ class Call(Generic[T]):
 
 _tasks = TypeAdapter(list[TaskView])
 _nodes = TypeAdapter(list[NodeView])
+
+
+def decode(call: Call[T], response: httpx.Response) -> T:
+    """The parsed answer to ``call``, or :class:`KawaError` with the host's message."""
+    raise_for(response)
+    try:
+        body = response.json()
+    except ValueError:
+        raise KawaError(
+            f"unexpected answer from {response.url}: HTTP {response.status_code}"
+        ) from None
+    return call.parse(body)
 
 
 def submit(spec: TaskSpec) -> Call[SubmitResponse]:

@@ -45,14 +45,7 @@ class KawaClient:
             )
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from None
-        raise_for(response)
-        try:
-            body = response.json()
-        except ValueError:
-            raise KawaError(
-                f"unexpected answer from {response.url}: HTTP {response.status_code}"
-            ) from None
-        return call.parse(body)
+        return calls.decode(call, response)
 
     # -- API ------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
