@@ -10,6 +10,16 @@ from kawa.protocol.common import WireModel
 from kawa.protocol.tasks import Mount, NetworkMode
 
 
+class EnvironmentRef(WireModel):
+    """A packaged environment version: the runner loads it when its digest differs."""
+
+    name: str
+    version: str
+    digest: str
+    image: str
+    """The image tag the tarball loads as (e.g. ``kawa-env/NAME:VERSION``)."""
+
+
 class RunTask(WireModel):
     """Host -> runner: start this task with these resolved resources."""
 
@@ -28,6 +38,10 @@ class RunTask(WireModel):
     workdir: str | None
     network: NetworkMode
     timeout: float | None
+    native: bool = False
+    """Run on the node's OS (native executor) instead of in a container."""
+    environment: EnvironmentRef | None = None
+    """The packaged environment ``image`` comes from, when it is one (runner syncs it)."""
 
 
 class ExitKind(StrEnum):
