@@ -22,6 +22,14 @@ step bootstrap bash scripts/bootstrap.sh
 step "ruff check" .venv/bin/ruff check src tests
 step mypy .venv/bin/mypy
 
+# A private PostgreSQL so the store tests run against it too (skip: KAWA_TEST_NO_POSTGRES=1).
+if [ -z "${KAWA_TEST_POSTGRES_URL:-}" ] && [ -z "${KAWA_TEST_NO_POSTGRES:-}" ]; then
+    log "== postgresql (throwaway, 127.0.0.1)"
+    KAWA_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start) || die "postgresql failed to start"
+    export KAWA_TEST_POSTGRES_URL
+    trap 'bash scripts/postgres.sh stop' EXIT
+fi
+
 # No path given: run the whole suite under tests/ (options alone keep it).
 if [ $# -eq 0 ]; then set -- tests; fi
 log "== pytest $*"

@@ -163,15 +163,20 @@ class DockerExecutor:
 
     # -- watching -------------------------------------------------------------------
     def _watch(self, task_id: str, container: Container, stream: Any) -> None:
-        t = threading.Thread(
-            target=self._follow,
-            args=(task_id, container, stream),
+        """Drain the output in one thread and wait for the exit in another, so the exit
+        status is already known when the output ends (no wait round trip after it)."""
+        drain = threading.Thread(
+            target=self._drain, args=(task_id, stream), name=f"logs-{task_id}", daemon=True
+        )
+        drain.start()
+        threading.Thread(
+            target=self._finish,
+            args=(task_id, container, drain),
             name=f"watch-{task_id}",
             daemon=True,
-        )
-        t.start()
+        ).start()
 
-    def _follow(self, task_id: str, container: Container, stream: Any) -> None:
+    def _drain(self, task_id: str, stream: Any) -> None:
         try:
             with (
                 self.log_path(task_id, "stdout").open("wb") as out,
@@ -186,9 +191,11 @@ class DockerExecutor:
                         err.flush()
         except Exception:  # the log stream broke; the exit code still matters
             log.exception("log stream of task %s broke", task_id)
-        self._finish(task_id, container)
 
-    def _finish(self, task_id: str, container: Container) -> None:
+    def _finish(
+        self, task_id: str, container: Container, drain: threading.Thread | None = None
+    ) -> None:
+        """Settle a task once its container has exited (and its output is written)."""
         try:
             result = container.wait()
             code: int | None = int(result.get("StatusCode", -1))
@@ -201,6 +208,8 @@ class DockerExecutor:
             code, oom, error = None, False, "container disappeared"
         except docker.errors.APIError as exc:
             code, oom, error = None, False, f"cannot read exit status: {exc.explanation}"
+        if drain is not None:
+            drain.join()
         self._ended(task_id, code, oom, error)
         self._remove(container)
 
