@@ -217,6 +217,36 @@ def init_config(
     typer.echo(f"wrote {path}")
 
 
+@init_app.command("service")
+def init_service(
+    host_role: Annotated[bool, typer.Option("--host", help="Write the host's unit.")] = False,
+    runner_role: Annotated[bool, typer.Option("--runner", help="Write the runner's unit.")] = False,
+    config: ConfigOpt = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory for the unit files.")
+    ] = Path("/etc/systemd/system"),
+) -> None:
+    """Write systemd unit files (kawa-host.service / kawa-runner.service)."""
+    import sys
+
+    from kawa.cli.service_units import render_unit
+    from kawa.settings import config_path
+
+    roles = [r for r, chosen in (("host", host_role), ("runner", runner_role)) if chosen]
+    if not roles:
+        raise CliError("choose --host, --runner or both", 2)
+    cfg = (config or config_path()).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    for role in roles:
+        path = output / f"kawa-{role}.service"
+        path.write_text(render_unit(role, sys.executable, cfg))
+        typer.echo(f"wrote {path}")
+    typer.echo(
+        "then: systemctl daemon-reload && systemctl enable --now "
+        + " ".join(f"kawa-{r}" for r in roles)
+    )
+
+
 @init_app.command("token")
 def init_token(
     config: ConfigOpt = None,
