@@ -63,6 +63,15 @@ def run_order(task: Task) -> RunTask:
     )
 
 
+QUEUED = "queued"
+"""The waiting reason of a task no scheduling pass has looked at yet."""
+
+
+def _full(snapshots: list[NodeSnapshot]) -> bool:
+    """True when no schedulable node has a free core (every task asks for at least one)."""
+    return all(n.usage.cores >= n.capacity.cores for n in snapshots if n.schedulable)
+
+
 class SchedulerLoop:
     """Runs a scheduling pass whenever woken (submit, release, node change) and at
     least every ``idle_interval`` seconds (for starvation aging and retries)."""
@@ -110,7 +119,8 @@ class SchedulerLoop:
         jobs: list[Dispatch] = []
         with self.ledger.change() as change:
             s = change.session
-            rows = s.execute(
+            snapshots = node_snapshots(s)
+            query = (
                 select(
                     Task.id,
                     Task.cores,
@@ -124,7 +134,11 @@ class SchedulerLoop:
                 .where(Task.state == TaskState.PENDING.value)
                 .order_by(Task.priority.desc(), Task.id)
                 .limit(self.queue_scan)
-            ).all()
+            )
+            if _full(snapshots):
+                # Nothing can be placed: only new arrivals need their waiting reason.
+                query = query.where(Task.waiting_reason == QUEUED)
+            rows = s.execute(query).all()
             if not rows:
                 return []
             queue = [
@@ -137,7 +151,6 @@ class SchedulerLoop:
                 )
                 for r in rows
             ]
-            snapshots = node_snapshots(s)
             result = place(snapshots, queue, self.strategy, time.time(), self.starvation_after)
             jobs = self._apply(change, snapshots, result.placements)
             reasons = {r.id: r.waiting_reason for r in rows}

@@ -18,6 +18,7 @@ from kawa.host.auth import Principal
 from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound
 from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
+from kawa.host.scheduling import QUEUED
 from kawa.host.snapshots import node_snapshots
 from kawa.host.views import task_view
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
@@ -100,7 +101,7 @@ class TaskService:
                     timeout=spec.timeout,
                     priority=spec.priority,
                     created_at=now,
-                    waiting_reason="queued",
+                    waiting_reason=QUEUED,
                 )
                 s.add(task)
                 s.add(
