@@ -41,13 +41,15 @@ class BenchCluster:
 
 
 @contextmanager
-def kawa_up(cores: int | None = None) -> Iterator[BenchCluster]:
+def kawa_up(cores: int | None = None, shared_dir: bool = False) -> Iterator[BenchCluster]:
     root = Path(tempfile.mkdtemp(prefix="kawa-bench-"))
     port, runner_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAWA_")}
     env["KAWA_CONFIG"] = str(root / "client.toml")
     if cores:
         env["KAWA_RUNNER_CORES"] = str(cores)
+    if shared_dir:  # host and runner see one directory, as over NFS
+        env["KAWA_HOST_SHARED_DIR"] = env["KAWA_RUNNER_SHARED_DIR"] = str(root / "shared")
     log = (root / "up.log").open("wb")
     proc = subprocess.Popen(
         [*KAWA, "up", "--data-dir", str(root / "data"), "--port", str(port),

@@ -61,6 +61,8 @@ class HostConfig(_Section):
     default_image: str | None = None
     """Local image that backs the default environment until one is packaged."""
     shared_dir: Path | None = None
+    keep_versions: int = Field(default=3, ge=1)
+    """Packaged versions kept per environment (older tarballs are removed)."""
 
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'kawa.db'}"
@@ -82,6 +84,13 @@ class RunnerConfig(_Section):
     """Cores to offer the scheduler (default: all the machine has)."""
     memory: int | None = Field(default=None, ge=1)
     sysfs_root: Path = Path("/sys")
+    gpu_inventory: Path | None = None
+    """A recorded GPU inventory (JSON list of GPUs) to report instead of asking NVML:
+    for hollow runners and tests. Unset: NVML where present, else no GPUs."""
+    allow_native: bool = True
+    """Accept native tasks (run on this node's OS, outside any container)."""
+    native_user: str | None = None
+    """The user native tasks run as (default: the runner's own user)."""
 
     def url(self) -> str:
         return self.advertise_url or f"http://{socket.gethostname()}:{self.port}"

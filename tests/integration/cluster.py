@@ -50,6 +50,12 @@ class RunnerProc:
     data_dir: Path
     cores: int | None
     proc: subprocess.Popen[bytes] | None = None
+    gpu_inventory: Path | None = None
+    """A recorded GPU inventory (JSON) the runner reports instead of asking NVML."""
+    sysfs_root: Path | None = None
+    """A recorded sysfs tree the runner reads its NUMA topology from."""
+    shared_dir: Path | None = None
+    """The runner's shared directory (the NFS mount of a real cluster)."""
 
 
 @dataclass
@@ -62,6 +68,8 @@ class Cluster:
     host_proc: subprocess.Popen[bytes] | None = None
     runners: dict[str, RunnerProc] = field(default_factory=dict)
     extra_host_env: dict[str, str] = field(default_factory=dict)
+    runner_env: dict[str, str] = field(default_factory=dict)
+    """Extra environment for runners started from now on (e.g. KAWA_RUNNER_ALLOW_NATIVE)."""
 
     @property
     def url(self) -> str:
@@ -112,8 +120,23 @@ class Cluster:
         except Exception:
             return False
 
-    def add_runner(self, name: str, cores: int | None = None) -> RunnerProc:
-        r = RunnerProc(name, free_port(), self.root / "runners" / name, cores)
+    def add_runner(
+        self,
+        name: str,
+        cores: int | None = None,
+        gpu_inventory: Path | None = None,
+        sysfs_root: Path | None = None,
+        shared_dir: Path | None = None,
+    ) -> RunnerProc:
+        r = RunnerProc(
+            name,
+            free_port(),
+            self.root / "runners" / name,
+            cores,
+            gpu_inventory=gpu_inventory,
+            sysfs_root=sysfs_root,
+            shared_dir=shared_dir,
+        )
         self.runners[name] = r
         self.start_runner(name)
         return r
@@ -131,6 +154,13 @@ class Cluster:
         )
         if r.cores:
             env["KAWA_RUNNER_CORES"] = str(r.cores)
+        if r.gpu_inventory is not None:
+            env["KAWA_RUNNER_GPU_INVENTORY"] = str(r.gpu_inventory)
+        if r.sysfs_root is not None:
+            env["KAWA_RUNNER_SYSFS_ROOT"] = str(r.sysfs_root)
+        if r.shared_dir is not None:
+            env["KAWA_RUNNER_SHARED_DIR"] = str(r.shared_dir)
+        env.update(self.runner_env)
         with (self.root / f"runner-{name}.log").open("ab") as log:
             r.proc = subprocess.Popen([*KAWA, "runner"], env=env, stdout=log, stderr=log)
         if wait:
@@ -165,7 +195,12 @@ class Cluster:
         """Run the ``kawa`` CLI as a user would, against this cluster."""
         env = self._env(KAWA_CLIENT_URL=self.url, KAWA_CLIENT_TOKEN=self.token, COLUMNS="200")
         return subprocess.run(
-            [*KAWA, *args], env=env, capture_output=True, text=True, timeout=timeout
+            [*KAWA, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=None if input is None else input.decode(),
         )
 
     def close(self) -> None:

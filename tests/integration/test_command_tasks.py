@@ -126,7 +126,10 @@ def test_queue_waits_for_cores_then_runs(cluster: Cluster) -> None:
         blockers = c.submit(TaskSpec(command=["sleep", "60"], cores=2, targets=["node1"])).tasks
         eventually(lambda: c.task(blockers[0].id).state == "running", what="blocker running")
         [queued] = c.submit(TaskSpec(command=["echo", "finally"], targets=["node1"])).tasks
-        waiting = eventually(lambda: c.task(queued.id).waiting_reason, what="waiting reason")
+        waiting = eventually(
+            lambda: "node1" in (reason := c.task(queued.id).waiting_reason or "") and reason,
+            what="a waiting reason naming node1",
+        )
         assert c.task(queued.id).state == "pending"
         assert "node1" in waiting
         c.act(blockers[0].id, TaskAction.KILL)

@@ -18,6 +18,7 @@ node_timeout = 20.0         # a runner silent this long is offline; its tasks ar
 strategy = "binpack"        # or "spread"
 default_container = "default"
 # shared_dir = "/mnt/cluster-share"   # optional shared filesystem (logs, tarballs)
+keep_versions = 3           # packaged versions kept per environment
 
 [runner]
 name = "{hostname}"
@@ -29,6 +30,8 @@ data_dir = "/var/lib/kawa-runner"           # journal and logs; never mounted in
 # shared_dir = "/mnt/cluster-share"
 # local_temp_dir = "/scratch"               # mounted at /local_temp in tasks
 # cores = 16                                # offer fewer cores than the machine has
+allow_native = true                         # accept --native tasks (cgroups or systemd-run)
+# native_user = "kawa"                      # run native tasks as this user
 
 [client]
 url = "http://HOST:8420"

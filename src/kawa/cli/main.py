@@ -6,7 +6,10 @@ import sys
 
 import typer
 
-from kawa.cli import cluster, nodes, tasks
+from kawa.cli import cluster, containers, nodes, tasks, vps
+from kawa.cli import files as file_commands
+from kawa.cli import ssh as ssh_commands
+from kawa.cli import streams as stream_commands
 from kawa.cli.output import CliError, err_console
 
 app = typer.Typer(
@@ -17,10 +20,20 @@ app = typer.Typer(
 )
 app.add_typer(tasks.app, name="task")
 app.add_typer(nodes.app, name="node")
+app.add_typer(containers.app, name="container")
+app.add_typer(file_commands.app, name="files")
 app.add_typer(cluster.init_app, name="init")
 app.command()(cluster.up)
 app.command()(cluster.host)
 app.command()(cluster.runner)
+app.command()(stream_commands.connect)
+app.command()(stream_commands.forward)
+app.add_typer(vps.app, name="vps")
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    ssh_commands.ssh
+)
+app.command("ssh-config")(ssh_commands.ssh_config)
+app.command(hidden=True)(ssh_commands.proxy)
 
 
 def _message(exc: BaseException) -> tuple[str, int] | None:

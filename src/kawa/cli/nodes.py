@@ -8,6 +8,7 @@ import typer
 
 from kawa.cli.context import client
 from kawa.cli.output import human_bytes, print_json, styled, table
+from kawa.protocol.nodes import NodeHealth, NodeUsageSample
 
 app = typer.Typer(help="Nodes: list, health, drain.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -62,57 +63,82 @@ def health(
     if json:
         return print_json(reports)
     for r in reports:
-        n, u = r.node, r.node.usage
+        n = r.node
         table(
             f"{n.name} ({styled(n.status.value)}, heartbeat {_age(n.last_heartbeat)})",
             ["", "VALUE"],
-            [
-                ("cores", f"{n.inventory.cores} ({n.held.cores} held)"),
-                (
-                    "memory",
-                    f"{human_bytes(n.inventory.memory)} ({human_bytes(n.held.memory)} held)",
-                ),
-                ("cpu", f"{u.cpu_percent:.0f}%" if u else "-"),
-                (
-                    "memory used",
-                    f"{human_bytes(u.memory_used)} ({u.memory_percent:.0f}%)" if u else "-",
-                ),
-                ("load", " ".join(f"{x:.2f}" for x in u.load) if u else "-"),
-                *[
-                    (f"numa {z.id}", f"cpus {_cpus(z.cpus)}, {human_bytes(z.memory)}")
-                    for z in n.inventory.numa
-                ],
-                *[
-                    (
-                        f"gpu {g.index}",
-                        f"{g.name} {human_bytes(g.memory_total)}"
-                        f" util {g.utilization if g.utilization is not None else '-'}%"
-                        f" temp {g.temperature if g.temperature is not None else '-'}C",
-                    )
-                    for g in (u.gpus if u and u.gpus else n.inventory.gpus)
-                ],
-                (
-                    "history",
-                    f"{len(r.history)} samples"
-                    + (
-                        f", cpu {min(h.cpu_percent for h in r.history):.0f}-"
-                        f"{max(h.cpu_percent for h in r.history):.0f}%"
-                        if r.history
-                        else ""
-                    ),
-                ),
-            ],
+            _health_rows(r),
         )
 
 
+def _health_rows(r: NodeHealth) -> list[tuple[str, str]]:
+    n, u = r.node, r.node.usage
+    rows = [
+        ("cores", f"{n.inventory.cores} ({n.held.cores} held)"),
+        ("memory", f"{human_bytes(n.inventory.memory)} ({human_bytes(n.held.memory)} held)"),
+        ("cpu", f"{u.cpu_percent:.0f}%" if u else "-"),
+        ("memory used", f"{human_bytes(u.memory_used)} ({u.memory_percent:.0f}%)" if u else "-"),
+        ("load", " ".join(f"{x:.2f}" for x in u.load) if u else "-"),
+    ]
+    zone_use = {z.id: z.cpu_percent for z in u.numa} if u else {}
+    pinned = set(n.held.pinned_cpus)
+    for z in n.inventory.numa:
+        busy = zone_use.get(z.id)
+        rows.append(
+            (
+                f"numa {z.id}",
+                f"cpus {_cpus(z.cpus)} ({len(pinned.intersection(z.cpus))} pinned), "
+                f"{human_bytes(z.memory)}, cpu {'-' if busy is None else f'{busy:.0f}%'}",
+            )
+        )
+    for sensor, celsius in sorted((u.temperatures if u else {}).items()):
+        rows.append((f"temp {sensor}", f"{celsius:.0f}C"))
+    held = set(n.held.gpu_ids)
+    for g in u.gpus if u and u.gpus else n.inventory.gpus:
+        rows.append(
+            (
+                f"gpu {g.index}",
+                f"{g.name} {human_bytes(g.memory_used)}/{human_bytes(g.memory_total)}"
+                f" util {_num(g.utilization, '%')} temp {_num(g.temperature, 'C')}"
+                f" power {_num(g.power_watts, 'W')}" + (" (held)" if g.index in held else ""),
+            )
+        )
+    rows.append(("history", _history(r.history)))
+    return rows
+
+
+def _num(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:.0f}{unit}"
+
+
+def _history(samples: list[NodeUsageSample]) -> str:
+    """Sample count and span, CPU and memory ranges, and a CPU sparkline (newest last)."""
+    if not samples:
+        return "no samples yet"
+    span = (samples[-1].at - samples[0].at).total_seconds()
+    cpu = [h.cpu_percent for h in samples]
+    mem = [h.memory_percent for h in samples]
+    bars = "".join(_BARS[min(len(_BARS) - 1, int(c / 100 * len(_BARS)))] for c in cpu[-40:])
+    return (
+        f"{len(samples)} samples over {span:.0f}s; cpu {min(cpu):.0f}-{max(cpu):.0f}% "
+        f"(mean {sum(cpu) / len(cpu):.0f}%), memory {min(mem):.0f}-{max(mem):.0f}%  {bars}"
+    )
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
 def _cpus(cpus: list[int]) -> str:
+    """A cpu list as sysfs writes it: ``0-3,8-11``."""
     if not cpus:
         return "-"
-    return (
-        f"{cpus[0]}-{cpus[-1]}"
-        if cpus == list(range(cpus[0], cpus[-1] + 1))
-        else ",".join(map(str, cpus))
-    )
+    runs: list[list[int]] = []
+    for c in sorted(cpus):
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in runs)
 
 
 @app.command()

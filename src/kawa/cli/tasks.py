@@ -191,7 +191,7 @@ def status(task_id: str, json: JsonOpt = False) -> None:
         ("priority", t.priority),
         ("exit code", t.exit_code),
         ("error", t.error),
-        ("waiting", t.waiting_reason if t.state.value == "pending" else None),
+        ("waiting", t.waiting_reason if t.state.value in ("pending", "assigning") else None),
         ("created", t.created_at),
         ("started", t.started_at),
         ("finished", t.finished_at),

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from kawa.client.errors import KawaError, raise_for
 from kawa.core.task_states import WAIT_DONE_STATES
 from kawa.protocol.common import API_PREFIX
+from kawa.protocol.environments import EnvironmentVersionView, WorkspaceView
 from kawa.protocol.events import Event
 from kawa.protocol.nodes import NodeHealth, NodeView
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
@@ -131,3 +132,26 @@ class WaitTracker:
     @property
     def done(self) -> bool:
         return not self.pending
+
+
+# -- container environments (issue 3) -----------------------------------------------
+_workspaces = TypeAdapter(list[WorkspaceView])
+_versions = TypeAdapter(list[EnvironmentVersionView])
+
+
+def list_workspaces() -> Call[list[WorkspaceView]]:
+    return Call("GET", "/environments", _workspaces.validate_python)
+
+
+def create_workspace(name: str, image: str | None) -> Call[WorkspaceView]:
+    body = {"name": name, "image": image}
+    return Call("POST", "/environments", WorkspaceView.model_validate, json=body)
+
+
+def workspace_action(name: str, action: str) -> Call[WorkspaceView]:
+    return Call("POST", f"/environments/{name}/{action}", WorkspaceView.model_validate)
+
+
+def list_tarballs(name: str | None = None) -> Call[list[EnvironmentVersionView]]:
+    params = {"name": name} if name else {}
+    return Call("GET", "/environments/tarballs", _versions.validate_python, params=params)

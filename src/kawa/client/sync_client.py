@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -11,8 +12,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from kawa.client import calls
+from kawa.client import environments as envs
 from kawa.client.errors import KawaError, raise_for, unreachable
 from kawa.protocol.common import API_PREFIX
+from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
 from kawa.protocol.nodes import NodeHealth, NodeView
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
 
@@ -82,6 +85,75 @@ class KawaClient:
     def drain(self, name: str, draining: bool = True) -> NodeView:
         return self._do(calls.drain(name, draining))
 
+    # -- container environments (issue 3) -------------------------------------------
+    def _streaming(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(self._http, *args)
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from None
+
+    def workspaces(self) -> list[WorkspaceView]:
+        return self._do(calls.list_workspaces())
+
+    def create_workspace(self, name: str, image: str | None = None) -> WorkspaceView:
+        return self._do(calls.create_workspace(name, image))
+
+    def start_workspace(self, name: str) -> WorkspaceView:
+        return self._do(calls.workspace_action(name, "start"))
+
+    def stop_workspace(self, name: str) -> WorkspaceView:
+        return self._do(calls.workspace_action(name, "stop"))
+
+    def delete_workspace(self, name: str, force: bool = False) -> None:
+        self._streaming(envs.delete, name, force)
+
+    def tarballs(self, name: str | None = None) -> list[EnvironmentVersionView]:
+        return self._do(calls.list_tarballs(name))
+
+    def package(
+        self, name: str, on_progress: Callable[[Progress], None] | None = None
+    ) -> EnvironmentVersionView:
+        return self._streaming(envs.package, name, on_progress)
+
+    def import_tarball(
+        self,
+        name: str,
+        path: Path,
+        on_upload: envs.OnBytes | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> EnvironmentVersionView:
+        return self._streaming(envs.import_file, name, path, on_upload, on_progress)
+
+    def export_tarball(
+        self,
+        name: str,
+        dest: Path,
+        version: str | None = None,
+        on_bytes: envs.OnBytes | None = None,
+    ) -> tuple[str, str]:
+        """Download to ``dest`` (resuming ``dest.partial``); (version, digest)."""
+        return self._streaming(envs.export, name, version, dest, on_bytes)
+
+    def bootstrap(
+        self,
+        name: str,
+        suite: str = "bookworm",
+        mirror: str | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> EnvironmentVersionView:
+        return self._streaming(envs.bootstrap, name, suite, mirror, on_progress)
+
+    def run_script(
+        self,
+        name: str,
+        stdin: bytes,
+        command: str | None = None,
+        on_output: Callable[[str, bytes], None] | None = None,
+    ) -> int:
+        """Run ``stdin`` as a shell script in workspace ``name`` (or ``command`` fed
+        ``stdin``); its exit status. Output goes to ``on_output(stream, bytes)``."""
+        return self._streaming(envs.run_script, name, stdin, command, on_output or _ignore)
+
     def logs(self, ref: str, stream: str = "stdout", follow: bool = False) -> Iterator[bytes]:
         params = {"stream": stream, "follow": str(follow).lower()}
         try:
@@ -134,3 +206,7 @@ class KawaClient:
                 raise KawaError(f"event stream refused: HTTP {exc.response.status_code}") from None
             except OSError as exc:
                 raise unreachable(self.url, exc) from None
+
+
+def _ignore(stream: str, data: bytes) -> None:
+    pass

@@ -17,13 +17,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from kawa import __version__
 from kawa.core.ids import IdGenerator
 from kawa.host.auth import Authenticator
+from kawa.host.environments import EnvironmentService
 from kawa.host.errors import ServiceError
 from kawa.host.events import EventBus
 from kawa.host.ledger import Ledger
 from kawa.host.log_service import LogService
+from kawa.host.metrics import metrics_router
 from kawa.host.node_service import NodeService
 from kawa.host.report_service import ReportService
-from kawa.host.routes import events, nodes, runners, tasks
+from kawa.host.routes import environments, events, nodes, runner_environments, runners, tasks
+from kawa.host.routes.files import router as files_router
+from kawa.host.routes.streams import router as streams_router
 from kawa.host.runner_link import RunnerLink
 from kawa.host.scheduling import SchedulerLoop
 from kawa.host.task_service import TaskService
@@ -61,7 +65,7 @@ def register_environment(sessions: sessionmaker[Session], name: str, image: str)
                     created_at=datetime.now(UTC),
                 )
             )
-        else:
+        elif env.digest is None:  # a packaged environment keeps its newest version
             env.image = image
 
 
@@ -90,6 +94,7 @@ class Host:
         )
         self.reports = ReportService(self.ledger)
         self.logs = LogService(self.ledger, self.link, config.shared_dir)
+        self.environments = EnvironmentService(config, sessions, self.ledger, self.cluster_id)
         self.scheduler = SchedulerLoop(
             self.ledger, self.link, config.strategy, config.starvation_after
         )
@@ -139,6 +144,11 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     app.add_exception_handler(RequestValidationError, _validation_error)
     for module in (tasks, nodes, runners, events):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(streams_router, prefix=API_PREFIX)  # terminal, forward (WebSocket)
+    app.include_router(files_router, prefix=API_PREFIX)  # files in a task's container
+    for module in (environments, runner_environments):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(metrics_router(host))  # Prometheus: /metrics, no authentication
 
     @app.get(API_PREFIX + "/health", tags=["meta"])
     def health() -> dict[str, str]:

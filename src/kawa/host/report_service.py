@@ -38,6 +38,8 @@ class ReportService:
                 return
             if report.state == "ended":
                 event = ending_event(report, task.desired)
+                if task.kind == "vps" and task.desired == "stop" and event is TaskEvent.KILLED:
+                    event = TaskEvent.STOPPED  # a VPS stopped on request can be restarted
                 cause = f"runner {report.node}: {report.exit_kind or 'exited'}"
                 if report.exit_code is not None:
                     cause += f" (exit code {report.exit_code})"

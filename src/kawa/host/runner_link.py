@@ -40,9 +40,19 @@ class RunnerLink:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _post(self, url: str, json: object | None = None) -> RunnerAck:
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The authenticated client, for routes that stream bodies to or from runners."""
+        return self._http
+
+    async def _post(
+        self, url: str, json: object | None = None, timeout: httpx.Timeout | None = None
+    ) -> RunnerAck:
         try:
-            response = await self._http.post(url, json=json)
+            if timeout is None:
+                response = await self._http.post(url, json=json)
+            else:
+                response = await self._http.post(url, json=json, timeout=timeout)
         except httpx.HTTPError as exc:
             raise RunnerUnreachable(f"runner unreachable at {url}: {exc!r}") from exc
         if response.status_code >= 400:
@@ -50,7 +60,10 @@ class RunnerLink:
         return RunnerAck.model_validate(response.json())
 
     async def run(self, base: str, task: RunTask) -> RunnerAck:
-        return await self._post(f"{base}/tasks", task.model_dump(mode="json"))
+        # A runner may first fetch and load the task's environment (minutes for a big
+        # one); it bounds that itself, and a runner that dies drops the connection.
+        wait = httpx.Timeout(None, connect=5.0) if task.environment else None
+        return await self._post(f"{base}/tasks", task.model_dump(mode="json"), wait)
 
     async def control(self, base: str, task_id: str, action: str) -> RunnerAck:
         return await self._post(f"{base}/tasks/{task_id}/{action}")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from kawa.core.resources import Allocation, NodeUsage, ResourceRequest
 from kawa.core.scheduler import NodeSnapshot, Placement, QueuedTask, Strategy, place
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import TaskEvent, TaskKind, TaskState
+from kawa.host.env_versions import ref_for_task
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import node_snapshots
@@ -44,11 +46,12 @@ def _fits(snapshot: NodeSnapshot, usage: NodeUsage, a: Allocation) -> bool:
 
 
 def run_order(task: Task) -> RunTask:
+    environment = ref_for_task(task)  # a packaged version: the runner syncs it first
     return RunTask(
         task_id=str(task.id),
         kind=TaskKind(task.kind),
         command=list(task.command),
-        image=task.image or "",
+        image=environment.image if environment else task.image or "",
         env=dict(task.env),
         mounts=[Mount.model_validate(m) for m in task.mounts],
         cores=task.cores,
@@ -60,6 +63,9 @@ def run_order(task: Task) -> RunTask:
         workdir=task.workdir,
         network=NetworkMode(task.network),
         timeout=task.timeout,
+        native=task.native,
+        environment=environment,
+        ssh_key=task.ssh_key,
     )
 
 
@@ -95,6 +101,8 @@ class SchedulerLoop:
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self.last_pass_seconds = 0.0
+        self.pass_observers: list[Callable[[float], None]] = []
+        """Called with each pass's duration in seconds (metrics)."""
 
     def wake(self) -> None:
         self._wake.set()
@@ -116,6 +124,14 @@ class SchedulerLoop:
         """One pass: read the queue as light rows (no ORM objects for tasks that keep
         waiting), place, and commit the placements."""
         started = time.perf_counter()
+        try:
+            return self._pass()
+        finally:
+            self.last_pass_seconds = time.perf_counter() - started
+            for observe in self.pass_observers:
+                observe(self.last_pass_seconds)
+
+    def _pass(self) -> list[Dispatch]:
         jobs: list[Dispatch] = []
         with self.ledger.change() as change:
             s = change.session
@@ -160,7 +176,6 @@ class SchedulerLoop:
                     if task is not None:
                         task.waiting_reason = reason
                         change.touch(task)
-        self.last_pass_seconds = time.perf_counter() - started
         return jobs
 
     def _apply(

@@ -21,7 +21,7 @@ from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.scheduling import QUEUED
 from kawa.host.snapshots import node_snapshots
 from kawa.host.views import task_view
-from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
+from kawa.protocol.tasks import NetworkMode, SubmitResponse, TaskAction, TaskSpec, TaskView
 from kawa.store.models import Environment, Node, Task, TaskTransition
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,11 @@ class TaskService:
         if who.role == "viewer":
             raise Forbidden("the viewer role cannot submit tasks")
         if spec.native:
-            raise BadRequest("native tasks (--native) are not supported by this host yet")
-        if spec.kind is not TaskKind.COMMAND:
-            raise BadRequest("VPS tasks are not supported by this host yet")
+            check_native(spec)
+        if spec.kind is TaskKind.VPS:
+            spec = vps_spec(spec)
+        elif spec.ssh_key is not None:
+            raise BadRequest("an SSH key applies to VPS tasks only")
         if (spec.privileged or spec.mounts) and not who.is_admin:
             raise Forbidden("privileged containers and host mounts need the admin role")
         targets: list[TargetSpec | None] = [TargetSpec.parse(t) for t in spec.targets]
@@ -102,6 +104,7 @@ class TaskService:
                     priority=spec.priority,
                     created_at=now,
                     waiting_reason=QUEUED,
+                    ssh_key=spec.ssh_key,
                 )
                 s.add(task)
                 s.add(
@@ -120,7 +123,9 @@ class TaskService:
             batch_id=str(batch_id), tasks=[task_view(t) for t in change.touched.values()]
         )
 
-    def _image_for(self, s: Session, spec: TaskSpec) -> tuple[str | None, str]:
+    def _image_for(self, s: Session, spec: TaskSpec) -> tuple[str | None, str | None]:
+        if spec.native:
+            return None, None
         if spec.image:
             return None, spec.image
         name = spec.container or self.default_container
@@ -171,6 +176,8 @@ class TaskService:
 
     # -- control --------------------------------------------------------------------
     async def act(self, ref: str, action: TaskAction, who: Principal) -> TaskView:
+        if action is TaskAction.SNAPSHOT:
+            return await self.snapshot(ref, who)
         with self.ledger.change() as change:
             task = self.ledger.find(change.session, ref)
             if not visible(task.owner, who):
@@ -189,6 +196,29 @@ class TaskService:
             task_id, pending = task.id, [a for t, a in change.actions]
         for act in pending:
             await self._carry_out(act, task_id, url)
+        return self.ledger.view(str(task_id))
+
+    async def snapshot(self, ref: str, who: Principal) -> TaskView:
+        """Commit a running or paused VPS's container on its node (docs/vps.md)."""
+        with self.ledger.sessions() as s:
+            task = self.ledger.find(s, ref)
+            if not visible(task.owner, who):
+                raise NotFound(f"no task with id {ref}")
+            if who.role == "viewer":
+                raise Forbidden("the viewer role cannot snapshot tasks")
+            if task.kind != TaskKind.VPS.value:
+                raise Conflict("only a VPS can be snapshotted")
+            if task.state not in (TaskState.RUNNING.value, TaskState.PAUSED.value):
+                raise Conflict(f"cannot snapshot a VPS that is {task.state}")
+            url, task_id = self._node_url(s, task), task.id
+        if url is None:
+            raise Conflict("the VPS's node is unknown")
+        try:
+            await self.link.control(url, str(task_id), "snapshot")
+        except RunnerUnreachable:
+            raise Conflict("cannot snapshot: the VPS's runner is unreachable") from None
+        except RunnerRejected as exc:
+            raise Conflict(f"runner refused to snapshot task {task_id}: {exc.detail}") from None
         return self.ledger.view(str(task_id))
 
     @staticmethod
@@ -225,3 +255,26 @@ class TaskService:
 def visible(owner: str, who: Principal) -> bool:
     """A user sees their own tasks; admins see all."""
     return who.is_admin or owner == who.user
+
+
+def vps_spec(spec: TaskSpec) -> TaskSpec:
+    """A VPS: sshd is its command, its own bridge address, no timeout (docs/vps.md)."""
+    if spec.native:
+        raise BadRequest("a VPS runs in a container: --native does not apply")
+    if spec.command:
+        raise BadRequest("a VPS runs sshd; it takes no command")
+    if spec.timeout is not None:
+        raise BadRequest("a VPS does not time out; --timeout does not apply")
+    return spec.model_copy(update={"network": NetworkMode.BRIDGE})
+
+
+def check_native(spec: TaskSpec) -> None:
+    """Native tasks run on the node's OS: container-only options are refused."""
+    if spec.gpus or any(TargetSpec.parse(t).gpus for t in spec.targets):
+        raise BadRequest("GPU tasks need a container: --native cannot be given GPUs")
+    if spec.mounts:
+        raise BadRequest("--mount applies to containers; a native task sees the node's files")
+    if spec.privileged:
+        raise BadRequest("--privileged applies to containers, not to native tasks")
+    if spec.network.value != "host":
+        raise BadRequest("--network applies to containers; a native task uses the node's network")

@@ -55,6 +55,7 @@ def task_view(task: Task, history: Iterable[TaskTransition] = ()) -> TaskView:
         exit_code=task.exit_code,
         error=task.error,
         waiting_reason=task.waiting_reason,
+        ssh_key=task.ssh_key,
         created_at=aware(task.created_at),
         started_at=aware(task.started_at),
         finished_at=aware(task.finished_at),

@@ -42,6 +42,14 @@ class NodeInventory(WireModel):
     gpus: list[GpuInfo] = []
 
 
+class NumaUsage(WireModel):
+    """How busy one NUMA zone's CPUs were over a heartbeat interval."""
+
+    id: int = Field(ge=0)
+    cpu_percent: float | None = None
+    """Mean of the zone's per-CPU percentages; None when none of its CPUs can be measured."""
+
+
 class NodeUsageSample(WireModel):
     """One heartbeat's measurements."""
 
@@ -51,6 +59,9 @@ class NodeUsageSample(WireModel):
     memory_percent: float
     load: list[float] = []
     gpus: list[GpuInfo] = []
+    numa: list[NumaUsage] = []
+    temperatures: dict[str, float] = {}
+    """Sensor readings in °C by ``chip/label`` (empty where the OS exposes none)."""
 
 
 class RunnerTaskObservation(WireModel):

@@ -42,6 +42,8 @@ class RunTask(WireModel):
     """Run on the node's OS (native executor) instead of in a container."""
     environment: EnvironmentRef | None = None
     """The packaged environment ``image`` comes from, when it is one (runner syncs it)."""
+    ssh_key: str | None = None
+    """VPS: the public key to install for root (never put into a shell string)."""
 
 
 class ExitKind(StrEnum):

@@ -31,6 +31,40 @@ MemoryBytes = Annotated[int, BeforeValidator(_memory), Field(gt=0)]
 DurationSeconds = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 
 
+_KEY_TYPES = frozenset(
+    {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+)
+
+
+def check_public_key(text: str) -> str:
+    """One OpenSSH public key line (``TYPE BASE64 [COMMENT]``), stripped; ValueError if not."""
+    import base64
+    import binascii
+
+    line = text.strip()
+    if "\n" in line or "\r" in line or "\x00" in line:
+        raise ValueError("the public key must be a single line")
+    parts = line.split(None, 2)
+    if len(parts) < 2 or parts[0] not in _KEY_TYPES:
+        raise ValueError("not an OpenSSH public key (expected 'ssh-ed25519 AAAA...' or similar)")
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the public key's base64 part is malformed") from None
+    name = parts[0].encode()
+    if len(blob) < 4 + len(name) or blob[4 : 4 + len(name)] != name:
+        raise ValueError("the public key's data does not match its type")
+    return line
+
+
 class NetworkMode(StrEnum):
     HOST = "host"
     BRIDGE = "bridge"
@@ -72,6 +106,16 @@ class TaskSpec(WireModel):
     priority: int = Field(default=0, ge=-1000, le=1000)
     name: str | None = Field(default=None, max_length=128)
     network: NetworkMode = NetworkMode.HOST
+    ssh_key: str | None = Field(
+        default=None, max_length=16384, description="VPS: public key for root (OpenSSH format)"
+    )
+
+    @field_validator("ssh_key")
+    @classmethod
+    def _ssh_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check_public_key(value)
 
     @field_validator("targets")
     @classmethod
@@ -160,6 +204,7 @@ class TaskView(WireModel):
     started_at: datetime | None
     finished_at: datetime | None
     history: list[TransitionView] = []
+    ssh_key: str | None = None
 
 
 class SubmitResponse(WireModel):
@@ -173,3 +218,4 @@ class TaskAction(StrEnum):
     RESUME = "resume"
     STOP = "stop"
     RESTART = "restart"
+    SNAPSHOT = "snapshot"

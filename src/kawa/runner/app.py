@@ -12,18 +12,22 @@ from fastapi.responses import StreamingResponse
 
 from kawa import __version__
 from kawa.protocol.runner_api import RunnerAck, RunTask
-from kawa.runner.docker_executor import DockerExecutor
 from kawa.runner.executor import StartError, UnknownTask
+from kawa.runner.executor_router import ExecutorRouter
+from kawa.runner.files import router as files_router
 from kawa.runner.gpus import default_probe
 from kawa.runner.inventory import Inventory
 from kawa.runner.service import RunnerService
+from kawa.runner.streams import router as streams_router
 from kawa.settings import RunnerConfig
 
 
 def create_runner_app(config: RunnerConfig) -> FastAPI:
     if not config.cluster_secret:
         raise ValueError("the runner needs a cluster_secret")
-    inventory = Inventory(default_probe(), config.sysfs_root, config.cores, config.memory)
+    inventory = Inventory(
+        default_probe(config.gpu_inventory), config.sysfs_root, config.cores, config.memory
+    )
     service = RunnerService(config, inventory)
     secret = config.cluster_secret.encode()
 
@@ -32,7 +36,7 @@ def create_runner_app(config: RunnerConfig) -> FastAPI:
         if not token or not hmac.compare_digest(token, secret):
             raise HTTPException(401, "invalid cluster secret")
 
-    def executor() -> DockerExecutor:
+    def executor() -> ExecutorRouter:
         if service.executor is None:
             raise HTTPException(503, "runner is not registered with the host yet")
         return service.executor
@@ -55,15 +59,26 @@ def create_runner_app(config: RunnerConfig) -> FastAPI:
         dependencies=[Depends(authenticated)],
     )
     app.state.service = service
-    Exec = Annotated[DockerExecutor, Depends(executor)]
+    app.include_router(streams_router)
+    app.include_router(files_router)  # issue 4: files inside a task's container
+    Exec = Annotated[ExecutorRouter, Depends(executor)]
 
     @app.post("/tasks")
     async def run_task(order: RunTask, ex: Exec) -> RunnerAck:
         try:
+            await service.prepare_environment(order)  # issue 3: its environment first
             await asyncio.to_thread(ex.start, order)
         except StartError as exc:
             raise HTTPException(422, str(exc)) from None
         return RunnerAck(state="running")
+
+    @app.post("/tasks/{task_id}/snapshot")
+    async def snapshot(task_id: str, ex: Exec) -> RunnerAck:
+        try:
+            image = await asyncio.to_thread(ex.snapshot, task_id)
+        except UnknownTask as exc:
+            raise HTTPException(409, str(exc)) from None
+        return RunnerAck(state="snapshot", detail=image)
 
     @app.post("/tasks/{task_id}/{action}")
     async def control(task_id: str, action: str, ex: Exec) -> RunnerAck:

@@ -22,6 +22,7 @@ from docker.types import DeviceRequest
 
 from kawa.protocol.runner_api import ExitKind, RunTask
 from kawa.protocol.tasks import NetworkMode
+from kawa.runner import vps
 from kawa.runner.executor import OnEnd, StartError, UnknownTask
 from kawa.runner.journal import Entry, Journal
 
@@ -99,7 +100,10 @@ class DockerExecutor:
             args.update(mem_limit=order.memory, memswap_limit=order.memory)
         if order.cpuset:
             args["cpuset_cpus"] = ",".join(map(str, order.cpuset))
-        if order.numa is not None:
+        if order.numa is not None and Path(f"/sys/devices/system/node/node{order.numa}").is_dir():
+            # Bind memory only to a NUMA node this machine really has (the real /sys, not
+            # the runner's configured sysfs_root): Docker refuses to start a container whose
+            # cpuset.mems names a missing node, e.g. zones recorded for a test topology.
             args["cpuset_mems"] = str(order.numa)
         if order.gpu_ids:
             ids = [str(i) for i in order.gpu_ids]
@@ -107,6 +111,8 @@ class DockerExecutor:
             env["NVIDIA_VISIBLE_DEVICES"] = ",".join(ids)
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(ids)))
             env["KAWA_GPU_IDS"] = ",".join(ids)
+        if vps.is_vps(order):
+            return vps.adjust_args(args, order)
         return args
 
     def _pull(self, image: str) -> None:
@@ -124,6 +130,13 @@ class DockerExecutor:
         Uses the low-level API: the high-level ``containers.create`` inspects the new
         container once more, which costs a round trip on every task start.
         """
+        if vps.is_vps(order):  # a restarted VPS: its stopped container, else its snapshot
+            kept = vps.existing_container(self.docker, self.container_name(order.task_id))
+            if kept is not None:
+                return kept
+            order = order.model_copy(
+                update={"image": vps.newest_snapshot(self.docker, order.task_id) or order.image}
+            )
         kwargs = _create_container_args(
             {**self.create_args(order), "version": self.docker.api._version}
         )
@@ -138,12 +151,16 @@ class DockerExecutor:
         existing = self.journal.get(order.task_id)
         if existing is not None and existing.state != "ended":
             return  # a repeated dispatch of a task that is already running here
-        if existing is not None:
+        if existing is not None and vps.is_vps(order):
+            self.journal.forget(order.task_id)  # a VPS restart: it runs here again
+        elif existing is not None:
             raise StartError(f"task {order.task_id} already ran on {self.node}")
         self.journal.begin(order)
         container: Container | None = None
         try:
             container = self._create(order)
+            if vps.is_vps(order):
+                vps.check_sshd(self.docker, container, order.image)
             self.journal.set_container(order.task_id, container.id or "")
             stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
             container.start()
@@ -211,7 +228,12 @@ class DockerExecutor:
         if drain is not None:
             drain.join()
         self._ended(task_id, code, oom, error)
-        self._remove(container)
+        if not vps.is_vps_container(container):  # a stopped VPS keeps its container
+            self._remove(container)
+
+    def abandon(self, task_id: str, reason: str) -> None:
+        """Settle a journaled task this runner can no longer follow (reported as vanished)."""
+        self._ended(task_id, None, False, reason)
 
     def _ended(self, task_id: str, code: int | None, oom: bool, error: str | None) -> None:
         timer = self._timers.pop(task_id, None)
@@ -258,7 +280,17 @@ class DockerExecutor:
     def kill(self, task_id: str) -> None:
         container = self._container(task_id)
         self.journal.mark(task_id, kill=True)
+        if vps.is_vps_container(container):
+            vps.stop(container)
+            return
         self._hard_stop(container)
+
+    def snapshot(self, task_id: str) -> str:
+        """Commit a VPS's container (``docker commit``); the new image's tag."""
+        container = self._container(task_id)
+        if not vps.is_vps_container(container):
+            raise UnknownTask(f"task {task_id} is not a VPS: only a VPS can be snapshotted")
+        return vps.snapshot(self.docker, container, task_id)
 
     def _hard_stop(self, container: Container) -> None:
         try:
@@ -330,6 +362,8 @@ class DockerExecutor:
                 self._save_logs(entry.task_id, container)
                 self._finish(entry.task_id, container)
         for task_id, orphan in mine.items():
+            if vps.is_vps_container(orphan) and orphan.status not in ("running", "paused"):
+                continue  # a stopped VPS: kept for its restart
             log.warning("removing container %s of unknown task %s", orphan.name, task_id)
             self._remove(orphan)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from kawa.protocol.nodes import NodeInventory, NodeUsageSample, NumaZoneInfo
+from kawa.protocol.nodes import NodeInventory, NodeUsageSample, NumaUsage, NumaZoneInfo
 from kawa.runner.gpus import GpuProbe
 
 
@@ -40,6 +40,36 @@ def read_numa(sysfs_root: Path) -> list[NumaZoneInfo]:
     return zones
 
 
+def numa_usage(zones: list[NumaZoneInfo], per_cpu: list[float]) -> list[NumaUsage]:
+    """Each zone's mean CPU percentage from ``psutil.cpu_percent(percpu=True)`` (indexed by
+    CPU id); CPUs a zone names that the machine does not measure are left out."""
+    usage = []
+    for zone in zones:
+        known = [per_cpu[c] for c in zone.cpus if 0 <= c < len(per_cpu)]
+        mean = round(sum(known) / len(known), 1) if known else None
+        usage.append(NumaUsage(id=zone.id, cpu_percent=mean))
+    return usage
+
+
+def read_temperatures() -> dict[str, float]:
+    """Sensor temperatures in °C as ``chip/label``; empty where psutil has no sensors."""
+    sensors = getattr(psutil, "sensors_temperatures", None)
+    if sensors is None:
+        return {}
+    try:
+        found = sensors()
+    except Exception:  # unreadable hwmon files: report none rather than fail the heartbeat
+        return {}
+    temperatures: dict[str, float] = {}
+    for chip, entries in found.items():
+        for i, entry in enumerate(entries):
+            key = f"{chip}/{entry.label or i}"
+            if key in temperatures:
+                key = f"{key}#{i}"
+            temperatures[key] = float(entry.current)
+    return temperatures
+
+
 class Inventory:
     def __init__(
         self,
@@ -52,7 +82,9 @@ class Inventory:
         self.sysfs_root = sysfs_root
         self.cores = cores
         self.memory = memory
-        psutil.cpu_percent(None)  # prime the counter so the first sample is meaningful
+        self._zones: list[NumaZoneInfo] | None = None
+        psutil.cpu_percent(None)  # prime the counters so the first sample is meaningful
+        psutil.cpu_percent(None, percpu=True)
 
     def read(self) -> NodeInventory:
         machine_cores = len(os.sched_getaffinity(0))
@@ -64,6 +96,7 @@ class Inventory:
                     id=0, cpus=list(range(machine_cores)), memory=psutil.virtual_memory().total
                 )
             ]
+        self._zones = numa
         return NodeInventory(
             cores=cores,
             memory=self.memory or psutil.virtual_memory().total,
@@ -73,6 +106,7 @@ class Inventory:
 
     def sample(self) -> NodeUsageSample:
         vm = psutil.virtual_memory()
+        zones = self._zones if self._zones is not None else self.read().numa
         return NodeUsageSample(
             at=datetime.now(UTC),
             cpu_percent=psutil.cpu_percent(None),
@@ -80,4 +114,6 @@ class Inventory:
             memory_percent=vm.percent,
             load=list(os.getloadavg()),
             gpus=self.probe.read(),
+            numa=numa_usage(zones, psutil.cpu_percent(None, percpu=True)),
+            temperatures=read_temperatures(),
         )

@@ -28,7 +28,19 @@ CREATE TABLE IF NOT EXISTS tasks (
     started_at TEXT NOT NULL,
     ended_at TEXT
 );
+CREATE TABLE IF NOT EXISTS environments (
+    image TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    loads INTEGER NOT NULL DEFAULT 0,
+    source TEXT,
+    seconds REAL,
+    loaded_at TEXT NOT NULL
+);
 """
+
+_ADDED_COLUMNS = {"native_pid": "INTEGER", "native_cgroup": "TEXT"}
+"""Columns added after the first schema (``ALTER TABLE`` on older journals)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,15 @@ class Entry:
     ended_at: datetime | None
 
 
+@dataclass(frozen=True)
+class NativeRecord:
+    """Where a native task runs: its wrapper's pid and its cgroup (relative path)."""
+
+    pid: int | None
+    cgroup: str | None
+    started_at: datetime
+
+
 class Journal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +74,19 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_columns()
         self._lock = threading.Lock()
+
+    def _add_columns(self) -> None:
+        have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(tasks)").fetchall()}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name in have:
+                continue
+            try:
+                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self) -> None:
         with self._lock:
@@ -86,6 +119,27 @@ class Journal:
 
     def set_container(self, task_id: str, container: str) -> None:
         self._exec("UPDATE tasks SET container = ? WHERE task_id = ?", container, task_id)
+
+    def set_native(self, task_id: str, cgroup: str, pid: int | None = None) -> None:
+        self._exec(
+            "UPDATE tasks SET native_cgroup = ?, native_pid = ? WHERE task_id = ?",
+            cgroup,
+            pid,
+            task_id,
+        )
+
+    def native(self, task_id: str) -> NativeRecord | None:
+        rows = self._exec(
+            "SELECT native_pid, native_cgroup, started_at FROM tasks WHERE task_id = ?", task_id
+        )
+        if not rows:
+            return None
+        pid, cgroup, started = rows[0]
+        return NativeRecord(
+            pid=None if pid is None else int(str(pid)),
+            cgroup=None if cgroup is None else str(cgroup),
+            started_at=datetime.fromisoformat(str(started)),
+        )
 
     def set_state(self, task_id: str, state: str) -> None:
         self._exec(
@@ -129,6 +183,23 @@ class Journal:
         self._exec(
             "DELETE FROM tasks WHERE state = 'ended' AND reported = 1 AND ended_at < ?",
             cutoff.isoformat(),
+        )
+
+    # -- environments this runner has loaded (issue 3) --------------------------------
+    def loaded_environment(self, image: str) -> tuple[str, str] | None:
+        """(digest, image id) of the tarball last loaded as ``image``."""
+        rows = self._exec("SELECT digest, image_id FROM environments WHERE image = ?", image)
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def record_load(
+        self, image: str, digest: str, image_id: str, source: str, seconds: float
+    ) -> None:
+        self._exec(
+            "INSERT INTO environments(image, digest, image_id, loads, source, seconds, loaded_at)"
+            " VALUES (?, ?, ?, 1, ?, ?, ?) ON CONFLICT(image) DO UPDATE SET digest = ?,"
+            " image_id = ?, loads = loads + 1, source = ?, seconds = ?, loaded_at = ?",
+            *(image, digest, image_id, source, seconds, _now()),
+            *(digest, image_id, source, seconds, _now()),
         )
 
     def _select(self, where: str, *args: object) -> list[Entry]:

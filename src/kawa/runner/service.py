@@ -14,10 +14,15 @@ from kawa import __version__
 from kawa.client.errors import KawaError
 from kawa.client.runner_channel import HostChannel
 from kawa.protocol.nodes import Heartbeat, NodeRegistration, RunnerTaskObservation
-from kawa.protocol.runner_api import ExitKind, TaskReport
+from kawa.protocol.runner_api import ExitKind, RunTask, TaskReport
+from kawa.runner.cgroups import CgroupError
 from kawa.runner.docker_executor import DockerExecutor
+from kawa.runner.env_sync import EnvironmentSync
+from kawa.runner.executor import StartError
+from kawa.runner.executor_router import ExecutorRouter
 from kawa.runner.inventory import Inventory
 from kawa.runner.journal import Journal
+from kawa.runner.native_executor import NativeExecutor
 from kawa.settings import RunnerConfig
 
 log = logging.getLogger(__name__)
@@ -31,7 +36,8 @@ class RunnerService:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(config.data_dir / "journal.sqlite")
         self.channel = HostChannel(config.host_url, config.cluster_secret)
-        self.executor: DockerExecutor | None = None
+        self.executor: ExecutorRouter | None = None
+        self.environments: EnvironmentSync | None = None
         self.ready = asyncio.Event()
         self.heartbeat_interval = 5.0
         self._reports = asyncio.Event()
@@ -63,7 +69,7 @@ class RunnerService:
             )
         self.journal.set_meta("cluster_id", cluster_id)
         shared, local = self._dirs()
-        self.executor = DockerExecutor(
+        containers = DockerExecutor(
             docker.from_env(timeout=120),
             self.journal,
             cluster_id,
@@ -72,6 +78,16 @@ class RunnerService:
             self._on_end,
             shared,
             local,
+        )
+        self.executor = ExecutorRouter(self.journal, containers, self._native(shared, local))
+        self.environments = EnvironmentSync(
+            docker.from_env(timeout=1800),  # a docker load of a big environment is slow
+            self.journal,
+            self.config.host_url,
+            self.config.cluster_secret,
+            self.config.name,
+            self.config.shared_dir,
+            self.config.data_dir / "environments",
         )
         live = self.journal.live() if known in (None, cluster_id) else []
         await asyncio.to_thread(self.executor.adopt, live)
@@ -150,6 +166,29 @@ class RunnerService:
                     break
                 self.journal.acknowledged(entry.task_id)
 
+    def _native(self, shared: Path | None, local: Path) -> NativeExecutor | None:
+        """The native backend, unless the config forbids it or cgroups are unusable."""
+        if not self.config.allow_native:
+            return None
+        try:
+            return NativeExecutor(
+                self.journal, self.config.name, self.log_dir, self._on_end, shared, local,
+                state_dir=self.config.data_dir / "native", native_user=self.config.native_user,
+            )
+        except (CgroupError, OSError) as exc:
+            log.warning("native execution unavailable on this node: %s", exc)
+            return None
+
+    async def prepare_environment(self, order: RunTask) -> None:
+        """Fetch and load the order's packaged environment unless Docker has it (issue 3)."""
+        if order.environment is None:
+            return
+        if self.environments is None:
+            raise StartError("the runner is not registered with the host yet")
+        await self.environments.prepare(order)
+
     async def close(self) -> None:
+        if self.environments is not None:
+            self.environments.close()
         await self.channel.aclose()
         self.journal.close()

@@ -55,6 +55,20 @@ class Environment(Base):
     created_at: Mapped[datetime]
 
 
+class EnvironmentVersion(Base):
+    """A packaged version of an environment: its tarball, digest and image tag."""
+
+    __tablename__ = "environment_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(String(1024))
+    image: Mapped[str] = mapped_column(String(256), unique=True)
+    created_at: Mapped[datetime]
+
+
 class Task(Base):
     __tablename__ = "tasks"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -89,6 +103,8 @@ class Task(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    ssh_key: Mapped[str | None] = mapped_column(String(16384), nullable=True)
+    """A VPS's authorized public key (OpenSSH one-line format); None for command tasks."""
 
 
 class TaskTransition(Base):

@@ -1,0 +1,25 @@
+"""/api/v1/runner/environments: what runners fetch and report while they sync an
+environment, authenticated with the cluster secret like the other runner calls."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from kawa.host.deps import HostDep, RunnerAuth
+from kawa.host.routes.environments import TarballResponse
+from kawa.protocol.environments import SyncProgress
+from kawa.protocol.runner_api import RunnerAck
+
+router = APIRouter(prefix="/runner/environments", tags=["runner"], dependencies=[RunnerAuth])
+
+
+@router.post("/progress")
+async def progress(report: SyncProgress, host: HostDep) -> RunnerAck:
+    host.environments.sync_progress(report)
+    return RunnerAck()
+
+
+@router.get("/{name}/{version}")
+async def tarball(name: str, version: str, host: HostDep) -> Response:
+    """The version's tarball; ``Range: bytes=N-`` resumes a broken transfer."""
+    return TarballResponse(host.environments.tarball(name, version))

@@ -1,0 +1,149 @@
+"""/api/v1/tasks/{id}/terminal and /forward: WebSocket stream sessions.
+
+The host checks who asks (user token, task ownership, the task's state), opens the
+same session on the task's runner, and relays whole frames both ways: it validates
+every frame's header and size but leaves streams, windows and payloads to the two ends
+(docs/streams.md). Backpressure is end to end: each frame is passed on only once the
+other WebSocket took the previous one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, WebSocket
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+from kawa.core.task_states import FINAL_STATES, TaskState
+from kawa.host.errors import Conflict, Forbidden, ServiceError
+from kawa.protocol import streams as proto
+from kawa.protocol.streams import FrameError
+from kawa.protocol.tasks import TaskView
+from kawa.relay.asgi import StarletteChannel
+from kawa.relay.channel import Channel, ChannelClosed, WebsocketsChannel, sendable
+from kawa.relay.pipe import relay
+from kawa.store.models import Node
+
+if TYPE_CHECKING:
+    from kawa.host.app import Host
+
+router = APIRouter(tags=["streams"])
+
+
+@router.websocket("/tasks/{ref}/terminal")
+async def terminal(ws: WebSocket, ref: str) -> None:
+    """A terminal (``docker exec`` with a TTY) in the task's container."""
+    await _session(ws, ref, "terminal")
+
+
+@router.websocket("/tasks/{ref}/forward")
+async def forward(ws: WebSocket, ref: str) -> None:
+    """Connections to ports of the task's container, one stream each."""
+    await _session(ws, ref, "forward")
+
+
+def not_running(view: TaskView) -> str:
+    """Why there is nothing to connect to, naming the task's state."""
+    state, tid = view.state, view.id
+    if state in (TaskState.PENDING, TaskState.ASSIGNING):
+        return f"task {tid} is {state.value}: it has not started yet"
+    if state is TaskState.PAUSED:
+        return f"task {tid} is paused: resume it first (kawa task resume {tid})"
+    if state is TaskState.LOST:
+        return f"task {tid} is lost: its runner does not answer"
+    code = f" (exit code {view.exit_code})" if view.exit_code is not None else ""
+    ended = " and no longer runs" if state in FINAL_STATES or state is TaskState.STOPPED else ""
+    return f"task {tid} is {state.value}{code}{ended}"
+
+
+def _resolve(host: Host, ws: WebSocket, ref: str) -> tuple[str, str]:
+    """(task id, runner URL) of a running task the caller may use; ServiceError if not."""
+    header = ws.headers.get("authorization")
+    if header is None and "token" in ws.query_params:
+        header = f"Bearer {ws.query_params['token']}"
+    who = host.auth.user(header)
+    view = host.tasks.get(ref, who)  # "not found" unless the caller may see it
+    if who.role == "viewer":
+        raise Forbidden("the viewer role cannot open terminals or forward ports")
+    if view.state is not TaskState.RUNNING:
+        raise Conflict(not_running(view))
+    with host.ledger.sessions() as s:
+        node = s.get(Node, view.node) if view.node else None
+        if node is None:
+            raise Conflict(f"task {view.id} has no node")
+        return view.id, node.url
+
+
+async def _session(ws: WebSocket, ref: str, kind: str) -> None:
+    host: Host = ws.app.state.host
+    client = StarletteChannel(ws)
+    try:
+        task_id, url = _resolve(host, ws, ref)
+    except ServiceError as exc:
+        await client.close(4000 + exc.status, exc.detail)
+        return
+    target = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    try:
+        conn = await connect(
+            f"{target}/tasks/{task_id}/{kind}",
+            additional_headers={"Authorization": f"Bearer {host.config.cluster_secret}"},
+            subprotocols=[Subprotocol(proto.SUBPROTOCOL)],
+            compression=None,
+            max_size=2 * proto.MAX_FRAME,
+            open_timeout=10,
+        )
+    except InvalidStatus as exc:
+        why = f"the task's runner refused: HTTP {exc.response.status_code}"
+        await client.close(proto.CLOSE_UNREACHABLE, why)
+        return
+    except (OSError, InvalidHandshake, TimeoutError) as exc:
+        await client.close(proto.CLOSE_UNREACHABLE, f"the task's runner is unreachable: {exc}")
+        return
+    runner = WebsocketsChannel(conn)
+    try:
+        await client.accept()
+        user_side, runner_side = FramePipe(client, "client"), FramePipe(runner, "runner")
+        user_side.peer, runner_side.peer = runner_side, user_side
+        with contextlib.suppress(FrameError, ChannelClosed, ConnectionError):
+            await relay(user_side, runner_side, close=False)
+    finally:
+        await runner.close(proto.CLOSE_NORMAL, "")
+        await client.close(proto.CLOSE_NORMAL, "")
+
+
+class FramePipe:
+    """One WebSocket of the host's relay as a pipe of whole, checked frames."""
+
+    def __init__(self, channel: Channel, name: str) -> None:
+        self.channel, self.name = channel, name
+        self.peer: FramePipe = self
+        self.ended: tuple[int, str] | None = None
+
+    async def read(self) -> bytes:
+        try:
+            message = await self.channel.recv()
+            proto.check(message)
+        except ChannelClosed as exc:
+            self.ended = (exc.code, exc.reason)
+            return b""
+        except FrameError as exc:  # close this side with the reason, the other side too
+            await self.channel.close(exc.code, exc.reason)
+            await self.peer.channel.close(
+                proto.CLOSE_PROTOCOL, f"the {self.name} broke the protocol"
+            )
+            raise
+        return message
+
+    async def write(self, data: bytes) -> None:
+        await self.channel.send(data)
+
+    async def write_eof(self) -> None:
+        """The other side closed: close this one with the same code and reason."""
+        code, reason = sendable(*(self.peer.ended or (proto.CLOSE_NORMAL, "")))
+        await self.channel.close(code, reason)
+
+    async def close(self) -> None:
+        await self.channel.close(proto.CLOSE_NORMAL, "")

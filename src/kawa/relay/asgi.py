@@ -1,0 +1,49 @@
+"""Starlette's server-side WebSocket as a :class:`~kawa.relay.channel.Channel`."""
+
+from __future__ import annotations
+
+import contextlib
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from kawa.protocol.streams import SUBPROTOCOL, FrameError, close_reason
+from kawa.relay.channel import ChannelClosed
+
+
+class StarletteChannel:
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self._ended: ChannelClosed | None = None
+
+    async def accept(self) -> None:
+        offered = self.ws.scope.get("subprotocols") or []
+        await self.ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+
+    async def recv(self) -> bytes:
+        if self._ended is not None:
+            raise self._ended
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            self._ended = ChannelClosed(message.get("code", 1005), message.get("reason") or "")
+            raise self._ended
+        data = message.get("bytes")
+        if data is None:
+            raise FrameError("text messages are not frames: send binary", 1003)
+        return bytes(data)
+
+    async def send(self, message: bytes) -> None:
+        if self._ended is not None:
+            raise self._ended
+        try:
+            await self.ws.send_bytes(message)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            self._ended = ChannelClosed(getattr(exc, "code", 1006), "client went away")
+            raise self._ended from None
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._ended is None:
+            self._ended = ChannelClosed(code, reason)
+        if self.ws.application_state is WebSocketState.CONNECTING:
+            await self.ws.accept()
+        with contextlib.suppress(Exception):
+            await self.ws.close(code, close_reason(reason))

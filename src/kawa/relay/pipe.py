@@ -1,0 +1,225 @@
+"""The relay primitive: two byte pipes joined with backpressure, half-close and clean
+teardown (modelled on asyncssh's forwarder, on asyncio streams instead of protocols).
+
+A :class:`Pipe` is anything that reads chunks and writes them with flow control: a TCP
+connection (:class:`SocketPipe`), a multiplexed stream (:class:`~kawa.relay.mux.MuxStream`),
+a terminal, a WebSocket of frames. :func:`relay` copies both ways until both directions
+have ended. Each ``write`` waits until the destination can take more, so at most one
+chunk per direction is held here: a slow reader slows the writer and memory stays
+bounded by the pipes' own buffers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from kawa.protocol.streams import MAX_PAYLOAD
+
+CLOSE_TIMEOUT = 5.0
+
+
+class Pipe(Protocol):
+    async def read(self) -> bytes:
+        """The next chunk; ``b""`` once the other end will send nothing more."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Write ``data``, returning once the destination has room for more."""
+        ...
+
+    async def write_eof(self) -> None:
+        """Half-close: nothing more will be written; reading goes on."""
+        ...
+
+    async def close(self) -> None:
+        """Release the pipe (idempotent; never raises)."""
+        ...
+
+
+@dataclass
+class Traffic:
+    """Byte counters of one relay."""
+
+    a_to_b: int = 0
+    b_to_a: int = 0
+
+
+async def pump(src: Pipe, dst: Pipe, traffic: Traffic, forward: bool, eof: bool = True) -> None:
+    """Copy ``src`` into ``dst`` until ``src`` ends, then half-close ``dst`` (if ``eof``)."""
+    while True:
+        chunk = await src.read()
+        if not chunk:
+            break
+        await dst.write(chunk)
+        if forward:
+            traffic.a_to_b += len(chunk)
+        else:
+            traffic.b_to_a += len(chunk)
+    if eof:
+        await dst.write_eof()
+
+
+async def relay(a: Pipe, b: Pipe, *, ends_with: Pipe | None = None, close: bool = True) -> Traffic:
+    """Copy ``a`` → ``b`` and ``b`` → ``a`` concurrently.
+
+    An end of input on one side is passed on as a half-close and the other direction
+    keeps going; the relay returns when both directions are done. With ``ends_with``,
+    it returns as soon as that pipe's input ends, and that end is left to the caller
+    to pass on (a terminal sends its exit status first). The first error (a reset connection,
+    a failed stream) stops both directions and is raised. Both pipes are closed on the
+    way out unless ``close`` is false; cancelling the relay cancels both directions.
+    No task outlives the call.
+    """
+    traffic = Traffic()
+    forward = asyncio.create_task(pump(a, b, traffic, True, ends_with is not a))
+    backward = asyncio.create_task(pump(b, a, traffic, False, ends_with is not b))
+    final = {a: forward, b: backward}.get(ends_with) if ends_with is not None else None
+    try:
+        pending = {forward, backward}
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                error = task.exception()
+                if error is not None:
+                    raise error
+            if final is not None and final.done():
+                break
+    finally:
+        for task in (forward, backward):
+            task.cancel()
+        await asyncio.gather(forward, backward, return_exceptions=True)
+        if close:
+            await asyncio.gather(a.close(), b.close(), return_exceptions=True)
+    return traffic
+
+
+class _Buffered(asyncio.Protocol):
+    """A socket's received chunks, kept as they arrived (no merging copy); reading is
+    paused while more than ``limit`` bytes wait, writing waits on the transport."""
+
+    def __init__(self, limit: int = MAX_PAYLOAD) -> None:
+        self.limit = limit
+        self.transport: asyncio.Transport | None = None
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.eof = False
+        self.paused = False
+        self.error: BaseException | None = None
+        self.readable = asyncio.Event()
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.lost = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        self.readable.set()
+        if self.size > self.limit and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self.readable.set()
+        return True  # keep the connection for the other direction (half-close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        for event in (self.readable, self.writable, self.lost):
+            event.set()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+
+class SocketPipe:
+    """A TCP or Unix socket connection as a pipe."""
+
+    def __init__(self, transport: asyncio.BaseTransport, protocol: _Buffered) -> None:
+        self.protocol, self.transport = protocol, cast(asyncio.Transport, transport)
+        protocol.transport = self.transport  # uvloop calls connection_made a little later
+
+    async def read(self) -> bytes:
+        p = self.protocol
+        while not p.chunks:
+            if p.eof:
+                if p.error is not None:
+                    raise ConnectionResetError(str(p.error))
+                return b""
+            p.readable.clear()
+            await p.readable.wait()
+        chunk = p.chunks.popleft()
+        p.size -= len(chunk)
+        if p.paused and p.size <= p.limit // 2 and not self.transport.is_closing():
+            p.paused = False
+            self.transport.resume_reading()
+        return chunk
+
+    def unread(self, data: bytes) -> None:
+        """Put ``data`` back in front of what ``read`` returns next."""
+        if data:
+            self.protocol.chunks.appendleft(data)
+            self.protocol.size += len(data)
+
+    async def write(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            raise ConnectionResetError("the connection is closed")
+        self.transport.write(data)
+        await self.protocol.writable.wait()
+
+    async def write_eof(self) -> None:
+        if self.transport.can_write_eof() and not self.transport.is_closing():
+            with contextlib.suppress(OSError, RuntimeError):
+                self.transport.write_eof()
+
+    async def close(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.protocol.lost.wait(), CLOSE_TIMEOUT)
+        self.transport.abort()  # a peer that never read its last bytes
+
+    def abort(self) -> None:
+        """Drop the connection at once (the peer sees a reset)."""
+        self.transport.abort()
+
+
+async def open_socket(host: str, port: int, timeout: float = 10.0) -> SocketPipe:
+    loop = asyncio.get_running_loop()
+    made = await asyncio.wait_for(loop.create_connection(_Buffered, host, port), timeout)
+    return SocketPipe(*made)
+
+
+async def open_unix_socket(path: str, timeout: float = 10.0) -> SocketPipe:
+    loop = asyncio.get_running_loop()
+    made = await asyncio.wait_for(loop.create_unix_connection(_Buffered, path), timeout)
+    return SocketPipe(*made)
+
+
+async def serve_sockets(
+    handle: Callable[[SocketPipe], Coroutine[Any, Any, None]], host: str, port: int
+) -> asyncio.Server:
+    """Listen on ``host:port`` and run ``handle`` in a task for each connection."""
+    loop = asyncio.get_running_loop()
+    handlers: set[asyncio.Task[None]] = set()
+
+    class Accepted(_Buffered):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            task = loop.create_task(handle(SocketPipe(transport, self)))
+            handlers.add(task)
+            task.add_done_callback(handlers.discard)
+
+    return await loop.create_server(Accepted, host, port)

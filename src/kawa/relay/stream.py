@@ -1,0 +1,170 @@
+"""One stream of a multiplexed session: a :class:`~kawa.relay.pipe.Pipe` with its own
+credit windows in each direction (see docs/streams.md, "Flow control")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kawa.protocol import streams as proto
+
+if TYPE_CHECKING:
+    from kawa.relay.mux import Mux
+
+
+class StreamError(Exception):
+    """The stream ended abnormally: the peer's ERROR message, a reset, a lost session."""
+
+
+class SessionClosed(Exception):
+    """The session (the WebSocket) is closed; ``code`` and ``reason`` say why."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason or f"session closed ({code})")
+        self.code, self.reason = code, reason
+
+
+class MuxStream:
+    """A stream's two directions. Receiving: at most ``window`` bytes are ever buffered,
+    because the peer may only send what this side granted; bytes are granted back as
+    ``read`` hands them out. Sending: ``write`` waits for the peer's grants."""
+
+    def __init__(self, mux: Mux, stream_id: int, params: dict[str, Any]) -> None:
+        self.mux, self.id, self.params = mux, stream_id, params
+        self._chunks: deque[bytes] = deque()
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._credit = proto.INITIAL_WINDOW  # bytes we may still send
+        self._allowed = proto.INITIAL_WINDOW  # bytes the peer may still send us
+        self._unacked = 0  # read by us, not yet granted back
+        self.eof_in = self.eof_out = False
+        self.ended = False
+        self.error: str | None = None
+        self.finished = asyncio.Event()
+        """Set once the peer is done with the stream (CLOSE, ERROR, both EOFs, lost session)."""
+        self.exit_code: int | None = None
+        self.on_resize: Callable[[int, int], None] | None = None
+        self.bytes_in = self.bytes_out = 0
+
+    def __repr__(self) -> str:
+        return f"<MuxStream {self.id} in={self.bytes_in} out={self.bytes_out}>"
+
+    @property
+    def buffered(self) -> int:
+        return sum(map(len, self._chunks))
+
+    # -- the Pipe interface ------------------------------------------------------------
+    async def read(self) -> bytes:
+        while not self._chunks:
+            if self.eof_in:
+                return b""
+            if self.error is not None:
+                raise StreamError(self.error)
+            if self.ended:
+                return b""
+            self._readable.clear()
+            await self._readable.wait()
+        chunk = self._chunks.popleft()
+        self._unacked += len(chunk)
+        if self._unacked >= self.mux.window // 2 and not (self.eof_in or self.ended):
+            grant, self._unacked = self._unacked, 0
+            self._allowed += grant
+            with contextlib.suppress(SessionClosed):
+                await self.mux.send(proto.window_frame(self.id, grant).encode())
+        return chunk
+
+    async def write(self, data: bytes) -> None:
+        view, offset, size = memoryview(data), 0, len(data)
+        while offset < size:
+            while self._credit <= 0 and not self.ended:
+                self._writable.clear()
+                await self._writable.wait()
+            self._check_writable()
+            n = min(size - offset, self._credit, proto.MAX_PAYLOAD)
+            self._credit -= n
+            chunk = data if n == size else view[offset : offset + n]
+            await self.mux.send(proto.data_frame(self.id, chunk))
+            self.bytes_out += n
+            offset += n
+
+    async def write_eof(self) -> None:
+        if self.eof_out or self.ended:
+            return
+        self.eof_out = True
+        with contextlib.suppress(SessionClosed):
+            await self.mux.send(proto.eof_frame(self.id).encode())
+        if self.eof_in:
+            self._end(None)
+
+    async def close(self) -> None:
+        """End the stream in both directions (CLOSE unless it already ended)."""
+        if not self.ended:
+            self._end(None)
+            self._chunks.clear()
+            with contextlib.suppress(SessionClosed):
+                await self.mux.send(proto.close_frame(self.id).encode())
+
+    async def fail(self, message: str) -> None:
+        """End the stream with an ERROR telling the peer why."""
+        if not self.ended:
+            self._end(message)
+            self._chunks.clear()
+            with contextlib.suppress(SessionClosed):
+                await self.mux.send(proto.error_frame(self.id, message).encode())
+
+    # -- terminal extras ---------------------------------------------------------------
+    async def resize(self, rows: int, cols: int) -> None:
+        self._check_writable()
+        await self.mux.send(proto.resize_frame(self.id, rows, cols).encode())
+
+    async def send_exit(self, code: int) -> None:
+        self._check_writable(eof_ok=True)
+        await self.mux.send(proto.exit_frame(self.id, code).encode())
+
+    def _check_writable(self, eof_ok: bool = False) -> None:
+        if self.ended:
+            raise StreamError(self.error or f"stream {self.id} is closed")
+        if self.eof_out and not eof_ok:
+            raise StreamError(f"stream {self.id}: write after EOF")
+
+    # -- frames from the peer (called by the mux) ----------------------------------------
+    def grant(self, extra: int) -> None:
+        """Allow the peer ``extra`` more bytes (the mux sends the WINDOW frame)."""
+        self._allowed += extra
+
+    def on_data(self, payload: bytes) -> bool:
+        """Buffer a DATA payload; False if it overruns the window the peer was granted."""
+        if len(payload) > self._allowed or self.eof_in:
+            return False
+        self._allowed -= len(payload)
+        self.bytes_in += len(payload)
+        if payload:
+            self._chunks.append(payload)
+            self._readable.set()
+        return True
+
+    def on_eof(self) -> None:
+        self.eof_in = True
+        self._readable.set()
+        if self.eof_out:
+            self._end(None)
+
+    def on_window(self, grant: int) -> None:
+        self._credit = min(self._credit + grant, proto.MAX_WINDOW)
+        self._writable.set()
+
+    def on_end(self, error: str | None) -> None:
+        """The peer sent CLOSE (``error`` None) or ERROR, or the session ended."""
+        if not self.ended:
+            self._end(error)
+
+    def _end(self, error: str | None) -> None:
+        self.ended = True
+        self.error = error
+        self.finished.set()
+        self._readable.set()
+        self._writable.set()
+        self.mux.forget(self.id)

@@ -1,0 +1,191 @@
+"""The runner's stream endpoints (WebSocket, cluster secret): a terminal into a task's
+container and port forwarding to it. The host relays user sessions here frame for
+frame; this side ends every stream (docs/streams.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import docker
+import docker.errors
+from fastapi import APIRouter, WebSocket
+
+from kawa.protocol import streams as proto
+from kawa.protocol.tasks import NetworkMode
+from kawa.relay.asgi import StarletteChannel
+from kawa.relay.mux import Mux
+from kawa.relay.pipe import open_socket, relay
+from kawa.relay.stream import MuxStream, SessionClosed
+from kawa.runner.exec_tty import DEFAULT_SHELL, ExecError, ExecTTY
+from kawa.runner.journal import Entry
+
+router = APIRouter(tags=["streams"])
+WATCH_INTERVAL = 0.5
+
+
+@functools.cache
+def _fallback_docker() -> docker.DockerClient:
+    return docker.from_env(timeout=120)
+
+
+def _live(ws: WebSocket, task_id: str) -> tuple[Entry, docker.DockerClient] | str:
+    """The running task's journal entry and a Docker client, or why there is none."""
+    service = ws.app.state.service
+    node = service.config.name
+    entry = service.journal.get(task_id)
+    if entry is None or entry.state == "ended":
+        return f"task {task_id} is not running on {node}"
+    if entry.state == "paused":
+        return f"task {task_id} is paused: resume it first"
+    if entry.order.native or not entry.container:
+        return f"task {task_id} runs natively: terminals and forwarding need a container"
+    client = getattr(service.executor, "docker", None) or _fallback_docker()
+    return entry, client
+
+
+async def _session(
+    ws: WebSocket,
+    task_id: str,
+    serve: Callable[[MuxStream, Entry, docker.DockerClient, dict[str, Any]], Awaitable[None]],
+    details: Callable[[Entry, docker.DockerClient], dict[str, Any]] | None = None,
+) -> None:
+    channel = StarletteChannel(ws)
+    found = _live(ws, task_id)
+    if isinstance(found, str):
+        await channel.close(proto.CLOSE_CONFLICT, found)
+        return
+    entry, client = found
+    info: dict[str, Any] = {"task": task_id, "node": ws.app.state.service.config.name}
+    if details is not None:
+        try:
+            info.update(await asyncio.to_thread(details, entry, client))
+        except (LookupError, docker.errors.DockerException) as exc:
+            await channel.close(proto.CLOSE_CONFLICT, f"task {task_id}: {exc}")
+            return
+    await channel.accept()
+
+    async def accept(stream: MuxStream) -> None:
+        await serve(stream, entry, client, info)
+
+    mux = Mux(channel, accept=accept)
+    watcher = asyncio.create_task(_watch(ws, task_id, mux))
+    try:
+        with contextlib.suppress(SessionClosed):
+            await mux.send(proto.ready_frame(info).encode())
+        await mux.run()
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await channel.close(proto.CLOSE_NORMAL, "")
+
+
+async def _watch(ws: WebSocket, task_id: str, mux: Mux) -> None:
+    """End the session when the task ends (the streams end with it)."""
+    journal = ws.app.state.service.journal
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL)
+        entry = journal.get(task_id)
+        if entry is None or entry.state == "ended":
+            await mux.close(proto.CLOSE_GONE, f"task {task_id} ended")
+            return
+
+
+# -- terminal -----------------------------------------------------------------------------
+@router.websocket("/tasks/{task_id}/terminal")
+async def terminal(ws: WebSocket, task_id: str) -> None:
+    await _session(ws, task_id, _serve_terminal)
+
+
+def _terminal_args(params: dict[str, Any]) -> tuple[list[str], int, int, str]:
+    command = params.get("command") or DEFAULT_SHELL
+    if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+        raise ValueError("command must be a list of strings")
+    rows, cols = params.get("rows", 24), params.get("cols", 80)
+    if not all(isinstance(n, int) and 0 < n < 65536 for n in (rows, cols)):
+        raise ValueError("rows and cols must be 1..65535")
+    return command, rows, cols, str(params.get("term") or "xterm-256color")
+
+
+async def _serve_terminal(
+    stream: MuxStream, entry: Entry, client: docker.DockerClient, info: dict[str, Any]
+) -> None:
+    try:
+        command, rows, cols, term = _terminal_args(stream.params)
+    except ValueError as exc:
+        await stream.fail(f"bad terminal parameters: {exc}")
+        return
+    tty = ExecTTY(client, entry.container or "")
+    try:
+        await tty.start(command, rows, cols, term)
+    except (ExecError, OSError, TimeoutError) as exc:
+        await stream.fail(str(exc) or "docker exec failed")
+        return
+    resizes: set[asyncio.Task[None]] = set()
+
+    def on_resize(r: int, c: int) -> None:
+        task = asyncio.create_task(tty.resize(r, c))
+        resizes.add(task)
+        task.add_done_callback(resizes.discard)
+
+    stream.on_resize = on_resize
+    exited = False
+    try:
+        await relay(tty, stream, ends_with=tty, close=False)
+        code = await tty.exit_code()
+        exited = code is not None
+        if code is None:
+            await stream.fail(f"task {entry.task_id}: the terminal ended without an exit code")
+        else:
+            await stream.send_exit(code)
+            await stream.close()
+    finally:
+        for task in list(resizes):
+            task.cancel()
+        await tty.close()
+        if not exited:
+            tty.kill()
+
+
+# -- forwarding ---------------------------------------------------------------------------
+@router.websocket("/tasks/{task_id}/forward")
+async def forward(ws: WebSocket, task_id: str) -> None:
+    await _session(ws, task_id, _serve_forward, _address)
+
+
+def _address(entry: Entry, client: docker.DockerClient) -> dict[str, Any]:
+    """Where the runner reaches the container: its bridge IP, or 127.0.0.1 on the host
+    network."""
+    if entry.order.network is NetworkMode.HOST:
+        return {"address": "127.0.0.1"}
+    settings = client.api.inspect_container(entry.container)["NetworkSettings"]
+    found = settings.get("IPAddress") or next(
+        (n["IPAddress"] for n in (settings.get("Networks") or {}).values() if n.get("IPAddress")),
+        None,
+    )
+    if not found:
+        raise LookupError("its container has no network address")
+    return {"address": found}
+
+
+async def _serve_forward(
+    stream: MuxStream, entry: Entry, client: docker.DockerClient, info: dict[str, Any]
+) -> None:
+    port = stream.params.get("port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        await stream.fail("OPEN needs a port number 1..65535")
+        return
+    where = f"port {port} of task {entry.task_id}"
+    try:
+        pipe = await open_socket(info["address"], port)
+    except ConnectionRefusedError:
+        await stream.fail(f"connection refused: nothing listens on {where}")
+        return
+    except (OSError, TimeoutError) as exc:
+        await stream.fail(f"cannot connect to {where}: {exc or 'timed out'}")
+        return
+    with contextlib.suppress(ConnectionError):
+        await relay(stream, pipe)

@@ -1,0 +1,1 @@
+"""Text user interfaces (Textual): ``kawa connect ID --ide``."""
