@@ -63,6 +63,8 @@ class HostConfig(_Section):
     shared_dir: Path | None = None
     keep_versions: int = Field(default=3, ge=1)
     """Packaged versions kept per environment (older tarballs are removed)."""
+    admin_ssh_keys: Path | None = None
+    """authorized_keys file whose keys the SSH gateway lets reach every VPS."""
 
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'kawa.db'}"

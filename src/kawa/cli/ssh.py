@@ -49,9 +49,23 @@ def split_ssh_args(args: list[str]) -> tuple[list[str], list[str]]:
     return options, args[i:]
 
 
-def default_identity(task_id: str) -> Path | None:
-    generated = Path.home() / ".ssh" / f"kawa_vps_{task_id}"
-    return generated if generated.exists() else None
+def default_identity(t: TaskView) -> Path | None:
+    """The private key in ``~/.ssh`` that matches the VPS's key: the generated
+    ``kawa_vps_<id>``, then ``id_ed25519`` and ``id_rsa`` (ssh itself looks in the
+    passwd home, not in ``$HOME``)."""
+    ssh_dir = Path.home() / ".ssh"
+    generated = ssh_dir / f"kawa_vps_{t.id}"
+    if generated.exists():
+        return generated
+    wanted = t.ssh_key.split()[:2] if t.ssh_key else None
+    for name in ("id_ed25519", "id_rsa"):
+        private, public = ssh_dir / name, ssh_dir / f"{name}.pub"
+        try:
+            if private.exists() and public.read_text().split()[:2] == wanted:
+                return private
+        except OSError:
+            continue
+    return None
 
 
 def running_vps(ref: str) -> TaskView:
@@ -73,7 +87,7 @@ def running_vps(ref: str) -> TaskView:
 
 def ssh_argv(t: TaskView, identity: Path | None, args: list[str]) -> list[str]:
     options, command = split_ssh_args(args)
-    key = identity or default_identity(t.id)
+    key = identity or default_identity(t)
     argv = ["ssh", *options]
     if key is not None:
         argv += ["-i", str(key)]
@@ -122,7 +136,7 @@ def ssh_config(
             ["pending", "assigning", "running", "paused", "lost", "stopped"], kind="vps"
         )
     for t in found:
-        key = identity or default_identity(t.id)
+        key = identity or default_identity(t)
         lines = [
             f"Host kawa-{t.name or t.id}",
             f"    HostName kawa-{t.id}",

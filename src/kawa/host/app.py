@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +36,9 @@ from kawa.protocol.common import API_PREFIX
 from kawa.settings import HostConfig
 from kawa.store.database import make_engine, migrate, session_factory
 from kawa.store.models import ClusterMeta, Environment
+
+if TYPE_CHECKING:
+    from kawa.host.ssh_gateway import SSHGateway
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +123,23 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
 
+async def start_ssh_gateway(host: Host) -> SSHGateway | None:
+    """The SSH gateway on ``host.ssh_port`` (0: off); a port in use is logged, not fatal."""
+    if not host.config.ssh_port:
+        return None
+    from kawa.host.ssh_gateway import SSHGateway
+
+    gateway = SSHGateway(host)
+    try:
+        await gateway.start()
+    except OSError as exc:
+        logging.getLogger(__name__).warning(
+            "SSH gateway not started on port %s: %s", host.config.ssh_port, exc
+        )
+        return None
+    return gateway
+
+
 def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None) -> FastAPI:
     sessions = sessions or prepare_database(config)
     if config.default_image:
@@ -128,9 +149,12 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loops = asyncio.create_task(host.run_loops())
+        gateway = await start_ssh_gateway(host)
         try:
             yield
         finally:
+            if gateway is not None:
+                await gateway.stop()
             loops.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loops

@@ -50,6 +50,8 @@ def check_public_key(text: str) -> str:
     import binascii
 
     line = text.strip()
+    if "PRIVATE KEY" in line:
+        raise ValueError("this is a private key; give the public one (the .pub file)")
     if "\n" in line or "\r" in line or "\x00" in line:
         raise ValueError("the public key must be a single line")
     parts = line.split(None, 2)

@@ -227,8 +227,10 @@ class DockerExecutor:
             code, oom, error = None, False, f"cannot read exit status: {exc.explanation}"
         if drain is not None:
             drain.join()
+        entry = self.journal.get(task_id)
+        keep = entry is not None and vps.is_vps(entry.order)  # a stopped VPS keeps it
         self._ended(task_id, code, oom, error)
-        if not vps.is_vps_container(container):  # a stopped VPS keeps its container
+        if not keep:
             self._remove(container)
 
     def abandon(self, task_id: str, reason: str) -> None:

@@ -52,9 +52,9 @@ def is_vps(order: RunTask) -> bool:
 
 
 def is_vps_container(container: Container) -> bool:
-    if "Config" not in container.attrs:  # a sparse object from the low-level create
-        container.reload()
-    return bool(container.labels.get(KIND_LABEL) == TaskKind.VPS.value)
+    """By label; safe on a sparse model (one made from an id only: no labels known)."""
+    labels = (container.attrs.get("Config") or {}).get("Labels") or {}
+    return bool(labels.get(KIND_LABEL) == TaskKind.VPS.value)
 
 
 def snapshot_repo(task_id: str) -> str:

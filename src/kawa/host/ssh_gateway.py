@@ -1,0 +1,262 @@
+"""The SSH gateway: a real SSH server on the host (``host.ssh_port``, default 8422).
+
+It exists so that stock OpenSSH reaches a VPS without Kawa installed on the client::
+
+    ssh -J kawa@HOST:8422 root@<vps-id>
+
+Users authenticate by public key: the key a VPS was created with opens that VPS, and the
+keys in ``host.admin_ssh_keys`` (an authorized_keys file) open every VPS. The only thing
+the gateway does is ``direct-tcpip`` to ``<vps id | unique id prefix | name>:22``, relayed
+through the VPS's runner over the same forward session as ``kawa forward``
+(docs/streams.md); shells, commands, other ports and reverse forwarding are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+from sqlalchemy import select
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from kawa.core.task_states import TaskKind, TaskState
+from kawa.host.errors import ServiceError
+from kawa.protocol import streams as proto
+from kawa.relay.channel import WebsocketsChannel
+from kawa.relay.mux import Mux
+from kawa.relay.pipe import relay
+from kawa.relay.stream import SessionClosed, StreamError
+from kawa.store.models import Node, Task
+
+if TYPE_CHECKING:
+    from kawa.host.app import Host
+
+log = logging.getLogger(__name__)
+
+HOST_KEY_FILE = "ssh_gateway_host_key"
+SSH_PORT = 22
+_PROHIBITED = asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED
+
+
+def host_key(data_dir: Path) -> asyncssh.SSHKey:
+    """The gateway's ed25519 host key, created once and kept under the data dir."""
+    path = data_dir / HOST_KEY_FILE
+    if path.exists():
+        return asyncssh.read_private_key(str(path))
+    key = asyncssh.generate_private_key("ssh-ed25519", comment="kawa-gateway")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_bytes(key.export_private_key())
+    tmp.replace(path)
+    return key
+
+
+def _key_id(text: str) -> tuple[str, str] | None:
+    parts = text.split()
+    return (parts[0], parts[1]) if len(parts) >= 2 else None
+
+
+def admin_keys(path: Path | None) -> set[tuple[str, str]]:
+    """(type, base64) of every key in an authorized_keys-style file (missing → none)."""
+    if path is None:
+        return set()
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        log.warning("cannot read admin SSH keys %s: %s", path, exc)
+        return set()
+    keys = set()
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#") and (kid := _key_id(line)) is not None:
+            keys.add(kid)
+    return keys
+
+
+class _ChannelPipe:
+    """An SSH channel's reader/writer as a relay pipe."""
+
+    def __init__(self, reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]):
+        self.reader, self.writer = reader, writer
+
+    async def read(self) -> bytes:
+        return await self.reader.read(proto.MAX_PAYLOAD)
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def write_eof(self) -> None:
+        with contextlib.suppress(OSError, asyncssh.Error):
+            self.writer.write_eof()
+
+    async def close(self) -> None:
+        with contextlib.suppress(OSError, asyncssh.Error):
+            self.writer.close()
+
+
+@contextlib.asynccontextmanager
+async def runner_session(url: str, secret: str, task_id: str) -> AsyncIterator[Mux]:
+    """A forward session straight to the VPS's runner (the host is trusted)."""
+    target = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    conn = await connect(
+        f"{target}/tasks/{task_id}/forward",
+        additional_headers={"Authorization": f"Bearer {secret}"},
+        subprotocols=[Subprotocol(proto.SUBPROTOCOL)],
+        compression=None,
+        max_size=2 * proto.MAX_FRAME,
+        open_timeout=10,
+    )
+    mux = Mux(WebsocketsChannel(conn))
+    reader = asyncio.create_task(mux.run(), name=f"gateway-{task_id}")
+    try:
+        await mux.ready(30.0)
+        yield mux
+    finally:
+        await mux.close()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+class SSHGateway:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.server: asyncssh.SSHAcceptor | None = None
+
+    # -- who may do what ------------------------------------------------------------
+    def known_key(self, key: asyncssh.SSHKey) -> bool:
+        kid = _key_id(key.export_public_key().decode())
+        if kid is None:
+            return False
+        if kid in admin_keys(self.host.config.admin_ssh_keys):
+            return True
+        with self.host.ledger.sessions() as s:
+            rows = s.scalars(
+                select(Task.ssh_key).where(
+                    Task.kind == TaskKind.VPS.value, Task.ssh_key.like(f"{kid[0]} {kid[1]}%")
+                )
+            ).all()
+        return any(_key_id(r or "") == kid for r in rows)
+
+    def resolve(self, ref: str, key: asyncssh.SSHKey) -> tuple[str, str]:
+        """(task id, runner URL) of the VPS ``ref`` that ``key`` may reach."""
+        kid = _key_id(key.export_public_key().decode())
+        with self.host.ledger.sessions() as s:
+            task = self._find(s, ref)
+            if task is None:
+                raise asyncssh.ChannelOpenError(_PROHIBITED, f"no VPS {ref!r}")
+            is_admin = kid in admin_keys(self.host.config.admin_ssh_keys)
+            if not is_admin and _key_id(task.ssh_key or "") != kid:
+                raise asyncssh.ChannelOpenError(_PROHIBITED, f"no VPS {ref!r}")
+            if task.state != TaskState.RUNNING.value:
+                raise asyncssh.ChannelOpenError(
+                    asyncssh.OPEN_CONNECT_FAILED, f"VPS {task.id} is {task.state}, not running"
+                )
+            node = s.get(Node, task.node) if task.node else None
+            if node is None:
+                raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "VPS has no node")
+            return str(task.id), node.url
+
+    def _find(self, s: Any, ref: str) -> Task | None:
+        ref = ref.strip().removeprefix("kawa-")
+        if ref.isdigit():
+            try:
+                task = self.host.ledger.find(s, ref)
+            except ServiceError:
+                task = None
+            if task is not None and task.kind == TaskKind.VPS.value:
+                return task
+        named = s.scalars(
+            select(Task)
+            .where(Task.kind == TaskKind.VPS.value, Task.name == ref)
+            .order_by(Task.id.desc())
+            .limit(1)
+        ).first()
+        return named if isinstance(named, Task) else None
+
+    # -- serving --------------------------------------------------------------------
+    async def start(self) -> None:
+        config = self.host.config
+        gateway = self
+
+        class Server(asyncssh.SSHServer):
+            def __init__(self) -> None:
+                self.key: asyncssh.SSHKey | None = None
+
+            def begin_auth(self, username: str) -> bool:
+                return True
+
+            def password_auth_supported(self) -> bool:
+                return False
+
+            def public_key_auth_supported(self) -> bool:
+                return True
+
+            def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+                if gateway.known_key(key):
+                    self.key = key
+                    return True
+                return False
+
+            def session_requested(self) -> bool:
+                raise asyncssh.ChannelOpenError(
+                    _PROHIBITED,
+                    "this is Kawa's SSH gateway: no shells here; use it as a jump host "
+                    "(ssh -J kawa@HOST:PORT root@VPS-ID)",
+                )
+
+            def server_requested(self, listen_host: str, listen_port: int) -> bool:
+                return False
+
+            def connection_requested(
+                self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+            ) -> Any:
+                if dest_port != SSH_PORT:
+                    raise asyncssh.ChannelOpenError(
+                        _PROHIBITED, f"only port {SSH_PORT} of a VPS is reachable, not {dest_port}"
+                    )
+                assert self.key is not None
+                task_id, url = gateway.resolve(dest_host, self.key)
+
+                async def handle(
+                    reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]
+                ) -> None:
+                    await gateway.carry(task_id, url, _ChannelPipe(reader, writer))
+
+                return handle
+
+        self.server = await asyncssh.create_server(
+            Server,
+            config.bind,
+            config.ssh_port,
+            server_host_keys=[host_key(config.data_dir)],
+            encoding=None,
+            allow_scp=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+        )
+        log.info("SSH gateway listening on %s:%s", config.bind, config.ssh_port)
+
+    async def carry(self, task_id: str, url: str, pipe: _ChannelPipe) -> None:
+        try:
+            async with runner_session(url, self.host.config.cluster_secret, task_id) as mux:
+                stream = await mux.open({"port": SSH_PORT})
+                await relay(pipe, stream)
+        except (OSError, StreamError, SessionClosed, asyncssh.Error) as exc:
+            log.info("gateway connection to VPS %s ended: %s", task_id, exc)
+        except Exception:
+            log.exception("gateway connection to VPS %s failed", task_id)
+        finally:
+            await pipe.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
