@@ -5,8 +5,6 @@ roles, and a workspace deleted under an open shell."""
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from kawa.host.bootstrap import cache_dir
 from kawa.protocol.environments import EnvironmentVersionView
 from kawa.protocol.tasks import TaskSpec
 from tests.conftest import BASE_IMAGE
-from tests.integration.cluster import KAWA, Cluster, eventually
+from tests.integration.cluster import Cluster, eventually
 from tests.integration.env_support import (
     drop_image,
     flip_padding,
@@ -191,23 +189,3 @@ def test_roles_shell_states_and_deleting_under_an_open_shell(shared: Cluster) ->
         shell.join(30)
         assert not shell.is_alive() and codes and codes[0] != 0
         assert "desk" not in {w.name for w in admin.workspaces()}
-
-
-def test_shell_on_a_terminal_points_at_kawa_connect(shared: Cluster) -> None:
-    main, secondary = os.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAWA_")}
-    env.update(KAWA_CLIENT_URL=shared.url, KAWA_CLIENT_TOKEN=shared.token)
-    try:
-        done = subprocess.run(
-            [*KAWA, "container", "shell", "lab"],
-            stdin=secondary,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-    finally:
-        os.close(main)
-        os.close(secondary)
-    assert done.returncode == 2
-    assert "kawa connect" in done.stderr

@@ -25,11 +25,6 @@ app = typer.Typer(
 )
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NameArg = Annotated[str, typer.Argument(help="Environment (workspace) name.")]
-NO_TTY_SHELL = (
-    "the interactive terminal into a workspace arrives with `kawa connect`; until then "
-    "pipe a script into it (echo 'apt-get install -y curl' | kawa container shell NAME) "
-    "or pass --command CMD"
-)
 
 
 @contextmanager
@@ -206,13 +201,19 @@ def shell(
         str | None, typer.Option("--command", "-c", help="Run this instead of a shell.")
     ] = None,
 ) -> None:
-    """Run what is piped in as a shell script in the workspace; exit with its status.
+    """A shell in the workspace; exit with its status.
 
-    The interactive terminal (stdin is a terminal) arrives with `kawa connect`."""
-    interactive = sys.stdin.isatty()
-    if interactive and command is None:
-        raise CliError(NO_TTY_SHELL, 2)
-    stdin = b"" if interactive else sys.stdin.buffer.read()
+    On a terminal: an interactive one (raw mode, resize, Ctrl-C reaches the workspace),
+    like `kawa connect`. Otherwise what is piped in runs as a shell script."""
+    if sys.stdin.isatty():
+        from kawa.cli.streams import _credentials, _run
+        from kawa.client.terminal import run_terminal
+
+        url, token = _credentials()
+        argv = ["/bin/sh", "-c", command] if command else None
+        code = _run(run_terminal(url, token, name, argv, path=f"environments/{name}"))
+        raise typer.Exit(int(code) & 0xFF if code is not None else 1)
+    stdin = sys.stdin.buffer.read()
 
     def output(stream: str, data: bytes) -> None:
         out = sys.stderr.buffer if stream == "stderr" else sys.stdout.buffer

@@ -1,6 +1,7 @@
 """Stream sessions from the client: terminals and port forwarding (docs/streams.md).
 
-``open_session`` connects a multiplexed session to a task; ``open_terminal`` gives one
+``open_session`` connects a multiplexed session to a task (or, with ``path``, to
+another endpoint such as a workspace: ``environments/NAME``); ``open_terminal`` gives one
 terminal stream (for programs: the IDE, tests); ``forward`` serves local TCP
 connections, one stream each. ``run_terminal`` (:mod:`kawa.client.terminal`) drives a
 terminal from the local TTY for ``kawa connect``.
@@ -29,9 +30,10 @@ from kawa.relay.stream import MuxStream, SessionClosed, StreamError
 READY_TIMEOUT = 30.0
 
 
-def session_url(base: str, task: str, kind: str) -> str:
+def session_url(base: str, task: str, kind: str, path: str | None = None) -> str:
+    """The session's WebSocket URL: ``tasks/TASK/KIND``, or ``PATH/KIND``."""
     ws = base.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    return f"{ws}{API_PREFIX}/tasks/{task}/{kind}"
+    return f"{ws}{API_PREFIX}/{path or f'tasks/{task}'}/{kind}"
 
 
 def session_error(exc: SessionClosed) -> KawaError:
@@ -42,13 +44,19 @@ def session_error(exc: SessionClosed) -> KawaError:
 
 @asynccontextmanager
 async def open_session(
-    url: str, token: str, task: str, kind: str, *, window: int = DEFAULT_WINDOW
+    url: str,
+    token: str,
+    task: str,
+    kind: str,
+    *,
+    window: int = DEFAULT_WINDOW,
+    path: str | None = None,
 ) -> AsyncIterator[Mux]:
-    """A session of ``kind`` (``terminal`` or ``forward``) to ``task``, once its runner
-    answered READY; KawaError with the host's reason if it refused."""
+    """A session of ``kind`` (``terminal`` or ``forward``) to ``task`` (or to ``path``),
+    once the far end answered READY; KawaError with the host's reason if it refused."""
     try:
         conn = await connect(
-            session_url(url, task, kind),
+            session_url(url, task, kind, path),
             additional_headers={"Authorization": f"Bearer {token}"},
             subprotocols=[Subprotocol(proto.SUBPROTOCOL)],
             compression=None,
@@ -83,13 +91,15 @@ async def open_terminal(
     rows: int = 24,
     cols: int = 80,
     term: str = "xterm-256color",
+    path: str | None = None,
 ) -> AsyncIterator[MuxStream]:
-    """A terminal in ``task``'s container: read its output, write keystrokes, ``resize``;
-    after the output ends, ``finished`` is set and ``exit_code`` holds the code."""
+    """A terminal in ``task``'s container (or the one ``path`` names, e.g.
+    ``environments/NAME``): read its output, write keystrokes, ``resize``; after the
+    output ends, ``finished`` is set and ``exit_code`` holds the code."""
     params: dict[str, Any] = {"rows": rows, "cols": cols, "term": term}
     if command:
         params["command"] = command
-    async with open_session(url, token, task, "terminal") as mux:
+    async with open_session(url, token, task, "terminal", path=path) as mux:
         stream = await mux.open(params)
         try:
             yield stream

@@ -129,16 +129,17 @@ async def run_terminal(
     command: list[str] | None = None,
     in_fd: int | None = None,
     out_fd: int | None = None,
+    path: str | None = None,
 ) -> int:
-    """A terminal in ``task`` on this process's standard input and output, until the
-    remote process exits; its exit code."""
+    """A terminal in ``task`` (or at ``path``, see :func:`open_terminal`) on this
+    process's standard input and output, until the remote process exits; its exit code."""
     in_fd = sys.stdin.fileno() if in_fd is None else in_fd
     out_fd = sys.stdout.fileno() if out_fd is None else out_fd
     rows, cols = terminal_size(out_fd if os.isatty(out_fd) else in_fd)
     term = os.environ.get("TERM") or "xterm-256color"
     loop = asyncio.get_running_loop()
     async with open_terminal(
-        url, token, task, command=command, rows=rows, cols=cols, term=term
+        url, token, task, command=command, rows=rows, cols=cols, term=term, path=path
     ) as stream:
         resizes: set[asyncio.Task[None]] = set()
 

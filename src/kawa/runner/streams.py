@@ -20,8 +20,8 @@ from kawa.relay.asgi import StarletteChannel
 from kawa.relay.mux import Mux
 from kawa.relay.pipe import open_socket, relay
 from kawa.relay.stream import MuxStream, SessionClosed
-from kawa.runner.exec_tty import DEFAULT_SHELL, ExecError, ExecTTY
 from kawa.runner.journal import Entry
+from kawa.runner.terminal_service import serve_terminal
 
 router = APIRouter(tags=["streams"])
 WATCH_INTERVAL = 0.5
@@ -100,54 +100,10 @@ async def terminal(ws: WebSocket, task_id: str) -> None:
     await _session(ws, task_id, _serve_terminal)
 
 
-def _terminal_args(params: dict[str, Any]) -> tuple[list[str], int, int, str]:
-    command = params.get("command") or DEFAULT_SHELL
-    if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
-        raise ValueError("command must be a list of strings")
-    rows, cols = params.get("rows", 24), params.get("cols", 80)
-    if not all(isinstance(n, int) and 0 < n < 65536 for n in (rows, cols)):
-        raise ValueError("rows and cols must be 1..65535")
-    return command, rows, cols, str(params.get("term") or "xterm-256color")
-
-
 async def _serve_terminal(
     stream: MuxStream, entry: Entry, client: docker.DockerClient, info: dict[str, Any]
 ) -> None:
-    try:
-        command, rows, cols, term = _terminal_args(stream.params)
-    except ValueError as exc:
-        await stream.fail(f"bad terminal parameters: {exc}")
-        return
-    tty = ExecTTY(client, entry.container or "")
-    try:
-        await tty.start(command, rows, cols, term)
-    except (ExecError, OSError, TimeoutError) as exc:
-        await stream.fail(str(exc) or "docker exec failed")
-        return
-    resizes: set[asyncio.Task[None]] = set()
-
-    def on_resize(r: int, c: int) -> None:
-        task = asyncio.create_task(tty.resize(r, c))
-        resizes.add(task)
-        task.add_done_callback(resizes.discard)
-
-    stream.on_resize = on_resize
-    exited = False
-    try:
-        await relay(tty, stream, ends_with=tty, close=False)
-        code = await tty.exit_code()
-        exited = code is not None
-        if code is None:
-            await stream.fail(f"task {entry.task_id}: the terminal ended without an exit code")
-        else:
-            await stream.send_exit(code)
-            await stream.close()
-    finally:
-        for task in list(resizes):
-            task.cancel()
-        await tty.close()
-        if not exited:
-            tty.kill()
+    await serve_terminal(stream, client, entry.container or "", f"task {entry.task_id}")
 
 
 # -- forwarding ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""/api/v1/environments: workspaces, packaging, tarballs, import/export, scripted shell.
+"""/api/v1/environments: workspaces, packaging, tarballs, import/export, scripted shell
+and the interactive terminal (a WebSocket session served here, on the host's Docker).
 
 Reading is open to every role; export needs the user role; everything that changes an
 environment is admin work. Long operations answer NDJSON (one JSON object a line)."""
@@ -15,14 +16,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response, WebSocket
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
 from kawa.host.auth import Principal
 from kawa.host.deps import HostDep, UserDep
 from kawa.host.environments import Work, valid_name
-from kawa.host.errors import Forbidden, ServiceError
+from kawa.host.errors import Conflict, Forbidden, ServiceError
+from kawa.protocol import streams as proto
 from kawa.protocol.environments import (
     DIGEST_HEADER,
     VERSION_HEADER,
@@ -32,6 +34,10 @@ from kawa.protocol.environments import (
     WorkspaceCreate,
     WorkspaceView,
 )
+from kawa.relay.asgi import StarletteChannel
+from kawa.relay.mux import Mux
+from kawa.relay.stream import MuxStream, SessionClosed
+from kawa.runner.terminal_service import serve_terminal
 from kawa.store.models import EnvironmentVersion
 
 log = logging.getLogger(__name__)
@@ -143,6 +149,37 @@ async def exec_script(
         send(ExecFrame(stream="exit", exit_code=envs.exec(name, stdin, command, output)))
 
     return ndjson(run, lambda detail, _: ExecFrame(stream="exit", error=detail))
+
+
+@router.websocket("/{name}/terminal")
+async def terminal(ws: WebSocket, name: str) -> None:
+    """An interactive terminal (``docker exec`` with a TTY) in the running workspace."""
+    host = ws.app.state.host
+    channel = StarletteChannel(ws)
+    header = ws.headers.get("authorization")
+    if header is None and "token" in ws.query_params:
+        header = f"Bearer {ws.query_params['token']}"
+    try:
+        admin(host.auth.user(header), "a shell in a workspace")
+        container = await asyncio.to_thread(host.environments.workspaces.get, valid_name(name))
+        if container.status != "running":
+            raise Conflict(f"workspace {name} is {container.status}: kawa container start {name}")
+        client = host.environments.docker()
+    except ServiceError as exc:
+        await channel.close(4000 + exc.status, exc.detail)
+        return
+    await channel.accept()
+
+    async def accept(stream: MuxStream) -> None:
+        await serve_terminal(stream, client, str(container.id), f"workspace {name}")
+
+    mux = Mux(channel, accept=accept)
+    try:
+        with contextlib.suppress(SessionClosed):
+            await mux.send(proto.ready_frame({"workspace": name}).encode())
+        await mux.run()
+    finally:
+        await channel.close(proto.CLOSE_NORMAL, "")
 
 
 # -- versions -----------------------------------------------------------------------
