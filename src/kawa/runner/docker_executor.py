@@ -20,10 +20,10 @@ import docker.errors
 from docker.models.containers import Container, _create_container_args
 from docker.types import DeviceRequest
 
-from kawa.protocol.runner_api import ExitKind, RunTask
+from kawa.protocol.runner_api import RunTask
 from kawa.protocol.tasks import NetworkMode
 from kawa.runner import vps
-from kawa.runner.executor import OnEnd, StartError, UnknownTask
+from kawa.runner.executor import OnEnd, StartError, UnknownTask, record_ending
 from kawa.runner.journal import Entry, Journal
 
 log = logging.getLogger(__name__)
@@ -241,25 +241,7 @@ class DockerExecutor:
         timer = self._timers.pop(task_id, None)
         if timer is not None:
             timer.cancel()
-        entry = self.journal.get(task_id)
-        if entry is None:
-            return
-        if entry.timed_out:
-            kind = ExitKind.TIMED_OUT
-        elif entry.kill_requested:
-            kind = ExitKind.KILLED
-        elif oom:
-            kind = ExitKind.OOM_KILLED
-        elif code is None:
-            kind = ExitKind.VANISHED
-        else:
-            kind = ExitKind.EXITED
-        if kind is ExitKind.OOM_KILLED and not error:
-            error = "killed by the kernel's OOM killer (memory limit reached)"
-        if kind is ExitKind.TIMED_OUT:
-            error = f"timed out after {entry.order.timeout:g}s"
-        if self.journal.end(task_id, kind, code, error):
-            self.on_end(task_id, kind, code, error)
+        record_ending(self.journal, self.on_end, task_id, code, oom, error)
 
     def _remove(self, container: Container) -> None:
         try:

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kawa.protocol.runner_api import ExitKind, RunTask
+from kawa.protocol.runner_api import RunTask
 from kawa.runner import native_command as nc
 from kawa.runner import native_launch as launch
 from kawa.runner.cgroups import CgroupError, Group, Layout
-from kawa.runner.executor import OnEnd, StartError, UnknownTask
+from kawa.runner.executor import OnEnd, StartError, UnknownTask, record_ending
 from kawa.runner.journal import Entry, Journal
 
 log = logging.getLogger(__name__)
@@ -179,23 +179,7 @@ class NativeExecutor:
         timer = self._timers.pop(task_id, None)
         if timer is not None:
             timer.cancel()
-        entry = self.journal.get(task_id)
-        if entry is None:
-            return
-        if entry.timed_out:
-            kind = ExitKind.TIMED_OUT
-            error = f"timed out after {entry.order.timeout:g}s"
-        elif entry.kill_requested:
-            kind = ExitKind.KILLED
-        elif oom:
-            kind = ExitKind.OOM_KILLED
-            error = error or "killed by the kernel's OOM killer (memory limit reached)"
-        elif code is None:
-            kind = ExitKind.VANISHED
-        else:
-            kind = ExitKind.EXITED
-        if self.journal.end(task_id, kind, code, error):
-            self.on_end(task_id, kind, code, error)
+        record_ending(self.journal, self.on_end, task_id, code, oom, error)
 
     # -- control --------------------------------------------------------------------
     def _running(self, task_id: str) -> _Running:
