@@ -23,7 +23,7 @@ from docker.types import DeviceRequest
 from kawa.protocol.runner_api import RunTask
 from kawa.protocol.tasks import NetworkMode
 from kawa.runner import vps
-from kawa.runner.executor import OnEnd, StartError, UnknownTask, record_ending
+from kawa.runner.executor import Deadlines, OnEnd, StartError, UnknownTask, record_ending
 from kawa.runner.journal import Entry, Journal
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class DockerExecutor:
         self.shared_data = shared_data
         self.local_temp = local_temp
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._timers: dict[str, threading.Timer] = {}
+        self._deadlines = Deadlines(self._time_out)
         self._machine_cpus = len(os.sched_getaffinity(0))
 
     # -- naming ---------------------------------------------------------------------
@@ -175,7 +175,7 @@ class DockerExecutor:
             detail = getattr(exc, "explanation", None) or str(exc)
             raise StartError(f"docker could not start the task: {detail}") from None
         self.journal.set_state(order.task_id, "running")
-        self._arm_timeout(order.task_id, order.timeout)
+        self._deadlines.arm(order.task_id, order.timeout)
         self._watch(order.task_id, container, stream)
 
     # -- watching -------------------------------------------------------------------
@@ -238,9 +238,7 @@ class DockerExecutor:
         self._ended(task_id, None, False, reason)
 
     def _ended(self, task_id: str, code: int | None, oom: bool, error: str | None) -> None:
-        timer = self._timers.pop(task_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._deadlines.cancel(task_id)
         record_ending(self.journal, self.on_end, task_id, code, oom, error)
 
     def _remove(self, container: Container) -> None:
@@ -294,14 +292,6 @@ class DockerExecutor:
         self._container(task_id).unpause()
         self.journal.set_state(task_id, "running")
 
-    def _arm_timeout(self, task_id: str, timeout: float | None, elapsed: float = 0.0) -> None:
-        if not timeout:
-            return
-        timer = threading.Timer(max(0.0, timeout - elapsed), self._time_out, args=(task_id,))
-        timer.daemon = True
-        self._timers[task_id] = timer
-        timer.start()
-
     def _time_out(self, task_id: str) -> None:
         try:
             container = self._container(task_id)
@@ -334,7 +324,7 @@ class DockerExecutor:
                 self.journal.set_state(
                     entry.task_id, "paused" if container.status == "paused" else "running"
                 )
-                self._arm_timeout(entry.task_id, entry.order.timeout, _since(started))
+                self._deadlines.arm(entry.task_id, entry.order.timeout, _since(started))
                 threading.Thread(
                     target=self._follow_history,
                     args=(entry.task_id, container),

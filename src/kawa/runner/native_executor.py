@@ -25,7 +25,7 @@ from kawa.protocol.runner_api import RunTask
 from kawa.runner import native_command as nc
 from kawa.runner import native_launch as launch
 from kawa.runner.cgroups import CgroupError, Group, Layout
-from kawa.runner.executor import OnEnd, StartError, UnknownTask, record_ending
+from kawa.runner.executor import Deadlines, OnEnd, StartError, UnknownTask, record_ending
 from kawa.runner.journal import Entry, Journal
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class NativeExecutor:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._tasks: dict[str, _Running] = {}
-        self._timers: dict[str, threading.Timer] = {}
+        self._deadlines = Deadlines(self._time_out)
 
     def log_path(self, task_id: str, stream: str) -> Path:
         return self.log_dir / f"{task_id}.{'out' if stream == 'stdout' else 'err'}"
@@ -104,7 +104,7 @@ class NativeExecutor:
             raise StartError(f"the native task could not start: {exc}") from None
         self._tasks[order.task_id] = running
         self.journal.set_state(order.task_id, "running")
-        self._arm_timeout(order.task_id, order.timeout)
+        self._deadlines.arm(order.task_id, order.timeout)
         self._watch(order.task_id, running)
 
     def _spawn(self, order: RunTask, user: nc.RunAs | None, env: dict[str, str]) -> _Running:
@@ -176,9 +176,7 @@ class NativeExecutor:
         self._ended(task_id, code, oom, error)
 
     def _ended(self, task_id: str, code: int | None, oom: bool, error: str | None) -> None:
-        timer = self._timers.pop(task_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._deadlines.cancel(task_id)
         record_ending(self.journal, self.on_end, task_id, code, oom, error)
 
     # -- control --------------------------------------------------------------------
@@ -223,14 +221,6 @@ class NativeExecutor:
         self._control(task_id, "thaw")
         self.journal.set_state(task_id, "running")
 
-    def _arm_timeout(self, task_id: str, timeout: float | None, elapsed: float = 0.0) -> None:
-        if not timeout:
-            return
-        timer = threading.Timer(max(0.0, timeout - elapsed), self._time_out, args=(task_id,))
-        timer.daemon = True
-        self._timers[task_id] = timer
-        timer.start()
-
     def _time_out(self, task_id: str) -> None:
         if task_id not in self._tasks:
             return
@@ -260,7 +250,7 @@ class NativeExecutor:
             paused = running.group.can_freeze and running.group.frozen()
             self.journal.set_state(entry.task_id, "paused" if paused else "running")
             elapsed = (datetime.now(UTC) - record.started_at).total_seconds()
-            self._arm_timeout(entry.task_id, entry.order.timeout, elapsed)
+            self._deadlines.arm(entry.task_id, entry.order.timeout, elapsed)
             self._watch(entry.task_id, running)
             log.info("re-adopted native task %s", entry.task_id)
         if self.systemd:
