@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what Kawa's development and tests need; idempotent, fast when done.
-#   1. apt packages when missing: docker.io, debootstrap (+ python3-venv)
+#   1. apt packages when missing: docker.io, debootstrap, openssh-client (+ python3-venv)
 #   2. a Docker daemon: reuse a running one, else start dockerd in the background
 #   3. .venv with `pip install -e '.[dev]'` (redone only when pyproject.toml changes)
 #   4. the registry-free base image kawa/base:bookworm (scripts/base-image.sh)
@@ -29,6 +29,7 @@ base_image=kawa/base:bookworm
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)   # a bare docker client is not enough
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v ssh >/dev/null || missing+=(openssh-client)   # kawa ssh / vps connect run stock ssh
 [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 if ! command -v "$python" >/dev/null; then
     missing+=(python3 python3-venv)
