@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import IMAGE, KAWA, free_port, kawa_up
 
 PORT, SSH_PORT = 9000, 2222
-SOURCE = f"""
+SOURCE_AT = """
 import socket, threading
 block = memoryview(bytes(1 << 20))
-srv = socket.create_server(("0.0.0.0", {PORT}), backlog=256)
+srv = socket.create_server(("{bind}", {port}), backlog=256)
 def serve(c):
     with c:
         n = int(c.recv(64).split(b"\\n")[0])
@@ -46,6 +46,20 @@ def serve(c):
 while True:
     c, _ = srv.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
 """
+SOURCE = SOURCE_AT.format(bind="0.0.0.0", port=PORT)
+
+
+@contextlib.contextmanager
+def loopback_source() -> Iterator[int]:
+    """The same byte source as a local process on 127.0.0.1 (raw loopback TCP)."""
+    port = free_port()
+    proc = subprocess.Popen(["python3", "-c", SOURCE_AT.format(bind="127.0.0.1", port=port)])
+    try:
+        wait_port("127.0.0.1", port)
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(15)
 
 
 def pull(host: str, port: int, size: int) -> float:
@@ -207,13 +221,14 @@ def run(args: argparse.Namespace, size: int, key: Path, pub: str) -> None:
         wait_port(ip, SSH_PORT)
         results: dict[str, tuple[float, float, float]] = {}
         paths = {
+            "raw loopback TCP": loopback_source,
             "raw TCP to the container": lambda: contextlib.nullcontext(PORT),
             "kawa forward": lambda: kawa_forward(env, task.id),
             "ssh -L": lambda: ssh_forward(key, ip),
         }
         for name, open_path in paths.items():
             with open_path() as port:
-                host = ip if name.startswith("raw") else "127.0.0.1"
+                host = ip if name == "raw TCP to the container" else "127.0.0.1"
                 pull(host, port, 1 << 20)  # warm up
                 one = size / pull(host, port, size)
                 wall, rates = parallel(host, port, size, args.parallel)
@@ -221,18 +236,26 @@ def run(args: argparse.Namespace, size: int, key: Path, pub: str) -> None:
         print(f"\n{'path':<26} {'1 stream':>11} {args.parallel:>3} streams  fairness")
         for name, (one, many, fair) in results.items():
             print(f"{name:<26} {one / 1e6:8.0f} MB/s {many / 1e6:8.0f} MB/s  {fair:8.2f}")
-        raw, kawa, ssh = (
-            results[k] for k in ("raw TCP to the container", "kawa forward", "ssh -L")
+        loop, raw, kawa, ssh = (
+            results[k]
+            for k in ("raw loopback TCP", "raw TCP to the container", "kawa forward", "ssh -L")
         )
         print(
-            f"\nkawa/raw: 1 stream {kawa[0] / raw[0]:.3f}x, {args.parallel} streams "
+            f"\nkawa/loopback: 1 stream {kawa[0] / loop[0]:.3f}x, {args.parallel} streams "
+            f"{kawa[1] / loop[1]:.3f}x"
+        )
+        print(
+            f"kawa/container: 1 stream {kawa[0] / raw[0]:.3f}x, {args.parallel} streams "
             f"{kawa[1] / raw[1]:.3f}x"
         )
         print(
             f"kawa/ssh: 1 stream {kawa[0] / ssh[0]:.3f}x, {args.parallel} streams "
             f"{kawa[1] / ssh[1]:.3f}x"
         )
-        print(f"fairness (slowest/mean) kawa {kawa[2]:.2f}, ssh {ssh[2]:.2f}, raw {raw[2]:.2f}")
+        print(
+            f"fairness (slowest/mean) kawa {kawa[2]:.2f}, ssh {ssh[2]:.2f}, "
+            f"container {raw[2]:.2f}, loopback {loop[2]:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -65,6 +65,10 @@ class HostConfig(_Section):
     """Packaged versions kept per environment (older tarballs are removed)."""
     admin_ssh_keys: Path | None = None
     """authorized_keys file whose keys the SSH gateway lets reach every VPS."""
+    stream_relay: str = Field(default="splice", pattern="^(splice|frames)$")
+    """How the host carries terminal and forwarding sessions to runners: ``splice``
+    passes the bytes between the two WebSockets in the kernel; ``frames`` reads and
+    checks every frame in Python (slower; for servers that cannot hand over sockets)."""
 
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'kawa.db'}"

@@ -101,14 +101,10 @@ class Cluster:
         if not self.token:
             sessions = prepare_database(cfg)
             self.token = Authenticator(sessions, self.secret).create_token("admin", "admin")
-        env = self._env(
-            **{
-                f"KAWA_HOST_{k.upper()}": str(v)
-                for k, v in cfg.model_dump().items()
-                if v is not None
-            },
-            **self.extra_host_env,
-        )
+        settings = {
+            f"KAWA_HOST_{k.upper()}": str(v) for k, v in cfg.model_dump().items() if v is not None
+        }
+        env = self._env(**{**settings, **self.extra_host_env})
         with (self.root / "host.log").open("ab") as log:
             self.host_proc = subprocess.Popen([*KAWA, "host"], env=env, stdout=log, stderr=log)
         eventually(self._host_up, 30, "host to answer")

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import psutil
@@ -24,6 +25,7 @@ from websockets.sync.client import connect as ws_connect
 
 from kawa.protocol import streams as proto
 from kawa.protocol.tasks import TaskAction, TaskSpec
+from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import KAWA, Cluster, eventually, free_port
 
 BIG = 256 * 1024 * 1024
@@ -52,6 +54,29 @@ def bridge_server(cluster: Cluster) -> Iterator[str]:
     yield task_id
     with cluster.client() as c:
         c.act(task_id, TaskAction.KILL)
+
+
+@pytest.fixture(scope="module", params=["splice", "frames"])
+def relay_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Cluster, str]]:
+    """The bridge server behind each of the host's stream relays: ``splice`` (the
+    default, the module's cluster) and ``frames`` (a cluster of its own)."""
+    if request.param == "splice":
+        yield request.getfixturevalue("cluster"), request.getfixturevalue("bridge_server")
+        return
+    request.getfixturevalue("docker_available")
+    c = Cluster(Path(tmp_path_factory.mktemp("frames")), BASE_IMAGE)
+    c.extra_host_env["KAWA_HOST_STREAM_RELAY"] = "frames"
+    try:
+        c.start_host()
+        c.add_runner("node1", cores=2)
+        task_id = start(c, SERVE.format(size=BIG, port=8765, bind="0.0.0.0"), "bridge")
+        with forwarding(c, task_id, 8765) as (local, _):
+            eventually(lambda: serves(local), timeout=60, what="the server in the task")
+        yield c, task_id
+    finally:
+        c.close()
 
 
 @contextmanager
@@ -103,9 +128,10 @@ def fetch_sha(local: int) -> str:
 
 
 def test_fifty_concurrent_connections_and_a_large_transfer(
-    cluster: Cluster, bridge_server: str
+    relay_server: tuple[Cluster, str],
 ) -> None:
-    with forwarding(cluster, bridge_server, 8765) as (local, _):
+    cluster, task_id = relay_server
+    with forwarding(cluster, task_id, 8765) as (local, _):
 
         async def many() -> list[str]:
             limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
@@ -179,11 +205,13 @@ def test_nothing_listening_closes_promptly_and_the_session_goes_on(
 
 
 def test_raw_session_unknown_stream_refused_port_and_huge_frame(
-    cluster: Cluster, bridge_server: str
+    relay_server: tuple[Cluster, str],
 ) -> None:
     """The framing end to end through the host: errors per stream, the session goes on;
-    a huge frame ends it with a clear reason."""
-    url = f"{cluster.url.replace('http', 'ws', 1)}/api/v1/tasks/{bridge_server}/forward"
+    a huge frame ends it with a clear reason (the runner's, or the host's when it
+    relays frames)."""
+    cluster, task_id = relay_server
+    url = f"{cluster.url.replace('http', 'ws', 1)}/api/v1/tasks/{task_id}/forward"
     headers = {"Authorization": f"Bearer {cluster.token}"}
     with ws_connect(url, additional_headers=headers, max_size=None, compression=None) as ws:
         ready = proto.decode(ws.recv(timeout=10))

@@ -49,20 +49,21 @@ async def tcp_server(
 
 @contextlib.asynccontextmanager
 async def session(
-    accept: Accept, window: int = SMALL_WINDOW
+    accept: Accept, window: int = SMALL_WINDOW, max_window: int = SMALL_WINDOW
 ) -> AsyncIterator[tuple[Mux, list[Mux]]]:
-    """A client Mux joined over a real WebSocket to a server Mux that runs ``accept``."""
+    """A client Mux joined over a real WebSocket to a server Mux that runs ``accept``
+    (windows fixed at ``window`` unless ``max_window`` lets them grow)."""
     servers: list[Mux] = []
 
     async def handler(conn: ServerConnection) -> None:
-        mux = Mux(WebsocketsChannel(conn), accept=accept, window=window)
+        mux = Mux(WebsocketsChannel(conn), accept=accept, window=window, max_window=max_window)
         servers.append(mux)
         await mux.run()
 
     async with serve(handler, "127.0.0.1", 0, compression=None, max_size=4 * proto.MAX_FRAME) as ws:
         port = ws.sockets[0].getsockname()[1]
         async with connect(f"ws://127.0.0.1:{port}", compression=None, max_size=None) as conn:
-            client = Mux(WebsocketsChannel(conn), window=window)
+            client = Mux(WebsocketsChannel(conn), window=window, max_window=max_window)
             reader = asyncio.create_task(client.run())
             try:
                 yield client, servers
@@ -180,6 +181,36 @@ async def test_slow_reader_is_bounded_by_the_window() -> None:
             worst = max(worst, stream.buffered, sent[0].bytes_out - got)
         assert got == total
         assert worst <= SMALL_WINDOW, f"{worst} bytes in flight with a {SMALL_WINDOW} window"
+
+
+async def test_windows_grow_for_a_consumer_that_keeps_up_and_not_for_a_slow_one() -> None:
+    total, ceiling = 16 * 1024 * 1024, 8 * SMALL_WINDOW
+    sent: list[MuxStream] = []
+
+    async def firehose(stream: MuxStream) -> None:
+        sent.append(stream)
+        block = b"x" * proto.MAX_PAYLOAD
+        for _ in range(total // len(block)):
+            await stream.write(block)
+        await stream.write_eof()
+
+    async with session(firehose, max_window=ceiling) as (client, _):
+        fast = await client.open({})
+        got = 0
+        while chunk := await fast.read():
+            got += len(chunk)
+            assert fast.buffered <= fast.window <= ceiling
+        assert got == total and fast.window == ceiling, fast.window
+
+        slow = await client.open({})
+        got, worst = 0, 0
+        while chunk := await slow.read():
+            got += len(chunk)
+            await asyncio.sleep(0.005)  # the sender always has bytes waiting for it
+            worst = max(worst, slow.buffered, sent[1].bytes_out - got)
+        assert got == total
+        assert slow.window <= 2 * SMALL_WINDOW, f"a slow reader's window grew to {slow.window}"
+        assert worst <= slow.window
 
 
 async def test_a_stalled_stream_does_not_hold_up_the_others() -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from kawa.relay.uvicorn_ws import DetachableWebSocketProtocol
+
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
     """Run ``main`` on uvloop when it is installed (it is a dependency), else asyncio.
@@ -41,6 +43,8 @@ def server(app: Any, bind: str, port: int) -> uvicorn.Server:
         access_log=False,
         lifespan="on",
         ws_max_size=16 * 1024 * 1024,
+        ws=DetachableWebSocketProtocol,
+        ws_per_message_deflate=False,  # stream sessions carry binary frames as they are
     )
     return uvicorn.Server(config)
 

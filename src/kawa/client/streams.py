@@ -15,14 +15,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus
-from websockets.typing import Subprotocol
+from websockets.exceptions import InvalidHandshake
 
 from kawa.client.errors import KawaError, unreachable
 from kawa.protocol import streams as proto
 from kawa.protocol.common import API_PREFIX
-from kawa.relay.channel import WebsocketsChannel
+from kawa.relay import websocket
+from kawa.relay.channel import Channel
+from kawa.relay.dial import DialRefused
 from kawa.relay.mux import DEFAULT_WINDOW, Mux
 from kawa.relay.pipe import SocketPipe, relay, serve_sockets
 from kawa.relay.stream import MuxStream, SessionClosed, StreamError
@@ -42,6 +42,23 @@ def session_error(exc: SessionClosed) -> KawaError:
     return KawaError(exc.reason or f"the session closed (code {exc.code})", status)
 
 
+async def session_channel(ws_url: str, token: str, kind: str) -> Channel:
+    """The session's WebSocket; KawaError if the host refuses or cannot be reached."""
+    try:
+        return await websocket.connect(
+            ws_url,
+            {"Authorization": f"Bearer {token}"},
+            proto.SUBPROTOCOL,
+            max_message=2 * proto.MAX_FRAME,
+            timeout=15,
+        )
+    except DialRefused as exc:
+        status = exc.status
+        raise KawaError(f"the host refused the {kind} session: HTTP {status}", status) from None
+    except (OSError, InvalidHandshake, TimeoutError) as exc:
+        raise unreachable(ws_url, exc) from None
+
+
 @asynccontextmanager
 async def open_session(
     url: str,
@@ -54,21 +71,8 @@ async def open_session(
 ) -> AsyncIterator[Mux]:
     """A session of ``kind`` (``terminal`` or ``forward``) to ``task`` (or to ``path``),
     once the far end answered READY; KawaError with the host's reason if it refused."""
-    try:
-        conn = await connect(
-            session_url(url, task, kind, path),
-            additional_headers={"Authorization": f"Bearer {token}"},
-            subprotocols=[Subprotocol(proto.SUBPROTOCOL)],
-            compression=None,
-            max_size=2 * proto.MAX_FRAME,
-            open_timeout=15,
-        )
-    except InvalidStatus as exc:
-        status = exc.response.status_code
-        raise KawaError(f"the host refused the {kind} session: HTTP {status}", status) from None
-    except (OSError, InvalidHandshake, TimeoutError) as exc:
-        raise unreachable(url, exc) from None
-    mux = Mux(WebsocketsChannel(conn), window=window)
+    channel = await session_channel(session_url(url, task, kind, path), token, kind)
+    mux = Mux(channel, window=window)
     reader = asyncio.create_task(mux.run(), name=f"{kind}-session")
     try:
         try:

@@ -88,7 +88,7 @@ class FrameError(ValueError):
 class Frame:
     type: FrameType
     stream: int
-    payload: bytes = b""
+    payload: bytes | bytearray = b""
 
     def encode(self) -> bytes:
         return HEADER.pack(self.type, 0, self.stream) + self.payload
@@ -156,8 +156,13 @@ def check(message: bytes | bytearray | memoryview | str) -> tuple[FrameType, int
 
 
 def decode(message: bytes | bytearray | memoryview | str) -> Frame:
+    """The frame in ``message``. A ``bytearray`` is consumed: its header is cut off in
+    place (no copy) and the rest becomes the payload."""
     kind, stream = check(message)
     assert not isinstance(message, str)
+    if isinstance(message, bytearray):
+        del message[:HEADER_SIZE]
+        return Frame(kind, stream, message)
     return Frame(kind, stream, bytes(message[HEADER_SIZE:]))
 
 
@@ -172,7 +177,12 @@ def open_frame(stream: int, params: dict[str, Any]) -> Frame:
 
 def data_frame(stream: int, payload: bytes | memoryview) -> bytes:
     """An encoded DATA frame (the hot path: built without a Frame object)."""
-    return HEADER.pack(FrameType.DATA, 0, stream) + payload
+    return data_header(stream) + payload
+
+
+def data_header(stream: int) -> bytes:
+    """The header of a DATA frame, for sending it in two parts (header, payload)."""
+    return HEADER.pack(FrameType.DATA, 0, stream)
 
 
 def eof_frame(stream: int) -> Frame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -40,10 +41,13 @@ class StarletteChannel:
             self._ended = ChannelClosed(getattr(exc, "code", 1006), "client went away")
             raise self._ended from None
 
+    async def send_parts(self, parts: Sequence[bytes | memoryview]) -> None:
+        await self.send(b"".join(parts))
+
     async def close(self, code: int, reason: str) -> None:
         if self._ended is None:
             self._ended = ChannelClosed(code, reason)
         if self.ws.application_state is WebSocketState.CONNECTING:
-            await self.ws.accept()
+            await self.accept()  # to give the reason in a close frame
         with contextlib.suppress(Exception):
             await self.ws.close(code, close_reason(reason))

@@ -8,6 +8,7 @@ Starlette's server-side WebSocket (:mod:`kawa.relay.asgi`).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Protocol
 
 from websockets.asyncio.connection import Connection
@@ -34,6 +35,10 @@ class Channel(Protocol):
 
     async def send(self, message: bytes) -> None:
         """Send one message (waits while the peer is slow); ChannelClosed when closed."""
+        ...
+
+    async def send_parts(self, parts: Sequence[bytes | memoryview]) -> None:
+        """Send one message made of ``parts`` in order (as :meth:`send`)."""
         ...
 
     async def close(self, code: int, reason: str) -> None:
@@ -72,6 +77,9 @@ class WebsocketsChannel:
             await self.conn.send(message)
         except ConnectionClosed as exc:
             raise self._closed(exc) from None
+
+    async def send_parts(self, parts: Sequence[bytes | memoryview]) -> None:
+        await self.send(b"".join(parts))
 
     async def close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):

@@ -23,7 +23,10 @@ from kawa.relay.stream import MuxStream, SessionClosed, StreamError
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 2 * 1024 * 1024
-"""Bytes a stream may have in flight towards this side (its receive buffer bound)."""
+"""Bytes a new stream may have in flight towards this side."""
+DEFAULT_MAX_WINDOW = 32 * 1024 * 1024
+"""How far a stream's window may grow while its consumer keeps up (the bound on what
+one stream ever buffers here)."""
 _REMEMBER = 4096  # closed ids whose late frames are dropped quietly
 
 Acceptor = Callable[[MuxStream], Awaitable[None]]
@@ -37,11 +40,17 @@ class Mux:
     """
 
     def __init__(
-        self, channel: Channel, *, accept: Acceptor | None = None, window: int = DEFAULT_WINDOW
+        self,
+        channel: Channel,
+        *,
+        accept: Acceptor | None = None,
+        window: int = DEFAULT_WINDOW,
+        max_window: int = DEFAULT_MAX_WINDOW,
     ) -> None:
         if not proto.INITIAL_WINDOW <= window <= proto.MAX_WINDOW:
             raise ValueError(f"window must be {proto.INITIAL_WINDOW}..{proto.MAX_WINDOW}")
         self.channel, self.accept, self.window = channel, accept, window
+        self.max_window = min(max(window, max_window), proto.MAX_WINDOW)
         self.streams: dict[int, MuxStream] = {}
         self._gone: deque[int] = deque(maxlen=_REMEMBER)
         self._gone_set: set[int] = set()
@@ -55,11 +64,18 @@ class Mux:
 
     # -- sending -------------------------------------------------------------------------
     async def send(self, frame: bytes) -> None:
+        await self._send((frame,))
+
+    async def send_data(self, stream: int, payload: bytes | memoryview) -> None:
+        """Send a DATA frame without copying ``payload`` into it."""
+        await self._send((proto.data_header(stream), payload))
+
+    async def _send(self, parts: tuple[bytes | memoryview, ...]) -> None:
         if self.closed is not None:
             raise self.closed
         async with self._lock:
             try:
-                await self.channel.send(frame)
+                await self.channel.send_parts(parts)
             except ChannelClosed as exc:
                 self._closed(exc.code, exc.reason)
                 raise SessionClosed(exc.code, exc.reason) from None

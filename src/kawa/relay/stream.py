@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kawa.protocol import streams as proto
 
@@ -30,16 +30,21 @@ class SessionClosed(Exception):
 class MuxStream:
     """A stream's two directions. Receiving: at most ``window`` bytes are ever buffered,
     because the peer may only send what this side granted; bytes are granted back as
-    ``read`` hands them out. Sending: ``write`` waits for the peer's grants."""
+    ``read`` hands them out, and the window doubles (up to the mux's ``max_window``)
+    whenever the consumer has emptied the buffer, so a fast path is never held back by
+    grants in flight. Sending: ``write`` waits for the peer's grants."""
 
     def __init__(self, mux: Mux, stream_id: int, params: dict[str, Any]) -> None:
         self.mux, self.id, self.params = mux, stream_id, params
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes | bytearray] = deque()
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._credit = proto.INITIAL_WINDOW  # bytes we may still send
         self._allowed = proto.INITIAL_WINDOW  # bytes the peer may still send us
         self._unacked = 0  # read by us, not yet granted back
+        self.window = mux.window
+        self._starved = False  # read() waited for bytes since the last grant
+        """This side's receive window: grows while the consumer keeps up (to max_window)."""
         self.eof_in = self.eof_out = False
         self.ended = False
         self.error: str | None = None
@@ -58,6 +63,8 @@ class MuxStream:
 
     # -- the Pipe interface ------------------------------------------------------------
     async def read(self) -> bytes:
+        """The next chunk (a ``bytearray`` where it was read straight off the socket);
+        ``b""`` at the end."""
         while not self._chunks:
             if self.eof_in:
                 return b""
@@ -65,16 +72,24 @@ class MuxStream:
                 raise StreamError(self.error)
             if self.ended:
                 return b""
+            self._starved = True
             self._readable.clear()
             await self._readable.wait()
         chunk = self._chunks.popleft()
         self._unacked += len(chunk)
-        if self._unacked >= self.mux.window // 2 and not (self.eof_in or self.ended):
+        if self._unacked >= self.window // 2 and not (self.eof_in or self.ended):
             grant, self._unacked = self._unacked, 0
+            if self._starved and not self._chunks and self.window < self.mux.max_window:
+                # The consumer waited for bytes and has drained everything: the window,
+                # not the reader, limits this stream. Double it (bounded).
+                extra = min(self.window, self.mux.max_window - self.window)
+                self.window += extra
+                grant += extra
+            self._starved = False
             self._allowed += grant
             with contextlib.suppress(SessionClosed):
                 await self.mux.send(proto.window_frame(self.id, grant).encode())
-        return chunk
+        return cast(bytes, chunk)  # a bytearray serves every consumer here as bytes would
 
     async def write(self, data: bytes) -> None:
         view, offset, size = memoryview(data), 0, len(data)
@@ -86,7 +101,7 @@ class MuxStream:
             n = min(size - offset, self._credit, proto.MAX_PAYLOAD)
             self._credit -= n
             chunk = data if n == size else view[offset : offset + n]
-            await self.mux.send(proto.data_frame(self.id, chunk))
+            await self.mux.send_data(self.id, chunk)
             self.bytes_out += n
             offset += n
 
@@ -135,7 +150,7 @@ class MuxStream:
         """Allow the peer ``extra`` more bytes (the mux sends the WINDOW frame)."""
         self._allowed += extra
 
-    def on_data(self, payload: bytes) -> bool:
+    def on_data(self, payload: bytes | bytearray) -> bool:
         """Buffer a DATA payload; False if it overruns the window the peer was granted."""
         if len(payload) > self._allowed or self.eof_in:
             return False

@@ -16,10 +16,13 @@ from fastapi import APIRouter, WebSocket
 
 from kawa.protocol import streams as proto
 from kawa.protocol.tasks import NetworkMode
+from kawa.relay import websocket
 from kawa.relay.asgi import StarletteChannel
+from kawa.relay.channel import Channel
 from kawa.relay.mux import Mux
 from kawa.relay.pipe import open_socket, relay
 from kawa.relay.stream import MuxStream, SessionClosed
+from kawa.relay.uvicorn_ws import detach_socket
 from kawa.runner.journal import Entry
 from kawa.runner.terminal_service import serve_terminal
 
@@ -67,11 +70,15 @@ async def _session(
             await channel.close(proto.CLOSE_CONFLICT, f"task {task_id}: {exc}")
             return
     await channel.accept()
+    raw = await detach_socket(ws.scope)  # Kawa's lean WebSocket where uvicorn lets go
+    session: Channel = channel
+    if raw is not None:
+        session = await websocket.adopt(raw, client=False, max_message=2 * proto.MAX_FRAME)
 
     async def accept(stream: MuxStream) -> None:
         await serve(stream, entry, client, info)
 
-    mux = Mux(channel, accept=accept)
+    mux = Mux(session, accept=accept)
     watcher = asyncio.create_task(_watch(ws, task_id, mux))
     try:
         with contextlib.suppress(SessionClosed):
@@ -80,7 +87,7 @@ async def _session(
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
-        await channel.close(proto.CLOSE_NORMAL, "")
+        await session.close(proto.CLOSE_NORMAL, "")
 
 
 async def _watch(ws: WebSocket, task_id: str, mux: Mux) -> None:

@@ -1,30 +1,35 @@
 """/api/v1/tasks/{id}/terminal and /forward: WebSocket stream sessions.
 
-The host checks who asks (user token, task ownership, the task's state), opens the
-same session on the task's runner, and relays whole frames both ways: it validates
-every frame's header and size but leaves streams, windows and payloads to the two ends
-(docs/streams.md). Backpressure is end to end: each frame is passed on only once the
-other WebSocket took the previous one.
+The host checks who asks (user token, task ownership, the task's state) and opens the
+same session on the task's runner. Then, by default (``stream_relay = "splice"``), it
+takes both sockets from their WebSocket stacks and joins them in the kernel: the user's
+frames reach the runner unparsed, and the runner, which ends every stream, checks them.
+With ``stream_relay = "frames"`` (or a server that cannot hand its socket over) the host
+relays whole frames in Python instead, validating each frame's header and size. Either
+way backpressure is end to end (docs/streams.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, WebSocket
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus
-from websockets.typing import Subprotocol
+from websockets.exceptions import InvalidHandshake
 
 from kawa.core.task_states import FINAL_STATES, TaskState
 from kawa.host.errors import Conflict, Forbidden, ServiceError
 from kawa.protocol import streams as proto
 from kawa.protocol.streams import FrameError
 from kawa.protocol.tasks import TaskView
+from kawa.relay import splice, websocket
 from kawa.relay.asgi import StarletteChannel
-from kawa.relay.channel import Channel, ChannelClosed, WebsocketsChannel, sendable
+from kawa.relay.channel import Channel, ChannelClosed, sendable
+from kawa.relay.dial import DialRefused, dial
 from kawa.relay.pipe import relay
+from kawa.relay.uvicorn_ws import detach_socket, offers_detach
 from kawa.store.models import Node
 
 if TYPE_CHECKING:
@@ -86,23 +91,46 @@ async def _session(ws: WebSocket, ref: str, kind: str) -> None:
         await client.close(4000 + exc.status, exc.detail)
         return
     target = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    target = f"{target}/tasks/{task_id}/{kind}"
+    headers = {"Authorization": f"Bearer {host.config.cluster_secret}"}
+    splicing = (
+        host.config.stream_relay == "splice"
+        and target.startswith("ws://")
+        and splice.available()
+        and offers_detach(ws.scope)
+    )
+    raw: socket.socket | None = None
     try:
-        conn = await connect(
-            f"{target}/tasks/{task_id}/{kind}",
-            additional_headers={"Authorization": f"Bearer {host.config.cluster_secret}"},
-            subprotocols=[Subprotocol(proto.SUBPROTOCOL)],
-            compression=None,
-            max_size=2 * proto.MAX_FRAME,
-            open_timeout=10,
-        )
-    except InvalidStatus as exc:
-        why = f"the task's runner refused: HTTP {exc.response.status_code}"
+        if splicing:  # keep the runner's socket unread: its READY is spliced through
+            raw = await asyncio.to_thread(dial, target, headers, proto.SUBPROTOCOL)
+        else:
+            runner = await websocket.connect(
+                target, headers, proto.SUBPROTOCOL, max_message=2 * proto.MAX_FRAME, timeout=10
+            )
+    except DialRefused as exc:
+        why = f"the task's runner refused: HTTP {exc.status}"
         await client.close(proto.CLOSE_UNREACHABLE, why)
         return
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         await client.close(proto.CLOSE_UNREACHABLE, f"the task's runner is unreachable: {exc}")
         return
-    runner = WebsocketsChannel(conn)
+    if raw is not None:
+        try:
+            await client.accept()
+            user = await detach_socket(ws.scope)
+            if user is not None:
+                await splice.splice_sockets(user, raw)
+                return
+            # uvicorn could not let go (the client sent early): relay frames instead
+            runner = await websocket.adopt(raw, client=True, max_message=2 * proto.MAX_FRAME)
+        except BaseException:
+            raw.close()
+            raise
+    await _relay_frames(client, runner)
+
+
+async def _relay_frames(client: StarletteChannel, runner: Channel) -> None:
+    """The Python relay: whole frames, each checked, passed on one at a time."""
     try:
         await client.accept()
         user_side, runner_side = FramePipe(client, "client"), FramePipe(runner, "runner")

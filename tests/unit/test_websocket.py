@@ -1,0 +1,312 @@
+"""Kawa's own WebSocket (``kawa.relay.websocket``), its dialer and uvicorn's socket
+hand-over, over real sockets on 127.0.0.1: against each other, against the
+``websockets`` library on either side, and against hand-made malformed frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+from websockets.asyncio.client import connect as lib_connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.typing import Subprotocol
+
+from kawa.protocol.streams import SUBPROTOCOL, FrameError
+from kawa.relay import websocket
+from kawa.relay.channel import ChannelClosed
+from kawa.relay.dial import DialRefused, dial
+from kawa.relay.uvicorn_ws import DetachableWebSocketProtocol, detach_socket
+
+LIMIT = 1 << 20
+Scope = dict[str, Any]
+
+
+class EchoApp:
+    """An ASGI app: accepts, takes the socket from uvicorn and echoes every message on
+    Kawa's channel; records how each connection ended. ``/refuse`` is refused."""
+
+    def __init__(self) -> None:
+        self.endings: asyncio.Queue[Exception] = asyncio.Queue()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        await receive()  # websocket.connect
+        if scope["path"] == "/refuse":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        offered = scope.get("subprotocols") or []
+        if scope["path"] == "/plain":
+            offered = []
+        await send({"type": "websocket.accept", "subprotocol": offered[0] if offered else None})
+        sock = await detach_socket(scope)
+        assert sock is not None, "uvicorn handed the socket over"
+        channel = await websocket.adopt(sock, client=False, max_message=LIMIT)
+        try:
+            while True:
+                await channel.send(await channel.recv())
+        except (ChannelClosed, FrameError) as exc:
+            await self.endings.put(exc)
+            if isinstance(exc, FrameError):
+                await channel.close(exc.code, exc.reason)
+            else:
+                await channel.close(1000, "")
+
+
+def config(app: Any) -> uvicorn.Config:
+    """uvicorn as Kawa's servers run it (no compression, the detachable protocol)."""
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        ws=DetachableWebSocketProtocol,
+        ws_per_message_deflate=False,
+    )
+
+
+@contextlib.asynccontextmanager
+async def echo_server() -> AsyncIterator[tuple[str, EchoApp]]:
+    app = EchoApp()
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(config(app))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        yield f"ws://127.0.0.1:{sock.getsockname()[1]}", app
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def lean_client(url: str) -> websocket.WebSocketChannel:
+    channel = await websocket.connect(url, {}, SUBPROTOCOL, max_message=LIMIT, timeout=5)
+    assert isinstance(channel, websocket.WebSocketChannel)
+    return channel
+
+
+SIZES = [0, 1, 125, 126, 65535, 65536, 300_000, LIMIT]
+
+
+async def test_lean_client_and_server_echo_every_length_class() -> None:
+    async with echo_server() as (url, app):
+        channel = await lean_client(f"{url}/echo")
+        for size in SIZES:
+            message = os.urandom(size)
+            await channel.send_parts((message[:7], message[7:]))
+            assert bytes(await channel.recv()) == message, size
+        await channel.close(4001, "done")
+        ending = await asyncio.wait_for(app.endings.get(), 5)
+        assert isinstance(ending, ChannelClosed) and (ending.code, ending.reason) == (4001, "done")
+
+
+async def test_the_websockets_library_as_client_pings_fragments_and_closes() -> None:
+    async with echo_server() as (url, app):
+        async with lib_connect(
+            f"{url}/echo", subprotocols=[Subprotocol(SUBPROTOCOL)], max_size=None
+        ) as conn:
+            for size in SIZES:
+                message = os.urandom(size)
+                await conn.send(message)
+                assert await conn.recv() == message
+            await conn.send([b"frag", b"mented", b"!"])  # one message in three frames
+            assert await conn.recv() == b"fragmented!"
+            pong = await conn.ping(b"are you there")
+            await asyncio.wait_for(pong, 5)
+            await conn.close(4409, "enough")
+        ending = await asyncio.wait_for(app.endings.get(), 5)
+        assert isinstance(ending, ChannelClosed) and (ending.code, ending.reason) == (
+            4409,
+            "enough",
+        )
+
+
+async def test_the_websockets_library_as_server() -> None:
+    async def handler(conn: ServerConnection) -> None:
+        async for message in conn:
+            if message == b"bye":
+                await conn.close(4410, "task ended")
+                return
+            await conn.send(message)
+
+    async with serve(
+        handler, "127.0.0.1", 0, subprotocols=[Subprotocol(SUBPROTOCOL)], max_size=None
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        channel = await lean_client(f"ws://127.0.0.1:{port}/")
+        for size in SIZES:
+            message = os.urandom(size)
+            await channel.send(message)
+            assert bytes(await channel.recv()) == message
+        await channel.send(b"bye")
+        with pytest.raises(ChannelClosed) as closed:
+            await channel.recv()
+        assert (closed.value.code, closed.value.reason) == (4410, "task ended")
+        await channel.close(1000, "")
+
+
+def _frame(first: int, payload: bytes, *, mask: bool = True, length: int | None = None) -> bytes:
+    size = len(payload) if length is None else length
+    head = bytes([first]) + (
+        bytes([(0x80 if mask else 0) | size])
+        if size < 126
+        else bytes([(0x80 if mask else 0) | 127]) + struct.pack("!Q", size)
+    )
+    if not mask:
+        return head + payload
+    key = b"\x01\x02\x03\x04"
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def _read_close(sock: socket.socket) -> tuple[int, str]:
+    """Read a server's (unmasked) frames off a raw socket until its close frame."""
+    data = b""
+    sock.settimeout(5)
+
+    def need(n: int) -> None:
+        nonlocal data
+        while len(data) < n:
+            chunk = sock.recv(65536)
+            assert chunk, f"the connection ended without a close frame: {data!r}"
+            data += chunk
+
+    while True:
+        need(2)
+        opcode, length, head = data[0] & 0x0F, data[1] & 0x7F, 2
+        if length == 126:
+            need(4)
+            length, head = struct.unpack("!H", data[2:4])[0], 4
+        elif length == 127:
+            need(10)
+            length, head = struct.unpack("!Q", data[2:10])[0], 10
+        need(head + length)
+        payload, data = data[head : head + length], data[head + length :]
+        if opcode == 0x8:
+            return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+
+
+VIOLATIONS = [
+    pytest.param(_frame(0x82, b"abc", mask=False), 1002, "mask", id="unmasked-client-frame"),
+    pytest.param(_frame(0xC2, b"abc"), 1002, "reserved bits", id="reserved-bit"),
+    pytest.param(_frame(0x83, b"abc"), 1002, "opcode", id="unknown-opcode"),
+    pytest.param(_frame(0x09, b"ping"), 1002, "control frame", id="fragmented-ping"),
+    pytest.param(_frame(0x82, b"", length=LIMIT + 1), 1009, "limit", id="oversized"),
+    pytest.param(_frame(0x81, b"hello"), 1003, "text", id="text-message"),
+    pytest.param(_frame(0x88, b"\x03"), 1002, "one byte", id="one-byte-close"),
+    pytest.param(_frame(0x80, b"orphan"), 1002, "continuation", id="orphan-continuation"),
+]
+
+
+@pytest.mark.parametrize(("raw", "code", "words"), VIOLATIONS)
+async def test_protocol_violations_close_with_a_code_and_reason(
+    raw: bytes, code: int, words: str
+) -> None:
+    async with echo_server() as (url, app):
+        sock = await asyncio.to_thread(dial, f"{url}/echo", {}, SUBPROTOCOL)
+        with sock:
+            sock.sendall(raw)
+            got_code, reason = await asyncio.to_thread(_read_close, sock)
+        assert got_code == code and words in reason, (got_code, reason)
+        ending = await asyncio.wait_for(app.endings.get(), 5)
+        assert getattr(ending, "code", None) == code
+
+
+async def test_dial_refusals_are_clear() -> None:
+    async with echo_server() as (url, _):
+        with pytest.raises(DialRefused) as refused:
+            await asyncio.to_thread(dial, f"{url}/refuse", {}, SUBPROTOCOL)
+        assert refused.value.status == 403
+        with pytest.raises(InvalidHandshake, match="subprotocol"):
+            await asyncio.to_thread(dial, f"{url}/plain", {}, SUBPROTOCOL)
+
+    async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(not_http, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(InvalidHandshake):
+            await asyncio.to_thread(dial, f"ws://127.0.0.1:{port}/", {}, SUBPROTOCOL)
+
+
+async def test_a_lost_connection_ends_recv_and_send() -> None:
+    async with echo_server() as (url, _):
+        channel = await lean_client(f"{url}/echo")
+        assert channel.transport is not None
+        channel.transport.abort()
+        with pytest.raises(ChannelClosed) as closed:
+            await channel.recv()
+        assert closed.value.code == 1006
+        with pytest.raises(ChannelClosed):
+            await channel.send(b"late")
+        await channel.close(1000, "")  # never raises
+
+
+async def test_the_websockets_library_client_sees_a_lean_servers_close() -> None:
+    """A server-side close (what the runner does when a task ends) reaches the client."""
+
+    async def closing_app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
+        sock = await detach_socket(scope)
+        assert sock is not None
+        channel = await websocket.adopt(sock, client=False, max_message=LIMIT)
+        await channel.send(b"ready")
+        await channel.close(4410, "task 7 ended")
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(config(closing_app))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        url = f"ws://127.0.0.1:{sock.getsockname()[1]}/"
+        async with lib_connect(url, subprotocols=[Subprotocol(SUBPROTOCOL)]) as conn:
+            assert await conn.recv() == b"ready"
+            with pytest.raises(ConnectionClosed) as closed:
+                await conn.recv()
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4410, "task 7 ended")
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def test_uvicorn_keeps_a_socket_with_compression_negotiated() -> None:
+    """Frames compressed by permessage-deflate are not Kawa's to read: no hand-over."""
+    results: list[socket.socket | None] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        results.append(await detach_socket(scope))
+        await send({"type": "websocket.close", "code": 1000})
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    cfg = config(app)
+    cfg.ws_per_message_deflate = True
+    server = uvicorn.Server(cfg)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        url = f"ws://127.0.0.1:{sock.getsockname()[1]}/"
+        async with lib_connect(url) as conn:  # offers permessage-deflate by default
+            with pytest.raises(ConnectionClosed):
+                await conn.recv()
+        assert results == [None]
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
