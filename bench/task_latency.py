@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import time
 
-from harness import KAWA, IMAGE, kawa_up, summary
+from harness import IMAGE, KAWA, kawa_up, summary
 
 from kawa.client import KawaClient
 from kawa.protocol.tasks import TaskSpec

@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidHandshake
 
 from kawa.client.errors import KawaError, unreachable
 from kawa.protocol import streams as proto
-from kawa.protocol.common import API_PREFIX
+from kawa.protocol.urls import API_PREFIX
 from kawa.relay import websocket
 from kawa.relay.channel import Channel
 from kawa.relay.dial import DialRefused
@@ -59,6 +59,32 @@ async def session_channel(ws_url: str, token: str, kind: str) -> Channel:
         raise unreachable(ws_url, exc) from None
 
 
+async def connect_session(
+    url: str,
+    token: str,
+    task: str,
+    kind: str,
+    *,
+    window: int = DEFAULT_WINDOW,
+    path: str | None = None,
+) -> tuple[Mux, asyncio.Task[None]]:
+    """A session of ``kind`` (``terminal`` or ``forward``) to ``task`` (or to ``path``)
+    that answered READY, and the task reading it; KawaError with the host's reason if it
+    refused. The caller closes the mux and then awaits the reader."""
+    channel = await session_channel(session_url(url, task, kind, path), token, kind)
+    mux = Mux(channel, window=window)
+    reader = asyncio.create_task(mux.run(), name=f"{kind}-session")
+    try:
+        await mux.ready(READY_TIMEOUT)
+    except BaseException as exc:
+        await mux.close()
+        await asyncio.gather(reader, return_exceptions=True)
+        if isinstance(exc, SessionClosed):
+            raise session_error(exc) from None
+        raise
+    return mux, reader
+
+
 @asynccontextmanager
 async def open_session(
     url: str,
@@ -69,16 +95,9 @@ async def open_session(
     window: int = DEFAULT_WINDOW,
     path: str | None = None,
 ) -> AsyncIterator[Mux]:
-    """A session of ``kind`` (``terminal`` or ``forward``) to ``task`` (or to ``path``),
-    once the far end answered READY; KawaError with the host's reason if it refused."""
-    channel = await session_channel(session_url(url, task, kind, path), token, kind)
-    mux = Mux(channel, window=window)
-    reader = asyncio.create_task(mux.run(), name=f"{kind}-session")
+    """:func:`connect_session` as a context: the session is closed on the way out."""
+    mux, reader = await connect_session(url, token, task, kind, window=window, path=path)
     try:
-        try:
-            await mux.ready(READY_TIMEOUT)
-        except SessionClosed as exc:
-            raise session_error(exc) from None
         yield mux
     finally:
         await mux.close()

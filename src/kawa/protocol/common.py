@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from kawa.protocol.urls import API_PREFIX as API_PREFIX
+
 
 class WireModel(BaseModel):
     """Base of every wire model: unknown fields are refused, not silently dropped."""
@@ -15,5 +17,5 @@ class ErrorBody(WireModel):
     detail: str
 
 
-API_PREFIX = "/api/v1"
+
 AUTH_HEADER = "Authorization"

@@ -17,7 +17,7 @@ from typing import Any
 
 from kawa.protocol import streams as proto
 from kawa.protocol.streams import FrameError, FrameType
-from kawa.relay.channel import Channel, ChannelClosed
+from kawa.relay.channel import Channel, ChannelClosed, drain_pipe
 from kawa.relay.stream import MuxStream, SessionClosed, StreamError
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,22 @@ class Mux:
     async def send_data(self, stream: int, payload: bytes | memoryview) -> None:
         """Send a DATA frame without copying ``payload`` into it."""
         await self._send((proto.data_header(stream), payload))
+
+    async def send_spliced(self, stream: int, pipe_r: int, size: int) -> None:
+        """Send a DATA frame whose ``size`` payload bytes wait in a kernel pipe."""
+        if self.closed is not None:
+            raise self.closed
+        header = proto.data_header(stream)
+        async with self._lock:
+            try:
+                spliced = getattr(self.channel, "send_spliced", None)
+                if spliced is not None:
+                    await spliced((header,), pipe_r, size)
+                else:
+                    await self.channel.send_parts((header, drain_pipe(pipe_r, size)))
+            except ChannelClosed as exc:
+                self._closed(exc.code, exc.reason)
+                raise SessionClosed(exc.code, exc.reason) from None
 
     async def _send(self, parts: tuple[bytes | memoryview, ...]) -> None:
         if self.closed is not None:

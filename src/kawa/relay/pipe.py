@@ -50,8 +50,19 @@ class Traffic:
 
 
 async def pump(src: Pipe, dst: Pipe, traffic: Traffic, forward: bool, eof: bool = True) -> None:
-    """Copy ``src`` into ``dst`` until ``src`` ends, then half-close ``dst`` (if ``eof``)."""
-    while True:
+    """Copy ``src`` into ``dst`` until ``src`` ends, then half-close ``dst`` (if ``eof``).
+
+    A source that can move its bytes to ``dst`` in the kernel (``splice_to``, see
+    :mod:`kawa.relay.raw_socket`) does so instead of handing chunks through here.
+    """
+    splice_to = getattr(src, "splice_to", None)
+    spliced = await splice_to(dst) if splice_to is not None else None
+    if spliced is not None:
+        if forward:
+            traffic.a_to_b += spliced
+        else:
+            traffic.b_to_a += spliced
+    while spliced is None:
         chunk = await src.read()
         if not chunk:
             break

@@ -21,12 +21,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import cast
 
-from websockets.asyncio.client import connect as websockets_connect
-from websockets.exceptions import InvalidStatus
-from websockets.typing import Subprotocol
-
 from kawa.protocol.streams import FrameError, close_reason
-from kawa.relay.channel import Channel, ChannelClosed, WebsocketsChannel, sendable
+from kawa.relay.channel import Channel, ChannelClosed, drain_pipe, sendable
 from kawa.relay.dial import DialRefused, dial
 
 try:
@@ -41,6 +37,14 @@ _QUEUE_LIMIT = 64  # messages read ahead of the consumer before reading pauses
 CLOSE_TIMEOUT = 2.0
 _U16, _U64 = struct.Struct("!H"), struct.Struct("!Q")
 Buffer = bytes | bytearray | memoryview
+
+
+def _write_some(fd: int, data: bytes) -> int:
+    """Write what a non-blocking socket takes now: the count (0 if it is full)."""
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        return 0
 
 
 def _masked(payload: Buffer, mask: bytes) -> Buffer:
@@ -302,6 +306,43 @@ class WebSocketChannel(asyncio.BufferedProtocol):
         if self.closed is not None and self.closed.code == 1006:
             raise self.closed
 
+    async def send_spliced(self, parts: Sequence[Buffer], pipe_r: int, size: int) -> None:
+        """Send one binary message: ``parts``, then ``size`` bytes waiting in a kernel
+        pipe. A server whose write buffer is empty splices them into the socket; what
+        the socket does not take at once goes through the transport as usual."""
+        if self._close_sent or self.closed is not None:
+            raise self.closed or ChannelClosed(1000, "closed")
+        transport = self.transport
+        raw = transport.get_extra_info("socket") if transport is not None else None
+        if self.client or raw is None or transport is None or transport.get_write_buffer_size():
+            await self.send_parts((*parts, drain_pipe(pipe_r, size)))
+            return
+        prefix = sum(len(p) for p in parts)
+        head = b"".join((frame_header(OP_BINARY, prefix + size), *parts))
+        fd = raw.fileno()
+        try:
+            written = _write_some(fd, head)
+            moved = 0
+            while written == len(head) and moved < size:
+                try:
+                    moved += os.splice(
+                        pipe_r, fd, size - moved, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+                    )
+                except BlockingIOError:
+                    break
+        except OSError as exc:  # the connection broke under us
+            transport.abort()
+            raise ChannelClosed(1006, str(exc)) from None
+        rest = [head[written:]] if written < len(head) else []
+        if moved < size:
+            rest.append(drain_pipe(pipe_r, size - moved))
+        if rest:
+            self._write(rest)
+        if not self._writable.is_set():
+            await self._writable.wait()
+        if self.closed is not None and self.closed.code == 1006:
+            raise self.closed
+
     async def close(self, code: int, reason: str) -> None:
         """Send a close frame and wait (briefly) for the peer's, which ends the
         connection: the server closes TCP once it has the client's close frame."""
@@ -346,6 +387,12 @@ async def connect(
     TimeoutError.
     """
     if not url.startswith("ws://"):
+        from websockets.asyncio.client import connect as websockets_connect
+        from websockets.exceptions import InvalidStatus
+        from websockets.typing import Subprotocol
+
+        from kawa.relay.websockets_channel import WebsocketsChannel
+
         try:
             conn = await websockets_connect(
                 url,

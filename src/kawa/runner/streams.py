@@ -20,7 +20,8 @@ from kawa.relay import websocket
 from kawa.relay.asgi import StarletteChannel
 from kawa.relay.channel import Channel
 from kawa.relay.mux import Mux
-from kawa.relay.pipe import open_socket, relay
+from kawa.relay.pipe import Pipe, open_socket, relay
+from kawa.relay.raw_socket import connect_raw, splice_available
 from kawa.relay.stream import MuxStream, SessionClosed
 from kawa.relay.uvicorn_ws import detach_socket
 from kawa.runner.journal import Entry
@@ -143,7 +144,11 @@ async def _serve_forward(
         return
     where = f"port {port} of task {entry.task_id}"
     try:
-        pipe = await open_socket(info["address"], port)
+        pipe: Pipe
+        if splice_available():  # the container's bytes reach the session in the kernel
+            pipe = await connect_raw(info["address"], port)
+        else:
+            pipe = await open_socket(info["address"], port)
     except ConnectionRefusedError:
         await stream.fail(f"connection refused: nothing listens on {where}")
         return
