@@ -5,13 +5,16 @@
    the same image with the same kind of sshd entrypoint on Docker's bridge, then
    ``docker inspect`` of its address and ``ssh root@IP true`` retried until it works.
    ``--runs`` of each, interleaved. Target: Kawa within 1.3x.
+   Then, for reading it, ``--runs`` times one ``ssh ... true`` to a running VPS by each
+   path (direct, ``kawa ssh``, the gateway).
 2. Bulk transfer of ``--size-mb`` MB, download (``ssh H 'head -c N /dev/zero' >
    /dev/null``) and upload (``head -c N /dev/zero | ssh H 'cat > /dev/null'``), to one
-   VPS through ``kawa ssh`` (ProxyCommand relay), through ``ssh -J`` via the host's SSH
+   VPS through ``kawa ssh`` (its relay), through ``ssh -J`` via the host's SSH
    gateway, and straight to the VPS container's own bridge address. Targets: kawa ssh
    >= 0.7x of direct, gateway >= 0.5x.
 
     .venv/bin/python bench/vps_ssh.py [--runs 5] [--size-mb 1024] [--rounds 1]
+        [--skip-startup] [--skip-latency] [--skip-throughput]
 
 Every ssh runs with ``-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
 -o BatchMode=yes`` and ``-F`` a temporary config (IdentityFile = the generated key), so
@@ -88,7 +91,7 @@ class Bench:
 
     # -- commands as a user types them ------------------------------------------------
     def kawa(self, *args: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([*KAWA, *args], env=self.env, capture_output=True, timeout=120, **kw)  # type: ignore[call-overload]
+        return subprocess.run([*KAWA, *args], env=self.env, capture_output=True, timeout=120, **kw)  # type: ignore[call-overload,no-any-return]
 
     def kawa_ssh(self, vps: str, *command: str) -> list[str]:
         return [
@@ -326,7 +329,9 @@ def transfer(argv: list[str], size: int, upload: bool, env: dict[str, str]) -> f
     return took
 
 
-def throughput(b: Bench, size_mb: int, rounds: int) -> None:
+@contextlib.contextmanager
+def one_vps(b: Bench) -> Iterator[tuple[str, dict[str, list[str]]]]:
+    """A running VPS and the three ways to ssh into it, each checked once (warm-up)."""
     vps = b.create_vps()
     try:
         started = time.perf_counter()
@@ -334,7 +339,7 @@ def throughput(b: Bench, size_mb: int, rounds: int) -> None:
         ip = container_ip(f"kawa-{NODE}-{vps}")
         paths = {
             "direct ssh root@IP": b.direct_ssh(ip),
-            "kawa ssh (ProxyCommand)": b.kawa_ssh(vps),
+            "kawa ssh": b.kawa_ssh(vps),
             "ssh -J gateway": b.gateway_ssh(vps),
         }
         for name, argv in paths.items():  # warm-up: one small command on each path
@@ -343,17 +348,28 @@ def throughput(b: Bench, size_mb: int, rounds: int) -> None:
             ).returncode
             if rc != 0:
                 raise SystemExit(f"{name}: `true` failed ({rc})")
-        # the cost of one `ssh ... true` on an already running VPS, for reading the startup
-        latency: dict[str, list[float]] = {name: [] for name in paths}
-        for _ in range(5):
+        yield vps, paths
+    finally:
+        b.stop_vps(vps)
+
+
+def latency(b: Bench, runs: int) -> None:
+    """The cost of one `ssh ... true` on an already running VPS, for reading the startup."""
+    with one_vps(b) as (_, paths):
+        samples: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(runs):
             for name, argv in paths.items():
                 t = time.perf_counter()
                 subprocess.run([*argv, "true"], capture_output=True, env=b.env, timeout=60)
-                latency[name].append(time.perf_counter() - t)
-        print("== one `ssh ... true` to the running VPS ==")
-        direct_lat = statistics.median(latency["direct ssh root@IP"])
-        for name, samples in latency.items():
-            print(summary(name, samples, direct_lat))
+                samples[name].append(time.perf_counter() - t)
+    print("== one `ssh ... true` to the running VPS ==")
+    direct = statistics.median(samples["direct ssh root@IP"])
+    for name, taken in samples.items():
+        print(summary(name, taken, direct))
+
+
+def throughput(b: Bench, size_mb: int, rounds: int) -> None:
+    with one_vps(b) as (vps, paths):
         size = size_mb * 1024 * 1024
         rates: dict[tuple[str, str], list[float]] = {}
         for _ in range(rounds):
@@ -372,8 +388,6 @@ def throughput(b: Bench, size_mb: int, rounds: int) -> None:
                     f"(min {min(r):.1f}, max {max(r):.1f})  ratio={med / direct:.2f}x"
                 )
         print("targets: kawa ssh >= 0.7x of direct, gateway >= 0.5x")
-    finally:
-        b.stop_vps(vps)
 
 
 def main() -> None:
@@ -384,6 +398,7 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024, help="MB per transfer")
     parser.add_argument("--rounds", type=int, default=1, help="transfers per path/direction")
     parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     ssh_port = free_port()
@@ -397,6 +412,8 @@ def main() -> None:
             )
             if not args.skip_startup:
                 startup(b, args.runs)
+            if not args.skip_latency:
+                latency(b, args.runs)
             if not args.skip_throughput:
                 throughput(b, args.size_mb, args.rounds)
             print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

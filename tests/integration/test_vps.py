@@ -1,7 +1,8 @@
 """VPS tasks with real containers, a real sshd and the stock OpenSSH client.
 
-``kawa ssh`` runs ``ssh`` with ``ProxyCommand=kawa proxy ID 22``: one forward stream
-through the host and the runner to the container's sshd (docs/vps.md).
+``kawa ssh`` runs ``ssh`` and carries its connection itself (or, with options that make
+ssh outlive it, through ``ProxyCommand=kawa proxy ID 22``): one forward stream through
+the host and the runner to the container's sshd (docs/vps.md).
 """
 
 from __future__ import annotations

@@ -1,47 +1,85 @@
-"""The ``kawa`` entry point. Keep imports light: ``kawa --help`` must start fast."""
+"""The ``kawa`` entry point. Keep imports light: ``kawa --help`` must start fast, and a
+command imports only its own module (``kawa ssh`` is on the VPS startup path, see
+docs/vps.md)."""
 
 from __future__ import annotations
 
 import sys
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-import typer
+from kawa.cli.output import CliError
 
-from kawa.cli import cluster, containers, nodes, tasks, vps
-from kawa.cli import files as file_commands
-from kawa.cli import ssh as ssh_commands
-from kawa.cli import streams as stream_commands
-from kawa.cli.output import CliError, err_console
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    help="Kawa: a small cluster as one computer.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.add_typer(tasks.app, name="task")
-app.add_typer(nodes.app, name="node")
-app.add_typer(containers.app, name="container")
-app.add_typer(file_commands.app, name="files")
-app.add_typer(cluster.init_app, name="init")
-app.command()(cluster.up)
-app.command()(cluster.host)
-app.command()(cluster.runner)
-app.command()(stream_commands.connect)
-app.command()(stream_commands.forward)
-app.add_typer(vps.app, name="vps")
-app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-    ssh_commands.ssh
-)
-app.command("ssh-config")(ssh_commands.ssh_config)
-app.command(hidden=True)(ssh_commands.proxy)
+HELP = "Kawa: a small cluster as one computer."
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+# name -> (module, attribute, kind, registration options), in `kawa --help` order
+_COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    "task": ("kawa.cli.tasks", "app", "group", {}),
+    "node": ("kawa.cli.nodes", "app", "group", {}),
+    "container": ("kawa.cli.containers", "app", "group", {}),
+    "files": ("kawa.cli.files", "app", "group", {}),
+    "init": ("kawa.cli.cluster", "init_app", "group", {}),
+    "up": ("kawa.cli.cluster", "up", "command", {}),
+    "host": ("kawa.cli.cluster", "host", "command", {}),
+    "runner": ("kawa.cli.cluster", "runner", "command", {}),
+    "connect": ("kawa.cli.streams", "connect", "command", {}),
+    "forward": ("kawa.cli.streams", "forward", "command", {}),
+    "vps": ("kawa.cli.vps", "app", "group", {}),
+    "ssh": ("kawa.cli.ssh", "ssh", "command", {"context_settings": _EXTRA}),
+    "ssh-config": ("kawa.cli.ssh", "ssh_config", "command", {}),
+    "proxy": ("kawa.cli.ssh", "proxy", "command", {"hidden": True}),
+}
+
+
+def _root() -> typer.Typer:
+    import typer
+
+    app = typer.Typer(
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _group() -> None:
+        # a group even when only one command is registered (see build_app)
+        pass
+
+    return app
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The CLI: every command, or just ``only`` (the one a command line names), so
+    ``kawa ssh`` does not import the modules of ``kawa task``, ``kawa up`` and others."""
+    app = _root()
+    for name, (module, attr, kind, options) in _COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(import_module(module), attr)
+        if kind == "group":
+            app.add_typer(target, name=name)
+        else:
+            app.command(name, **options)(target)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the full CLI, for code that imports it
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _message(exc: BaseException) -> tuple[str, int] | None:
+    if isinstance(exc, CliError):  # before importing the others' modules (httpx, pydantic)
+        return exc.message, exc.code
     from kawa.client.errors import KawaError
     from kawa.settings import ConfigError
 
-    if isinstance(exc, CliError):
-        return exc.message, exc.code
     if isinstance(exc, KawaError):
         return exc.message, 1
     if isinstance(exc, ConfigError):
@@ -49,9 +87,20 @@ def _message(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+def _main(argv: list[str]) -> None:
+    name = argv[0] if argv else None
+    if name in ("ssh", "proxy"):
+        from kawa.cli.ssh_run import fast_path
+
+        direct = fast_path(argv)
+        if direct is not None:  # their plain command lines need no typer
+            sys.exit(direct())
+    build_app(name if name in _COMMANDS else None)()
+
+
 def run() -> None:
     try:
-        app()
+        _main(sys.argv[1:])
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
@@ -59,6 +108,8 @@ def run() -> None:
         if found is None:
             raise
         from rich.markup import escape
+
+        from kawa.cli.output import err_console
 
         err_console.print(f"[red]error:[/red] {escape(found[0])}", highlight=False)
         sys.exit(found[1])

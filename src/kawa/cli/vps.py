@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from kawa.cli import output
 from kawa.cli.context import client
-from kawa.cli.output import CliError, console, err_console, human_bytes, print_json, styled, table
+from kawa.cli.output import CliError, human_bytes, print_json, styled, table
 
 if TYPE_CHECKING:
-    from kawa.protocol.tasks import TaskView
+    from kawa.protocol.tasks import TaskSpec, TaskView
 
 app = typer.Typer(
     help="VPS tasks: create, list, status, stop, restart, pause, resume, snapshot, connect.",
@@ -126,7 +127,6 @@ def create(
     """Create a VPS: a persistent container running sshd, reached with `kawa ssh ID`."""
     from pydantic import ValidationError
 
-    from kawa.cli.tasks import _validation_message
     from kawa.protocol.tasks import Mount, TaskSpec
 
     chosen = [
@@ -178,9 +178,10 @@ def create(
                 )
             )
         except (ValidationError, ValueError) as exc:
+            from kawa.cli.tasks import _validation_message
+
             raise CliError(_validation_message(exc), 2) from None
-        with client() as c:
-            t = c.submit(spec).tasks[0]
+        t = _submit(spec)
         if temp_dir is not None:
             key_out_file = ssh_dir() / f"kawa_vps_{t.id}"
             _move_key(Path(temp_dir) / "key", key_out_file)
@@ -188,7 +189,7 @@ def create(
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
     if no_ssh_key:
-        err_console.print(
+        output.err_console.print(
             "[bold red]WARNING:[/bold red] --no-ssh-key: root has NO password and NO key; "
             "anyone who reaches this VPS's sshd gets a root shell.",
             highlight=False,
@@ -200,6 +201,20 @@ def create(
         typer.echo(f"private key: {key_out_file}")
     ident = f" --identity {key_out_file}" if key_out_file is not None else ""
     typer.echo(f"connect: kawa ssh {t.id}{ident}")
+
+
+def _submit(spec: TaskSpec) -> TaskView:
+    """POST the spec as ``KawaClient.submit`` does: through :mod:`kawa.cli.lite` (no
+    httpx import, on the VPS startup path) unless the configuration needs the client."""
+    from kawa.cli import lite
+    from kawa.protocol.tasks import SubmitResponse
+
+    creds = lite.credentials()
+    if not lite.usable(creds):
+        with client() as c:
+            return c.submit(spec).tasks[0]
+    body = spec.model_dump(mode="json", exclude_defaults=True)
+    return SubmitResponse.model_validate(lite.call(creds, "POST", "/tasks", body)).tasks[0]
 
 
 def _vps(view: TaskView) -> TaskView:
@@ -298,7 +313,7 @@ def _act(vps_id: str, action: str, done: str) -> None:
     with client() as c:
         _vps(c.task(vps_id))
         t = c.act(vps_id, TaskAction(action))
-    console.print(f"{t.id}: {done} (now {styled(t.state.value)})")
+    output.console.print(f"{t.id}: {done} (now {styled(t.state.value)})")
 
 
 @app.command()

@@ -1,0 +1,141 @@
+"""A few API calls with the standard library, for the commands on the VPS startup path.
+
+``kawa ssh`` and ``kawa vps create`` are timed against ``docker run`` + ``ssh`` (issue 5):
+importing httpx and the API models costs more than the calls themselves. These helpers
+send the same requests as :class:`kawa.client.KawaClient` (same URL, token and timeout
+from the client configuration) and fail with the same messages, as :class:`CliError`.
+When an HTTP proxy is configured in the environment (which httpx would honour), or the
+URL is not plain ``http``/``https``, :func:`usable` is false and callers use the full
+client instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from kawa.cli.output import CliError
+from kawa.protocol.urls import API_PREFIX
+
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    url: str
+    token: str
+    timeout: float
+
+
+def credentials() -> Credentials:
+    """The client configuration (``kawa.settings.ClientConfig``), with the message of
+    ``kawa.cli.context.client`` when there is no token."""
+    found = _plain_client_config()
+    if found is None:  # anything unusual: the real loader decides (and words errors)
+        from kawa.settings import ClientConfig
+
+        config = ClientConfig.load()
+        found = Credentials(config.url.rstrip("/"), config.token, config.timeout)
+    if not found.token:
+        from kawa.settings import config_path
+
+        raise CliError(
+            f"no API token configured: run `kawa up`, or set [client] token in "
+            f"{config_path()} (or KAWA_CLIENT_TOKEN)"
+        )
+    return found
+
+
+_DEFAULTS = {"url": "http://127.0.0.1:8420", "token": "", "timeout": 30.0}
+
+
+def _plain_client_config() -> Credentials | None:
+    """``[client]`` read as ``ClientConfig.load`` reads it (file, then ``KAWA_CLIENT_*``),
+    without pydantic, when every value is plainly valid; None otherwise."""
+    import re
+    import tomllib
+
+    explicit = os.environ.get("KAWA_CONFIG")
+    if explicit:
+        path = explicit
+    else:
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+        path = os.path.join(base, "kawa", "config.toml")
+    data: dict[str, Any] = dict(_DEFAULTS)
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                section = tomllib.loads(f.read()).get("client", {})
+        except (OSError, ValueError):
+            return None
+        if not isinstance(section, dict) or not set(section) <= set(_DEFAULTS):
+            return None
+        data.update(section)
+    for key in _DEFAULTS:
+        value = os.environ.get(f"KAWA_CLIENT_{key.upper()}")
+        if value is not None:
+            if key == "timeout" and not re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
+                return None
+            data[key] = float(value) if key == "timeout" else value
+    url, token, timeout = data["url"], data["token"], data["timeout"]
+    if not isinstance(url, str) or not isinstance(token, str):
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        return None
+    if not 0 < timeout < float("inf"):
+        return None
+    return Credentials(url.rstrip("/"), token, float(timeout))
+
+
+def usable(creds: Credentials) -> bool:
+    if any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARS):
+        return False
+    return creds.url.startswith(("http://", "https://"))
+
+
+def call(creds: Credentials, method: str, path: str, body: Any = None) -> Any:
+    """``method`` on ``API_PREFIX + path``; the decoded JSON answer. Errors as the client's
+    (``kawa.client.errors``): the host's ``detail``, or ``cannot reach the Kawa host``."""
+    import http.client
+    import json
+    from urllib.parse import quote, urlsplit
+
+    parts = urlsplit(creds.url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    headers = {"Authorization": f"Bearer {creds.token}", "Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    target = quote(parts.path.rstrip("/") + API_PREFIX + path, safe="/:@!$&'()*+,;=-._~")
+    try:
+        conn = kind(parts.hostname or "", parts.port, timeout=creds.timeout)
+        try:
+            conn.request(method, target, body=data, headers=headers)
+            response = conn.getresponse()
+            raw = response.read()
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise CliError(f"cannot reach the Kawa host at {creds.url}: {exc}") from None
+    if response.status >= 400:
+        raise CliError(_detail(raw) or response.reason or f"HTTP {response.status}")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise CliError(
+            f"unexpected answer from {creds.url}{API_PREFIX}{path}: HTTP {response.status}"
+        ) from None
+
+
+def _detail(raw: bytes) -> str:
+    import json
+
+    try:
+        detail = json.loads(raw).get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, list):  # FastAPI's default validation shape
+        detail = "; ".join(str(d.get("msg", d)) for d in detail)
+    return str(detail or raw.decode("utf-8", "replace"))
