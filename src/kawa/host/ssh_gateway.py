@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 from sqlalchemy import select
-from websockets.asyncio.client import connect
-from websockets.typing import Subprotocol
 
 from kawa.core.task_states import TaskKind, TaskState
 from kawa.host.errors import ServiceError
+from kawa.host.ssh_transport import CIPHERS, WINDOW, ChannelSession, Framing, quiet_packet_log
 from kawa.protocol import streams as proto
-from kawa.relay.channel import WebsocketsChannel
+from kawa.relay import websocket
 from kawa.relay.mux import Mux
 from kawa.relay.pipe import relay
 from kawa.relay.stream import SessionClosed, StreamError
@@ -80,41 +79,18 @@ def admin_keys(path: Path | None) -> set[tuple[str, str]]:
     return keys
 
 
-class _ChannelPipe:
-    """An SSH channel's reader/writer as a relay pipe."""
-
-    def __init__(self, reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]):
-        self.reader, self.writer = reader, writer
-
-    async def read(self) -> bytes:
-        return await self.reader.read(proto.MAX_PAYLOAD)
-
-    async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def write_eof(self) -> None:
-        with contextlib.suppress(OSError, asyncssh.Error):
-            self.writer.write_eof()
-
-    async def close(self) -> None:
-        with contextlib.suppress(OSError, asyncssh.Error):
-            self.writer.close()
-
-
 @contextlib.asynccontextmanager
 async def runner_session(url: str, secret: str, task_id: str) -> AsyncIterator[Mux]:
     """A forward session straight to the VPS's runner (the host is trusted)."""
     target = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    conn = await connect(
+    channel = await websocket.connect(
         f"{target}/tasks/{task_id}/forward",
-        additional_headers={"Authorization": f"Bearer {secret}"},
-        subprotocols=[Subprotocol(proto.SUBPROTOCOL)],
-        compression=None,
-        max_size=2 * proto.MAX_FRAME,
-        open_timeout=10,
+        {"Authorization": f"Bearer {secret}"},
+        proto.SUBPROTOCOL,
+        max_message=2 * proto.MAX_FRAME,
+        timeout=10,
     )
-    mux = Mux(WebsocketsChannel(conn))
+    mux = Mux(channel)
     reader = asyncio.create_task(mux.run(), name=f"gateway-{task_id}")
     try:
         await mux.ready(30.0)
@@ -128,6 +104,7 @@ class SSHGateway:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.server: asyncssh.SSHAcceptor | None = None
+        self.relays: set[asyncio.Task[None]] = set()
 
     # -- who may do what ------------------------------------------------------------
     def known_key(self, key: asyncssh.SSHKey) -> bool:
@@ -188,6 +165,11 @@ class SSHGateway:
         class Server(asyncssh.SSHServer):
             def __init__(self) -> None:
                 self.key: asyncssh.SSHKey | None = None
+                self.conn: asyncssh.SSHServerConnection | None = None
+
+            def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+                self.conn = conn
+                Framing.install(conn)
 
             def begin_auth(self, username: str) -> bool:
                 return True
@@ -221,15 +203,11 @@ class SSHGateway:
                     raise asyncssh.ChannelOpenError(
                         _PROHIBITED, f"only port {SSH_PORT} of a VPS is reachable, not {dest_port}"
                     )
-                assert self.key is not None
+                assert self.key is not None and self.conn is not None
                 task_id, url = gateway.resolve(dest_host, self.key)
-
-                async def handle(
-                    reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]
-                ) -> None:
-                    await gateway.carry(task_id, url, _ChannelPipe(reader, writer))
-
-                return handle
+                chan = self.conn.create_tcp_channel(window=WINDOW)
+                quiet_packet_log(chan)
+                return chan, ChannelSession(lambda pipe: gateway.spawn(task_id, url, pipe))
 
         self.server = await asyncssh.create_server(
             Server,
@@ -240,10 +218,19 @@ class SSHGateway:
             allow_scp=False,
             agent_forwarding=False,
             x11_forwarding=False,
+            encryption_algs=CIPHERS,
+            compression_algs=["none"],
         )
         log.info("SSH gateway listening on %s:%s", config.bind, config.ssh_port)
 
-    async def carry(self, task_id: str, url: str, pipe: _ChannelPipe) -> None:
+    def spawn(self, task_id: str, url: str, pipe: ChannelSession) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self.carry(task_id, url, pipe), name=f"gateway-relay-{task_id}"
+        )
+        self.relays.add(task)
+        task.add_done_callback(self.relays.discard)
+
+    async def carry(self, task_id: str, url: str, pipe: ChannelSession) -> None:
         try:
             async with runner_session(url, self.host.config.cluster_secret, task_id) as mux:
                 stream = await mux.open({"port": SSH_PORT})
@@ -260,3 +247,6 @@ class SSHGateway:
             self.server.close()
             await self.server.wait_closed()
             self.server = None
+        for task in list(self.relays):
+            task.cancel()
+        await asyncio.gather(*self.relays, return_exceptions=True)

@@ -1,0 +1,240 @@
+"""The SSH gateway's channels and connection plumbing, tuned for bulk transfers
+(measured in docs/benchmarks.md, issue 5): the ciphers it offers, a ``direct-tcpip``
+channel as a relay pipe on asyncssh's session callbacks, and :class:`Framing`, which
+trims asyncssh's per-packet costs by reaching into its internals (asyncssh is pinned;
+tests/unit/test_ssh_gateway_framing.py fails if those internals move)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
+
+import asyncssh
+
+from kawa.protocol import streams as proto
+
+log = logging.getLogger(__name__)
+
+MSG_IGNORE = 2
+_EMPTY_STRING = asyncssh.packet.String(b"")
+
+
+CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
+"""Ciphers of the outer SSH layer (client <-> gateway), which asyncssh decrypts and
+re-encrypts. An OpenSSH client takes the first cipher of *its* list that the server
+offers, and its default list starts with chacha20-poly1305 (then the AES-CTR ones), which
+cost asyncssh ~4x AES-GCM's time per byte; so only AES-GCM (AES-NI) is offered. Every
+OpenSSH since 6.2 has it. The inner layer, to the VPS's own sshd, is end to end and keeps
+the client's choice."""
+WINDOW = 8 * 1024 * 1024
+"""Bytes the client may have in flight to the gateway on one channel (asyncssh's default
+is 2 MiB): also the most a paused channel buffers here."""
+READ_SPLIT = 64 * 1024
+"""Largest piece of received bytes handed to asyncssh at once (see :class:`Framing`)."""
+
+
+class Framing(asyncio.Protocol):
+    """Sits between an asyncssh connection and its socket to cut asyncssh's per-packet
+    costs in bulk transfers (measured in docs/benchmarks.md, issue 5):
+
+    - writes: asyncssh writes every packet on its own (a system call each, and an empty
+      ``SSH_MSG_IGNORE`` before every data packet); here the packets of one event-loop
+      turn go out in one ``writelines``, and the empty IGNORE packets are dropped (they
+      are padding against CBC-mode attacks; the gateway offers AES-GCM only);
+    - reads: asyncssh keeps unparsed input in ``bytes`` and copies the rest of it after
+      every packet, quadratic in the size of a read (uvloop reads up to 256 KiB); here
+      reads are handed on in pieces of at most :data:`READ_SPLIT` bytes.
+
+    It relies on asyncssh internals (its connection's ``_transport`` and ``send_packet``,
+    asyncssh is pinned); when they are not there, the connection is left as it is.
+    """
+
+    def __init__(self, conn: asyncssh.SSHServerConnection, transport: asyncio.Transport):
+        self.conn, self.transport = conn, transport
+        self.loop = asyncio.get_running_loop()
+        self.pending: list[bytes] = []
+        self.scheduled = False
+
+    @classmethod
+    def install(cls, conn: asyncssh.SSHServerConnection) -> Framing | None:
+        transport = getattr(conn, "_transport", None)
+        send_packet = getattr(conn, "send_packet", None)
+        needs = ("write", "writelines", "set_protocol", "is_closing", "close", "abort")
+        if (
+            transport is None
+            or send_packet is None
+            or not all(hasattr(transport, n) for n in needs)
+        ):
+            log.debug("asyncssh connection without the expected internals: not framed")
+            return None
+        framing = cls(conn, cast(asyncio.Transport, transport))  # uvloop's are no subclasses
+        conn._transport = framing  # type: ignore[assignment]
+        transport.set_protocol(framing)
+
+        def no_empty_ignore(pkttype: int, *args: bytes, handler: Any = None) -> None:
+            if pkttype == MSG_IGNORE and args == (_EMPTY_STRING,):
+                return
+            send_packet(pkttype, *args, handler=handler)
+
+        conn.send_packet = no_empty_ignore  # type: ignore[method-assign]
+        return framing
+
+    # -- the transport asyncssh sees ------------------------------------------------
+    def write(self, data: bytes) -> None:
+        self.pending.append(data)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        if self.pending:
+            pending, self.pending = self.pending, []
+            if not self.transport.is_closing():
+                self.transport.writelines(pending)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.pending.clear()
+        self.transport.abort()
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the socket's transport
+        return getattr(self.transport, name)
+
+    # -- the protocol the socket sees -----------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if len(data) <= READ_SPLIT:
+            self.conn.data_received(data)
+            return
+        view = memoryview(data)
+        for start in range(0, len(data), READ_SPLIT):
+            self.conn.data_received(bytes(view[start : start + READ_SPLIT]))
+
+    def eof_received(self) -> None:
+        self.conn.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.conn.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.conn.resume_writing()
+
+
+def _no_packet_log(*args: Any, **kwargs: Any) -> None:
+    pass
+
+
+def quiet_packet_log(chan: asyncssh.SSHTCPChannel[bytes]) -> None:
+    """Skip asyncssh's per-packet debug log of a data channel when it is off: asyncssh
+    formats each packet's log line (type name, size) before it checks the level, ~5% of
+    the gateway's time in a download. Its packet log is written from debug level 3 on."""
+    if getattr(asyncssh.logging.SSHLogger, "_debug_level", 3) < 3:
+        chan.log_sent_packet = _no_packet_log  # type: ignore[method-assign]
+        chan.log_received_packet = _no_packet_log  # type: ignore[method-assign]
+
+
+class ChannelSession(asyncssh.SSHTCPSession[bytes]):
+    """One ``direct-tcpip`` channel as a relay pipe, on asyncssh's session callbacks.
+
+    Cheaper per packet than asyncssh's SSHReader/SSHWriter streams: received packets are
+    kept as they arrive and handed on several at a time. Backpressure both ways: once more
+    than ``limit`` bytes wait here, delivery from the channel is paused (asyncssh then
+    grants the client no more window, so at most the channel window is buffered on top),
+    and a write waits while asyncssh's send buffer is above its high-water mark.
+    """
+
+    def __init__(
+        self, start: Callable[[ChannelSession], None], limit: int = proto.MAX_PAYLOAD
+    ) -> None:
+        self.start, self.limit = start, limit
+        self.chan: asyncssh.SSHTCPChannel[bytes] | None = None
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.eof = False
+        self.paused = False
+        self.error: Exception | None = None
+        self.readable = asyncio.Event()
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.lost = asyncio.Event()
+
+    # -- asyncssh's callbacks -------------------------------------------------------
+    def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
+        self.chan = chan
+        self.start(self)  # the relay begins once the channel is open
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        self.readable.set()
+        if self.size > self.limit and not self.paused and self.chan is not None:
+            self.paused = True
+            self.chan.pause_reading()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self.readable.set()
+        return True  # half-close: the other direction goes on
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        for event in (self.readable, self.writable, self.lost):
+            event.set()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    # -- the relay pipe -------------------------------------------------------------
+    async def read(self) -> bytes:
+        while not self.chunks:
+            if self.eof:
+                if self.error is not None:
+                    raise ConnectionResetError(str(self.error))
+                return b""
+            self.readable.clear()
+            await self.readable.wait()
+        chunks = self.chunks
+        if len(chunks) == 1 or len(chunks[0]) >= proto.MAX_PAYLOAD:
+            data = chunks.popleft()
+        else:  # several SSH packets waiting: one relay frame for as many as fit
+            parts = [chunks.popleft()]
+            size = len(parts[0])
+            while chunks and size + len(chunks[0]) <= proto.MAX_PAYLOAD:
+                size += len(chunks[0])
+                parts.append(chunks.popleft())
+            data = b"".join(parts)
+        self.size -= len(data)
+        if self.paused and self.size <= self.limit // 2 and self.chan is not None:
+            self.paused = False
+            self.chan.resume_reading()
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if self.chan is None or self.lost.is_set():
+            raise ConnectionResetError("the SSH channel is closed")
+        self.chan.write(data)
+        await self.writable.wait()
+
+    async def write_eof(self) -> None:
+        if self.chan is not None and not self.lost.is_set():
+            with contextlib.suppress(OSError, asyncssh.Error):
+                self.chan.write_eof()
+
+    async def close(self) -> None:
+        if self.chan is not None:
+            with contextlib.suppress(OSError, asyncssh.Error):
+                self.chan.close()

@@ -1,0 +1,105 @@
+"""The SSH gateway's framing of asyncssh connections (src/kawa/host/ssh_transport.py).
+
+``Framing`` reaches into asyncssh (pinned) to coalesce its writes, split large reads and
+drop its empty IGNORE packets. These tests run a real asyncssh server and client over
+TCP: the framing must be installed (a new asyncssh that moved those internals fails
+here instead of silently losing the speed), and bytes must pass intact both ways in
+pieces larger than any read split, packet or relay frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from typing import Any
+
+import asyncssh
+import pytest
+
+from kawa.host import ssh_transport
+from kawa.host.ssh_transport import CIPHERS, WINDOW, Framing
+
+
+class _Echo(asyncssh.SSHTCPSession[bytes]):
+    def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
+        self.chan = chan
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self.chan.write(data)
+
+    def eof_received(self) -> bool:
+        self.chan.write_eof()
+        return True
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_framed_connection_carries_bulk_both_ways(loop: str) -> None:
+    """On both event loops: ``kawa up`` runs uvloop, whose transports are no subclasses
+    of asyncio's."""
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        uvloop.run(_bulk_both_ways())
+    else:
+        asyncio.run(_bulk_both_ways())
+
+
+async def _bulk_both_ways() -> None:
+    installed: list[Framing | None] = []
+    ignores: list[int] = []
+
+    class Server(asyncssh.SSHServer):
+        def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+            send_packet = conn.send_packet
+
+            def counting(pkttype: int, *args: bytes, handler: object = None) -> None:
+                if pkttype == ssh_transport.MSG_IGNORE:
+                    ignores.append(pkttype)
+                send_packet(pkttype, *args, handler=handler)  # type: ignore[arg-type]
+
+            conn.send_packet = counting  # type: ignore[method-assign]
+            installed.append(Framing.install(conn))
+            self.conn = conn
+
+        def begin_auth(self, username: str) -> bool:
+            return False  # no authentication
+
+        def connection_requested(
+            self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+        ) -> Any:
+            return self.conn.create_tcp_channel(window=WINDOW), _Echo()
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    server = await asyncssh.create_server(
+        Server,
+        "127.0.0.1",
+        0,
+        server_host_keys=[key],
+        encryption_algs=CIPHERS,
+        compression_algs=["none"],
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asyncssh.connect(
+            "127.0.0.1", port, known_hosts=None, username="u", client_keys=None
+        ) as conn:
+            assert conn.get_extra_info("send_cipher") in CIPHERS
+            reader, writer = await conn.open_connection("echo", 22)
+            data = os.urandom(6 * 1024 * 1024 + 333)
+
+            async def send() -> None:
+                for start in range(0, len(data), 1 << 20):  # 1 MiB writes: split on arrival
+                    writer.write(data[start : start + (1 << 20)])
+                    await writer.drain()
+                writer.write_eof()
+
+            sender = asyncio.create_task(send())
+            echoed = await asyncio.wait_for(reader.read(), 60)
+            await sender
+            assert len(echoed) == len(data)
+            assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert installed and isinstance(installed[0], Framing), "framing not installed"
+    assert not ignores, f"{len(ignores)} empty IGNORE packets reached the socket"
