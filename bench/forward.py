@@ -6,7 +6,11 @@ streams sharing the same total, straight to the container's IP (raw TCP), throug
 ``kawa forward`` (client → host → runner → container), and through ``ssh -L``.
 Fairness is the slowest stream's rate over the mean rate. Prints figures and ratios.
 
-    .venv/bin/python bench/forward.py [--size-mb 1024] [--parallel 16] [--split]
+    .venv/bin/python bench/forward.py [--size-mb 1024] [--parallel 16] [--rounds 3] [--split]
+
+Each round measures every path once, in turn; the figures are medians over the rounds,
+and each ratio is the median of the per-round ratios (printed too). The raw loopback
+path is the same byte source run as a local process on 127.0.0.1.
 
 ``--split`` runs the host and the runner as separate processes (as on two machines)
 instead of ``kawa up``'s one process.
@@ -183,6 +187,7 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--parallel", type=int, default=16)
     parser.add_argument("--split", action="store_true", help="host and runner in two processes")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each path")
     args = parser.parse_args()
     size = args.size_mb * 1024 * 1024
     keydir = Path(tempfile.mkdtemp(prefix="kawa-bench-ssh-"))
@@ -219,42 +224,49 @@ def run(args: argparse.Namespace, size: int, key: Path, pub: str) -> None:
         ip = container.attrs["NetworkSettings"]["IPAddress"]
         wait_port(ip, PORT)
         wait_port(ip, SSH_PORT)
-        results: dict[str, tuple[float, float, float]] = {}
         paths = {
             "raw loopback TCP": loopback_source,
             "raw TCP to the container": lambda: contextlib.nullcontext(PORT),
             "kawa forward": lambda: kawa_forward(env, task.id),
             "ssh -L": lambda: ssh_forward(key, ip),
         }
-        for name, open_path in paths.items():
-            with open_path() as port:
-                host = ip if name == "raw TCP to the container" else "127.0.0.1"
-                pull(host, port, 1 << 20)  # warm up
-                one = size / pull(host, port, size)
-                wall, rates = parallel(host, port, size, args.parallel)
-            results[name] = (one, size / wall, min(rates) / statistics.mean(rates))
-        print(f"\n{'path':<26} {'1 stream':>11} {args.parallel:>3} streams  fairness")
-        for name, (one, many, fair) in results.items():
-            print(f"{name:<26} {one / 1e6:8.0f} MB/s {many / 1e6:8.0f} MB/s  {fair:8.2f}")
-        loop, raw, kawa, ssh = (
-            results[k]
-            for k in ("raw loopback TCP", "raw TCP to the container", "kawa forward", "ssh -L")
-        )
+        ones: dict[str, list[float]] = {name: [] for name in paths}
+        manys: dict[str, list[float]] = {name: [] for name in paths}
+        fairs: dict[str, list[float]] = {name: [] for name in paths}
+        with contextlib.ExitStack() as stack:
+            ports = {name: stack.enter_context(open_path()) for name, open_path in paths.items()}
+            where = {n: ip if n == "raw TCP to the container" else "127.0.0.1" for n in paths}
+            for name, port in ports.items():
+                pull(where[name], port, 1 << 20)  # warm up
+            for _ in range(args.rounds):  # the paths take turns, so load hits them alike
+                for name, port in ports.items():
+                    ones[name].append(size / pull(where[name], port, size))
+                    wall, rates = parallel(where[name], port, size, args.parallel)
+                    manys[name].append(size / wall)
+                    fairs[name].append(min(rates) / statistics.mean(rates))
+        med = statistics.median
+        print(f"\n{args.rounds} round(s), medians")
+        print(f"{'path':<26} {'1 stream':>11} {args.parallel:>3} streams  fairness")
+        for name in paths:
+            print(
+                f"{name:<26} {med(ones[name]) / 1e6:8.0f} MB/s "
+                f"{med(manys[name]) / 1e6:8.0f} MB/s  {med(fairs[name]):8.2f}"
+            )
+
+        def ratios(kind: dict[str, list[float]], base: str) -> str:
+            each = [k / b for k, b in zip(kind["kawa forward"], kind[base], strict=True)]
+            return f"{med(each):.3f}x (rounds: {', '.join(f'{r:.3f}' for r in each)})"
+
+        for label, base in (
+            ("loopback", "raw loopback TCP"),
+            ("container", "raw TCP to the container"),
+            ("ssh -L", "ssh -L"),
+        ):
+            print(f"\nkawa/{label}: 1 stream {ratios(ones, base)}")
+            print(f"kawa/{label}: {args.parallel} streams {ratios(manys, base)}")
         print(
-            f"\nkawa/loopback: 1 stream {kawa[0] / loop[0]:.3f}x, {args.parallel} streams "
-            f"{kawa[1] / loop[1]:.3f}x"
-        )
-        print(
-            f"kawa/container: 1 stream {kawa[0] / raw[0]:.3f}x, {args.parallel} streams "
-            f"{kawa[1] / raw[1]:.3f}x"
-        )
-        print(
-            f"kawa/ssh: 1 stream {kawa[0] / ssh[0]:.3f}x, {args.parallel} streams "
-            f"{kawa[1] / ssh[1]:.3f}x"
-        )
-        print(
-            f"fairness (slowest/mean) kawa {kawa[2]:.2f}, ssh {ssh[2]:.2f}, "
-            f"container {raw[2]:.2f}, loopback {loop[2]:.2f}"
+            "\nfairness (slowest/mean, median) "
+            + ", ".join(f"{n} {med(fairs[n]):.2f}" for n in paths)
         )
 
 

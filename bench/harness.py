@@ -33,6 +33,8 @@ class BenchCluster:
     data: Path
     env: dict[str, str]
     cluster_id: str
+    root: Path
+    """The throwaway directory (data, logs, client config; removed at the end)."""
 
     def runner_dirs(self) -> tuple[Path, Path]:
         """The runner's (shared_data, local_temp) dirs: the bare baseline mounts them too."""
@@ -41,19 +43,32 @@ class BenchCluster:
 
 
 @contextmanager
-def kawa_up(cores: int | None = None, shared_dir: bool = False) -> Iterator[BenchCluster]:
+def kawa_up(
+    cores: int | None = None,
+    shared_dir: bool = False,
+    ssh_port: int | None = None,
+    home: bool = False,
+) -> Iterator[BenchCluster]:
+    """``kawa up`` in a throwaway directory (gateway on ``ssh_port`` if given; with
+    ``home``, a private $HOME so the user's ~/.ssh is neither read nor written); every
+    container of the cluster is removed at the end."""
     root = Path(tempfile.mkdtemp(prefix="kawa-bench-"))
     port, runner_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAWA_")}
     env["KAWA_CONFIG"] = str(root / "client.toml")
+    if home:
+        (root / "home").mkdir()
+        env["HOME"] = str(root / "home")
+    extra = ["--ssh-port", str(ssh_port)] if ssh_port is not None else []
     if cores:
         env["KAWA_RUNNER_CORES"] = str(cores)
     if shared_dir:  # host and runner see one directory, as over NFS
         env["KAWA_HOST_SHARED_DIR"] = env["KAWA_RUNNER_SHARED_DIR"] = str(root / "shared")
     log = (root / "up.log").open("wb")
+    cluster_id = ""
     proc = subprocess.Popen(
         [*KAWA, "up", "--data-dir", str(root / "data"), "--port", str(port),
-         "--runner-port", str(runner_port), "--name", "bench", "--image", IMAGE],
+         "--runner-port", str(runner_port), "--name", "bench", "--image", IMAGE, *extra],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
@@ -66,7 +81,7 @@ def kawa_up(cores: int | None = None, shared_dir: bool = False) -> Iterator[Benc
         import httpx
 
         cluster_id = httpx.get(f"http://127.0.0.1:{port}/api/v1/health").json()["cluster_id"]
-        yield BenchCluster(f"http://127.0.0.1:{port}", token, root / "data", env, cluster_id)
+        yield BenchCluster(f"http://127.0.0.1:{port}", token, root / "data", env, cluster_id, root)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -74,7 +89,19 @@ def kawa_up(cores: int | None = None, shared_dir: bool = False) -> Iterator[Benc
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        if cluster_id:  # a stopped runner leaves its containers (to adopt them): remove them
+            remove_containers(cluster_id)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def remove_containers(cluster_id: str) -> None:
+    """Remove every container of one throwaway cluster (by its ``kawa.cluster`` label)."""
+    found = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=kawa.cluster={cluster_id}"],
+        capture_output=True, text=True, timeout=60,
+    ).stdout.split()
+    if found:
+        subprocess.run(["docker", "rm", "-f", *found], capture_output=True, timeout=120)
 
 
 def summary(name: str, samples: list[float], baseline: float | None = None) -> str:

@@ -28,19 +28,16 @@ import argparse
 import contextlib
 import os
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import IMAGE, KAWA, free_port, summary
+from bench.harness import IMAGE, KAWA, free_port, kawa_up, summary
 
 NODE = "bench"
 SSH_OPTS = [
@@ -215,50 +212,9 @@ def until_ok(argv: list[str], started: float, env: dict[str, str]) -> tuple[floa
 
 @contextlib.contextmanager
 def cluster(ssh_port: int) -> Iterator[tuple[Path, dict[str, str]]]:
-    """bench/harness.kawa_up with the SSH gateway on ``ssh_port``; a temp HOME too."""
-    root = Path(tempfile.mkdtemp(prefix="kawa-bench-vps-"))
-    port, runner_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAWA_")}
-    env["KAWA_CONFIG"] = str(root / "client.toml")
-    (root / "home").mkdir()
-    env["HOME"] = str(root / "home")
-    log = (root / "up.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            *KAWA,
-            "up",
-            "--data-dir",
-            str(root / "data"),
-            "--port",
-            str(port),
-            "--runner-port",
-            str(runner_port),
-            "--ssh-port",
-            str(ssh_port),
-            "--name",
-            NODE,
-            "--image",
-            IMAGE,
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while b"Kawa is up." not in (root / "up.log").read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit((root / "up.log").read_text())
-            time.sleep(0.05)
-        yield root, env
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+    """bench/harness.kawa_up with the SSH gateway on ``ssh_port`` and a temp HOME."""
+    with kawa_up(ssh_port=ssh_port, home=True) as c:
+        yield c.root, c.env
 
 
 def startup(b: Bench, runs: int) -> None:
