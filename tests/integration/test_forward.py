@@ -23,6 +23,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
+from kawa.client.errors import KawaError
+from kawa.client.tunnel import TunnelUnavailable, open_tunnel
 from kawa.protocol import streams as proto
 from kawa.protocol.tasks import TaskAction, TaskSpec
 from tests.conftest import BASE_IMAGE
@@ -250,3 +252,59 @@ def test_task_end_stops_the_forward_with_a_message(cluster: Cluster) -> None:
         assert cli.wait(30) == 1
         assert cli.stderr is not None
         assert f"task {task_id}" in cli.stderr.read().decode()
+
+
+def read_all(sock: socket.socket, timeout: float = 30) -> bytes:
+    sock.settimeout(timeout)
+    parts = []
+    while chunk := sock.recv(65536):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def test_a_tunnel_carries_one_connection_raw(relay_server: tuple[Cluster, str]) -> None:
+    """``?tunnel=PORT``: after READY the socket is the container port's connection
+    (what ``kawa ssh`` hands to ssh). Only a host that splices carries tunnels; one that
+    relays frames refuses with 4501, so the client falls back to a session."""
+    cluster, task_id = relay_server
+    relay_mode = "frames" if cluster.extra_host_env.get("KAWA_HOST_STREAM_RELAY") else "splice"
+    if relay_mode == "frames":
+        with pytest.raises(TunnelUnavailable, match="relays frames"):
+            open_tunnel(cluster.url, cluster.token, task_id, 8765)
+        return
+    with open_tunnel(cluster.url, cluster.token, task_id, 8765) as sock:
+        sock.sendall(b"GET /small HTTP/1.0\r\n\r\n")
+        assert read_all(sock).endswith(b"\r\n\r\nhello\n")
+
+
+def test_tunnel_refusals_say_why(cluster: Cluster, bridge_server: str) -> None:
+    with pytest.raises(KawaError, match=f"nothing listens on port 9 of task {bridge_server}"):
+        open_tunnel(cluster.url, cluster.token, bridge_server, 9)
+    with pytest.raises(KawaError, match=r"port number 1\.\.65535"):
+        open_tunnel(cluster.url, cluster.token, bridge_server, 0)
+    with pytest.raises(KawaError, match=r"not found|no task"):
+        open_tunnel(cluster.url, cluster.token, "123456789", 22)
+    with pytest.raises(KawaError):
+        open_tunnel(cluster.url, "not-a-token", bridge_server, 8765)
+
+
+def test_a_tunnel_ends_with_its_task(cluster: Cluster) -> None:
+    task_id = start(cluster, "exec python3 -m http.server 8000", "bridge")
+    sock = eventually(
+        lambda: _try_tunnel(cluster, task_id, 8000), timeout=30, what="the server listening"
+    )
+    with sock:
+        with cluster.client() as c:
+            c.act(task_id, TaskAction.KILL)
+        started = time.monotonic()
+        assert read_all(sock, timeout=20) == b""
+        assert time.monotonic() - started < 15, "the tunnel closed with the task"
+
+
+def _try_tunnel(cluster: Cluster, task_id: str, port: int) -> socket.socket | None:
+    try:
+        return open_tunnel(cluster.url, cluster.token, task_id, port)
+    except KawaError as exc:
+        if "connection refused" in exc.message:
+            return None
+        raise

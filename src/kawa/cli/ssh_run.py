@@ -57,11 +57,15 @@ FDPASS_HELPER = (
     "import _socket as s,sys\n"
     "c=s.socket(s.AF_UNIX,s.SOCK_STREAM)\n"
     "c.connect(sys.argv[1])\n"
+    "m,a,f,_=c.recvmsg(1,s.CMSG_SPACE(4))\n"
+    "n=int.from_bytes(a[0][2][:4],sys.byteorder) if a else c.fileno()\n"
     "s.socket(fileno=1).sendmsg([b'k'],"
-    "[(s.SOL_SOCKET,s.SCM_RIGHTS,c.fileno().to_bytes(4,sys.byteorder))])\n"
+    "[(s.SOL_SOCKET,s.SCM_RIGHTS,n.to_bytes(4,sys.byteorder))])\n"
 )
-"""The ``ProxyCommand`` of ``kawa ssh``: connect to ``argv[1]`` and pass the connected
-socket to ssh over its stdout (``ProxyUseFdpass``); only ``_socket`` is imported."""
+"""The ``ProxyCommand`` of ``kawa ssh``: connect to ``argv[1]``, then pass ssh (over its
+stdout, ``ProxyUseFdpass``) the socket ``kawa ssh`` sends back (a tunnel to the VPS's
+port 22) or, if it sends none, this connection itself (``kawa ssh`` then relays it).
+Only ``_socket`` is imported."""
 
 
 class KeyedTask(Protocol):
@@ -376,8 +380,9 @@ async def _carry(
     hangup) are passed to ssh, which decides; this process always waits for it."""
     import asyncio
     import signal
+    import socket
 
-    from kawa.relay.pipe import SocketPipe, _Buffered, relay
+    from kawa.relay.pipe import adopt_socket, relay
     from kawa.relay.stream import SessionClosed, StreamError
 
     loop = asyncio.get_running_loop()
@@ -386,7 +391,8 @@ async def _carry(
     exited: asyncio.Future[int] = asyncio.ensure_future(loop.run_in_executor(None, proc.wait))
     listener.setblocking(False)
     accepted = asyncio.ensure_future(loop.sock_accept(listener))
-    opened = asyncio.ensure_future(open_forward(creds, task_id, 22, server_first=True))
+    tunneled = asyncio.ensure_future(_tunnel(creds, task_id, 22))
+    opened: asyncio.Future[Forward] = loop.create_future()
     forward: Forward | None = None
     conn: socket.socket | None = None
     try:
@@ -394,6 +400,21 @@ async def _carry(
         if not accepted.done():
             return await exited  # ssh ended before connecting (bad options, …)
         conn, _ = accepted.result()
+        await _first(tunneled, exited)
+        if not tunneled.done():
+            return await exited
+        try:
+            direct = tunneled.result()
+        except CliError as exc:
+            _say(exc.message)
+            return await _closed(conn, exited)
+        if direct is not None:  # ssh gets the tunnel itself: nothing to relay here
+            with direct:
+                fd = direct.fileno().to_bytes(4, sys.byteorder)
+                conn.sendmsg([b"t"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd)])
+            return await _closed(conn, exited)
+        conn.sendall(b"r")  # no tunnel on this path: ssh gets this socket, relayed below
+        opened = asyncio.ensure_future(open_forward(creds, task_id, 22, server_first=True))
         await _first(opened, exited)
         if not opened.done():
             return await exited
@@ -402,9 +423,8 @@ async def _carry(
         except CliError as exc:
             _say(exc.message)
             return await _closed(conn, exited)  # ssh sees the connection close, says so
-        made = await loop.connect_accepted_socket(_Buffered, conn)
+        pipe = await adopt_socket(conn)
         conn = None  # the pipe owns it
-        pipe = SocketPipe(*made)
         if forward.first:
             await pipe.write(forward.first)  # sshd's banner
         relaying = asyncio.ensure_future(relay(pipe, forward.stream))
@@ -418,17 +438,39 @@ async def _carry(
             pass
         except (StreamError, SessionClosed, ConnectionError) as exc:
             _say(str(exc))
-            made[0].abort()
+            pipe.abort()
         return await exited
     finally:
-        for pending in (accepted, opened):
+        for pending in (accepted, tunneled, opened):
             pending.cancel()
-        await asyncio.gather(accepted, opened, return_exceptions=True)
+        await asyncio.gather(accepted, tunneled, opened, return_exceptions=True)
         if conn is not None:
             conn.close()
         if forward is not None:
             await forward.close()
         await asyncio.shield(exited)
+
+
+async def _tunnel(creds: Credentials, task_id: str, port: int) -> socket.socket | None:
+    """A tunnel to ``port`` of the VPS (:mod:`kawa.client.tunnel`), retried while
+    nothing listens there yet (sshd starting) for up to ``SSHD_WAIT`` seconds; None
+    where this cluster carries no tunnels; CliError with the reason otherwise."""
+    import asyncio
+
+    from kawa.client.errors import KawaError
+    from kawa.client.tunnel import TunnelUnavailable, open_tunnel
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SSHD_WAIT
+    while True:
+        try:
+            return await asyncio.to_thread(open_tunnel, creds.url, creds.token, task_id, port)
+        except TunnelUnavailable:
+            return None
+        except KawaError as exc:
+            if not exc.message.startswith("connection refused") or loop.time() > deadline:
+                raise CliError(exc.message) from None
+        await asyncio.sleep(PORT_POLL)
 
 
 async def _closed(conn: socket.socket, exited: asyncio.Future[int]) -> int:

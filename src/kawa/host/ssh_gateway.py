@@ -22,14 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 from sqlalchemy import select
+from websockets.exceptions import InvalidHandshake
 
 from kawa.core.task_states import TaskKind, TaskState
 from kawa.host.errors import ServiceError
 from kawa.host.ssh_transport import CIPHERS, WINDOW, ChannelSession, Framing, quiet_packet_log
 from kawa.protocol import streams as proto
 from kawa.relay import websocket
+from kawa.relay.dial import Closed, DialRefused, tunnel
 from kawa.relay.mux import Mux
-from kawa.relay.pipe import relay
+from kawa.relay.pipe import SocketPipe, adopt_socket, relay
 from kawa.relay.stream import SessionClosed, StreamError
 from kawa.store.models import Node, Task
 
@@ -77,6 +79,28 @@ def admin_keys(path: Path | None) -> set[tuple[str, str]]:
         if line and not line.startswith("#") and (kid := _key_id(line)) is not None:
             keys.add(kid)
     return keys
+
+
+async def runner_tunnel(url: str, secret: str, task_id: str) -> SocketPipe | None:
+    """A tunnel straight to the VPS's sshd through its runner (the host is trusted);
+    None if the runner carries no tunnels. Raises Closed if the runner refuses."""
+    target = url.replace("http://", "ws://", 1)
+    if not target.startswith("ws://"):
+        return None
+    ws_url = f"{target}/tasks/{task_id}/forward?tunnel={SSH_PORT}"
+    try:
+        sock = await asyncio.to_thread(tunnel, ws_url, {"Authorization": f"Bearer {secret}"})
+    except Closed as exc:
+        if exc.code == proto.CLOSE_NO_TUNNEL:
+            return None
+        raise
+    except (DialRefused, InvalidHandshake) as exc:
+        raise Closed(proto.CLOSE_UNREACHABLE, str(exc)) from None
+    try:
+        return await adopt_socket(sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 @contextlib.asynccontextmanager
@@ -231,10 +255,19 @@ class SSHGateway:
         task.add_done_callback(self.relays.discard)
 
     async def carry(self, task_id: str, url: str, pipe: ChannelSession) -> None:
+        """Relay the channel to the VPS's sshd: through a tunnel to the runner (raw
+        bytes, docs/streams.md) or, where the runner has none, a forward session."""
+        secret = self.host.config.cluster_secret
         try:
-            async with runner_session(url, self.host.config.cluster_secret, task_id) as mux:
+            to_sshd = await runner_tunnel(url, secret, task_id)
+            if to_sshd is not None:
+                await relay(pipe, to_sshd)
+                return
+            async with runner_session(url, secret, task_id) as mux:
                 stream = await mux.open({"port": SSH_PORT})
                 await relay(pipe, stream)
+        except Closed as exc:
+            log.info("gateway connection to VPS %s refused: %s", task_id, exc)
         except (OSError, StreamError, SessionClosed, asyncssh.Error) as exc:
             log.info("gateway connection to VPS %s ended: %s", task_id, exc)
         except Exception:

@@ -48,6 +48,9 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_CONFLICT = 4409
 CLOSE_GONE = 4410
+CLOSE_NO_TUNNEL = 4501
+"""This path cannot carry a tunnel (the host relays frames, or the runner cannot hand
+its socket over): use a multiplexed session instead."""
 CLOSE_UNREACHABLE = 4502
 
 

@@ -4,6 +4,8 @@ client, reading not one byte past the server's response.
 The host dials the runner this way for stream sessions, so that everything the runner
 sends after its handshake (its READY frame, then the streams) is still in the socket,
 ready to be spliced to the user's connection unparsed (:mod:`kawa.relay.splice`).
+A tunnel's client (:mod:`kawa.client.tunnel`) reads exactly one frame after it
+(:func:`read_frame`) and hands the socket over as a plain byte stream.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from websockets.exceptions import InvalidHandshake
 from websockets.http11 import Response
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
+
+from kawa.protocol import streams as proto
 
 MAX_HEAD = 64 * 1024
 
@@ -89,6 +93,57 @@ def dial(
             raise InvalidHandshake("no handshake response")
         if events[0].headers.get("Sec-WebSocket-Protocol") != subprotocol:
             raise InvalidHandshake(f"the server did not accept the {subprotocol} subprotocol")
+        sock.settimeout(None)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def read_frame(sock: socket.socket, limit: int = MAX_HEAD) -> tuple[int, bytes]:
+    """One whole (unmasked, server-sent) WebSocket frame off a blocking socket, reading
+    nothing past it: (opcode, payload)."""
+    head = _recv_exactly(sock, 2)
+    opcode, length = head[0] & 0x0F, head[1] & 0x7F
+    if head[1] & 0x80:
+        raise InvalidHandshake("the server masked a frame")
+    if length == 126:
+        length = int.from_bytes(_recv_exactly(sock, 2), "big")
+    elif length == 127:
+        length = int.from_bytes(_recv_exactly(sock, 8), "big")
+    if length > limit:
+        raise InvalidHandshake(f"a frame of {length} bytes where a short one was due")
+    return opcode, _recv_exactly(sock, length) if length else b""
+
+
+class Closed(Exception):
+    """The far end closed the WebSocket instead of answering READY."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason or f"closed ({code})")
+        self.code, self.reason = code, reason
+
+
+def tunnel(url: str, headers: dict[str, str], timeout: float = 10.0) -> socket.socket:
+    """Dial a tunnel endpoint (a ``…/forward?tunnel=PORT`` URL, docs/streams.md) and read
+    its READY: the socket then carries the container port's bytes raw, both ways.
+
+    Raises Closed (refused, with the far end's code and reason), DialRefused,
+    InvalidHandshake, OSError or TimeoutError.
+    """
+    sock = dial(url, headers, proto.SUBPROTOCOL, timeout)
+    try:
+        sock.settimeout(timeout)
+        opcode, payload = read_frame(sock)
+        if opcode == 0x8:  # close
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            raise Closed(code, payload[2:].decode("utf-8", errors="replace"))
+        try:
+            ready = opcode == 0x2 and proto.check(payload)[0] is proto.FrameType.READY
+        except proto.FrameError:
+            ready = False
+        if not ready:
+            raise InvalidHandshake("the tunnel did not start with READY")
         sock.settimeout(None)
         return sock
     except BaseException:

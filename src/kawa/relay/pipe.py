@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -211,6 +212,12 @@ async def open_socket(host: str, port: int, timeout: float = 10.0) -> SocketPipe
     loop = asyncio.get_running_loop()
     made = await asyncio.wait_for(loop.create_connection(_Buffered, host, port), timeout)
     return SocketPipe(*made)
+
+
+async def adopt_socket(sock: socket.socket) -> SocketPipe:
+    """An already connected socket (accepted, passed, dialed) as a pipe."""
+    loop = asyncio.get_running_loop()
+    return SocketPipe(*await loop.connect_accepted_socket(_Buffered, sock))
 
 
 async def open_unix_socket(path: str, timeout: float = 10.0) -> SocketPipe:

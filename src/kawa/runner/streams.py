@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from kawa.relay.channel import Channel
 from kawa.relay.mux import Mux
 from kawa.relay.pipe import Pipe, open_socket, relay
 from kawa.relay.raw_socket import connect_raw, splice_available
+from kawa.relay.splice import splice_sockets
 from kawa.relay.stream import MuxStream, SessionClosed
 from kawa.relay.uvicorn_ws import detach_socket
 from kawa.runner.journal import Entry
@@ -117,7 +119,77 @@ async def _serve_terminal(
 # -- forwarding ---------------------------------------------------------------------------
 @router.websocket("/tasks/{task_id}/forward")
 async def forward(ws: WebSocket, task_id: str) -> None:
+    if "tunnel" in ws.query_params:
+        await _tunnel(ws, task_id, ws.query_params["tunnel"])
+        return
     await _session(ws, task_id, _serve_forward, _address)
+
+
+async def _tunnel(ws: WebSocket, task_id: str, raw_port: str) -> None:
+    """One connection to a port of the container, carried raw: after READY the
+    WebSocket's bytes are the connection's, both ways, joined in the kernel
+    (docs/streams.md, "Tunnels")."""
+    channel = StarletteChannel(ws)
+    found = _live(ws, task_id)
+    if isinstance(found, str):
+        await channel.close(proto.CLOSE_CONFLICT, found)
+        return
+    entry, client = found
+    port = int(raw_port) if raw_port.isdigit() else 0
+    if not 0 < port < 65536:
+        await channel.close(4400, "a tunnel needs a port number 1..65535")
+        return
+    info: dict[str, Any] = {"task": task_id, "node": ws.app.state.service.config.name}
+    where = f"port {port} of task {task_id}"
+    try:
+        info.update(await asyncio.to_thread(_address, entry, client))
+        target = await connect_raw(info["address"], port)
+    except ConnectionRefusedError:
+        await channel.close(proto.CLOSE_CONFLICT, f"connection refused: nothing listens on {where}")
+        return
+    except (LookupError, docker.errors.DockerException, OSError, TimeoutError) as exc:
+        await channel.close(proto.CLOSE_UNREACHABLE, f"cannot connect to {where}: {exc}")
+        return
+    await channel.accept()
+    raw = await detach_socket(ws.scope) if splice_available() else None
+    if raw is None:
+        await target.close()
+        await channel.close(proto.CLOSE_NO_TUNNEL, "this runner cannot carry a tunnel")
+        return
+    ready = proto.ready_frame(info).encode()
+    loop = asyncio.get_running_loop()
+    joined = asyncio.create_task(_ready_then_splice(loop, raw, ready, target.sock))
+    watcher = asyncio.create_task(_watch_tunnel(ws, task_id, joined))
+    try:
+        await asyncio.gather(joined, return_exceptions=True)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _ready_then_splice(
+    loop: asyncio.AbstractEventLoop, raw: socket.socket, ready: bytes, target: socket.socket
+) -> None:
+    try:
+        raw.setblocking(False)
+        head = websocket.frame_header(websocket.OP_BINARY, len(ready))
+        await loop.sock_sendall(raw, head + ready)
+    except OSError:
+        raw.close()
+        target.close()
+        return
+    await splice_sockets(raw, target)
+
+
+async def _watch_tunnel(ws: WebSocket, task_id: str, joined: asyncio.Task[None]) -> None:
+    """End the tunnel when the task ends."""
+    journal = ws.app.state.service.journal
+    while not joined.done():
+        await asyncio.sleep(WATCH_INTERVAL)
+        entry = journal.get(task_id)
+        if entry is None or entry.state == "ended":
+            joined.cancel()
+            return
 
 
 def _address(entry: Entry, client: docker.DockerClient) -> dict[str, Any]:

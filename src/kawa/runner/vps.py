@@ -49,7 +49,7 @@ exec /usr/sbin/sshd -D -e -h "$hostkey" -o PermitRootLogin=yes -o PermitEmptyPas
   -o PasswordAuthentication=yes
 """
 """The VPS's sshd serves one ed25519 host key, made at its first start if the image has
-none: a few milliseconds, where ``ssh-keygen -A`` also makes RSA and ECDSA keys (0.3–1 s
+none: a few milliseconds, where ``ssh-keygen -A`` also makes RSA and ECDSA keys (0.3 to 1 s
 on two cores)."""
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import socket
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, WebSocket
 from websockets.exceptions import InvalidHandshake
@@ -99,6 +100,13 @@ async def _session(ws: WebSocket, ref: str, kind: str) -> None:
         and splice.available()
         and offers_detach(ws.scope)
     )
+    tunnel = ws.query_params.get("tunnel") if kind == "forward" else None
+    if tunnel is not None:  # raw bytes after READY: only a host that splices carries them
+        if not splicing:
+            why = 'this host relays frames (stream_relay = "frames"): no tunnels'
+            await client.close(proto.CLOSE_NO_TUNNEL, why)
+            return
+        target += "?" + urlencode({"tunnel": tunnel})
     raw: socket.socket | None = None
     try:
         if splicing:  # keep the runner's socket unread: its READY is spliced through
