@@ -358,3 +358,40 @@ def test_ssh_gateway(docker_available: None, tmp_path: Path, home: Path) -> None
         assert shell.returncode != 0 and "no shells here" in shell.stderr, shell.stderr
     finally:
         cluster.close()
+
+
+def test_without_tunnels_kawa_ssh_and_proxy_relay_a_session(
+    docker_available: None, tmp_path: Path, home: Path
+) -> None:
+    """A host that relays frames carries no tunnels: ``kawa ssh`` then relays ssh's
+    connection over a forward session itself, and ``kawa proxy`` (scp) does too."""
+    cluster = Cluster(tmp_path / "frames", BASE_IMAGE)
+    cluster.extra_host_env["KAWA_HOST_STREAM_RELAY"] = "frames"
+    try:
+        cluster.start_host()
+        cluster.add_runner("node1", cores=2)
+        key = home / ".ssh" / "id_ed25519"
+        keygen(key)
+        vps_id = created_id(kawa(cluster, home, "vps", "create"))
+        eventually(lambda: state(cluster, vps_id) == "running", 60, "VPS running")
+        eventually(lambda: ssh_ok(cluster, home, vps_id, key), 60, "sshd answering")
+        done = kawa(cluster, home, "ssh", vps_id, "--", *SSH_OPTS, "head -c 3000000 /dev/zero")
+        assert done.returncode == 0, done.stderr
+        assert len(done.stdout) == 3_000_000
+        local = tmp_path / "in.bin"
+        local.write_bytes(os.urandom(200_000))
+        env = cluster._env(
+            KAWA_CLIENT_URL=cluster.url, KAWA_CLIENT_TOKEN=cluster.token, HOME=str(home)
+        )
+        proxy = ["-o", f"ProxyCommand={proxy_command(vps_id)}", "-i", str(key), *SSH_OPTS]
+        sent = subprocess.run(
+            ["scp", *proxy, str(local), f"root@kawa-{vps_id}:/root/in.bin"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        back = kawa(cluster, home, "ssh", vps_id, "--", *SSH_OPTS, "sha256sum /root/in.bin")
+        assert hashlib.sha256(local.read_bytes()).hexdigest() in back.stdout
+        with cluster.client() as c:
+            c.act(vps_id, TaskAction.KILL)
+    finally:
+        cluster.close()

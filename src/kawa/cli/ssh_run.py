@@ -17,6 +17,7 @@ stdin/stdout to one forward stream the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -536,14 +537,56 @@ async def _proxy(creds: Credentials, task_id: str, port: int) -> None:
 def run_proxy(task_id: str, port: int) -> int:
     """``kawa proxy ID PORT``: relay stdin/stdout to one port of a task."""
     from kawa.cli import lite
+    from kawa.client.errors import KawaError
+    from kawa.client.tunnel import TunnelUnavailable, open_tunnel
     from kawa.relay.stream import SessionClosed, StreamError
 
     creds = lite.credentials()
+    try:
+        tunnel = open_tunnel(creds.url, creds.token, task_id, port)
+    except TunnelUnavailable:  # this cluster carries sessions only: relay one stream
+        tunnel = None
+    except KawaError as exc:
+        raise CliError(exc.message) from None
+    if tunnel is not None:
+        with tunnel:
+            join_stdio(tunnel)
+        return 0
     try:
         _loop(_proxy(creds, task_id, port))
     except (StreamError, SessionClosed, ConnectionError) as exc:
         raise CliError(f"kawa proxy: {exc}") from None
     return 0
+
+
+def join_stdio(sock: socket.socket) -> None:
+    """Copy stdin to ``sock`` (a thread) and ``sock`` to stdout until the far end closes;
+    stdin's end is passed on as a half-close."""
+    import socket
+    import threading
+
+    def up() -> None:
+        try:
+            while chunk := os.read(0, _CHUNK):
+                sock.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+
+    threading.Thread(target=up, name="proxy-stdin", daemon=True).start()
+    try:
+        while chunk := sock.recv(_CHUNK):
+            _write_all(chunk)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(1)
+
+
+_CHUNK = 256 * 1024
 
 
 def _parse_ssh(args: list[str]) -> tuple[str, Path | None, list[str]] | None:
