@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kawa.cli import lite, ssh_run
+from kawa.cli import lite, ssh_args, ssh_run
 from kawa.settings import ClientConfig
 
 CONFIGS = [
@@ -69,7 +69,7 @@ def test_anything_unusual_is_left_to_the_settings_loader(
 def test_simple_ssh_command_lines_take_the_quick_path(
     args: list[str], parsed: tuple[str, Path | None, list[str]] | None
 ) -> None:
-    assert ssh_run._parse_ssh(args) == parsed
+    assert ssh_args.parse_ssh(args) == parsed
     assert (ssh_run.fast_path(["ssh", *args]) is not None) == (parsed is not None)
 
 
@@ -93,4 +93,4 @@ def test_proxy_quick_path_needs_an_id_and_a_port() -> None:
 def test_user_chosen_proxies_keep_the_classic_proxy_command(
     options: list[str], own: bool
 ) -> None:
-    assert ssh_run._own_proxy(options) is own
+    assert ssh_args.own_proxy(options) is own

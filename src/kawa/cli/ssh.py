@@ -1,10 +1,10 @@
 """``kawa ssh``, ``kawa ssh-config`` and the hidden ``kawa proxy`` (docs/vps.md).
 
-``kawa ssh ID`` runs the stock ``ssh`` client through one forward stream to the VPS's
-sshd (the relay of ``kawa forward``), so the only SSH encryption is the user's own
-session; the work is in :mod:`kawa.cli.ssh_run`, which ``kawa.cli.main`` also calls
-directly for plain command lines. ``kawa ssh-config`` blocks use ``kawa proxy ID 22``
-as their ``ProxyCommand``.
+``kawa ssh ID`` runs the stock ``ssh`` client over a tunnel to the VPS's sshd (or, where
+the cluster carries no tunnels, one relayed forward stream), so the only SSH encryption
+is the user's own session. The work is in :mod:`kawa.cli.ssh_run` and
+:mod:`kawa.cli.proxy_run`, which ``kawa.cli.main`` also calls directly for plain command
+lines. ``kawa ssh-config`` blocks use ``kawa proxy ID 22`` as their ``ProxyCommand``.
 """
 
 from __future__ import annotations
@@ -14,14 +14,9 @@ from typing import Annotated
 
 import typer
 
-from kawa.cli.ssh_run import (
-    KNOWN_HOSTS,
-    default_identity,
-    proxy_command,
-    run_proxy,
-    run_ssh,
-    split_ssh_args,
-)
+from kawa.cli.proxy_run import run_proxy
+from kawa.cli.ssh_args import KNOWN_HOSTS, default_identity, proxy_command, split_ssh_args
+from kawa.cli.ssh_run import run_ssh
 
 __all__ = ["default_identity", "proxy", "proxy_command", "run_ssh", "split_ssh_args", "ssh"]
 
