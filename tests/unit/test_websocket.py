@@ -9,20 +9,26 @@ import contextlib
 import os
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import uvicorn
+import uvloop
 from websockets.asyncio.client import connect as lib_connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
+from kawa.protocol import streams as proto
 from kawa.protocol.streams import SUBPROTOCOL, FrameError
 from kawa.relay import websocket
 from kawa.relay.channel import ChannelClosed
 from kawa.relay.dial import DialRefused, dial
+from kawa.relay.mux import Mux
+from kawa.relay.pipe import adopt_socket, relay
+from kawa.relay.stream import MuxStream
 from kawa.relay.uvicorn_ws import DetachableWebSocketProtocol, detach_socket
 
 LIMIT = 1 << 20
@@ -310,3 +316,75 @@ async def test_uvicorn_keeps_a_socket_with_compression_negotiated() -> None:
         server.should_exit = True
         await task
         sock.close()
+
+
+@pytest.mark.parametrize("slow", [False, True], ids=["fast-reader", "slow-reader"])
+def test_payloads_spliced_to_a_local_socket_keep_their_order(slow: bool) -> None:
+    """A stream relayed to a local socket: large DATA payloads go from the session's
+    socket to the local one through a kernel pipe while the relay waits, ordinary
+    delivery takes over whenever anything is queued. 32 MiB of random bytes must arrive
+    in order, with a reader that keeps up and with one that lags. On uvloop, as Kawa's
+    processes run (its reads come back to back, which is what reordered them once)."""
+    uvloop.run(_spliced_in_order(slow))
+
+
+async def _spliced_in_order(slow: bool) -> None:
+    data = os.urandom(32 << 20)
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
+        sock = await detach_socket(scope)
+        assert sock is not None
+        channel = await websocket.adopt(sock, client=False, max_message=2 * proto.MAX_FRAME)
+
+        async def firehose(stream: MuxStream) -> None:
+            view = memoryview(data)
+            for i in range(0, len(data), 1 << 20):
+                await stream.write(view[i : i + (1 << 20)])
+            await stream.write_eof()
+            await stream.read()
+
+        mux = Mux(channel, accept=firehose)
+        await mux.send(proto.ready_frame({}).encode())
+        await mux.run()
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(config(app))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        url = f"ws://127.0.0.1:{listener.getsockname()[1]}/"
+        channel = await websocket.connect(
+            url, {}, SUBPROTOCOL, max_message=2 * proto.MAX_FRAME, timeout=5
+        )
+        mux = Mux(channel)
+        reading = asyncio.create_task(mux.run())
+        await mux.ready(5)
+        stream = await mux.open({})
+        ours, theirs = socket.socketpair()
+        pipe = await adopt_socket(ours)
+
+        def sink() -> bytes:
+            got = bytearray()
+            while chunk := theirs.recv(1 << 20):
+                got += chunk
+                if slow:
+                    time.sleep(0.0005)
+            return bytes(got)
+
+        received = asyncio.ensure_future(asyncio.to_thread(sink))
+        relaying = asyncio.create_task(relay(stream, pipe))
+        got = await asyncio.wait_for(received, 30)
+        theirs.close()
+        await asyncio.wait_for(relaying, 10)
+        assert len(got) == len(data)
+        assert got == data, "bytes arrived out of order"
+        await mux.close()
+        await asyncio.gather(reading, return_exceptions=True)
+    finally:
+        server.should_exit = server.force_exit = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(serving, 10)
+        listener.close()

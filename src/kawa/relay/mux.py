@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from kawa.protocol import streams as proto
 from kawa.protocol.streams import FrameError, FrameType
 from kawa.relay.channel import Channel, ChannelClosed, drain_pipe
 from kawa.relay.stream import MuxStream, SessionClosed, StreamError
+from kawa.relay.websocket import DirectSink, WebSocketChannel
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,9 @@ class Mux:
             raise ValueError(f"window must be {proto.INITIAL_WINDOW}..{proto.MAX_WINDOW}")
         self.channel, self.accept, self.window = channel, accept, window
         self.max_window = min(max(window, max_window), proto.MAX_WINDOW)
+        self.background: set[asyncio.Task[None]] = set()
+        if isinstance(channel, WebSocketChannel) and hasattr(os, "splice"):
+            channel.direct = self._direct_sink  # payloads may bypass Python (stream.py)
         self.streams: dict[int, MuxStream] = {}
         self._gone: deque[int] = deque(maxlen=_REMEMBER)
         self._gone_set: set[int] = set()
@@ -209,6 +214,22 @@ class Mux:
             await stream.fail(f"internal error: {exc}")
         finally:
             await stream.close()
+
+    def _direct_sink(self, prefix: bytes, length: int) -> DirectSink | None:
+        """Where a large DATA frame's payload may go straight: its stream's destination,
+        when that stream's consumer is idle (:meth:`MuxStream.direct_target`)."""
+        kind, flags, sid = proto.HEADER.unpack(prefix)
+        size = length - proto.HEADER_SIZE
+        if kind != FrameType.DATA or flags or sid == proto.SESSION or size > proto.MAX_PAYLOAD:
+            return None  # the ordinary path reports whatever is wrong with it
+        stream = self.streams.get(sid)
+        return stream.direct_target(size) if stream is not None else None
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background for as long as the session lives."""
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _register(self, sid: int, params: dict[str, Any]) -> MuxStream:

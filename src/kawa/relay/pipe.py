@@ -63,8 +63,15 @@ async def pump(src: Pipe, dst: Pipe, traffic: Traffic, forward: bool, eof: bool 
             traffic.a_to_b += spliced
         else:
             traffic.b_to_a += spliced
+    park = getattr(src, "park", None)  # a stream may write to dst while we wait
     while spliced is None:
-        chunk = await src.read()
+        if park is not None:
+            park(dst)
+        try:
+            chunk = await src.read()
+        finally:
+            if park is not None:
+                park(None)
         if not chunk:
             break
         await dst.write(chunk)
@@ -178,6 +185,15 @@ class SocketPipe:
             p.paused = False
             self.transport.resume_reading()
         return chunk
+
+    def direct_fd(self) -> int | None:
+        """The socket's descriptor, for writing past the transport: only while the
+        transport has nothing buffered (so order is kept) and is not closing."""
+        transport = self.transport
+        if transport.is_closing() or transport.get_write_buffer_size():
+            return None
+        sock = transport.get_extra_info("socket")
+        return sock.fileno() if sock is not None else None
 
     def unread(self, data: bytes) -> None:
         """Put ``data`` back in front of what ``read`` returns next."""

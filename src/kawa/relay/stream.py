@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 _F_SETPIPE_SZ = 1031
+_SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 
 
 class KernelSource(Protocol):
@@ -71,6 +72,7 @@ class MuxStream:
         self.exit_code: int | None = None
         self.on_resize: Callable[[int, int], None] | None = None
         self.bytes_in = self.bytes_out = 0
+        self._parked: object = None
 
     def __repr__(self) -> str:
         return f"<MuxStream {self.id} in={self.bytes_in} out={self.bytes_out}>"
@@ -191,6 +193,37 @@ class MuxStream:
         if self.eof_out and not eof_ok:
             raise StreamError(f"stream {self.id}: write after EOF")
 
+    # -- payloads that bypass Python ---------------------------------------------------------
+    def park(self, destination: object) -> None:
+        """A pump is waiting in :meth:`read` to write to ``destination`` (None: no longer)."""
+        self._parked = destination
+
+    def direct_target(self, size: int) -> _DirectSink | None:
+        """Where ``size`` payload bytes may go straight (spliced by the channel): the
+        parked pump's destination, if nothing is buffered ahead of them and it can take
+        direct writes now. The bytes are accounted as received here."""
+        target = self._parked
+        if target is None or self._chunks or self.eof_in or self.ended or size > self._allowed:
+            return None
+        direct_fd = getattr(target, "direct_fd", None)
+        if direct_fd is None or direct_fd() is None:
+            return None
+        self._allowed -= size
+        self.bytes_in += size
+        return _DirectSink(self, direct_fd)
+
+    def _consumed(self, size: int) -> None:
+        """``size`` bytes reached the consumer without :meth:`read`: grant them back."""
+        self._unacked += size
+        if self._unacked >= self.window // 2 and not (self.eof_in or self.ended):
+            grant, self._unacked = self._unacked, 0
+            self._allowed += grant
+            self.mux.spawn(self._grant(grant))
+
+    async def _grant(self, grant: int) -> None:
+        with contextlib.suppress(SessionClosed):
+            await self.mux.send(proto.window_frame(self.id, grant).encode())
+
     # -- frames from the peer (called by the mux) ----------------------------------------
     def grant(self, extra: int) -> None:
         """Allow the peer ``extra`` more bytes (the mux sends the WINDOW frame)."""
@@ -229,3 +262,36 @@ class MuxStream:
         self._readable.set()
         self._writable.set()
         self.mux.forget(self.id)
+
+
+class _DirectSink:
+    """A parked pump's destination, written to by the channel while the pump waits."""
+
+    def __init__(self, stream: MuxStream, direct_fd: Callable[[], int | None]) -> None:
+        self.stream, self.direct_fd = stream, direct_fd
+
+    def write(self, data: memoryview) -> int:
+        fd = self.direct_fd()
+        if fd is None:
+            return 0
+        try:
+            written = os.write(fd, data)
+        except OSError:  # full (or broken: the ordinary path will say so)
+            written = 0
+        self.stream._consumed(written)
+        return written
+
+    def splice(self, pipe_r: int, size: int) -> int:
+        moved = 0
+        fd = self.direct_fd()
+        while fd is not None and moved < size:
+            try:
+                moved += os.splice(pipe_r, fd, size - moved, flags=_SPLICE_FLAGS)
+            except OSError:
+                break
+        self.stream._consumed(moved)
+        return moved
+
+    def overflow(self, data: bytes) -> None:
+        self.stream._chunks.append(data)
+        self.stream._readable.set()
