@@ -20,7 +20,8 @@ from kawa.protocol import streams as proto
 from kawa.protocol.streams import FrameError, FrameType
 from kawa.relay.channel import Channel, ChannelClosed, drain_pipe
 from kawa.relay.stream import MuxStream, SessionClosed, StreamError
-from kawa.relay.websocket import DirectSink, WebSocketChannel
+from kawa.relay.websocket import WebSocketChannel
+from kawa.relay.websocket_direct import DirectSink
 
 log = logging.getLogger(__name__)
 

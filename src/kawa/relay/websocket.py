@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import socket
 import struct
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, cast
+from collections.abc import Sequence
+from typing import cast
 
 from kawa.protocol.streams import FrameError, close_reason
 from kawa.relay.channel import Channel, ChannelClosed, drain_pipe, sendable
 from kawa.relay.dial import DialRefused, dial
+from kawa.relay.websocket_direct import DIRECT_MIN, DIRECT_PREFIX, DirectPayloads
 
 try:
     from websockets.speedups import apply_mask
@@ -35,11 +35,6 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x
 _KNOWN = {OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG}
 _SCRATCH = 16 * 1024
 _QUEUE_LIMIT = 64  # messages read ahead of the consumer before reading pauses
-DIRECT_PREFIX = 6  # bytes of a message shown to ``direct`` (a stream frame's header)
-DIRECT_MIN = 32 * 1024  # smaller remainders are not worth a splice
-_PIPE_SIZE = 1 << 20
-_F_SETPIPE_SZ = 1031
-_SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 CLOSE_TIMEOUT = 2.0
 _U16, _U64 = struct.Struct("!H"), struct.Struct("!Q")
 Buffer = bytes | bytearray | memoryview
@@ -55,23 +50,6 @@ def _write_some(fd: int, data: bytes) -> int:
 
 def _masked(payload: Buffer, mask: bytes) -> Buffer:
     return apply_mask(payload, mask) if mask else payload
-
-
-class DirectSink(Protocol):
-    """Where a message's payload goes without passing through Python (see
-    :attr:`WebSocketChannel.direct`)."""
-
-    def write(self, data: memoryview) -> int:
-        """Write what the destination takes now; the count."""
-        ...
-
-    def splice(self, pipe_r: int, size: int) -> int:
-        """Move up to ``size`` bytes from the pipe to the destination; the count."""
-        ...
-
-    def overflow(self, data: bytes) -> None:
-        """Bytes that could not go straight there: deliver them the ordinary way."""
-        ...
 
 
 class _Text:
@@ -94,7 +72,7 @@ def frame_header(opcode: int, length: int, mask: bytes = b"") -> bytes:
     return head + mask
 
 
-class WebSocketChannel(asyncio.BufferedProtocol):
+class WebSocketChannel(DirectPayloads, asyncio.BufferedProtocol):
     """One WebSocket connection after its handshake. ``client`` says which side this is
     (clients mask what they send and expect nothing masked back; servers the reverse)."""
 
@@ -118,12 +96,7 @@ class WebSocketChannel(asyncio.BufferedProtocol):
         self.closed: ChannelClosed | None = None
         """Why the connection ended (the peer's close frame, or a lost connection)."""
         self._close_sent = False
-        self.direct: Callable[[bytes, int], DirectSink | None] | None = None
-        """Set by the reader of this channel: given the first ``DIRECT_PREFIX`` bytes of
-        a large binary message and its length, where to splice the rest (or None)."""
-        self._direct: list[Any] | None = None
-        self._pipe: tuple[int, int] | None = None
-        self._dupfd = -1
+        self._init_direct()
 
     # -- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -156,12 +129,7 @@ class WebSocketChannel(asyncio.BufferedProtocol):
         return False  # the peer will send nothing more: let the transport close
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._direct is not None:
-            self._end_direct()
-        if self._pipe is not None:
-            for fd in (*self._pipe, self._dupfd):
-                os.close(fd)
-            self._pipe = None
+        self._close_direct()
         if self.closed is None:
             self.closed = ChannelClosed(1006, str(exc or ""))
         for event in (self._readable, self._writable, self._lost):
@@ -222,60 +190,6 @@ class WebSocketChannel(asyncio.BufferedProtocol):
             self._payload, self._got, self._pending = payload, end - start, (fin, opcode, mask)
             return end
         return pos
-
-    # -- payloads spliced straight to their destination -------------------------------
-    def _begin_direct(self, sink: DirectSink, first: memoryview, remaining: int) -> None:
-        """The rest of this message goes from the socket to ``sink`` through a kernel
-        pipe; ``first`` (already read) goes ahead of it."""
-        transport = self.transport
-        raw = transport.get_extra_info("socket") if transport is not None else None
-        if transport is None or raw is None:
-            raise RuntimeError("a direct payload needs the channel's socket")
-        if self._pipe is None:
-            self._pipe = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-            self._dupfd = os.dup(raw.fileno())  # ours: never reused while we hold it
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(self._pipe[1], _F_SETPIPE_SZ, _PIPE_SIZE)
-        overflowing = False
-        if first:
-            written = sink.write(first)
-            if written < len(first):
-                sink.overflow(bytes(first[written:]))
-                overflowing = True
-        self._direct = [sink, remaining, overflowing]
-        transport.pause_reading()
-        loop = asyncio.get_running_loop()
-        loop.add_reader(self._dupfd, self._on_direct)
-
-    def _on_direct(self) -> None:
-        assert self._direct is not None and self._pipe is not None
-        sink, remaining, overflowing = self._direct
-        pipe_r, pipe_w = self._pipe
-        try:
-            n = os.splice(self._dupfd, pipe_w, min(remaining, _PIPE_SIZE), flags=_SPLICE_FLAGS)
-        except BlockingIOError:
-            return
-        except OSError:
-            n = 0
-        if n == 0:  # the connection ended inside the message: the transport reports it
-            self._end_direct()
-            return
-        remaining -= n
-        moved = 0
-        if not overflowing:
-            moved = sink.splice(pipe_r, n)
-            overflowing = moved < n
-        if moved < n:
-            sink.overflow(drain_pipe(pipe_r, n - moved))
-        self._direct = [sink, remaining, overflowing]
-        if remaining == 0:
-            self._end_direct()
-
-    def _end_direct(self) -> None:
-        self._direct = None
-        asyncio.get_running_loop().remove_reader(self._dupfd)
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
 
     def _check(self, first: int, opcode: int, fin: bool, masked: bool, length: int) -> None:
         if first & 0x70:
