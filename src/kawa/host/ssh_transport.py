@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
 import asyncssh
 
 from kawa.protocol import streams as proto
+from kawa.relay.pipe import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -143,85 +143,40 @@ def quiet_packet_log(chan: asyncssh.SSHTCPChannel[bytes]) -> None:
         chan.log_received_packet = _no_packet_log  # type: ignore[method-assign]
 
 
-class ChannelSession(asyncssh.SSHTCPSession[bytes]):
+class ChannelSession(Inbox, asyncssh.SSHTCPSession[bytes]):
     """One ``direct-tcpip`` channel as a relay pipe, on asyncssh's session callbacks.
 
     Cheaper per packet than asyncssh's SSHReader/SSHWriter streams: received packets are
-    kept as they arrive and handed on several at a time. Backpressure both ways: once more
-    than ``limit`` bytes wait here, delivery from the channel is paused (asyncssh then
-    grants the client no more window, so at most the channel window is buffered on top),
-    and a write waits while asyncssh's send buffer is above its high-water mark.
+    kept as they arrive and handed on several at a time (:class:`~kawa.relay.pipe.Inbox`).
+    Backpressure both ways: once more than ``limit`` bytes wait here, delivery from the
+    channel is paused (asyncssh then grants the client no more window, so at most the
+    channel window is buffered on top), and a write waits while asyncssh's send buffer is
+    above its high-water mark.
     """
 
     def __init__(
         self, start: Callable[[ChannelSession], None], limit: int = proto.MAX_PAYLOAD
     ) -> None:
-        self.start, self.limit = start, limit
+        super().__init__(limit)
+        self.start = start
         self.chan: asyncssh.SSHTCPChannel[bytes] | None = None
-        self.chunks: deque[bytes] = deque()
-        self.size = 0
-        self.eof = False
-        self.paused = False
-        self.error: Exception | None = None
-        self.readable = asyncio.Event()
-        self.writable = asyncio.Event()
-        self.writable.set()
-        self.lost = asyncio.Event()
 
-    # -- asyncssh's callbacks -------------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
         self.chan = chan
         self.start(self)  # the relay begins once the channel is open
 
-    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        self.chunks.append(data)
-        self.size += len(data)
-        self.readable.set()
-        if self.size > self.limit and not self.paused and self.chan is not None:
-            self.paused = True
-            self.chan.pause_reading()
+    def pause_source(self) -> bool:
+        if self.chan is None:
+            return False
+        self.chan.pause_reading()
+        return True
 
-    def eof_received(self) -> bool:
-        self.eof = True
-        self.readable.set()
-        return True  # half-close: the other direction goes on
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
-        self.error = exc
-        for event in (self.readable, self.writable, self.lost):
-            event.set()
-
-    def pause_writing(self) -> None:
-        self.writable.clear()
-
-    def resume_writing(self) -> None:
-        self.writable.set()
-
-    # -- the relay pipe -------------------------------------------------------------
-    async def read(self) -> bytes:
-        while not self.chunks:
-            if self.eof:
-                if self.error is not None:
-                    raise ConnectionResetError(str(self.error))
-                return b""
-            self.readable.clear()
-            await self.readable.wait()
-        chunks = self.chunks
-        if len(chunks) == 1 or len(chunks[0]) >= proto.MAX_PAYLOAD:
-            data = chunks.popleft()
-        else:  # several SSH packets waiting: one relay frame for as many as fit
-            parts = [chunks.popleft()]
-            size = len(parts[0])
-            while chunks and size + len(chunks[0]) <= proto.MAX_PAYLOAD:
-                size += len(chunks[0])
-                parts.append(chunks.popleft())
-            data = b"".join(parts)
-        self.size -= len(data)
-        if self.paused and self.size <= self.limit // 2 and self.chan is not None:
-            self.paused = False
+    def resume_source(self) -> None:
+        if self.chan is not None:
             self.chan.resume_reading()
-        return data
+
+    async def read(self) -> bytes:
+        return await self.take(merge_up_to=proto.MAX_PAYLOAD)  # SSH packets → one frame
 
     async def write(self, data: bytes) -> None:
         if self.chan is None or self.lost.is_set():

@@ -117,13 +117,14 @@ async def relay(a: Pipe, b: Pipe, *, ends_with: Pipe | None = None, close: bool 
     return traffic
 
 
-class _Buffered(asyncio.Protocol):
-    """A socket's received chunks, kept as they arrived (no merging copy); reading is
-    paused while more than ``limit`` bytes wait, writing waits on the transport."""
+class Inbox:
+    """Received chunks kept as they arrived (no merging copy), with flow control both
+    ways: past ``limit`` waiting bytes the source is paused (:meth:`pause_source`) and
+    resumed once half has been taken; ``writable`` follows the sink's pause/resume.
+    The callbacks are asyncio's protocol ones, which asyncssh's sessions share."""
 
     def __init__(self, limit: int = MAX_PAYLOAD) -> None:
         self.limit = limit
-        self.transport: asyncio.Transport | None = None
         self.chunks: deque[bytes] = deque()
         self.size = 0
         self.eof = False
@@ -134,23 +135,27 @@ class _Buffered(asyncio.Protocol):
         self.writable.set()
         self.lost = asyncio.Event()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+    def pause_source(self) -> bool:
+        """Stop the source delivering; False if it cannot be paused now."""
+        raise NotImplementedError
 
-    def data_received(self, data: bytes) -> None:
+    def resume_source(self) -> None:
+        raise NotImplementedError
+
+    # -- callbacks ----------------------------------------------------------------------
+    def data_received(self, data: bytes, *_: Any) -> None:
         self.chunks.append(data)
         self.size += len(data)
         self.readable.set()
-        if self.size > self.limit and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
+        if self.size > self.limit and not self.paused:
+            self.paused = self.pause_source()
 
     def eof_received(self) -> bool:
         self.eof = True
         self.readable.set()
         return True  # keep the connection for the other direction (half-close)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: BaseException | None) -> None:
         self.eof = True
         self.error = exc
         for event in (self.readable, self.writable, self.lost):
@@ -162,6 +167,52 @@ class _Buffered(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.writable.set()
 
+    # -- the reading side ---------------------------------------------------------------
+    async def take(self, merge_up_to: int = 0) -> bytes:
+        """The next chunk (``b""`` at the end; ConnectionResetError if the connection
+        broke); with ``merge_up_to``, small waiting chunks joined up to that many bytes."""
+        while not self.chunks:
+            if self.eof:
+                if self.error is not None:
+                    raise ConnectionResetError(str(self.error))
+                return b""
+            self.readable.clear()
+            await self.readable.wait()
+        chunks = self.chunks
+        data = chunks.popleft()
+        if chunks and len(data) < merge_up_to:
+            parts, size = [data], len(data)
+            while chunks and size + len(chunks[0]) <= merge_up_to:
+                size += len(chunks[0])
+                parts.append(chunks.popleft())
+            data = b"".join(parts)
+        self.size -= len(data)
+        if self.paused and self.size <= self.limit // 2:
+            self.paused = False
+            self.resume_source()
+        return data
+
+
+class _Buffered(Inbox, asyncio.Protocol):
+    """A socket's :class:`Inbox`: reading is paused on the transport."""
+
+    def __init__(self, limit: int = MAX_PAYLOAD) -> None:
+        super().__init__(limit)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def pause_source(self) -> bool:
+        if self.transport is None:
+            return False
+        self.transport.pause_reading()
+        return True
+
+    def resume_source(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
 
 class SocketPipe:
     """A TCP or Unix socket connection as a pipe."""
@@ -171,20 +222,7 @@ class SocketPipe:
         protocol.transport = self.transport  # uvloop calls connection_made a little later
 
     async def read(self) -> bytes:
-        p = self.protocol
-        while not p.chunks:
-            if p.eof:
-                if p.error is not None:
-                    raise ConnectionResetError(str(p.error))
-                return b""
-            p.readable.clear()
-            await p.readable.wait()
-        chunk = p.chunks.popleft()
-        p.size -= len(chunk)
-        if p.paused and p.size <= p.limit // 2 and not self.transport.is_closing():
-            p.paused = False
-            self.transport.resume_reading()
-        return chunk
+        return await self.protocol.take()
 
     def direct_fd(self) -> int | None:
         """The socket's descriptor, for writing past the transport: only while the
