@@ -83,6 +83,9 @@ def test_runner_removes_its_own_orphans_only(fresh_cluster: Cluster) -> None:
     with fresh_cluster.client() as c:
         cluster_id = c.health()["cluster_id"]
     client = docker.from_env()
+    # Stopped first: a running runner may reconcile between create and start of the
+    # container below and remove it while Docker is still starting it.
+    fresh_cluster.stop_runner("solo")
     mine = client.containers.run(
         fresh_cluster.image,
         ["sleep", "60"],
@@ -96,7 +99,6 @@ def test_runner_removes_its_own_orphans_only(fresh_cluster: Cluster) -> None:
         labels={"kawa.cluster": "someone-else", "kawa.node": "solo", "kawa.task": "123"},
     )
     try:
-        fresh_cluster.stop_runner("solo")
         fresh_cluster.start_runner("solo")
         eventually(
             lambda: not [c for c in client.containers.list(all=True) if c.id == mine.id],

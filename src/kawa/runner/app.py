@@ -21,6 +21,9 @@ from kawa.runner.service import RunnerService
 from kawa.runner.streams import router as streams_router
 from kawa.settings import RunnerConfig
 
+STARTUP_WAIT_S = 30.0
+"""How long an order waits for the runner to finish registering and re-adopting."""
+
 
 def create_runner_app(config: RunnerConfig) -> FastAPI:
     if not config.cluster_secret:
@@ -36,9 +39,13 @@ def create_runner_app(config: RunnerConfig) -> FastAPI:
         if not token or not hmac.compare_digest(token, secret):
             raise HTTPException(401, "invalid cluster secret")
 
-    def executor() -> ExecutorRouter:
-        if service.executor is None:
-            raise HTTPException(503, "runner is not registered with the host yet")
+    async def executor() -> ExecutorRouter:
+        # An order that arrives while the runner re-adopts its containers waits for it.
+        try:
+            await asyncio.wait_for(service.ready.wait(), STARTUP_WAIT_S)
+        except TimeoutError:
+            raise HTTPException(503, "runner is still starting up") from None
+        assert service.executor is not None
         return service.executor
 
     @contextlib.asynccontextmanager

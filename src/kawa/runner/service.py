@@ -79,7 +79,7 @@ class RunnerService:
             shared,
             local,
         )
-        self.executor = ExecutorRouter(self.journal, containers, self._native(shared, local))
+        executor = ExecutorRouter(self.journal, containers, self._native(shared, local))
         self.environments = EnvironmentSync(
             docker.from_env(timeout=1800),  # a docker load of a big environment is slow
             self.journal,
@@ -90,7 +90,10 @@ class RunnerService:
             self.config.data_dir / "environments",
         )
         live = self.journal.live() if known in (None, cluster_id) else []
-        await asyncio.to_thread(self.executor.adopt, live)
+        await asyncio.to_thread(executor.adopt, live)
+        # Published only now: a task started during adoption would have its container
+        # taken for an orphan (it is not in ``live``) and removed.
+        self.executor = executor
         self.ready.set()
         self._reports.set()
         await asyncio.gather(self._heartbeats(), self._send_reports())
