@@ -16,8 +16,9 @@ from typing import Any
 
 import asyncssh
 import pytest
+import uvloop
 
-from kawa.host import ssh_transport
+from kawa.host import ssh_data_packets, ssh_transport
 from kawa.host.ssh_transport import CIPHERS, WINDOW, Framing
 
 
@@ -103,3 +104,72 @@ async def _bulk_both_ways() -> None:
         await server.wait_closed()
     assert installed and isinstance(installed[0], Framing), "framing not installed"
     assert not ignores, f"{len(ignores)} empty IGNORE packets reached the socket"
+
+
+@pytest.mark.parametrize("case", ["aes-gcm", "aes-gcm-rekeyed", "aes-ctr"])
+def test_data_packets_are_sealed_here_or_left_to_asyncssh(case: str) -> None:
+    """The gateway seals channel data packets itself (``ssh_data_packets``) while the
+    connection runs AES-GCM: an asyncssh client, which checks every packet's tag and
+    sequence, must get 8 MiB back intact, also across key re-exchanges every MiB the
+    client asks for (each new key is used: the packets go on being sealed here). With
+    another cipher, every packet is left to asyncssh and the bytes are still intact."""
+    uvloop.run(_data_packets(case))
+
+
+async def _data_packets(case: str) -> None:
+    senders: list[ssh_data_packets.DataPackets | None] = []
+
+    class Server(asyncssh.SSHServer):
+        def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+            Framing.install(conn)
+            self.conn = conn
+
+        def begin_auth(self, username: str) -> bool:
+            return False
+
+        def connection_requested(
+            self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+        ) -> Any:
+            chan = self.conn.create_tcp_channel(window=WINDOW)
+            senders.append(ssh_data_packets.install(self.conn, chan))
+            return chan, _Echo()
+
+    server = await asyncssh.create_server(
+        Server,
+        "127.0.0.1",
+        0,
+        server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+        encryption_algs=[*CIPHERS, "aes128-ctr"],
+        compression_algs=["none"],
+    )
+    port = server.sockets[0].getsockname()[1]
+    options: dict[str, Any] = {"encryption_algs": ["aes128-ctr"] if case == "aes-ctr" else CIPHERS}
+    if case == "aes-gcm-rekeyed":
+        options["rekey_bytes"] = 1 << 20
+    data = os.urandom(8 * 1024 * 1024 + 77)
+    try:
+        async with asyncssh.connect(
+            "127.0.0.1", port, known_hosts=None, username="u", client_keys=None, **options
+        ) as conn:
+            reader, writer = await conn.open_connection("echo", 22)
+
+            async def send() -> None:
+                for start in range(0, len(data), 256 * 1024):
+                    writer.write(data[start : start + 256 * 1024])
+                    await writer.drain()
+                writer.write_eof()
+
+            sender = asyncio.create_task(send())
+            echoed = await asyncio.wait_for(reader.read(), 60)
+            await sender
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
+    [packets] = senders
+    assert packets is not None, "not installed"
+    if case == "aes-ctr":
+        assert packets.packets == 0
+    else:
+        assert packets.packets >= len(data) // (32 * 1024) * 0.9, packets.packets
+        assert packets.keys >= (2 if case == "aes-gcm-rekeyed" else 1), packets.keys

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from websockets.exceptions import InvalidHandshake
 
 from kawa.core.task_states import TaskKind, TaskState
+from kawa.host import ssh_data_packets
 from kawa.host.errors import ServiceError
 from kawa.host.ssh_transport import CIPHERS, WINDOW, ChannelSession, Framing, quiet_packet_log
 from kawa.protocol import streams as proto
@@ -231,6 +232,7 @@ class SSHGateway:
                 task_id, url = gateway.resolve(dest_host, self.key)
                 chan = self.conn.create_tcp_channel(window=WINDOW)
                 quiet_packet_log(chan)
+                ssh_data_packets.install(self.conn, chan)
                 return chan, ChannelSession(lambda pipe: gateway.spawn(task_id, url, pipe))
 
         self.server = await asyncssh.create_server(

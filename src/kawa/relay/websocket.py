@@ -105,6 +105,9 @@ class WebSocketChannel(DirectPayloads, asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._payload is not None:
             return memoryview(self._payload)[self._got :]
+        peek = self._peek_size()
+        if peek is not None and self._filled < peek:
+            return memoryview(self._scratch)[self._filled : peek]
         return memoryview(self._scratch)[self._filled :]
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -127,6 +130,16 @@ class WebSocketChannel(DirectPayloads, asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         return False  # the peer will send nothing more: let the transport close
+
+    def _pending_messages(self) -> bool:
+        return bool(self._messages)
+
+    def _reparse(self) -> None:
+        if self._payload is None and self._direct is None:
+            self.buffer_updated(0)
+
+    def _read_paused(self) -> bool:
+        return self._paused
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._close_direct()
@@ -167,12 +180,12 @@ class WebSocketChannel(DirectPayloads, asyncio.BufferedProtocol):
             mask = bytes(buf[pos + head - 4 : pos + head]) if masked else b""
             start = pos + head
             if end - start >= length:
+                self._peek = False
                 self._frame(fin, opcode, mask, bytearray(memoryview(buf)[start : start + length]))
                 pos = start + length
                 continue
             if (
                 self.direct is not None
-                and not self._messages  # nothing read earlier may still be on its way
                 and not masked
                 and fin
                 and opcode == OP_BINARY
@@ -180,8 +193,10 @@ class WebSocketChannel(DirectPayloads, asyncio.BufferedProtocol):
                 and end - start >= DIRECT_PREFIX
                 and length - (end - start) >= DIRECT_MIN
             ):
-                sink = self.direct(bytes(buf[start : start + DIRECT_PREFIX]), length)
-                if sink is not None:
+                sink = self._direct_or_hold(bytes(buf[start : start + DIRECT_PREFIX]), length)
+                if sink is True:
+                    return pos  # this frame is parsed again after the hold
+                if sink is not False:
                     ahead = memoryview(buf)[start + DIRECT_PREFIX : end]
                     self._begin_direct(sink, ahead, length - (end - start))
                     return end
@@ -237,9 +252,9 @@ class WebSocketChannel(DirectPayloads, asyncio.BufferedProtocol):
     def _deliver(self, message: bytes | bytearray | _Text) -> None:
         self._messages.append(message)
         self._readable.set()
-        if len(self._messages) >= _QUEUE_LIMIT and not self._paused and self.transport:
+        if len(self._messages) >= _QUEUE_LIMIT and not self._paused:
             self._paused = True
-            self.transport.pause_reading()
+            self._set_reading()
 
     def _on_close(self, payload: bytes | bytearray) -> None:
         if len(payload) == 1:
@@ -294,9 +309,9 @@ class WebSocketChannel(DirectPayloads, asyncio.BufferedProtocol):
             self._readable.clear()
             await self._readable.wait()
         message = self._messages.popleft()
-        if self._paused and len(self._messages) <= _QUEUE_LIMIT // 2 and self.transport:
+        if self._paused and len(self._messages) <= _QUEUE_LIMIT // 2:
             self._paused = False
-            self.transport.resume_reading()
+            self._set_reading()
         if isinstance(message, _Text):
             raise FrameError("text messages are not frames: send binary", 1003)
         return cast(bytes, message)  # a bytearray where read straight in: bytes-like
@@ -375,7 +390,7 @@ class WebSocketChannel(DirectPayloads, asyncio.BufferedProtocol):
         self._readable.set()
         if self._paused:  # the peer's close frame must still be read
             self._paused = False
-            transport.resume_reading()
+            self._set_reading()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._lost.wait(), CLOSE_TIMEOUT)
         transport.abort()

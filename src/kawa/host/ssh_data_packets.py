@@ -1,0 +1,155 @@
+"""Channel data packets of the SSH gateway, built and sealed in two copies.
+
+asyncssh builds each ``SSH_MSG_CHANNEL_DATA`` packet by concatenation (about ten copies of
+its payload, and a fresh AES key schedule per packet); in a download through the gateway
+that was most of its time (docs/benchmarks.md, issue 5). :func:`install` replaces one
+channel's send-buffer flush with one that, while the connection is in the steady state
+(keys exchanged, AES-GCM, no compression, no rekey due), writes each packet as: payload
+copied once into a plaintext buffer, sealed with ``encrypt_into``. In any other state it
+hands over to asyncssh's own flush, which then sends exactly as before. It reads and
+updates asyncssh's connection state (sequence number, GCM invocation counter, rekey byte
+count) the way asyncssh's ``send_packet`` does; asyncssh is pinned and
+tests/unit/test_ssh_gateway_framing.py checks the result against a real client.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import asyncssh
+from asyncssh.encryption import GCMEncryption
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+log = logging.getLogger(__name__)
+
+MSG_CHANNEL_DATA = 94
+_TAG_ROOM = bytes(16)  # where AES-GCM's tag is written
+_POOL = 64 * 1024
+_NEEDS = {
+    "conn": (
+        "_send_encryption",
+        "_compressor",
+        "_kex_complete",
+        "_auth_complete",
+        "_rekey_bytes_sent",
+        "_rekey_bytes",
+        "_rekey_seconds",
+        "_rekey_time",
+        "_send_seq",
+        "_send_enchdrlen",
+        "_send_blocksize",
+        "_transport",
+    ),
+    "chan": (
+        "_flush_send_buf",
+        "_send_buf",
+        "_send_buf_len",
+        "_send_window",
+        "_send_pktsize",
+        "_send_chan",
+    ),
+}
+
+
+class DataPackets:
+    """Sends one channel's queued data as sealed packets while the connection allows."""
+
+    def __init__(self, conn: Any, chan: Any) -> None:
+        self.conn, self.chan = conn, chan
+        self.fallback = chan._flush_send_buf
+        self._sealer: tuple[object, AESGCM] | None = None
+        self._pool, self._pool_at = b"", 0
+        self.packets = 0
+        """Data packets sent here (the rest went through asyncssh)."""
+        self.keys = 0
+        """Send keys sealed with so far (one more after each rekey)."""
+
+    def steady(self) -> Any:
+        """asyncssh's GCM cipher object when a data packet may be sent here, else None."""
+        conn = self.conn
+        enc = conn._send_encryption
+        if (
+            not isinstance(enc, GCMEncryption)
+            or conn._compressor is not None
+            or not (conn._kex_complete and conn._auth_complete)
+            or conn._rekey_bytes_sent >= conn._rekey_bytes
+            or (conn._rekey_seconds and time.monotonic() >= conn._rekey_time)
+            or self.chan._send_chan is None
+        ):
+            return None
+        return enc._cipher
+
+    def flush(self) -> None:
+        chan = self.chan
+        while chan._send_buf and chan._send_window:
+            buf, datatype = chan._send_buf[0]
+            cipher = self.steady() if datatype is None else None
+            if cipher is None:
+                break  # asyncssh's own flush sends the rest
+            size = min(len(buf), chan._send_window, chan._send_pktsize)
+            with memoryview(buf) as view:
+                self._send(cipher, view[:size])
+            if size < len(buf):
+                del buf[:size]
+            else:
+                del chan._send_buf[0]
+            chan._send_buf_len -= size
+            chan._send_window -= size
+        self.fallback()  # the rest, then pause/resume, and a pending EOF or close
+
+    def _send(self, cipher: Any, data: memoryview) -> None:
+        conn = self.conn
+        size = len(data)
+        payload = 9 + size  # type, recipient channel, string length, data
+        padlen = -(conn._send_enchdrlen + payload) % conn._send_blocksize
+        if padlen < 4:
+            padlen += conn._send_blocksize
+        pktlen = 1 + payload + padlen
+        head = bytes((padlen, MSG_CHANNEL_DATA)) + self.chan._send_chan.to_bytes(4, "big")
+        # One allocation, no zero fill; sealed in place (the tag goes in the last bytes).
+        length = size.to_bytes(4, "big")
+        packet = bytearray().join((head, length, data, self._padding(padlen), _TAG_ROOM))
+        header = pktlen.to_bytes(4, "big")
+        with memoryview(packet) as view:
+            self._aes(cipher).encrypt_into(cipher._iv, view[:pktlen], header, packet)
+        cipher._update_iv()
+        conn._transport.write(header)
+        conn._transport.write(packet)
+        conn._send_seq = (conn._send_seq + 1) & 0xFFFFFFFF
+        conn._rekey_bytes_sent += pktlen
+        self.packets += 1
+
+    def _padding(self, size: int) -> bytes:
+        """Random padding, cut from a pool refilled from the OS (one call per ~4000
+        packets rather than one each); it is encrypted with the packet."""
+        if self._pool_at + size > len(self._pool):
+            self._pool, self._pool_at = os.urandom(_POOL), 0
+        start = self._pool_at
+        self._pool_at += size
+        return self._pool[start : start + size]
+
+    def _aes(self, cipher: Any) -> AESGCM:
+        if self._sealer is None or self._sealer[0] is not cipher:
+            self._sealer = (cipher, AESGCM(cipher._key))  # a new cipher after each rekey
+            self.keys += 1
+        return self._sealer[1]
+
+
+def install(
+    conn: asyncssh.SSHServerConnection, chan: asyncssh.SSHTCPChannel[bytes]
+) -> DataPackets | None:
+    """Send ``chan``'s data through a :class:`DataPackets` (returned); None, and nothing
+    changed, when asyncssh lacks the internals it relies on or logs every packet."""
+    if getattr(asyncssh.logging.SSHLogger, "_debug_level", 3) >= 3:
+        return None  # asyncssh's packet log is on: let it see every packet
+    missing = [n for n in _NEEDS["conn"] if not hasattr(conn, n)]
+    missing += [n for n in _NEEDS["chan"] if not hasattr(chan, n)]
+    if missing:
+        log.debug("asyncssh without %s: data packets left to asyncssh", ", ".join(missing))
+        return None
+    packets = DataPackets(conn, chan)
+    chan._flush_send_buf = packets.flush  # type: ignore[method-assign]
+    return packets
