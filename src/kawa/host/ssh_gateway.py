@@ -232,8 +232,9 @@ class SSHGateway:
                 task_id, url = gateway.resolve(dest_host, self.key)
                 chan = self.conn.create_tcp_channel(window=WINDOW)
                 quiet_packet_log(chan)
-                ssh_data_packets.install(self.conn, chan)
-                return chan, ChannelSession(lambda pipe: gateway.spawn(task_id, url, pipe))
+                session = ChannelSession(lambda pipe: gateway.spawn(task_id, url, pipe))
+                session.packets = ssh_data_packets.install(self.conn, chan)
+                return chan, session
 
         self.server = await asyncssh.create_server(
             Server,

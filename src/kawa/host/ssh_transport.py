@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import asyncssh
 
+from kawa.host.ssh_data_packets import DataPackets
 from kawa.protocol import streams as proto
 from kawa.relay.pipe import Inbox
 
@@ -160,6 +161,8 @@ class ChannelSession(Inbox, asyncssh.SSHTCPSession[bytes]):
         super().__init__(limit)
         self.start = start
         self.chan: asyncssh.SSHTCPChannel[bytes] | None = None
+        self.packets: DataPackets | None = None
+        """Seals the channel's data packets (set by the gateway where it can)."""
 
     def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
         self.chan = chan
@@ -181,7 +184,10 @@ class ChannelSession(Inbox, asyncssh.SSHTCPSession[bytes]):
     async def write(self, data: bytes) -> None:
         if self.chan is None or self.lost.is_set():
             raise ConnectionResetError("the SSH channel is closed")
-        self.chan.write(data)
+        if self.packets is not None:
+            self.packets.write(data)
+        else:
+            self.chan.write(data)
         await self.writable.wait()
 
     async def write_eof(self) -> None:
