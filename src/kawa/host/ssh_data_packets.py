@@ -1,17 +1,19 @@
-"""Channel data packets of the SSH gateway, built and sealed in two copies.
+"""Channel data packets of the SSH gateway, built and sealed with one copy.
 
 asyncssh builds each ``SSH_MSG_CHANNEL_DATA`` packet by concatenation (about ten copies of
 its payload, and a fresh AES key schedule per packet); in a download through the gateway
-that was most of its time (docs/benchmarks.md, issue 5). :func:`install` replaces one
-channel's send-buffer flush with one that, while the connection is in the steady state
-(keys exchanged, AES-GCM, no compression, no rekey due), writes each packet as: payload
-copied once into a plaintext buffer, sealed with ``encrypt_into``. In any other state it
-hands over to asyncssh's own flush, which then sends exactly as before. It reads and
+that was most of its time (docs/benchmarks.md, issue 5). While the connection is in the
+steady state (keys exchanged, AES-GCM, no compression, no rekey due), a
+:class:`DataPackets` writes each packet itself: the payload is copied once, from the
+relay's chunk, into the packet buffer, which is sealed in place with ``encrypt_into``.
+:func:`install` hands it the channel's send-buffer flush (asyncssh calls it when the
+client opens its window); :meth:`DataPackets.write` is the channel write the gateway
+uses. In any other state the data goes through asyncssh, as before. It reads and
 updates asyncssh's connection state (sequence number, GCM invocation counter, rekey byte
-count) the way asyncssh's ``send_packet`` does; asyncssh is pinned and
-tests/unit/test_ssh_gateway_framing.py checks the result against a real client.
+count) as asyncssh's ``send_packet`` does; asyncssh is pinned and
+tests/unit/test_ssh_gateway_framing.py checks the result against a real client, across
+key re-exchanges.
 """
-
 from __future__ import annotations
 
 import logging
