@@ -323,8 +323,9 @@ def test_payloads_spliced_to_a_local_socket_keep_their_order(slow: bool) -> None
     """A stream relayed to a local socket: large DATA payloads go from the session's
     socket to the local one through a kernel pipe while the relay waits, ordinary
     delivery takes over whenever anything is queued. 32 MiB of random bytes must arrive
-    in order, with a reader that keeps up and with one that lags. On uvloop, as Kawa's
-    processes run (its reads come back to back, which is what reordered them once)."""
+    in order, with a reader that keeps up and with one that lags; the stream's window
+    grows for the first only. On uvloop, as Kawa's processes run (its reads come back to
+    back, which is what reordered them once)."""
     uvloop.run(_spliced_in_order(slow))
 
 
@@ -384,6 +385,10 @@ async def _spliced_in_order(slow: bool) -> None:
         await asyncio.wait_for(relaying, 10)
         assert len(got) == len(data)
         assert got == data, "bytes arrived out of order"
+        if slow:  # a reader that lags does not get a bigger window
+            assert stream.window <= 2 * mux.window, stream.window
+        else:  # one that keeps up does, spliced bytes counting as consumed
+            assert stream.window > mux.window, stream.window
         await mux.close()
         await asyncio.gather(reading, return_exceptions=True)
     finally:
@@ -447,3 +452,50 @@ async def _held_then_direct() -> None:
 def _server_frame(payload: bytes) -> bytes:
     """One unmasked binary WebSocket frame (what a server sends)."""
     return websocket.frame_header(websocket.OP_BINARY, len(payload)) + payload
+
+
+def test_bytes_spliced_to_a_waiting_relay_grow_the_window() -> None:
+    """Payload bytes that go straight to the destination of a waiting relay count as
+    consumed by a consumer that keeps up: once a window's worth went that way, the
+    stream's window has grown (as it does for reads that had to wait)."""
+    uvloop.run(_direct_bytes_grow_the_window())
+
+
+async def _direct_bytes_grow_the_window() -> None:
+    ws_ours, ws_theirs = socket.socketpair()
+    channel = await websocket.adopt(ws_ours, client=True, max_message=2 * proto.MAX_FRAME)
+    mux = Mux(channel)
+    reading = asyncio.create_task(mux.run())
+    dest, reader = socket.socketpair()
+    draining = asyncio.ensure_future(asyncio.to_thread(lambda: _drain(reader)))
+    try:
+        stream = await mux.open({})
+        relaying = asyncio.create_task(relay(stream, await adopt_socket(dest)))
+        while stream._parked is None:
+            await asyncio.sleep(0.001)
+        start = stream.window
+        for _ in range(start // proto.MAX_PAYLOAD):  # what the peer may send, all direct
+            sink = stream.direct_target(proto.MAX_PAYLOAD)
+            assert sink is not None, "the waiting relay's destination takes it"
+            view = memoryview(bytes(proto.MAX_PAYLOAD))
+            while view:
+                view = view[sink.write(view) :]
+                await asyncio.sleep(0)  # the reader drains the destination meanwhile
+        assert stream.window > start, stream.window
+        relaying.cancel()
+        await asyncio.gather(relaying, return_exceptions=True)
+    finally:
+        ws_theirs.close()
+        await mux.close()
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        reader.shutdown(socket.SHUT_RDWR)
+        await draining
+        reader.close()
+
+
+def _drain(sock: socket.socket) -> int:
+    got = 0
+    while chunk := sock.recv(1 << 20):
+        got += len(chunk)
+    return got

@@ -213,10 +213,16 @@ class MuxStream:
         return _DirectSink(self, direct_fd)
 
     def _consumed(self, size: int) -> None:
-        """``size`` bytes reached the consumer without :meth:`read`: grant them back."""
+        """``size`` bytes reached the consumer without :meth:`read`: grant them back.
+        They went straight to a consumer that was waiting for them, so the window grows
+        as in :meth:`read` when the consumer had to wait."""
         self._unacked += size
         if self._unacked >= self.window // 2 and not (self.eof_in or self.ended):
             grant, self._unacked = self._unacked, 0
+            if self.window < self.mux.max_window:
+                extra = min(self.window, self.mux.max_window - self.window)
+                self.window += extra
+                grant += extra
             self._allowed += grant
             self.mux.spawn(self._grant(grant))
 
