@@ -335,14 +335,17 @@ def throughput(b: Bench, size_mb: int, rounds: int) -> None:
                     rates.setdefault((name, direction), []).append(size_mb / took)
         print(f"== bulk transfer: {size_mb} MB per transfer, {rounds} round(s), VPS {vps} ==")
         for direction in ("download", "upload"):
-            direct = statistics.median(rates[("direct ssh root@IP", direction)])
+            direct = rates[("direct ssh root@IP", direction)]
             for name in paths:
                 r = rates[(name, direction)]
-                med = statistics.median(r)
+                each = [k / d for k, d in zip(r, direct, strict=True)]  # same round
+                per_round = ", ".join(f"{x:.2f}" for x in each)
                 print(
-                    f"{direction:<9} {name:<26} median={med:7.1f} MB/s "
-                    f"(min {min(r):.1f}, max {max(r):.1f})  ratio={med / direct:.2f}x"
+                    f"{direction:<9} {name:<26} median={statistics.median(r):7.1f} MB/s "
+                    f"(min {min(r):.1f}, max {max(r):.1f})  ratio={statistics.median(each):.2f}x"
+                    + (f" (rounds: {per_round})" if r is not direct else "")
                 )
+        print("ratio: median of each round's ratio to direct ssh in that round")
         print("targets: kawa ssh >= 0.7x of direct, gateway >= 0.5x")
 
 
