@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tomllib
@@ -18,6 +19,7 @@ from typing import Any
 
 import docker
 import httpx
+import psutil
 import pytest
 
 from tests.integration.cluster import KAWA, eventually, free_port
@@ -312,6 +314,27 @@ def test_stopping_up_is_clean(tmp_path: Path) -> None:
     assert "Traceback" not in c.stderr, c.stderr
     with pytest.raises(httpx.TransportError), httpx.Client(timeout=5) as h:
         h.get(c.url + "/api/v1/health")
+    with pytest.raises(OSError):  # the runner's process stopped with it
+        socket.create_connection(("127.0.0.1", c.runner_port), timeout=5).close()
+
+
+def test_up_stops_and_says_so_when_its_runner_dies(tmp_path: Path) -> None:
+    """The local runner is a process of its own: if it dies, ``kawa up`` does not go on
+    as a host without its node; it stops, says why, and exits non-zero."""
+    c = UpCluster(tmp_path, "e2enode-dies")
+    try:
+        c.start()
+        c.wait_up()
+        assert c.proc is not None
+        [runner] = psutil.Process(c.proc.pid).children()
+        runner.kill()
+        code, in_time = c.reap(grace=15)
+    finally:
+        c.interrupt(signal.SIGINT)
+        c.reap(grace=15)
+    assert in_time, "kawa up went on without its runner"
+    assert code == 1, (code, c.stderr)
+    assert "the local runner stopped on its own (exit code -9)" in c.stderr, c.stderr
 
 
 def test_stop_after_a_waited_task_is_prompt(tmp_path: Path) -> None:

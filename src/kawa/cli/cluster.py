@@ -59,10 +59,10 @@ def up(
     image: Annotated[str, typer.Option(help="Image of the default environment.")] = DEFAULT_IMAGE,
 ) -> None:
     """Bring up a single-machine cluster: host + one runner, SQLite, default environment."""
+    from kawa.cli import local_runner
     from kawa.cli.serve import configure_logging, run_event_loop, serve_all, server
     from kawa.host.app import create_app, prepare_database
     from kawa.host.auth import Authenticator, new_secret
-    from kawa.runner.app import create_runner_app
     from kawa.settings import ClientConfig, HostConfig, RunnerConfig, config_path, write_section
 
     data = (data_dir or _default_data_dir()).resolve()
@@ -109,10 +109,12 @@ def up(
     write_section(client_file, "client", ClientConfig(url=url, token=token).model_dump(mode="json"))
 
     configure_logging("WARNING")
+    runner_pid = local_runner.fork_runner(runner_cfg)  # a process of its own, as on a node
     host = server(create_app(host_cfg, sessions), bind, port)
-    runner = server(create_runner_app(runner_cfg), "127.0.0.1", runner_port)
 
     import asyncio
+
+    runner_ended: list[int] = []
 
     async def main() -> None:
         async def announce() -> None:
@@ -126,10 +128,25 @@ def up(
             )
 
         announcer = asyncio.create_task(announce())
-        await serve_all(host, runner)
+        serving = asyncio.create_task(serve_all(host))
+        runner_exit = asyncio.create_task(local_runner.exited(runner_pid))
+        await asyncio.wait({serving, runner_exit}, return_when=asyncio.FIRST_COMPLETED)
+        if runner_exit.done() and not host.should_exit:  # not a Ctrl-C that stopped both
+            runner_ended.append(runner_exit.result())
+            host.should_exit = True
+        await serving
         announcer.cancel()
+        runner_exit.cancel()
 
-    run_event_loop(main())
+    try:
+        run_event_loop(main())
+    finally:
+        local_runner.stop(runner_pid)
+    if runner_ended:
+        raise CliError(
+            f"the local runner stopped on its own (exit code {runner_ended[0]}); "
+            "the host was stopped too (its output above says why)"
+        )
 
 
 async def _wait_registered(url: str, token: str, node: str, timeout: float = 60.0) -> None:
