@@ -42,6 +42,8 @@ def fork_runner(config: RunnerConfig) -> int:
         code = 0
     except KeyboardInterrupt:
         code = 0
+    except SystemExit as exc:  # uvicorn exits so when it cannot start
+        code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         traceback.print_exc()
     finally:
@@ -61,7 +63,14 @@ def _stop_with_parent() -> None:
 async def exited(pid: int) -> int:
     """Wait until the child ``pid`` exits (without a thread: its pidfd); its exit code,
     negative for a signal, as ``subprocess`` reports it."""
-    fd = os.pidfd_open(pid)
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # a kernel older than 5.3: look every half second
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            await asyncio.sleep(0.5)
     loop = asyncio.get_running_loop()
     gone: asyncio.Future[None] = loop.create_future()
 
