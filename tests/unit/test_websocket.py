@@ -382,15 +382,21 @@ async def _spliced_in_order(slow: bool) -> None:
         finally:
             theirs.shutdown(socket.SHUT_RDWR)  # a failure must not leave the reader waiting
             theirs.close()
-        await asyncio.wait_for(relaying, 10)
-        assert len(got) == len(data)
-        assert got == data, "bytes arrived out of order"
-        if slow:  # a reader that lags does not get a bigger window
-            assert stream.window <= 2 * mux.window, stream.window
-        else:  # one that keeps up does, spliced bytes counting as consumed
-            assert stream.window > mux.window, stream.window
-        await mux.close()
-        await asyncio.gather(reading, return_exceptions=True)
+        try:
+            await asyncio.wait_for(relaying, 10)
+            assert len(got) == len(data)
+            assert got == data, "bytes arrived out of order"
+            if slow:  # a reader that lags does not get a bigger window
+                assert stream.window <= 2 * mux.window, stream.window
+            else:  # one that keeps up does, spliced bytes counting as consumed
+                assert stream.window > mux.window, stream.window
+        finally:  # on a failure too: nothing of the session outlives the test's loop
+            relaying.cancel()
+            await asyncio.gather(relaying, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(mux.close(), 5)
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
     finally:
         server.should_exit = server.force_exit = True
         with contextlib.suppress(TimeoutError):
