@@ -99,12 +99,10 @@ class MuxStream:
         self._unacked += len(chunk)
         if self._unacked >= self.window // 2 and not (self.eof_in or self.ended):
             grant, self._unacked = self._unacked, 0
-            if self._starved and not self._chunks and self.window < self.mux.max_window:
+            if self._starved and not self._chunks:
                 # The consumer waited for bytes and has drained everything: the window,
-                # not the reader, limits this stream. Double it (bounded).
-                extra = min(self.window, self.mux.max_window - self.window)
-                self.window += extra
-                grant += extra
+                # not the reader, limits this stream.
+                grant += self._grow_window()
             self._starved = False
             self._allowed += grant
             with contextlib.suppress(SessionClosed):
@@ -219,12 +217,16 @@ class MuxStream:
         self._unacked += size
         if self._unacked >= self.window // 2 and not (self.eof_in or self.ended):
             grant, self._unacked = self._unacked, 0
-            if self.window < self.mux.max_window:
-                extra = min(self.window, self.mux.max_window - self.window)
-                self.window += extra
-                grant += extra
+            grant += self._grow_window()
             self._allowed += grant
             self.mux.spawn(self._grant(grant))
+
+    def _grow_window(self) -> int:
+        """Double this side's receive window, up to the session's maximum; the bytes
+        added (to be granted with the next WINDOW)."""
+        extra = max(0, min(self.window, self.mux.max_window - self.window))
+        self.window += extra
+        return extra
 
     async def _grant(self, grant: int) -> None:
         with contextlib.suppress(SessionClosed):
