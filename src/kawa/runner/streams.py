@@ -38,19 +38,24 @@ def _fallback_docker() -> docker.DockerClient:
     return docker.from_env(timeout=120)
 
 
-def _live(ws: WebSocket, task_id: str) -> tuple[Entry, docker.DockerClient] | str:
-    """The running task's journal entry and a Docker client, or why there is none."""
+async def _live(
+    ws: WebSocket, task_id: str, channel: StarletteChannel
+) -> tuple[Entry, docker.DockerClient] | None:
+    """The running task's journal entry and a Docker client; None when there is none,
+    after closing ``channel`` with the reason."""
     service = ws.app.state.service
     node = service.config.name
     entry = service.journal.get(task_id)
     if entry is None or entry.state == "ended":
-        return f"task {task_id} is not running on {node}"
-    if entry.state == "paused":
-        return f"task {task_id} is paused: resume it first"
-    if entry.order.native or not entry.container:
-        return f"task {task_id} runs natively: terminals and forwarding need a container"
-    client = getattr(service.executor, "docker", None) or _fallback_docker()
-    return entry, client
+        refusal = f"task {task_id} is not running on {node}"
+    elif entry.state == "paused":
+        refusal = f"task {task_id} is paused: resume it first"
+    elif entry.order.native or not entry.container:
+        refusal = f"task {task_id} runs natively: terminals and forwarding need a container"
+    else:
+        return entry, getattr(service.executor, "docker", None) or _fallback_docker()
+    await channel.close(proto.CLOSE_CONFLICT, refusal)
+    return None
 
 
 async def _session(
@@ -60,9 +65,8 @@ async def _session(
     details: Callable[[Entry, docker.DockerClient], dict[str, Any]] | None = None,
 ) -> None:
     channel = StarletteChannel(ws)
-    found = _live(ws, task_id)
-    if isinstance(found, str):
-        await channel.close(proto.CLOSE_CONFLICT, found)
+    found = await _live(ws, task_id, channel)
+    if found is None:
         return
     entry, client = found
     info: dict[str, Any] = {"task": task_id, "node": ws.app.state.service.config.name}
@@ -130,9 +134,8 @@ async def _tunnel(ws: WebSocket, task_id: str, raw_port: str) -> None:
     WebSocket's bytes are the connection's, both ways, joined in the kernel
     (docs/streams.md, "Tunnels")."""
     channel = StarletteChannel(ws)
-    found = _live(ws, task_id)
-    if isinstance(found, str):
-        await channel.close(proto.CLOSE_CONFLICT, found)
+    found = await _live(ws, task_id, channel)
+    if found is None:
         return
     entry, client = found
     port = int(raw_port) if raw_port.isdigit() else 0
