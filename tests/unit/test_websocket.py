@@ -414,20 +414,12 @@ def test_a_large_payload_behind_a_queued_message_still_goes_direct() -> None:
 
 
 async def _held_then_direct() -> None:
-    ws_ours, ws_theirs = socket.socketpair()
-    channel = await websocket.adopt(ws_ours, client=True, max_message=2 * proto.MAX_FRAME)
-    mux = Mux(channel)
-    reading = asyncio.create_task(mux.run())
-    dest, reader = socket.socketpair()
-    try:
-        stream = await mux.open({})  # stream 1; its window is grown to 2 MiB
-        relaying = asyncio.create_task(relay(stream, await adopt_socket(dest)))
+    async with _relayed_stream() as (channel, stream, far, reader):
         small, large = os.urandom(100), [os.urandom(200 * 1024) for _ in range(2)]
         frames = [proto.data_frame(stream.id, p) for p in (small, *large)]
-        wire = b"".join(_server_frame(f) for f in frames)
-        while stream._parked is None:  # the relay waits for data before any arrives
-            await asyncio.sleep(0.001)
-        sending = asyncio.ensure_future(asyncio.to_thread(ws_theirs.sendall, wire))
+        sending = asyncio.ensure_future(
+            asyncio.to_thread(far.sendall, b"".join(_server_frame(f) for f in frames))
+        )
         expected = small + b"".join(large)
 
         def read_all() -> bytes:
@@ -445,10 +437,33 @@ async def _held_then_direct() -> None:
         # Read into Python, they would have been 0; a local socket's buffer bounds how
         # much the kernel takes at once (the rest goes the ordinary way, in order).
         assert channel.direct_bytes >= 128 * 1024, channel.direct_bytes
-        relaying.cancel()
-        await asyncio.gather(relaying, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def _relayed_stream() -> AsyncIterator[
+    tuple[websocket.WebSocketChannel, MuxStream, socket.socket, socket.socket]
+]:
+    """A client session on one end of a socket pair, the test playing the server on the
+    other (``far``), and one stream relayed to a local socket whose other end is
+    ``reader``: yielded once the relay waits for data. The test shuts ``reader`` down."""
+    ours, far = socket.socketpair()
+    channel = await websocket.adopt(ours, client=True, max_message=2 * proto.MAX_FRAME)
+    mux = Mux(channel)
+    reading = asyncio.create_task(mux.run())
+    dest, reader = socket.socketpair()
+    relaying: asyncio.Task[Any] | None = None
+    try:
+        stream = await mux.open({})  # stream 1; its window is grown to 2 MiB
+        relaying = asyncio.create_task(relay(stream, await adopt_socket(dest)))
+        async with asyncio.timeout(5):
+            while stream._parked is None:  # the relay waits for data before any arrives
+                await asyncio.sleep(0.001)
+        yield channel, stream, far, reader
     finally:
-        ws_theirs.close()  # the far end goes away: the close below need not wait for it
+        if relaying is not None:
+            relaying.cancel()
+            await asyncio.gather(relaying, return_exceptions=True)
+        far.close()  # the far end goes away: the close below need not wait for it
         await mux.close()
         reading.cancel()
         await asyncio.gather(reading, return_exceptions=True)
@@ -468,36 +483,22 @@ def test_bytes_spliced_to_a_waiting_relay_grow_the_window() -> None:
 
 
 async def _direct_bytes_grow_the_window() -> None:
-    ws_ours, ws_theirs = socket.socketpair()
-    channel = await websocket.adopt(ws_ours, client=True, max_message=2 * proto.MAX_FRAME)
-    mux = Mux(channel)
-    reading = asyncio.create_task(mux.run())
-    dest, reader = socket.socketpair()
-    draining = asyncio.ensure_future(asyncio.to_thread(lambda: _drain(reader)))
-    try:
-        stream = await mux.open({})
-        relaying = asyncio.create_task(relay(stream, await adopt_socket(dest)))
-        while stream._parked is None:
-            await asyncio.sleep(0.001)
-        start = stream.window
-        for _ in range(start // proto.MAX_PAYLOAD):  # what the peer may send, all direct
-            sink = stream.direct_target(proto.MAX_PAYLOAD)
-            assert sink is not None, "the waiting relay's destination takes it"
-            view = memoryview(bytes(proto.MAX_PAYLOAD))
-            while view:
-                view = view[sink.write(view) :]
-                await asyncio.sleep(0)  # the reader drains the destination meanwhile
-        assert stream.window > start, stream.window
-        relaying.cancel()
-        await asyncio.gather(relaying, return_exceptions=True)
-    finally:
-        ws_theirs.close()
-        await mux.close()
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)
-        reader.shutdown(socket.SHUT_RDWR)
-        await draining
-        reader.close()
+    async with _relayed_stream() as (_, stream, _far, reader):
+        draining = asyncio.ensure_future(asyncio.to_thread(_drain, reader))
+        try:
+            start = stream.window
+            async with asyncio.timeout(10):
+                for _ in range(start // proto.MAX_PAYLOAD):  # all the peer may send
+                    sink = stream.direct_target(proto.MAX_PAYLOAD)
+                    assert sink is not None, "the waiting relay's destination takes it"
+                    view = memoryview(bytes(proto.MAX_PAYLOAD))
+                    while view:
+                        view = view[sink.write(view) :]
+                        await asyncio.sleep(0)  # the reader drains the destination
+            assert stream.window > start, stream.window
+        finally:
+            reader.shutdown(socket.SHUT_RDWR)
+            await draining
 
 
 def _drain(sock: socket.socket) -> int:
