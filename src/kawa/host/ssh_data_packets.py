@@ -89,36 +89,40 @@ class DataPackets:
         """Write ``data`` on the channel: sealed straight from it as far as the window
         goes when nothing waits in asyncssh's send buffer; the rest through asyncssh."""
         chan = self.chan
-        view, offset = memoryview(data), 0
-        if chan._send_state == "open" and not chan._send_buf:
-            while offset < len(view) and chan._send_window:
-                cipher = self.steady()
-                if cipher is None:
-                    break
-                size = min(len(view) - offset, chan._send_window, chan._send_pktsize)
-                self._send(cipher, view[offset : offset + size])
-                chan._send_window -= size
-                offset += size
-        if offset < len(view):
-            chan.write(view[offset:])  # copied into asyncssh's buffer, sent as window opens
+        view = memoryview(data)
+        sent = self._seal_from(view) if chan._send_state == "open" and not chan._send_buf else 0
+        if sent < len(view):
+            chan.write(view[sent:])  # copied into asyncssh's buffer, sent as window opens
 
     def flush(self) -> None:
         chan = self.chan
-        while chan._send_buf and chan._send_window:
+        while chan._send_buf:
             buf, datatype = chan._send_buf[0]
-            cipher = self.steady() if datatype is None else None
-            if cipher is None:
-                break  # asyncssh's own flush sends the rest
-            size = min(len(buf), chan._send_window, chan._send_pktsize)
+            if datatype is not None:
+                break
             with memoryview(buf) as view:
-                self._send(cipher, view[:size])
-            if size < len(buf):
-                del buf[:size]
-            else:
-                del chan._send_buf[0]
-            chan._send_buf_len -= size
-            chan._send_window -= size
+                sent = self._seal_from(view)
+            chan._send_buf_len -= sent
+            if sent < len(buf):
+                del buf[:sent]
+                break
+            del chan._send_buf[0]
         self.fallback()  # the rest, then pause/resume, and a pending EOF or close
+
+    def _seal_from(self, view: memoryview) -> int:
+        """Send the start of ``view`` as sealed packets while the window and the
+        connection's state allow; the bytes sent."""
+        chan = self.chan
+        sent = 0
+        while sent < len(view) and chan._send_window:
+            cipher = self.steady()
+            if cipher is None:
+                break
+            size = min(len(view) - sent, chan._send_window, chan._send_pktsize)
+            self._send(cipher, view[sent : sent + size])
+            chan._send_window -= size
+            sent += size
+        return sent
 
     def _send(self, cipher: Any, data: memoryview) -> None:
         conn = self.conn
