@@ -18,7 +18,7 @@ import asyncssh
 import pytest
 import uvloop
 
-from kawa.host import ssh_data_packets, ssh_transport
+from kawa.host import ssh_data_packets, ssh_received_packets, ssh_transport
 from kawa.host.ssh_transport import CIPHERS, WINDOW, Framing
 
 
@@ -107,21 +107,26 @@ async def _bulk_both_ways() -> None:
 
 
 @pytest.mark.parametrize("case", ["aes-gcm", "aes-gcm-rekeyed", "aes-ctr"])
-def test_data_packets_are_sealed_here_or_left_to_asyncssh(case: str) -> None:
-    """The gateway seals channel data packets itself (``ssh_data_packets``) while the
+def test_data_packets_are_sealed_and_opened_here_or_left_to_asyncssh(case: str) -> None:
+    """The gateway seals channel data packets itself (``ssh_data_packets``) and opens
+    the channel data and window packets it receives (``ssh_received_packets``) while the
     connection runs AES-GCM: an asyncssh client, which checks every packet's tag and
     sequence, must get 8 MiB back intact, also across key re-exchanges every MiB the
-    client asks for (each new key is used: the packets go on being sealed here). With
-    another cipher, every packet is left to asyncssh and the bytes are still intact."""
+    client asks for (each new key is used: packets go on being sealed and opened here,
+    while the key exchange's own packets go to asyncssh). With another cipher, every
+    packet is left to asyncssh and the bytes are still intact."""
     uvloop.run(_data_packets(case))
 
 
 async def _data_packets(case: str) -> None:
     senders: list[ssh_data_packets.DataPackets | None] = []
+    receivers: list[ssh_received_packets.ReceivedPackets | None] = []
 
     class Server(asyncssh.SSHServer):
         def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-            Framing.install(conn)
+            framing = Framing.install(conn)
+            assert framing is not None
+            receivers.append(framing.received)
             self.conn = conn
 
         def begin_auth(self, username: str) -> bool:
@@ -132,6 +137,8 @@ async def _data_packets(case: str) -> None:
         ) -> Any:
             chan = self.conn.create_tcp_channel(window=WINDOW)
             senders.append(ssh_data_packets.install(self.conn, chan))
+            if receivers[0] is not None:
+                receivers[0].register(chan)
             return chan, _Echo()
 
     server = await asyncssh.create_server(
@@ -167,9 +174,80 @@ async def _data_packets(case: str) -> None:
         await server.wait_closed()
     assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
     [packets] = senders
-    assert packets is not None, "not installed"
+    [received] = receivers
+    assert packets is not None and received is not None, "not installed"
     if case == "aes-ctr":
         assert packets.packets == 0
+        assert received.packets == 0
     else:
         assert packets.packets >= len(data) // (32 * 1024) * 0.9, packets.packets
         assert packets.keys >= (2 if case == "aes-gcm-rekeyed" else 1), packets.keys
+        assert received.packets >= len(data) // (32 * 1024) * 0.9, received.packets
+        assert received.keys >= (2 if case == "aes-gcm-rekeyed" else 1), received.keys
+
+
+def test_a_received_packet_with_a_bad_tag_ends_the_connection() -> None:
+    """A sealed packet that does not open is not taken here: asyncssh gets it and drops
+    the connection (MAC error), and nothing of it reaches the channel."""
+    uvloop.run(_bad_tag())
+
+
+async def _bad_tag() -> None:
+    framings: list[Framing] = []
+    delivered: list[bytes] = []
+
+    class Session(asyncssh.SSHTCPSession[bytes]):
+        def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+            delivered.append(data)
+
+    class Server(asyncssh.SSHServer):
+        def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+            framing = Framing.install(conn)
+            assert framing is not None
+            framings.append(framing)
+            self.conn = conn
+
+        def begin_auth(self, username: str) -> bool:
+            return False
+
+        def connection_requested(
+            self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+        ) -> Any:
+            chan = self.conn.create_tcp_channel(window=WINDOW)
+            assert framings[0].received is not None
+            framings[0].received.register(chan)
+            return chan, Session()
+
+    server = await asyncssh.create_server(
+        Server,
+        "127.0.0.1",
+        0,
+        server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+        encryption_algs=CIPHERS,
+        compression_algs=["none"],
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asyncssh.connect(
+            "127.0.0.1", port, known_hosts=None, username="u", client_keys=None
+        ) as conn:
+            _, writer = await conn.open_connection("sink", 22)
+            writer.write(b"first")
+            await writer.drain()
+            [framing] = framings
+            received = framing.received
+            assert received is not None
+            deadline = asyncio.get_running_loop().time() + 10
+            while not delivered and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            assert delivered == [b"first"]
+            opened = received.packets
+            assert opened >= 1
+            forged = (48).to_bytes(4, "big") + os.urandom(48 + 16)  # length, body, tag
+            framing.data_received(forged)
+            await asyncio.wait_for(conn.wait_closed(), 10)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert delivered == [b"first"]
+    assert received.packets == opened

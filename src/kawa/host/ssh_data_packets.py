@@ -111,40 +111,54 @@ class DataPackets:
 
     def _seal_from(self, view: memoryview) -> int:
         """Send the start of ``view`` as sealed packets while the window and the
-        connection's state allow; the bytes sent."""
-        chan = self.chan
-        sent = 0
-        while sent < len(view) and chan._send_window:
-            cipher = self.steady()
-            if cipher is None:
-                break
-            size = min(len(view) - sent, chan._send_window, chan._send_pktsize)
-            self._send(cipher, view[sent : sent + size])
+        connection's state allow; the bytes sent. The state is checked once per call
+        and the byte count for a rekey before each packet; the GCM invocation counter
+        is carried as an int and stored back in asyncssh's cipher at the end."""
+        chan, conn = self.chan, self.conn
+        cipher = self.steady() if chan._send_window else None
+        if cipher is None:
+            return 0
+        aes = self._aes(cipher)
+        fixed, counter = cipher._iv[:4], int.from_bytes(cipher._iv[4:], "big")
+        head = bytes((MSG_CHANNEL_DATA,)) + chan._send_chan.to_bytes(4, "big")
+        enchdrlen, blocksize = conn._send_enchdrlen, conn._send_blocksize
+        out: list[bytes | bytearray] = []
+        sent, seq, sealed = 0, conn._send_seq, 0
+        total = len(view)
+        while sent < total and chan._send_window and conn._rekey_bytes_sent < conn._rekey_bytes:
+            size = min(total - sent, chan._send_window, chan._send_pktsize)
+            payload = 9 + size  # type, recipient channel, string length, data
+            padlen = -(enchdrlen + payload) % blocksize
+            if padlen < 4:
+                padlen += blocksize
+            pktlen = 1 + payload + padlen
+            header = pktlen.to_bytes(4, "big")
+            # One allocation, no zero fill; sealed in place (the tag goes in the last bytes).
+            packet = bytearray().join(
+                (
+                    bytes((padlen,)),
+                    head,
+                    size.to_bytes(4, "big"),
+                    view[sent : sent + size],
+                    self._padding(padlen),
+                    _TAG_ROOM,
+                )
+            )
+            with memoryview(packet) as plain:
+                aes.encrypt_into(fixed + counter.to_bytes(8, "big"), plain[:pktlen], header, packet)
+            counter = (counter + 1) & 0xFFFFFFFFFFFFFFFF
+            out += (header, packet)
+            seq = (seq + 1) & 0xFFFFFFFF
+            conn._rekey_bytes_sent += pktlen
             chan._send_window -= size
             sent += size
+            sealed += 1
+        if sealed:
+            cipher._iv = fixed + counter.to_bytes(8, "big")
+            conn._send_seq = seq
+            conn._transport.writelines(out)
+            self.packets += sealed
         return sent
-
-    def _send(self, cipher: Any, data: memoryview) -> None:
-        conn = self.conn
-        size = len(data)
-        payload = 9 + size  # type, recipient channel, string length, data
-        padlen = -(conn._send_enchdrlen + payload) % conn._send_blocksize
-        if padlen < 4:
-            padlen += conn._send_blocksize
-        pktlen = 1 + payload + padlen
-        head = bytes((padlen, MSG_CHANNEL_DATA)) + self.chan._send_chan.to_bytes(4, "big")
-        # One allocation, no zero fill; sealed in place (the tag goes in the last bytes).
-        length = size.to_bytes(4, "big")
-        packet = bytearray().join((head, length, data, self._padding(padlen), _TAG_ROOM))
-        header = pktlen.to_bytes(4, "big")
-        with memoryview(packet) as view:
-            self._aes(cipher).encrypt_into(cipher._iv, view[:pktlen], header, packet)
-        cipher._update_iv()
-        conn._transport.write(header)
-        conn._transport.write(packet)
-        conn._send_seq = (conn._send_seq + 1) & 0xFFFFFFFF
-        conn._rekey_bytes_sent += pktlen
-        self.packets += 1
 
     def _padding(self, size: int) -> bytes:
         """Random padding, cut from a pool refilled from the OS (one call per ~4000

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from kawa.protocol import streams as proto
 from kawa.relay import websocket
 from kawa.relay.dial import Closed, DialRefused, tunnel
 from kawa.relay.mux import Mux
-from kawa.relay.pipe import SocketPipe, adopt_socket, relay
+from kawa.relay.pipe import relay
 from kawa.relay.stream import SessionClosed, StreamError
 from kawa.store.models import Node, Task
 
@@ -82,9 +83,9 @@ def admin_keys(path: Path | None) -> set[tuple[str, str]]:
     return keys
 
 
-async def runner_tunnel(url: str, secret: str, task_id: str) -> SocketPipe | None:
-    """A tunnel straight to the VPS's sshd through its runner (the host is trusted);
-    None if the runner carries no tunnels. Raises Closed if the runner refuses."""
+async def runner_tunnel(url: str, secret: str, task_id: str) -> socket.socket | None:
+    """A socket tunnelled straight to the VPS's sshd through its runner (the host is
+    trusted); None if the runner carries no tunnels. Raises Closed if the runner refuses."""
     target = url.replace("http://", "ws://", 1)
     if not target.startswith("ws://"):
         return None
@@ -97,11 +98,7 @@ async def runner_tunnel(url: str, secret: str, task_id: str) -> SocketPipe | Non
         raise
     except (DialRefused, InvalidHandshake) as exc:
         raise Closed(proto.CLOSE_UNREACHABLE, str(exc)) from None
-    try:
-        return await adopt_socket(sock)
-    except BaseException:
-        sock.close()
-        raise
+    return sock
 
 
 @contextlib.asynccontextmanager
@@ -191,10 +188,11 @@ class SSHGateway:
             def __init__(self) -> None:
                 self.key: asyncssh.SSHKey | None = None
                 self.conn: asyncssh.SSHServerConnection | None = None
+                self.framing: Framing | None = None
 
             def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
                 self.conn = conn
-                Framing.install(conn)
+                self.framing = Framing.install(conn)
 
             def begin_auth(self, username: str) -> bool:
                 return True
@@ -234,6 +232,8 @@ class SSHGateway:
                 quiet_packet_log(chan)
                 session = ChannelSession(lambda pipe: gateway.spawn(task_id, url, pipe))
                 session.packets = ssh_data_packets.install(self.conn, chan)
+                if self.framing is not None and self.framing.received is not None:
+                    self.framing.received.register(chan)
                 return chan, session
 
         self.server = await asyncssh.create_server(
@@ -264,7 +264,7 @@ class SSHGateway:
         try:
             to_sshd = await runner_tunnel(url, secret, task_id)
             if to_sshd is not None:
-                await relay(pipe, to_sshd)
+                await pipe.join(to_sshd)
                 return
             async with runner_session(url, secret, task_id) as mux:
                 stream = await mux.open({"port": SSH_PORT})

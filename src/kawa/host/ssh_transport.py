@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 
 import asyncssh
 
+from kawa.host import ssh_received_packets
 from kawa.host.ssh_data_packets import DataPackets
+from kawa.host.ssh_received_packets import ReceivedPackets
+from kawa.host.ssh_tunnel_joint import TunnelJoint
 from kawa.protocol import streams as proto
 from kawa.relay.pipe import Inbox
 
@@ -57,8 +61,10 @@ class Framing(asyncio.Protocol):
     def __init__(self, conn: asyncssh.SSHServerConnection, transport: asyncio.Transport):
         self.conn, self.transport = conn, transport
         self.loop = asyncio.get_running_loop()
-        self.pending: list[bytes] = []
+        self.pending: list[bytes | bytearray] = []
         self.scheduled = False
+        self.received: ReceivedPackets | None = None
+        """Opens channel data and window packets past asyncssh (set by :meth:`install`)."""
 
     @classmethod
     def install(cls, conn: asyncssh.SSHServerConnection) -> Framing | None:
@@ -82,11 +88,18 @@ class Framing(asyncio.Protocol):
             send_packet(pkttype, *args, handler=handler)
 
         conn.send_packet = no_empty_ignore  # type: ignore[method-assign]
+        framing.received = ssh_received_packets.install(conn, framing.to_asyncssh)
         return framing
 
     # -- the transport asyncssh sees ------------------------------------------------
     def write(self, data: bytes) -> None:
         self.pending.append(data)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def writelines(self, data: list[bytes | bytearray]) -> None:
+        self.pending += data
         if not self.scheduled:
             self.scheduled = True
             self.loop.call_soon(self.flush)
@@ -111,6 +124,12 @@ class Framing(asyncio.Protocol):
 
     # -- the protocol the socket sees -----------------------------------------------
     def data_received(self, data: bytes) -> None:
+        if self.received is not None:
+            self.received.feed(data)
+        else:
+            self.to_asyncssh(data)
+
+    def to_asyncssh(self, data: bytes) -> None:
         if len(data) <= READ_SPLIT:
             self.conn.data_received(data)
             return
@@ -152,7 +171,8 @@ class ChannelSession(Inbox, asyncssh.SSHTCPSession[bytes]):
     Backpressure both ways: once more than ``limit`` bytes wait here, delivery from the
     channel is paused (asyncssh then grants the client no more window, so at most the
     channel window is buffered on top), and a write waits while asyncssh's send buffer is
-    above its high-water mark.
+    above its high-water mark. Joined to a socket (:meth:`join`), the callbacks go to the
+    joint instead and the inbox is no longer used.
     """
 
     def __init__(
@@ -163,10 +183,54 @@ class ChannelSession(Inbox, asyncssh.SSHTCPSession[bytes]):
         self.chan: asyncssh.SSHTCPChannel[bytes] | None = None
         self.packets: DataPackets | None = None
         """Seals the channel's data packets (set by the gateway where it can)."""
+        self.joint: TunnelJoint | None = None
+        """Set once the channel is joined to a tunnel socket (:meth:`join`)."""
 
     def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
         self.chan = chan
         self.start(self)  # the relay begins once the channel is open
+
+    # -- asyncssh's callbacks: to the joint once joined, else to the inbox ---------------
+    def data_received(self, data: bytes, *_: Any) -> None:
+        if self.joint is not None:
+            self.joint.from_channel(data)
+        else:
+            super().data_received(data)
+
+    def eof_received(self) -> bool:
+        if self.joint is not None:
+            self.joint.channel_eof()
+            return True
+        return super().eof_received()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        if self.joint is not None:
+            self.joint.channel_lost()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.joint is not None:
+            self.joint.channel_paused(True)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.joint is not None:
+            self.joint.channel_paused(False)
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` to the client, sealed here where the connection allows."""
+        if self.chan is None or self.lost.is_set():
+            return
+        if self.packets is not None:
+            self.packets.write(data)
+        else:
+            self.chan.write(data)
+
+    async def join(self, sock: socket.socket) -> None:
+        """Carry the channel to and from a connected socket until both are closed
+        (:class:`~kawa.host.ssh_tunnel_joint.TunnelJoint`), in place of :func:`relay`."""
+        await TunnelJoint(self).join(sock)
 
     def pause_source(self) -> bool:
         if self.chan is None:
@@ -184,10 +248,7 @@ class ChannelSession(Inbox, asyncssh.SSHTCPSession[bytes]):
     async def write(self, data: bytes) -> None:
         if self.chan is None or self.lost.is_set():
             raise ConnectionResetError("the SSH channel is closed")
-        if self.packets is not None:
-            self.packets.write(data)
-        else:
-            self.chan.write(data)
+        self.send(data)
         await self.writable.wait()
 
     async def write_eof(self) -> None:
