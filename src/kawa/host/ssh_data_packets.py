@@ -76,6 +76,7 @@ class DataPackets:
         enc = conn._send_encryption
         if (
             not isinstance(enc, GCMEncryption)
+            or conn._transport is None
             or conn._compressor is not None
             or not (conn._kex_complete and conn._auth_complete)
             or conn._rekey_bytes_sent >= conn._rekey_bytes

@@ -2,20 +2,21 @@
 general packet path.
 
 In a transfer through the gateway most received packets are ``SSH_MSG_CHANNEL_DATA``
-(an upload's payload, or the inner ssh's small window adjusts in a download) and
-``SSH_MSG_CHANNEL_WINDOW_ADJUST`` (the client granting more window). asyncssh passes
-each through its general path (slicing its input buffer, a packet parser, a handler
-lookup, a fresh AES key schedule per packet); measured, that was the largest part of
-the gateway's own time in an upload (docs/benchmarks.md, issue 5). While asyncssh is
-between packets and the connection is steady (AES-GCM keys exchanged and
-authenticated, no compression), a :class:`ReceivedPackets` opens those two kinds
-itself, for the channels registered with it, and hands them to the channel as
-asyncssh's handlers would (window check, then ``_accept_data``; send window, then
-flush). The first packet of any other kind, or one it cannot vouch for (a bad tag, a
-malformed length, a closed channel), goes to asyncssh with everything after it, still
-sealed, and asyncssh opens it with its own state, which is kept in step here (sequence
-number, GCM invocation counter). asyncssh is pinned; tests/unit/test_ssh_gateway_framing.py
-checks the result against a real client.
+(an upload's payload, or the inner ssh's small window adjusts in a download),
+``SSH_MSG_CHANNEL_WINDOW_ADJUST`` (the client granting more window) and, from some
+clients, an empty ``SSH_MSG_IGNORE`` before each data packet. asyncssh passes each
+through its general path (slicing its input buffer, a packet parser, a handler lookup,
+a fresh AES key schedule per packet); measured, that was the largest part of the
+gateway's own time in an upload (docs/benchmarks.md, issue 5). While asyncssh is
+between packets and the connection is steady (AES-GCM keys exchanged, authenticated, no
+compression), a :class:`ReceivedPackets` opens those kinds itself, for the channels
+registered with it, and does what asyncssh's handlers would (data: window check, then
+the channel's ``_accept_data``; window: add it, then flush; ignore: nothing). Any other
+packet, or one it cannot vouch for (a bad tag, a malformed length, a channel not open),
+goes to asyncssh whole and still sealed, and asyncssh opens it with its own state,
+which is kept in step here (sequence number, GCM invocation counter). asyncssh is
+pinned; tests/unit/test_ssh_gateway_framing.py checks the result against a real client,
+across key re-exchanges.
 """
 
 from __future__ import annotations
@@ -49,7 +50,15 @@ _NEEDS = (
     "_channels",
     "_reset_keepalive_timer",
 )
-_CHAN_NEEDS = ("_recv_state", "_recv_window", "_accept_data", "_send_window", "_flush_send_buf")
+_CHAN_NEEDS = (
+    "_recv_chan",
+    "_recv_state",
+    "_recv_window",
+    "_send_state",
+    "_accept_data",
+    "_send_window",
+    "_flush_send_buf",
+)
 
 
 class ReceivedPackets:
@@ -67,9 +76,15 @@ class ReceivedPackets:
         self.keys = 0
         """Receive keys opened with so far (one more after each rekey)."""
 
-    def register(self, chan: Any) -> None:
-        """Take ``chan``'s data and window packets from now on."""
+    def register(self, chan: Any) -> bool:
+        """Take ``chan``'s data and window packets from now on; False (left to
+        asyncssh) when the channel lacks the internals this relies on."""
+        missing = [n for n in _CHAN_NEEDS if not hasattr(chan, n)]
+        if missing:
+            log.debug("asyncssh channel without %s: its packets left to asyncssh", missing)
+            return False
         self.channels[chan._recv_chan] = chan
+        return True
 
     def steady(self) -> Any:
         """asyncssh's GCM cipher object when the next packet may be opened here, else None."""
@@ -183,7 +198,3 @@ def install(
         log.debug("asyncssh without %s: received packets left to asyncssh", ", ".join(missing))
         return None
     return ReceivedPackets(conn, deliver)
-
-
-def can_register(chan: Any) -> bool:
-    return all(hasattr(chan, n) for n in (*_CHAN_NEEDS, "_recv_chan"))

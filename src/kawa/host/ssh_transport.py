@@ -50,9 +50,11 @@ class Framing(asyncio.Protocol):
       ``SSH_MSG_IGNORE`` before every data packet); here the packets of one event-loop
       turn go out in one ``writelines``, and the empty IGNORE packets are dropped (they
       are padding against CBC-mode attacks; the gateway offers AES-GCM only);
-    - reads: asyncssh keeps unparsed input in ``bytes`` and copies the rest of it after
-      every packet, quadratic in the size of a read (uvloop reads up to 256 KiB); here
-      reads are handed on in pieces of at most :data:`READ_SPLIT` bytes.
+    - reads: the channel data, window and ignore packets of registered channels are
+      opened by :attr:`received` (:mod:`kawa.host.ssh_received_packets`); what goes on
+      to asyncssh, which keeps unparsed input in ``bytes`` and copies the rest of it
+      after every packet (quadratic in the size of a read; uvloop reads up to 256 KiB),
+      is handed on in pieces of at most :data:`READ_SPLIT` bytes.
 
     It relies on asyncssh internals (its connection's ``_transport`` and ``send_packet``,
     asyncssh is pinned); when they are not there, the connection is left as it is.
