@@ -345,6 +345,24 @@ def test_ssh_gateway(docker_available: None, tmp_path: Path, home: Path) -> None
         assert by_name.stdout.strip() == "by-name", by_name.stderr
         by_prefix = ssh(key, "-J", "gateway", f"root@{vps_id[:-2]}", "echo", "prefix")
         assert by_prefix.stdout.strip() == "prefix", by_prefix.stderr
+        # scp (SFTP underneath) and sftp through the gateway, as stock OpenSSH runs them
+        payload = tmp_path / "payload.bin"
+        payload.write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+        jump = ["-F", str(config(key)), "-J", "gateway"]
+        scp_in = subprocess.run(
+            ["scp", *jump, str(payload), f"root@{vps_id}:/root/payload.bin"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert scp_in.returncode == 0, scp_in.stderr
+        fetched = tmp_path / "fetched.bin"
+        batch = tmp_path / "batch"
+        batch.write_text(f"get /root/payload.bin {fetched}\n")
+        sftp = subprocess.run(
+            ["sftp", *jump, "-b", str(batch), f"root@{vps_id}"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert sftp.returncode == 0, sftp.stderr
+        assert fetched.read_bytes() == payload.read_bytes()
         # the admin key reaches the gateway; the VPS's own sshd still wants its key
         assert ssh(admin, "-W", f"{vps_id}:22", "gateway").stdout.startswith("SSH-2.0")
 
