@@ -23,7 +23,8 @@ import asyncssh
 import uvloop
 
 from kawa.host import ssh_data_packets
-from kawa.host.ssh_transport import CIPHERS, WINDOW, ChannelSession, Framing
+from kawa.host.ssh_transport import ChannelSession
+from tests.unit.ssh_rig import framed, round_trip, until
 
 MB = 1024 * 1024
 Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -36,20 +37,15 @@ class Rig:
     sessions: list[ChannelSession] = field(default_factory=list)
 
 
-async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-
-
 @contextlib.asynccontextmanager
 async def _rig(peer: Peer, hold: asyncio.Event | None = None) -> AsyncIterator[Rig]:
-    """A framed server joining each channel to a connection to ``peer``; with ``hold``,
-    each join waits for that event (the channel buffers what arrives meanwhile)."""
+    """A framed server joining each channel to a connection to ``peer``, sealing as the
+    gateway does; with ``hold``, each join waits for that event (the channel buffers
+    what arrives meanwhile)."""
     far = await asyncio.start_server(peer, "127.0.0.1", 0)
     far_port = far.sockets[0].getsockname()[1]
-    rig_ref: list[Rig] = []
+    joins: list[asyncio.Task[None]] = []
+    sessions: list[ChannelSession] = []
 
     async def join(session: ChannelSession) -> None:
         if hold is not None:
@@ -59,49 +55,21 @@ async def _rig(peer: Peer, hold: asyncio.Event | None = None) -> AsyncIterator[R
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", far_port))
         await session.join(sock)
 
-    class Server(asyncssh.SSHServer):
-        def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-            self.framing = Framing.install(conn)
-            self.conn = conn
+    def start(session: ChannelSession) -> None:
+        joins.append(asyncio.get_running_loop().create_task(join(session)))
 
-        def begin_auth(self, username: str) -> bool:
-            return False
+    def joined(conn: asyncssh.SSHServerConnection, chan: Any) -> ChannelSession:
+        session = ChannelSession(start)
+        session.packets = ssh_data_packets.install(conn, chan)
+        sessions.append(session)
+        return session
 
-        def connection_requested(
-            self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
-        ) -> Any:
-            chan = self.conn.create_tcp_channel(window=WINDOW)
-
-            def start(session: ChannelSession) -> None:
-                rig_ref[0].joins.append(asyncio.get_running_loop().create_task(join(session)))
-
-            session = ChannelSession(start)
-            session.packets = ssh_data_packets.install(self.conn, chan)
-            if self.framing is not None and self.framing.received is not None:
-                self.framing.received.register(chan)
-            rig_ref[0].sessions.append(session)
-            return chan, session
-
-    server = await asyncssh.create_server(
-        Server,
-        "127.0.0.1",
-        0,
-        server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
-        encryption_algs=CIPHERS,
-        compression_algs=["none"],
-    )
-    port = server.sockets[0].getsockname()[1]
     try:
-        async with asyncssh.connect(
-            "127.0.0.1", port, known_hosts=None, username="u", client_keys=None
-        ) as client:
-            rig_ref.append(Rig(client))
-            yield rig_ref[0]
+        async with framed(joined) as (client, _):
+            yield Rig(client, joins, sessions)
     finally:
-        for task in rig_ref[0].joins if rig_ref else []:
+        for task in joins:
             task.cancel()
-        server.close()
-        await server.wait_closed()
         far.close()
         await far.wait_closed()
 
@@ -129,17 +97,7 @@ def test_bytes_pass_both_ways_and_the_join_ends_with_both_sides() -> None:
 async def _both_ways() -> None:
     data = os.urandom(9 * MB + 11)
     async with _rig(_echo) as rig:
-        reader, writer = await rig.client.open_connection("vps", 22)
-
-        async def send() -> None:
-            for start in range(0, len(data), 256 * 1024):
-                writer.write(data[start : start + 256 * 1024])
-                await writer.drain()
-            writer.write_eof()
-
-        sender = asyncio.create_task(send())
-        back = await asyncio.wait_for(reader.read(), 60)
-        await sender
+        back = await round_trip(rig.client, data)
         assert len(back) == len(data) and _digest(back) == _digest(data)
         [join] = rig.joins
         await asyncio.wait_for(join, 10)  # both ends closed on their own
@@ -158,7 +116,7 @@ async def _early() -> None:
     async with _rig(_echo, hold) as rig:
         reader, writer = await rig.client.open_connection("vps", 22)
         writer.write(b"SSH-2.0-early\r\n")
-        await _until(lambda: bool(rig.sessions) and bool(rig.sessions[0].chunks))
+        await until(lambda: bool(rig.sessions) and bool(rig.sessions[0].chunks))
         hold.set()
         writer.write(b"after the join")
         writer.write_eof()
@@ -199,7 +157,7 @@ async def _peer_stalls() -> None:
         writer.write(data[sent + MB :])  # the stalled MiB is in asyncssh's buffer
         writer.write_eof()
         await asyncio.wait_for(writer.drain(), 60)
-        await _until(lambda: sum(map(len, got)) >= len(data), 60)
+        await until(lambda: sum(map(len, got)) >= len(data), 60)
         assert _digest(b"".join(got)) == _digest(data)
 
 
@@ -227,7 +185,7 @@ async def _client_stalls() -> None:
 
     async with _rig(pushing_peer) as rig:
         reader, writer = await rig.client.open_connection("vps", 22)
-        await _until(lambda: written[0] > 0)
+        await until(lambda: written[0] > 0)
         before = -1
         while written[0] != before:  # until the peer stops getting anywhere
             before = written[0]
@@ -257,7 +215,7 @@ async def _cancelled() -> None:
     async with _rig(waiting_peer) as rig:
         reader, writer = await rig.client.open_connection("vps", 22)
         writer.write(b"hello")
-        await _until(lambda: bool(rig.joins) and bool(rig.sessions[0].joint))
+        await until(lambda: bool(rig.joins) and bool(rig.sessions[0].joint))
         [join] = rig.joins
         join.cancel()
         await asyncio.wait_for(peer_done.wait(), 10)

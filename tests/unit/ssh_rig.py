@@ -1,0 +1,113 @@
+"""A framed asyncssh server as the SSH gateway runs one, and a client connected to it:
+shared by the tests of the gateway's framing, packets and tunnel joint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+
+from kawa.host.ssh_transport import CIPHERS, WINDOW, Framing
+
+Session = Any
+"""What a channel's session is: an asyncssh session object."""
+
+
+@dataclass
+class Served:
+    """What the server side made: one framing per connection, one channel per request."""
+
+    framings: list[Framing | None] = field(default_factory=list)
+    channels: list[asyncssh.SSHTCPChannel[bytes]] = field(default_factory=list)
+
+    @property
+    def framing(self) -> Framing:
+        [framing] = self.framings
+        assert framing is not None, "framing not installed"
+        return framing
+
+
+@contextlib.asynccontextmanager
+async def framed(
+    session: Callable[[asyncssh.SSHServerConnection, asyncssh.SSHTCPChannel[bytes]], Session],
+    *,
+    on_connection: Callable[[asyncssh.SSHServerConnection], None] | None = None,
+    server_ciphers: list[str] = CIPHERS,
+    **client_options: Any,
+) -> AsyncIterator[tuple[asyncssh.SSHClientConnection, Served]]:
+    """A server that frames each connection (``on_connection`` runs first) and answers
+    each ``direct-tcpip`` request with a channel (window :data:`WINDOW`, registered for
+    received packets) and ``session(conn, chan)``; a client connected to it."""
+    served = Served()
+
+    class Server(asyncssh.SSHServer):
+        def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+            if on_connection is not None:
+                on_connection(conn)
+            served.framings.append(Framing.install(conn))
+            self.conn = conn
+
+        def begin_auth(self, username: str) -> bool:
+            return False  # no authentication
+
+        def connection_requested(
+            self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+        ) -> Any:
+            chan = self.conn.create_tcp_channel(window=WINDOW)
+            framing = served.framings[-1]
+            if framing is not None and framing.received is not None:
+                framing.received.register(chan)
+            served.channels.append(chan)
+            return chan, session(self.conn, chan)
+
+    server = await asyncssh.create_server(
+        Server,
+        "127.0.0.1",
+        0,
+        server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+        encryption_algs=server_ciphers,
+        compression_algs=["none"],
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asyncssh.connect(
+            "127.0.0.1", port, known_hosts=None, username="u", client_keys=None, **client_options
+        ) as client:
+            yield client, served
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``check`` until it holds; fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def round_trip(
+    client: asyncssh.SSHClientConnection, data: bytes, piece: int = 256 * 1024
+) -> bytes:
+    """Send ``data`` on a new ``direct-tcpip`` channel in ``piece``-sized writes, then
+    EOF, while reading everything that comes back until the server's EOF."""
+    reader, writer = await client.open_connection("vps", 22)
+
+    async def send() -> None:
+        for start in range(0, len(data), piece):
+            writer.write(data[start : start + piece])
+            await writer.drain()
+        writer.write_eof()
+
+    sender = asyncio.create_task(send())
+    try:
+        back = await asyncio.wait_for(reader.read(), 60)
+        await sender
+    finally:
+        sender.cancel()
+    return back
