@@ -95,7 +95,8 @@ async def round_trip(
     client: asyncssh.SSHClientConnection, data: bytes, piece: int = 256 * 1024
 ) -> bytes:
     """Send ``data`` on a new ``direct-tcpip`` channel in ``piece``-sized writes, then
-    EOF, while reading everything that comes back until the server's EOF."""
+    EOF, while reading everything that comes back until the server's EOF; then close
+    the channel."""
     reader, writer = await client.open_connection("vps", 22)
 
     async def send() -> None:
@@ -110,4 +111,5 @@ async def round_trip(
         await sender
     finally:
         sender.cancel()
+        writer.close()
     return back

@@ -72,15 +72,31 @@ async def _bulk_both_ways() -> None:
     assert not ignores, f"{len(ignores)} empty IGNORE packets reached the socket"
 
 
-@pytest.mark.parametrize("case", ["aes-gcm", "aes-gcm-rekeyed", "aes-ctr"])
-def test_data_packets_are_sealed_and_opened_here_or_left_to_asyncssh(case: str) -> None:
+@pytest.mark.parametrize("case", ["aes-gcm", "aes-gcm-rekeyed", "aes-gcm-cut-reads", "aes-ctr"])
+def test_data_packets_are_sealed_and_opened_here_or_left_to_asyncssh(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The gateway seals channel data packets itself (``ssh_data_packets``) and opens
     the channel data and window packets it receives (``ssh_received_packets``) while the
     connection runs AES-GCM: an asyncssh client, which checks every packet's tag and
     sequence, must get 8 MiB back intact, also across key re-exchanges every MiB the
     client asks for (each new key is used: packets go on being sealed and opened here,
     while the key exchange's own packets go to asyncssh). With another cipher, every
-    packet is left to asyncssh and the bytes are still intact."""
+    packet is left to asyncssh and the bytes are still intact. With reads cut at every
+    awkward place (inside a packet's length, after one byte of it), packets go on being
+    opened here."""
+    if case == "aes-gcm-cut-reads":
+        whole = Framing.data_received
+
+        def cut(self: Framing, data: bytes) -> None:
+            pieces = [3, 1, 2, 37, 4099]
+            start = 0
+            while start < len(data):
+                size = pieces[start % len(pieces)]
+                whole(self, data[start : start + size])
+                start += size
+
+        monkeypatch.setattr(Framing, "data_received", cut)
     uvloop.run(_data_packets(case))
 
 
@@ -143,3 +159,25 @@ async def _bad_tag() -> None:
         await asyncio.wait_for(conn.wait_closed(), 10)
     assert delivered == [b"first"]
     assert received.packets == opened
+
+
+def test_closed_channels_are_let_go() -> None:
+    """Channels asyncssh has closed are not held for the connection's life (each holds
+    its packet buffers): after three channels opened and closed in turn on one
+    connection, only the live one is registered."""
+    uvloop.run(_let_go())
+
+
+async def _let_go() -> None:
+    async with framed(lambda conn, chan: _Echo()) as (conn, served):
+        server = served.framing.conn
+        for round_ in range(3):
+            assert await round_trip(conn, b"x" * (round_ + 1)) == b"x" * (round_ + 1)
+            closed = served.channels[-1]
+            await until(lambda c=closed: server._channels.get(c._recv_chan) is not c)
+        _, writer = await conn.open_connection("vps", 22)
+        await until(lambda: len(served.channels) == 4)
+        received = served.framing.received
+        assert received is not None
+        assert list(received.channels.values()) == [served.channels[-1]]
+        writer.close()

@@ -49,6 +49,9 @@ _NEEDS = (
     "_max_recv_pktlen",
     "_channels",
     "_reset_keepalive_timer",
+    "_send_disconnect",
+    "_force_close",
+    "internal_error",
 )
 _CHAN_NEEDS = (
     "_recv_chan",
@@ -78,11 +81,14 @@ class ReceivedPackets:
 
     def register(self, chan: Any) -> bool:
         """Take ``chan``'s data and window packets from now on; False (left to
-        asyncssh) when the channel lacks the internals this relies on."""
+        asyncssh) when the channel lacks the internals this relies on. Channels asyncssh
+        has let go of are dropped here then, so only live ones are held."""
         missing = [n for n in _CHAN_NEEDS if not hasattr(chan, n)]
         if missing:
             log.debug("asyncssh channel without %s: its packets left to asyncssh", missing)
             return False
+        live = self.conn._channels
+        self.channels = {n: c for n, c in self.channels.items() if live.get(n) is c}
         self.channels[chan._recv_chan] = chan
         return True
 
@@ -102,7 +108,9 @@ class ReceivedPackets:
         return enc._cipher
 
     def feed(self, data: bytes) -> None:
-        """Take the received ``data``: open what can be opened here, pass on the rest."""
+        """Take the received ``data``: open what can be opened here, pass on the rest.
+        An error in a channel's handling ends the connection as asyncssh's own
+        receive loop would (a disconnect message, or an internal error)."""
         if self.pending:
             data = self.pending + data
             self.pending = b""
@@ -111,8 +119,17 @@ class ReceivedPackets:
             return
         conn = self.conn
         conn._reset_keepalive_timer()
-        view = memoryview(data)
-        pos, size = 0, len(data)
+        try:
+            self._feed(memoryview(data), data)
+        except asyncssh.DisconnectError as exc:
+            conn._send_disconnect(exc.code, exc.reason, exc.lang)
+            conn._force_close(exc)
+        except Exception:
+            conn.internal_error()
+
+    def _feed(self, view: memoryview, data: bytes) -> None:
+        conn = self.conn
+        pos, size = 0, len(view)
         while size - pos >= 4:
             cipher = self.steady()
             pktlen = int.from_bytes(view[pos : pos + 4], "big")
@@ -125,7 +142,11 @@ class ReceivedPackets:
             if not self._open(cipher, view[pos:end], pktlen):
                 self.deliver(bytes(view[pos:end]))  # one whole packet: asyncssh opens it
             pos = end
-        if pos < size:
+        if pos == size:
+            return
+        if size - pos < 4 and self.steady() is not None:
+            self.pending = bytes(view[pos:])  # a length cut short: wait for the rest
+        else:
             self.deliver(bytes(view[pos:]) if pos else data)
 
     def _open(self, cipher: Any, packet: memoryview, pktlen: int) -> bool:
@@ -140,8 +161,10 @@ class ReceivedPackets:
         if padlen < 4 or end < 2:
             return False
         kind = plain[1]
-        if kind == MSG_IGNORE:
-            self._step(cipher)  # what asyncssh does with one
+        if kind == MSG_IGNORE:  # a string, which asyncssh checks and drops
+            if end < 6 or 6 + int.from_bytes(plain[2:6], "big") != end:
+                return False
+            self._step(cipher)
             return True
         if end < 10:
             return False

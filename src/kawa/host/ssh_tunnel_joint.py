@@ -55,15 +55,17 @@ class TunnelJoint(asyncio.Protocol):
         session.chunks.clear()
         session.size = 0
         session.joint = self
+        if not session.writable.is_set():  # the client's window filled before the join
+            self.channel_paused(True)
         if session.lost.is_set():
             self.channel_lost()
         elif session.eof:
             self.channel_eof()
         else:
-            self.flush()
-            if session.paused:
+            if session.paused:  # what it delivers now joins the early bytes, in order
                 session.paused = False
                 session.resume_source()
+            self.flush()  # a pause this causes stays in force
         try:
             await asyncio.gather(
                 asyncio.shield(self.socket_closed), asyncio.shield(self.channel_closed)
@@ -136,9 +138,12 @@ class TunnelJoint(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are no subclasses
 
     def data_received(self, data: bytes) -> None:
+        chan = self.session.chan
+        if chan is None or chan.is_closing():
+            return  # the client closed the channel: nowhere to go; its close ends this side
         try:
             self.session.send(data)
-        except (OSError, asyncssh.Error):  # the channel is closing: nowhere to go
+        except (OSError, asyncssh.Error):
             if self.transport is not None:
                 self.transport.abort()
 
