@@ -107,7 +107,7 @@ async def round_trip(
 
     sender = asyncio.create_task(send())
     try:
-        back = await asyncio.wait_for(reader.read(), 60)
+        back: bytes = await asyncio.wait_for(reader.read(), 60)
         await sender
     finally:
         sender.cancel()

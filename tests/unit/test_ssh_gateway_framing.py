@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import asyncssh
@@ -170,11 +171,14 @@ def test_closed_channels_are_let_go() -> None:
 
 async def _let_go() -> None:
     async with framed(lambda conn, chan: _Echo()) as (conn, served):
-        server = served.framing.conn
+        server: Any = served.framing.conn
+
+        def let_go(chan: Any) -> Callable[[], bool]:
+            return lambda: server._channels.get(chan._recv_chan) is not chan
+
         for round_ in range(3):
             assert await round_trip(conn, b"x" * (round_ + 1)) == b"x" * (round_ + 1)
-            closed = served.channels[-1]
-            await until(lambda c=closed: server._channels.get(c._recv_chan) is not c)
+            await until(let_go(served.channels[-1]))
         _, writer = await conn.open_connection("vps", 22)
         await until(lambda: len(served.channels) == 4)
         received = served.framing.received
