@@ -31,6 +31,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def when(value: T, condition: object) -> T | None:
+    """``value`` if ``condition`` holds, else None: an ``eventually`` check that returns
+    what it looked at, typed as that (``when(t := view(...), t.state == "running")``)."""
+    return value if condition else None
+
+
 def eventually(check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
     """Poll ``check`` until it returns something truthy, failing after ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -183,7 +189,10 @@ class Cluster:
         with self.client() as c:
             cluster_id = c.health()["cluster_id"]
         filters = [f"kawa.cluster={cluster_id}", *[f"kawa.{k}={v}" for k, v in labels.items()]]
-        return docker.from_env().containers.list(all=True, filters={"label": filters})
+        found: list[docker.models.containers.Container] = docker.from_env().containers.list(
+            all=True, filters={"label": filters}
+        )
+        return found
 
     def cli(
         self, *args: str, timeout: float = 120, input: bytes | None = None

@@ -176,11 +176,13 @@ def test_event_stream_refuses_bad_credentials(
 
 
 def test_event_stream_accepts_the_token(cluster: Cluster) -> None:
-    for kwargs, query in (
-        ({"additional_headers": {"Authorization": f"Bearer {cluster.token}"}}, ""),
+    for headers, query in (
+        ({"Authorization": f"Bearer {cluster.token}"}, ""),
         ({}, f"?token={cluster.token}"),
     ):
-        with connect(events_url(cluster) + query, open_timeout=10, **kwargs) as ws:
+        with connect(
+            events_url(cluster) + query, additional_headers=headers, open_timeout=10
+        ) as ws:
             hello = ws.recv(timeout=10)
         assert '"hello"' in str(hello)
 

@@ -349,7 +349,11 @@ def settled(cluster: Cluster) -> Iterator[None]:
             if stray:
                 c.wait(stray, timeout=60)
         for task_id in stray:
-            eventually(lambda t=task_id: not cluster.containers(task=t), 30, "stray container gone")
+
+            def gone(task: str = task_id) -> bool:
+                return not cluster.containers(task=task)
+
+            eventually(gone, 30, "stray container gone")
 
 
 @pytest.mark.parametrize("ref", ["9999999999999999999", "9223372036854775808"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kawa.protocol.tasks import Mount, TaskAction, TaskSpec
-from tests.integration.cluster import Cluster, eventually
+from tests.integration.cluster import Cluster, eventually, when
 
 
 def run(cluster: Cluster, *command: str, **spec: object):  # type: ignore[no-untyped-def]
@@ -127,7 +127,7 @@ def test_queue_waits_for_cores_then_runs(cluster: Cluster) -> None:
         eventually(lambda: c.task(blockers[0].id).state == "running", what="blocker running")
         [queued] = c.submit(TaskSpec(command=["echo", "finally"], targets=["node1"])).tasks
         waiting = eventually(
-            lambda: "node1" in (reason := c.task(queued.id).waiting_reason or "") and reason,
+            lambda: when(reason := c.task(queued.id).waiting_reason or "", "node1" in reason),
             what="a waiting reason naming node1",
         )
         assert c.task(queued.id).state == "pending"

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,7 +34,7 @@ from kawa.protocol.tasks import TaskSpec, TaskView
 from kawa.runner.gpus import RecordedGpus, default_probe
 from kawa.settings import HostConfig
 from tests.conftest import BASE_IMAGE
-from tests.integration.cluster import Cluster, eventually
+from tests.integration.cluster import Cluster, eventually, when
 
 GPUS = Path(__file__).parents[1] / "data" / "gpus"
 A100 = GPUS / "a100-80gb-x4.json"
@@ -113,7 +114,7 @@ def test_nodes_and_health_report_the_recorded_gpus(gpu_cluster: Cluster) -> None
         assert [g.name for g in nodes["a100"].inventory.gpus] == ["NVIDIA A100-SXM4-80GB"] * 4
         assert len(nodes["h100"].inventory.gpus) == 8
         health = eventually(
-            lambda: (h := c.node_health("a100")).node.usage and h.node.usage.gpus and h,
+            lambda: when(h := c.node_health("a100"), h.node.usage and h.node.usage.gpus),
             10,
             "a heartbeat with GPUs",
         )
@@ -141,7 +142,7 @@ def test_nodes_and_health_report_the_recorded_gpus(gpu_cluster: Cluster) -> None
 
 
 def test_gpu_requests_no_node_could_ever_hold_are_refused(gpu_cluster: Cluster) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         (dict(targets=["a100::4"]), "unknown GPU id 4 on node 'a100'; its GPUs: 0, 1, 2, 3"),
         (dict(targets=["a100"], gpus=5), "needs 5 GPUs but node 'a100' has 4"),
         (dict(gpus=9), "no node has 9 GPUs (most: 8)"),
@@ -220,7 +221,7 @@ def test_gpu_ids_are_held_from_assigning_and_a_waiter_is_placed_when_they_free(
 
         second = submit(gpu_cluster, targets=["a100::1"])
         waiting = eventually(
-            lambda: (t := view(gpu_cluster, second.id)).waiting_reason != "queued" and t,
+            lambda: when(t := view(gpu_cluster, second.id), t.waiting_reason != "queued"),
             15,
             "the scheduler to look at the second task",
         )

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kawa.protocol.tasks import TaskAction, TaskSpec, TaskView
 from tests.conftest import BASE_IMAGE
-from tests.integration.cluster import Cluster, eventually
+from tests.integration.cluster import Cluster, eventually, when
 
 TREE = Path(__file__).parents[1] / "data" / "sysfs" / "two-zones-cpu0-cpu1"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -72,12 +72,12 @@ def node_label(name: str) -> tuple[tuple[str, str], ...]:
 def test_health_keeps_a_history_of_heartbeats_with_numa_usage(cluster2: Cluster) -> None:
     with cluster2.client() as c:
         health = eventually(
-            lambda: (h := c.node_health("zones")) and len(h.history) >= 4 and h,
+            lambda: when(h := c.node_health("zones"), len(h.history) >= 4),
             15,
             "four heartbeats in the history",
         )
         plain = eventually(
-            lambda: (h := c.node_health("plain")) and h.history and h, 15, "a plain heartbeat"
+            lambda: when(h := c.node_health("plain"), h.history), 15, "a plain heartbeat"
         )
     stamps = [s.at for s in health.history]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
@@ -111,7 +111,7 @@ def test_drained_node_takes_no_new_work_and_finishes_what_it_runs(cluster2: Clus
         assert drained.stdout.strip() == "zones: draining"
         targeted = submit(cluster2, "echo", "later", targets=["zones"])
         waiting = eventually(
-            lambda: (t := view(cluster2, targeted.id)).waiting_reason != "queued" and t,
+            lambda: when(t := view(cluster2, targeted.id), t.waiting_reason != "queued"),
             15,
             "the scheduler to look at the targeted task",
         )

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Tree
 
 from kawa.client.files import RemoteFiles
 from kawa.protocol.tasks import TaskAction, TaskSpec
@@ -43,7 +42,7 @@ async def until(
 
 
 async def open_from_tree(pilot: Pilot[None], app: IdeApp, name: str) -> None:
-    tree: Tree[object] = app.file_tree
+    tree = app.file_tree
     await until(pilot, lambda: len(tree.root.children) >= 2, "the tree to load")
     [node] = [n for n in tree.root.children if str(n.label) == name]
     tree.focus()

@@ -18,7 +18,7 @@ import pytest
 from kawa.client import KawaError
 from kawa.protocol.tasks import TaskAction, TaskSpec, TaskView
 from tests.conftest import BASE_IMAGE
-from tests.integration.cluster import Cluster, eventually
+from tests.integration.cluster import Cluster, eventually, when
 
 TREE = Path(__file__).parents[1] / "data" / "sysfs" / "two-zones-cpu0-cpu1"
 NODE = "numa"
@@ -106,10 +106,9 @@ def test_two_pinned_tasks_on_one_zone_never_share_its_cpu(numa_cluster: Cluster)
 
     second = submit(numa_cluster, "python3", "-c", AFFINITY, targets=[f"{NODE}:1"], cores=1)
     waiting = eventually(
-        lambda: (
-            (t := state_of(numa_cluster, second.id)).waiting_reason
-            and "NUMA zone 1" in t.waiting_reason
-            and t
+        lambda: when(
+            t := state_of(numa_cluster, second.id),
+            t.waiting_reason and "NUMA zone 1" in t.waiting_reason,
         ),
         15,
         "second task to wait for zone 1",

@@ -128,7 +128,7 @@ def test_postgresql_url_builds_a_psycopg_engine_without_connecting() -> None:
             assert engine.dialect.driver == "psycopg"
             assert engine.url.host == "h" and engine.url.database == "db"
             assert engine.url.username == "u"
-            assert engine.pool.checkedout() == 0
+            assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]  # QueuePool's
         finally:
             engine.dispose()
 

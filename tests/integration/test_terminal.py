@@ -73,7 +73,7 @@ def test_resize_follows_the_local_terminal(cluster: Cluster, sleeper: str) -> No
 
     def resized() -> bool:
         child.sendline("stty size")
-        found = child.expect_exact(["40 132", "24 80"])
+        found: int = child.expect_exact(["40 132", "24 80"])
         child.expect_exact(PROMPT)
         return found == 0
 

@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import docker
@@ -62,6 +63,10 @@ def created_id(done: subprocess.CompletedProcess[str]) -> str:
 def state(cluster: Cluster, vps_id: str) -> str:
     with cluster.client() as c:
         return c.task(vps_id).state.value
+
+
+def is_running(cluster: Cluster, vps_id: str) -> bool:
+    return state(cluster, vps_id) == "running"
 
 
 def ssh_ok(cluster: Cluster, home: Path, vps_id: str, key: Path) -> bool:
@@ -206,10 +211,8 @@ def test_vps_key_modes(fresh_cluster: Cluster, home: Path, tmp_path: Path) -> No
         assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
         for vps_id, identity in zip(created, [key, key2, generated, out], strict=True):
-            eventually(lambda v=vps_id: state(cluster, v) == "running", 60, "VPS running")
-            eventually(
-                lambda v=vps_id, i=identity: ssh_ok(cluster, home, v, i), 60, f"ssh into {vps_id}"
-            )
+            eventually(partial(is_running, cluster, vps_id), 60, "VPS running")
+            eventually(partial(ssh_ok, cluster, home, vps_id, identity), 60, f"ssh into {vps_id}")
         # the generated key is used by default (~/.ssh/kawa_vps_<id>)
         done = kawa(cluster, home, "ssh", created[2], "--", *SSH_OPTS, "echo", "gen")
         assert done.stdout.strip() == "gen", done.stderr

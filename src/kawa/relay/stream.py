@@ -109,7 +109,7 @@ class MuxStream:
                 await self.mux.send(proto.window_frame(self.id, grant).encode())
         return cast(bytes, chunk)  # a bytearray serves every consumer here as bytes would
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | memoryview) -> None:
         view, offset, size = memoryview(data), 0, len(data)
         while offset < size:
             while self._credit <= 0 and not self.ended:
