@@ -23,7 +23,8 @@ from typing import Any
 
 import asyncssh
 from asyncssh.encryption import GCMEncryption
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from kawa.host.asyncssh_internals import GcmKey, missing, packet_log_on
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,10 @@ class DataPackets:
     def __init__(self, conn: Any, chan: Any) -> None:
         self.conn, self.chan = conn, chan
         self.fallback = chan._flush_send_buf
-        self._sealer: tuple[object, AESGCM] | None = None
+        self._key = GcmKey()
         self._pool, self._pool_at = b"", 0
         self.packets = 0
         """Data packets sent here (the rest went through asyncssh)."""
-        self.keys = 0
-        """Send keys sealed with so far (one more after each rekey)."""
 
     def steady(self) -> Any:
         """asyncssh's GCM cipher object when a data packet may be sent here, else None."""
@@ -119,7 +118,7 @@ class DataPackets:
         cipher = self.steady() if chan._send_window else None
         if cipher is None:
             return 0
-        aes = self._aes(cipher)
+        aes = self._key.of(cipher)
         fixed, counter = cipher._iv[:4], int.from_bytes(cipher._iv[4:], "big")
         head = bytes((MSG_CHANNEL_DATA,)) + chan._send_chan.to_bytes(4, "big")
         enchdrlen, blocksize = conn._send_enchdrlen, conn._send_blocksize
@@ -170,11 +169,10 @@ class DataPackets:
         self._pool_at += size
         return self._pool[start : start + size]
 
-    def _aes(self, cipher: Any) -> AESGCM:
-        if self._sealer is None or self._sealer[0] is not cipher:
-            self._sealer = (cipher, AESGCM(cipher._key))  # a new cipher after each rekey
-            self.keys += 1
-        return self._sealer[1]
+    @property
+    def keys(self) -> int:
+        """Send keys sealed with so far (one more after each rekey)."""
+        return self._key.keys
 
 
 def install(
@@ -182,12 +180,11 @@ def install(
 ) -> DataPackets | None:
     """Send ``chan``'s data through a :class:`DataPackets` (returned); None, and nothing
     changed, when asyncssh lacks the internals it relies on or logs every packet."""
-    if getattr(asyncssh.logging.SSHLogger, "_debug_level", 3) >= 3:
-        return None  # asyncssh's packet log is on: let it see every packet
-    missing = [n for n in _NEEDS["conn"] if not hasattr(conn, n)]
-    missing += [n for n in _NEEDS["chan"] if not hasattr(chan, n)]
-    if missing:
-        log.debug("asyncssh without %s: data packets left to asyncssh", ", ".join(missing))
+    if packet_log_on():
+        return None  # let asyncssh see every packet
+    lacking = missing(conn, _NEEDS["conn"]) + missing(chan, _NEEDS["chan"])
+    if lacking:
+        log.debug("asyncssh without %s: data packets left to asyncssh", ", ".join(lacking))
         return None
     packets = DataPackets(conn, chan)
     chan._flush_send_buf = packets.flush  # type: ignore[method-assign]

@@ -28,7 +28,8 @@ from typing import Any
 import asyncssh
 from asyncssh.encryption import GCMEncryption
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from kawa.host.asyncssh_internals import GcmKey, missing, packet_log_on
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +74,17 @@ class ReceivedPackets:
         """Where bytes it does not take go: asyncssh's ``data_received``."""
         self.channels: dict[int, Any] = {}
         self.pending = b""
-        self._opener: tuple[object, AESGCM] | None = None
+        self._key = GcmKey()
         self.packets = 0
         """Packets opened here (the rest went to asyncssh)."""
-        self.keys = 0
-        """Receive keys opened with so far (one more after each rekey)."""
 
     def register(self, chan: Any) -> bool:
         """Take ``chan``'s data and window packets from now on; False (left to
         asyncssh) when the channel lacks the internals this relies on. Channels asyncssh
         has let go of are dropped here then, so only live ones are held."""
-        missing = [n for n in _CHAN_NEEDS if not hasattr(chan, n)]
-        if missing:
-            log.debug("asyncssh channel without %s: its packets left to asyncssh", missing)
+        lacking = missing(chan, _CHAN_NEEDS)
+        if lacking:
+            log.debug("asyncssh channel without %s: its packets left to asyncssh", lacking)
             return False
         live = self.conn._channels
         self.channels = {n: c for n, c in self.channels.items() if live.get(n) is c}
@@ -153,7 +152,7 @@ class ReceivedPackets:
         """Open and hand on one sealed packet; False (nothing changed) if it is not one
         of ours."""
         try:
-            plain = self._aes(cipher).decrypt(cipher._iv, packet[4:], packet[:4])
+            plain = self._key.of(cipher).decrypt(cipher._iv, packet[4:], packet[:4])
         except InvalidTag:
             return False  # asyncssh reports it
         padlen = plain[0]
@@ -201,11 +200,10 @@ class ReceivedPackets:
         conn._recv_seq = (conn._recv_seq + 1) & 0xFFFFFFFF
         self.packets += 1
 
-    def _aes(self, cipher: Any) -> AESGCM:
-        if self._opener is None or self._opener[0] is not cipher:
-            self._opener = (cipher, AESGCM(cipher._key))  # a new cipher after each rekey
-            self.keys += 1
-        return self._opener[1]
+    @property
+    def keys(self) -> int:
+        """Receive keys opened with so far (one more after each rekey)."""
+        return self._key.keys
 
 
 def install(
@@ -214,10 +212,10 @@ def install(
     """A :class:`ReceivedPackets` for ``conn`` that passes what it does not take to
     ``deliver``; None when asyncssh lacks the internals it relies on or logs every
     packet."""
-    if getattr(asyncssh.logging.SSHLogger, "_debug_level", 3) >= 3:
+    if packet_log_on():
         return None
-    missing = [n for n in _NEEDS if not hasattr(conn, n)]
-    if missing:
-        log.debug("asyncssh without %s: received packets left to asyncssh", ", ".join(missing))
+    lacking = missing(conn, _NEEDS)
+    if lacking:
+        log.debug("asyncssh without %s: received packets left to asyncssh", ", ".join(lacking))
         return None
     return ReceivedPackets(conn, deliver)

@@ -16,6 +16,7 @@ from typing import Any, cast
 import asyncssh
 
 from kawa.host import ssh_received_packets
+from kawa.host.asyncssh_internals import packet_log_on
 from kawa.host.ssh_data_packets import DataPackets
 from kawa.host.ssh_received_packets import ReceivedPackets
 from kawa.host.ssh_tunnel_joint import TunnelJoint
@@ -160,7 +161,7 @@ def quiet_packet_log(chan: asyncssh.SSHTCPChannel[bytes]) -> None:
     """Skip asyncssh's per-packet debug log of a data channel when it is off: asyncssh
     formats each packet's log line (type name, size) before it checks the level, ~5% of
     the gateway's time in a download. Its packet log is written from debug level 3 on."""
-    if getattr(asyncssh.logging.SSHLogger, "_debug_level", 3) < 3:
+    if not packet_log_on():
         chan.log_sent_packet = _no_packet_log  # type: ignore[method-assign]
         chan.log_received_packet = _no_packet_log  # type: ignore[method-assign]
 
