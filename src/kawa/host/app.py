@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from kawa import __version__
 from kawa.core.ids import IdGenerator
 from kawa.host.auth import Authenticator
+from kawa.host.body_limit import BodyLimit, Limit
 from kawa.host.environments import EnvironmentService
-from kawa.host.errors import ServiceError
+from kawa.host.errors import ServiceError, error_responses
 from kawa.host.events import EventBus
 from kawa.host.ledger import Ledger
 from kawa.host.log_service import LogService
@@ -32,7 +34,8 @@ from kawa.host.routes.streams import router as streams_router
 from kawa.host.runner_link import RunnerLink
 from kawa.host.scheduling import SchedulerLoop
 from kawa.host.task_service import TaskService
-from kawa.protocol.common import API_PREFIX
+from kawa.protocol.bounds import MAX_BODY, MAX_SCRIPT_BODY
+from kawa.protocol.common import API_PREFIX, ErrorItem, ErrorResponse
 from kawa.settings import HostConfig
 from kawa.store.database import make_engine, migrate, session_factory
 from kawa.store.models import ClusterMeta, Environment
@@ -110,17 +113,34 @@ class Host:
 
 def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    return JSONResponse(ErrorResponse(detail=exc.detail).model_dump(exclude_none=True), exc.status)
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    """422 with one readable ``detail`` line and each problem in ``errors``."""
     assert isinstance(exc, RequestValidationError)
-    problems = []
+    problems, items = [], []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"] if p != "body")
-        message = str(err["msg"]).removeprefix("Value error, ")
+        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        where = ".".join(str(p) for p in loc if p != "body")
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)
-    return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+        items.append(ErrorItem(loc=loc, msg=message, type=str(err.get("type", "value_error"))))
+    body = ErrorResponse(detail="; ".join(problems) or "invalid request", errors=items)
+    return JSONResponse(body.model_dump(), status_code=422)
+
+
+def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+BODY_LIMITS = (
+    Limit("PUT", re.compile(API_PREFIX + r"/tasks/[^/]+/files/content"), None),
+    Limit("POST", re.compile(API_PREFIX + r"/environments/[^/]+/import"), None),
+    Limit("POST", re.compile(API_PREFIX + r"/environments/[^/]+/exec"), MAX_SCRIPT_BODY),
+)
+"""Routes whose bodies are not bounded by MAX_BODY: streamed uploads, shell scripts."""
 
 
 async def start_ssh_gateway(host: Host) -> SSHGateway | None:
@@ -162,10 +182,18 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
             host.bus.close()
             await host.link.close()
 
-    app = FastAPI(title="Kawa host", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="Kawa host",
+        version=__version__,
+        lifespan=lifespan,
+        redirect_slashes=False,  # an API path answers itself or 404, never a redirect
+        responses=error_responses(400, 401, 403, 404, 409, 413, 422),
+    )
     app.state.host = host
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
+    app.add_middleware(BodyLimit, default=MAX_BODY, limits=BODY_LIMITS)
     for module in (tasks, nodes, runners, events):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(streams_router, prefix=API_PREFIX)  # terminal, forward (WebSocket)

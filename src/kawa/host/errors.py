@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from kawa.protocol.common import ErrorResponse
+
 
 class ServiceError(Exception):
     status = 400
@@ -33,3 +37,22 @@ class Conflict(ServiceError):
 
 class Unavailable(ServiceError):
     status = 503
+
+
+_MEANINGS = {
+    400: "Bad request: a value the host cannot use (the detail says which)",
+    401: "No or unknown credentials",
+    403: "The caller's role may not do this",
+    404: "No such task, node, environment or path",
+    409: "The thing's state does not allow this now",
+    413: "The request body is larger than its limit",
+    422: "The body or a parameter breaks its schema; `errors` lists each problem",
+    503: "A part the host needs (a runner, Docker) cannot be reached",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting these error statuses with :class:`ErrorResponse`."""
+    return {
+        status: {"model": ErrorResponse, "description": _MEANINGS[status]} for status in statuses
+    }

@@ -13,9 +13,21 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ErrorBody(WireModel):
-    detail: str
+class ErrorItem(WireModel):
+    """One problem with a request: where (``loc``, e.g. ``["body", "env", "A"]``) and what."""
 
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(WireModel):
+    """Every error the API answers (4xx and 5xx): ``detail`` says what is wrong in one
+    readable line; a refused request body or parameter (422) also lists each problem
+    in ``errors``."""
+
+    detail: str
+    errors: list[ErrorItem] | None = None
 
 
 AUTH_HEADER = "Authorization"

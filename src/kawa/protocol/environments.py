@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from kawa.protocol import bounds as b
 from kawa.protocol.common import WireModel
 
 DIGEST_HEADER = "X-Kawa-Digest"
@@ -13,8 +14,8 @@ VERSION_HEADER = "X-Kawa-Version"
 
 
 class WorkspaceCreate(WireModel):
-    name: str
-    image: str | None = Field(default=None, description="local image; default: the host's")
+    name: b.EnvironmentName
+    image: b.ImageName | None = Field(default=None, description="local image; default: the host's")
 
 
 class WorkspaceView(WireModel):
@@ -73,7 +74,7 @@ class ExecFrame(WireModel):
 class SyncProgress(WireModel):
     """Runner -> host: how far the environment the given tasks wait for has got."""
 
-    node: str
-    tasks: list[str]
-    text: str | None
+    node: b.NodeName
+    tasks: list[b.Short] = Field(max_length=b.MAX_LIST)
+    text: b.Text | None
     """e.g. ``syncing environment py312@20261121T184501Z, 63%``; None when done."""

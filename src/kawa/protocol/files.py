@@ -8,6 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from kawa.protocol.bounds import MAX_PATH, PathText
+
 FORBIDDEN_ROOTS = ("/proc", "/sys", "/dev")
 """Kernel filesystems: never read or written through the files API."""
 
@@ -27,6 +29,8 @@ def check_path(path: str) -> str:
         raise PathError("a path is required")
     if "\x00" in path:
         raise PathError("a path may not contain NUL characters")
+    if len(path) > MAX_PATH:
+        raise PathError(f"a path may be at most {MAX_PATH} characters long (got {len(path)})")
     if not path.startswith("/"):
         raise PathError(f"path {path!r} is not absolute: paths in the container start with /")
     if ".." in path.split("/"):
@@ -63,13 +67,13 @@ class FileList(BaseModel):
 
 
 class MkdirRequest(BaseModel):
-    path: str
+    path: PathText
     parents: bool = False
 
 
 class MoveRequest(BaseModel):
-    source: str
-    destination: str
+    source: PathText
+    destination: PathText
 
 
 class FileWritten(BaseModel):

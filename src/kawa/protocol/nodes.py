@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from kawa.protocol import bounds as b
 from kawa.protocol.common import WireModel
 
 
@@ -17,36 +18,36 @@ class NodeStatus(StrEnum):
 
 
 class NumaZoneInfo(WireModel):
-    id: int = Field(ge=0)
-    cpus: list[int]
-    memory: int = Field(ge=0, description="bytes")
+    id: b.SmallIndex
+    cpus: list[b.SmallIndex] = Field(max_length=b.MAX_LIST)
+    memory: b.Count = Field(description="bytes")
 
 
 class GpuInfo(WireModel):
-    index: int = Field(ge=0)
-    uuid: str = ""
-    name: str = ""
-    memory_total: int = Field(default=0, ge=0, description="bytes")
-    memory_used: int = Field(default=0, ge=0, description="bytes")
-    utilization: float | None = None
-    temperature: float | None = None
-    power_watts: float | None = None
+    index: b.SmallIndex
+    uuid: b.Short = ""
+    name: b.Short = ""
+    memory_total: b.Count = Field(default=0, description="bytes")
+    memory_used: b.Count = Field(default=0, description="bytes")
+    utilization: b.Percent | None = None
+    temperature: b.Measure | None = None
+    power_watts: b.Measure | None = None
 
 
 class NodeInventory(WireModel):
     """What a node has: reported at registration, refreshed by heartbeats."""
 
-    cores: int = Field(ge=1)
-    memory: int = Field(ge=1, description="bytes")
-    numa: list[NumaZoneInfo] = []
-    gpus: list[GpuInfo] = []
+    cores: int = Field(ge=1, le=2**31 - 1)
+    memory: int = Field(ge=1, le=b.MAX_MEMORY, description="bytes")
+    numa: list[NumaZoneInfo] = Field(default=[], max_length=b.MAX_LIST)
+    gpus: list[GpuInfo] = Field(default=[], max_length=b.MAX_LIST)
 
 
 class NumaUsage(WireModel):
     """How busy one NUMA zone's CPUs were over a heartbeat interval."""
 
-    id: int = Field(ge=0)
-    cpu_percent: float | None = None
+    id: b.SmallIndex
+    cpu_percent: b.Percent | None = None
     """Mean of the zone's per-CPU percentages; None when none of its CPUs can be measured."""
 
 
@@ -54,29 +55,31 @@ class NodeUsageSample(WireModel):
     """One heartbeat's measurements."""
 
     at: datetime
-    cpu_percent: float
-    memory_used: int
-    memory_percent: float
-    load: list[float] = []
-    gpus: list[GpuInfo] = []
-    numa: list[NumaUsage] = []
-    temperatures: dict[str, float] = {}
+    cpu_percent: b.Percent
+    memory_used: b.Count
+    memory_percent: b.Percent
+    load: list[b.Measure] = Field(default=[], max_length=16)
+    gpus: list[GpuInfo] = Field(default=[], max_length=b.MAX_LIST)
+    numa: list[NumaUsage] = Field(default=[], max_length=b.MAX_LIST)
+    temperatures: dict[b.Short, b.Measure] = Field(default={}, max_length=b.MAX_LIST)
     """Sensor readings in °C by ``chip/label`` (empty where the OS exposes none)."""
 
 
 class RunnerTaskObservation(WireModel):
     """What the runner sees of one of its tasks (heartbeats carry the full list)."""
 
-    task_id: str
-    state: str
+    task_id: b.Short
+    state: b.Short
     """``running`` | ``paused`` | ``exited`` (the exit itself is reported separately)."""
 
 
 class NodeRegistration(WireModel):
-    name: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    url: str = Field(min_length=1, description="base URL where the host reaches the runner")
+    name: str = Field(
+        min_length=1, max_length=b.MAX_NODE_NAME, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )
+    url: b.Url = Field(description="base URL where the host reaches the runner")
     inventory: NodeInventory
-    version: str = ""
+    version: b.Short = ""
 
 
 class RegistrationAccepted(WireModel):
@@ -85,9 +88,9 @@ class RegistrationAccepted(WireModel):
 
 
 class Heartbeat(WireModel):
-    name: str
+    name: b.NodeName
     usage: NodeUsageSample
-    tasks: list[RunnerTaskObservation] = []
+    tasks: list[RunnerTaskObservation] = Field(default=[], max_length=b.MAX_LIST)
     inventory: NodeInventory | None = None
 
 

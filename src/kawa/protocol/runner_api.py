@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import Field
+
 from kawa.core.task_states import TaskKind
+from kawa.protocol import bounds as b
 from kawa.protocol.common import WireModel
 from kawa.protocol.tasks import Mount, NetworkMode
 
@@ -13,36 +16,37 @@ from kawa.protocol.tasks import Mount, NetworkMode
 class EnvironmentRef(WireModel):
     """A packaged environment version: the runner loads it when its digest differs."""
 
-    name: str
-    version: str
-    digest: str
-    image: str
+    name: b.EnvironmentName
+    version: b.Short
+    digest: b.Short
+    image: b.ImageName
     """The image tag the tarball loads as (e.g. ``kawa-env/NAME:VERSION``)."""
 
 
 class RunTask(WireModel):
     """Host -> runner: start this task with these resolved resources."""
 
-    task_id: str
+    task_id: b.Short
     kind: TaskKind
-    command: list[str]
-    image: str
-    env: dict[str, str]
-    mounts: list[Mount]
-    cores: int
-    memory: int | None
-    gpu_ids: list[int]
-    numa: int | None
-    cpuset: list[int]
+    command: list[b.Argument] = Field(max_length=b.MAX_COMMAND_ARGS)
+    image: b.RunImage
+    env: dict[b.EnvKey, b.EnvValue] = Field(max_length=b.MAX_ENV_VARS)
+    mounts: list[Mount] = Field(max_length=b.MAX_MOUNTS)
+    cores: int = Field(ge=0, le=b.MAX_CORES)
+    """0: no CPU limit (a native task may be given none)."""
+    memory: int | None = Field(gt=0, le=b.MAX_MEMORY)
+    gpu_ids: list[b.SmallIndex] = Field(max_length=b.MAX_LIST)
+    numa: b.SmallIndex | None
+    cpuset: list[b.SmallIndex] = Field(max_length=b.MAX_LIST)
     privileged: bool
-    workdir: str | None
+    workdir: b.PathText | None
     network: NetworkMode
-    timeout: float | None
+    timeout: b.Seconds | None
     native: bool = False
     """Run on the node's OS (native executor) instead of in a container."""
     environment: EnvironmentRef | None = None
     """The packaged environment ``image`` comes from, when it is one (runner syncs it)."""
-    ssh_key: str | None = None
+    ssh_key: str | None = Field(default=None, max_length=b.MAX_SSH_KEY)
     """VPS: the public key to install for root (never put into a shell string)."""
 
 
@@ -60,17 +64,17 @@ class ExitKind(StrEnum):
 class TaskReport(WireModel):
     """Runner -> host: a task started, paused, resumed or ended."""
 
-    task_id: str
-    node: str
-    state: str
+    task_id: b.Short
+    node: b.NodeName
+    state: b.Short
     """``running`` | ``paused`` | ``ended``"""
     exit_kind: ExitKind | None = None
-    exit_code: int | None = None
-    error: str | None = None
+    exit_code: b.ExitCode | None = None
+    error: b.Text | None = None
     at: datetime
 
 
 class RunnerAck(WireModel):
     ok: bool = True
-    state: str | None = None
-    detail: str | None = None
+    state: b.Short | None = None
+    detail: b.Text | None = None

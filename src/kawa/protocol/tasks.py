@@ -12,6 +12,7 @@ from kawa.core.mounts import MountSpec
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import TaskKind, TaskState
 from kawa.core.units import parse_duration, parse_memory
+from kawa.protocol import bounds as b
 from kawa.protocol.common import WireModel
 
 
@@ -27,8 +28,8 @@ def _duration(value: Any) -> Any:
     return value
 
 
-MemoryBytes = Annotated[int, BeforeValidator(_memory), Field(gt=0)]
-DurationSeconds = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+MemoryBytes = Annotated[int, BeforeValidator(_memory), Field(gt=0, le=b.MAX_MEMORY)]
+DurationSeconds = Annotated[b.Seconds, BeforeValidator(_duration)]
 
 
 _KEY_TYPES = frozenset(
@@ -73,8 +74,8 @@ class NetworkMode(StrEnum):
 
 
 class Mount(WireModel):
-    source: str
-    target: str
+    source: b.PathText
+    target: b.PathText
     read_only: bool = False
 
     @model_validator(mode="after")
@@ -92,24 +93,28 @@ class TaskSpec(WireModel):
     """A submission: one task per target (or one auto-placed task when none)."""
 
     kind: TaskKind = TaskKind.COMMAND
-    command: list[str] = Field(default_factory=list)
-    targets: list[str] = Field(default_factory=list, description="NODE[:NUMA][::GPU,...]")
-    cores: int = Field(default=1, ge=1, le=4096)
+    command: list[b.Argument] = Field(default_factory=list, max_length=b.MAX_COMMAND_ARGS)
+    targets: list[b.TargetText] = Field(
+        default_factory=list, max_length=b.MAX_TARGETS, description="NODE[:NUMA][::GPU,...]"
+    )
+    cores: int = Field(default=1, ge=1, le=b.MAX_CORES)
     memory: MemoryBytes | None = Field(default=None, description="bytes or '4G'/'512Mi'")
-    gpus: int = Field(default=0, ge=0, le=64, description="GPUs to auto-pick")
-    env: dict[str, str] = Field(default_factory=dict)
-    mounts: list[Mount] = Field(default_factory=list)
-    container: str | None = Field(default=None, description="environment name")
-    image: str | None = Field(default=None, description="image already on the node")
+    gpus: int = Field(default=0, ge=0, le=b.MAX_GPUS, description="GPUs to auto-pick")
+    env: dict[b.EnvKey, b.EnvValue] = Field(default_factory=dict, max_length=b.MAX_ENV_VARS)
+    mounts: list[Mount] = Field(default_factory=list, max_length=b.MAX_MOUNTS)
+    container: b.EnvironmentName | None = Field(default=None, description="environment name")
+    image: b.ImageName | None = Field(default=None, description="image already on the node")
     native: bool = False
     privileged: bool = False
-    workdir: str | None = None
+    workdir: b.PathText | None = None
     timeout: DurationSeconds | None = Field(default=None, description="seconds or '1h30m'")
-    priority: int = Field(default=0, ge=-1000, le=1000)
-    name: str | None = Field(default=None, max_length=128)
+    priority: int = Field(default=0, ge=b.MIN_PRIORITY, le=b.MAX_PRIORITY)
+    name: b.TaskName | None = None
     network: NetworkMode = NetworkMode.HOST
     ssh_key: str | None = Field(
-        default=None, max_length=16384, description="VPS: public key for root (OpenSSH format)"
+        default=None,
+        max_length=b.MAX_SSH_KEY,
+        description="VPS: public key for root (OpenSSH format)",
     )
 
     @field_validator("ssh_key")
@@ -127,24 +132,30 @@ class TaskSpec(WireModel):
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
-            if not key or "=" in key or "\x00" in key or key[0].isdigit():
+        for key in value:
+            if not key or "=" in key or key[0].isdigit():
                 raise ValueError(f"bad environment variable name {key!r}")
-            if "\x00" in item:
-                raise ValueError(f"environment variable {key} contains a NUL byte")
+        total = sum(len(key) + len(item) + 2 for key, item in value.items())
+        if total > b.MAX_ENV_TOTAL:
+            raise ValueError(
+                f"the environment is {total} characters in all; the limit is {b.MAX_ENV_TOTAL}"
+            )
         return value
 
     @field_validator("command")
     @classmethod
     def _command(cls, value: list[str]) -> list[str]:
-        if any("\x00" in arg for arg in value):
-            raise ValueError("command arguments may not contain NUL bytes")
+        total = sum(len(arg) + 1 for arg in value)
+        if total > b.MAX_COMMAND_TOTAL:
+            raise ValueError(
+                f"the command is {total} characters in all; the limit is {b.MAX_COMMAND_TOTAL}"
+            )
         return value
 
     @field_validator("workdir")
     @classmethod
     def _workdir(cls, value: str | None) -> str | None:
-        if value is not None and (not value.startswith("/") or "\x00" in value):
+        if value is not None and not value.startswith("/"):
             raise ValueError(f"workdir must be an absolute path without NUL bytes, got {value!r}")
         return value
 

@@ -23,8 +23,10 @@ from pydantic import BaseModel
 from kawa.host.auth import Principal
 from kawa.host.deps import HostDep, UserDep
 from kawa.host.environments import Work, valid_name
-from kawa.host.errors import Conflict, Forbidden, ServiceError
+from kawa.host.errors import Conflict, Forbidden, ServiceError, error_responses
+from kawa.host.routes.responses import NDJSON, TARBALL
 from kawa.protocol import streams as proto
+from kawa.protocol.bounds import MAX_QUERY_TEXT, MAX_SHORT, MAX_URL
 from kawa.protocol.environments import (
     DIGEST_HEADER,
     VERSION_HEADER,
@@ -41,7 +43,8 @@ from kawa.runner.terminal_service import serve_terminal
 from kawa.store.models import EnvironmentVersion
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/environments", tags=["environments"])
+router = APIRouter(prefix="/environments", tags=["environments"], responses=error_responses(503))
+ShortQuery = Annotated[str | None, Query(max_length=MAX_SHORT)]
 Frames = Callable[[BaseModel], None]
 
 
@@ -132,9 +135,13 @@ async def delete(name: str, host: HostDep, who: UserDep, force: bool = False) ->
     return Response(status_code=204)
 
 
-@router.post("/{name}/exec")
+@router.post("/{name}/exec", response_class=Response, responses=NDJSON)
 async def exec_script(
-    name: str, request: Request, host: HostDep, who: UserDep, command: str | None = None
+    name: str,
+    request: Request,
+    host: HostDep,
+    who: UserDep,
+    command: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT)] = None,
 ) -> Response:
     """Run the body as a shell script (or ``command`` with the body as its stdin)."""
     admin(who, "a shell in a workspace")
@@ -185,18 +192,18 @@ async def terminal(ws: WebSocket, name: str) -> None:
 # -- versions -----------------------------------------------------------------------
 @router.get("/tarballs")
 async def tarballs(
-    host: HostDep, who: UserDep, name: str | None = None
+    host: HostDep, who: UserDep, name: ShortQuery = None
 ) -> list[EnvironmentVersionView]:
     return host.environments.tarballs(name)
 
 
-@router.post("/{name}/package")
+@router.post("/{name}/package", response_class=Response, responses=NDJSON)
 async def package(name: str, host: HostDep, who: UserDep) -> Response:
     admin(who, "packaging an environment")
     return progress(await asyncio.to_thread(host.environments.start_package, name))
 
 
-@router.post("/{name}/import")
+@router.post("/{name}/import", response_class=Response, responses=NDJSON)
 async def import_tarball(name: str, request: Request, host: HostDep, who: UserDep) -> Response:
     """The body is a ``docker save`` archive or a root filesystem tar."""
     admin(who, "importing an environment")
@@ -214,25 +221,27 @@ async def import_tarball(name: str, request: Request, host: HostDep, who: UserDe
     return progress(await asyncio.to_thread(envs.start_import, name, upload))
 
 
-@router.get("/{name}/tarball")
+@router.get("/{name}/tarball", response_class=Response, responses=TARBALL)
 async def export_tarball(
     name: str,
     host: HostDep,
     who: UserDep,
-    version: Annotated[str | None, Query(description="default: the newest")] = None,
+    version: Annotated[
+        str | None, Query(max_length=MAX_SHORT, description="default: the newest")
+    ] = None,
 ) -> Response:
     if who.role == "viewer":
         raise Forbidden("the viewer role cannot download environments")
     return TarballResponse(host.environments.tarball(valid_name(name), version))
 
 
-@router.post("/{name}/bootstrap")
+@router.post("/{name}/bootstrap", response_class=Response, responses=NDJSON)
 async def bootstrap(
     name: str,
     host: HostDep,
     who: UserDep,
-    suite: str = "bookworm",
-    mirror: str | None = None,
+    suite: Annotated[str, Query(max_length=MAX_SHORT)] = "bookworm",
+    mirror: Annotated[str | None, Query(max_length=MAX_URL)] = None,
 ) -> Response:
     """Build a base environment from the OS package mirror (debootstrap) as ``name``."""
     admin(who, "bootstrapping an environment")

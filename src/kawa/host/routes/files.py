@@ -8,17 +8,26 @@ request on to the task's runner (kawa.runner.files) and its answer back, streami
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from kawa.core.task_states import TaskState
 from kawa.host.auth import Principal
-from kawa.host.deps import HostDep, UserDep
-from kawa.host.errors import BadRequest, Conflict, Forbidden, ServiceError, Unavailable
+from kawa.host.deps import HostDep, TaskRef, UserDep
+from kawa.host.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    ServiceError,
+    Unavailable,
+    error_responses,
+)
+from kawa.host.routes.responses import BYTES
 from kawa.host.routes.streams import not_running
+from kawa.protocol.bounds import MAX_PATH
 from kawa.protocol.files import (
     FileEntry,
     FileList,
@@ -33,7 +42,10 @@ from kawa.store.models import Node
 if TYPE_CHECKING:
     from kawa.host.app import Host
 
-router = APIRouter(tags=["files"])
+router = APIRouter(tags=["files"], responses=error_responses(503))
+FilePath = Annotated[
+    str, Query(max_length=MAX_PATH, description="an absolute path in the container")
+]
 _NO_LIMIT = httpx.Timeout(None, connect=5.0)
 
 
@@ -52,7 +64,7 @@ def _checked(path: str) -> str:
         raise BadRequest(str(exc)) from None
 
 
-def _target(host: Host, ref: str, who: Principal, write: bool) -> str:
+def _target(host: Host, ref: TaskRef, who: Principal, write: bool) -> str:
     """``{runner}/tasks/{id}/files`` for a task the caller may read (or write)."""
     view = host.tasks.get(ref, who)  # "not found" unless the caller may see it
     if write and who.role == "viewer":
@@ -92,7 +104,7 @@ def _raise_for(response: httpx.Response) -> None:
 
 
 @router.get("/tasks/{ref}/files")
-async def list_dir(ref: str, path: str, host: HostDep, who: UserDep) -> FileList:
+async def list_dir(ref: TaskRef, path: FilePath, host: HostDep, who: UserDep) -> FileList:
     """The entries of a directory: name, type, size, mode, mtime."""
     url = _target(host, ref, who, write=False)
     data = await _call(host, "GET", url, params={"path": _checked(path)})
@@ -100,14 +112,14 @@ async def list_dir(ref: str, path: str, host: HostDep, who: UserDep) -> FileList
 
 
 @router.get("/tasks/{ref}/files/stat")
-async def stat(ref: str, path: str, host: HostDep, who: UserDep) -> FileEntry:
+async def stat(ref: TaskRef, path: FilePath, host: HostDep, who: UserDep) -> FileEntry:
     url = _target(host, ref, who, write=False)
     data = await _call(host, "GET", f"{url}/stat", params={"path": _checked(path)})
     return FileEntry.model_validate(data)
 
 
-@router.get("/tasks/{ref}/files/content")
-async def read_file(ref: str, path: str, host: HostDep, who: UserDep) -> Response:
+@router.get("/tasks/{ref}/files/content", response_class=Response, responses=BYTES)
+async def read_file(ref: TaskRef, path: FilePath, host: HostDep, who: UserDep) -> Response:
     """A file's bytes, streamed (works for paused tasks too)."""
     url = _target(host, ref, who, write=False)
     client = _http(host)
@@ -138,7 +150,12 @@ async def read_file(ref: str, path: str, host: HostDep, who: UserDep) -> Respons
 
 @router.put("/tasks/{ref}/files/content")
 async def write_file(
-    ref: str, path: str, request: Request, host: HostDep, who: UserDep, parents: bool = False
+    ref: TaskRef,
+    path: FilePath,
+    request: Request,
+    host: HostDep,
+    who: UserDep,
+    parents: bool = False,
 ) -> FileWritten:
     """Write a file from the request body, streamed (replaces an existing file)."""
     url = _target(host, ref, who, write=True)
@@ -151,7 +168,7 @@ async def write_file(
 
 @router.delete("/tasks/{ref}/files")
 async def delete(
-    ref: str, path: str, host: HostDep, who: UserDep, recursive: bool = False
+    ref: TaskRef, path: FilePath, host: HostDep, who: UserDep, recursive: bool = False
 ) -> FileEntry:
     """Delete a file, an empty directory, or (``recursive``) a directory tree."""
     url = _target(host, ref, who, write=True)
@@ -160,7 +177,7 @@ async def delete(
 
 
 @router.post("/tasks/{ref}/files/mkdir")
-async def mkdir(ref: str, body: MkdirRequest, host: HostDep, who: UserDep) -> FileEntry:
+async def mkdir(ref: TaskRef, body: MkdirRequest, host: HostDep, who: UserDep) -> FileEntry:
     url = _target(host, ref, who, write=True)
     payload = MkdirRequest(path=_checked(body.path), parents=body.parents)
     data = await _call(host, "POST", f"{url}/mkdir", json=payload.model_dump())
@@ -168,7 +185,7 @@ async def mkdir(ref: str, body: MkdirRequest, host: HostDep, who: UserDep) -> Fi
 
 
 @router.post("/tasks/{ref}/files/move")
-async def move(ref: str, body: MoveRequest, host: HostDep, who: UserDep) -> FileEntry:
+async def move(ref: TaskRef, body: MoveRequest, host: HostDep, who: UserDep) -> FileEntry:
     """Rename (move) a file or directory."""
     url = _target(host, ref, who, write=True)
     payload = MoveRequest(source=_checked(body.source), destination=_checked(body.destination))

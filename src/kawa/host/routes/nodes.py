@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kawa.host.deps import HostDep, UserDep
+from kawa.host.deps import HostDep, NodeNamePath, UserDep
 from kawa.host.errors import Forbidden
 from kawa.protocol.nodes import NodeHealth, NodeView
 
@@ -17,24 +17,24 @@ async def list_nodes(host: HostDep, who: UserDep) -> list[NodeView]:
 
 
 @router.get("/{name}")
-async def get_node(name: str, host: HostDep, who: UserDep) -> NodeView:
+async def get_node(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
     return host.nodes.get(name)
 
 
 @router.get("/{name}/health")
-async def node_health(name: str, host: HostDep, who: UserDep) -> NodeHealth:
+async def node_health(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeHealth:
     return host.nodes.health(name)
 
 
 @router.post("/{name}/drain")
-async def drain(name: str, host: HostDep, who: UserDep) -> NodeView:
+async def drain(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
     if not who.is_admin:
         raise Forbidden("draining a node needs the admin role")
     return host.nodes.set_draining(name, True)
 
 
 @router.post("/{name}/undrain")
-async def undrain(name: str, host: HostDep, who: UserDep) -> NodeView:
+async def undrain(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
     if not who.is_admin:
         raise Forbidden("undraining a node needs the admin role")
     return host.nodes.set_draining(name, False)

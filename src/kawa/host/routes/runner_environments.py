@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 
 from kawa.host.deps import HostDep, RunnerAuth
 from kawa.host.routes.environments import TarballResponse
+from kawa.host.routes.responses import TARBALL
 from kawa.protocol.environments import SyncProgress
 from kawa.protocol.runner_api import RunnerAck
 
@@ -19,7 +20,7 @@ async def progress(report: SyncProgress, host: HostDep) -> RunnerAck:
     return RunnerAck()
 
 
-@router.get("/{name}/{version}")
+@router.get("/{name}/{version}", response_class=Response, responses=TARBALL)
 async def tarball(name: str, version: str, host: HostDep) -> Response:
     """The version's tarball; ``Range: bytes=N-`` resumes a broken transfer."""
     return TarballResponse(host.environments.tarball(name, version))

@@ -21,6 +21,7 @@ from fastapi import APIRouter, WebSocket
 from websockets.exceptions import InvalidHandshake
 
 from kawa.core.task_states import FINAL_STATES, TaskState
+from kawa.host.deps import checked_task_ref
 from kawa.host.errors import Conflict, Forbidden, ServiceError
 from kawa.protocol import streams as proto
 from kawa.protocol.streams import FrameError
@@ -71,7 +72,7 @@ def _resolve(host: Host, ws: WebSocket, ref: str) -> tuple[str, str]:
     if header is None and "token" in ws.query_params:
         header = f"Bearer {ws.query_params['token']}"
     who = host.auth.user(header)
-    view = host.tasks.get(ref, who)  # "not found" unless the caller may see it
+    view = host.tasks.get(checked_task_ref(ref), who)  # "not found" unless the caller may see it
     if who.role == "viewer":
         raise Forbidden("the viewer role cannot open terminals or forward ports")
     if view.state is not TaskState.RUNNING:

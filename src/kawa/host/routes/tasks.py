@@ -7,10 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from kawa.host.deps import HostDep, UserDep
+from kawa.host.deps import BatchId, HostDep, NodeNameQuery, TaskRef, UserDep
+from kawa.host.routes.responses import BYTES
+from kawa.protocol.bounds import MAX_SHORT
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
+Word = Annotated[str, Query(max_length=MAX_SHORT, pattern=r"^[a-z_]*$")]
 
 
 @router.post("", status_code=201)
@@ -22,28 +25,33 @@ async def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
 async def list_tasks(
     host: HostDep,
     who: UserDep,
-    state: Annotated[list[str], Query()] = [],  # noqa: B006
-    node: str | None = None,
-    batch: str | None = None,
-    kind: str | None = None,
-    limit: int = 200,
+    state: Annotated[list[str], Query(max_length=32)] = [],  # noqa: B006
+    node: NodeNameQuery = None,
+    batch: BatchId = None,
+    kind: Word | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> list[TaskView]:
-    return host.tasks.list(who, state, node, batch, kind, limit)
+    batch_text = None if batch is None else str(batch)
+    return host.tasks.list(who, state, node, batch_text, kind, limit)
 
 
 @router.get("/{ref}")
-async def get_task(ref: str, host: HostDep, who: UserDep) -> TaskView:
+async def get_task(ref: TaskRef, host: HostDep, who: UserDep) -> TaskView:
     return host.tasks.get(ref, who)
 
 
 @router.post("/{ref}/{action}")
-async def act(ref: str, action: TaskAction, host: HostDep, who: UserDep) -> TaskView:
+async def act(ref: TaskRef, action: TaskAction, host: HostDep, who: UserDep) -> TaskView:
     return await host.tasks.act(ref, action, who)
 
 
-@router.get("/{ref}/logs")
+@router.get("/{ref}/logs", response_class=StreamingResponse, responses=BYTES)
 async def logs(
-    ref: str, host: HostDep, who: UserDep, stream: str = "stdout", follow: bool = False
+    ref: TaskRef,
+    host: HostDep,
+    who: UserDep,
+    stream: Word = "stdout",
+    follow: bool = False,
 ) -> StreamingResponse:
     host.tasks.get(ref, who)  # 404 unless the caller may see it
     body = await host.logs.stream(ref, stream, follow)
