@@ -1,12 +1,13 @@
 """Schemathesis against the host's own OpenAPI description: a real host on 127.0.0.1
-with real SQLite and no runners, called with an admin token (the runner calls with the
-cluster secret). Every answer must be a non-5xx, with a documented status code, a
-documented content type and headers, and a body that conforms to the documented schema.
+with real SQLite (and PostgreSQL, given ``KAWA_TEST_POSTGRES_URL``) and no runners,
+called with an admin token (the runner calls with the cluster secret). Every answer
+must be a non-5xx, with a documented status code, a documented content type and
+headers, and a body that conforms to the documented schema.
 
 Schemathesis's examples, coverage (boundary values: huge numbers, long strings,
-wrong types) and fuzzing phases run, in its deterministic mode, a few cases per
-operation, within 50 seconds for each of the two runs, so the run is bounded and
-cannot fail by chance (a slower machine tests fewer cases, never different ones). Left out, and why:
+wrong types) and fuzzing phases run in its deterministic mode, a few cases per
+operation and at most 50 seconds a run, so the test is bounded and cannot fail by
+chance (a slower machine tests fewer cases, never different ones). Left out, and why:
 
 - WebSockets (events, terminals, forwarding) are not plain HTTP and not in the OpenAPI
   description; their bad input is in test_bad_input.py.
@@ -17,6 +18,7 @@ cannot fail by chance (a slower machine tests fewer cases, never different ones)
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from kawa.host.app import prepare_database
+from kawa.host.auth import Authenticator
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import Cluster
 
@@ -40,9 +44,34 @@ RUNNER_CALLS = r"^/api/v1/runner/"
 LEFT_OUT = r"^/api/v1/(environments(/\{name\}/(package|bootstrap|import|exec))?|runner/.*)$"
 
 
-@pytest.fixture(scope="module")
-def host(docker_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+POSTGRES_URL = os.environ.get("KAWA_TEST_POSTGRES_URL")
+DATABASES = [
+    pytest.param(None, id="sqlite"),
+    pytest.param(
+        POSTGRES_URL,
+        id="postgresql",
+        marks=pytest.mark.skipif(
+            not POSTGRES_URL, reason="set KAWA_TEST_POSTGRES_URL to test PostgreSQL"
+        ),
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def host(
+    request: pytest.FixtureRequest,
+    docker_available: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    """A host alone, on SQLite or (given a URL) on PostgreSQL."""
     c = Cluster(Path(tmp_path_factory.mktemp("fuzz")), BASE_IMAGE)
+    url: str | None = request.param
+    if url is not None:
+        config = c.host_config().model_copy(update={"database_url": url})
+        sessions = prepare_database(config)
+        c.token = Authenticator(sessions, c.secret).create_token("fuzz", "admin")
+        sessions.kw["bind"].dispose()  # the host opens its own connections
+        c.extra_host_env["KAWA_HOST_DATABASE_URL"] = url
     try:
         c.start_host()
         yield c

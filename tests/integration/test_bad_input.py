@@ -426,6 +426,14 @@ KiB = 1024
 MiB = 1024 * KiB
 TASK = "{task}"
 """Stands for the id of a running task (a ``sleep`` on node1) in a case's path."""
+RUNNER = {"Authorization": "Bearer {secret}"}
+"""A runner's credential (the cluster secret), for the calls runners make."""
+AT = "2026-01-01T00:00:00Z"
+INVENTORY = {"cores": 1, "memory": 1}
+HEARTBEAT_WITH_INFINITY = (
+    '{"name": "node1", "usage": {"at": "' + AT + '", "cpu_percent": Infinity, '
+    '"memory_used": 1, "memory_percent": 1}}'
+)
 
 
 @dataclass(frozen=True)
@@ -458,6 +466,55 @@ def chunks(body: bytes, size: int = 64 * KiB) -> Iterator[bytes]:
 
 FILES = f"/tasks/{TASK}/files"
 REST: list[Any] = [
+    # what runners send: ids, URLs and numbers are bounded too
+    pytest.param(
+        Bad(
+            "POST",
+            "/runner/report",
+            422,
+            ("task_id", "not a task id"),
+            json={"task_id": "9" * 19, "node": "node1", "state": "ended", "at": AT},
+            headers=RUNNER,
+        ),
+        id="runner-report-id-beyond-64-bits",
+    ),
+    pytest.param(
+        Bad(
+            "POST",
+            "/runner/environments/progress",
+            422,
+            ("tasks.0", "at most 19 characters"),
+            json={"node": "node1", "tasks": ["9" * 200], "text": "syncing"},
+            headers=RUNNER,
+        ),
+        id="runner-progress-id-200-digits",
+    ),
+    pytest.param(
+        Bad(
+            "POST",
+            "/runner/register",
+            422,
+            ("url", "at most 512"),
+            json={
+                "name": "n9",
+                "url": "http://" + "a" * 600,
+                "inventory": {"cores": 1, "memory": 1},
+            },
+            headers=RUNNER,
+        ),
+        id="runner-register-url-607",
+    ),
+    pytest.param(
+        Bad(
+            "POST",
+            "/runner/heartbeat",
+            422,
+            ("usage.cpu_percent", "finite"),
+            content=HEARTBEAT_WITH_INFINITY,
+            headers={**RUNNER, "Content-Type": "application/json"},
+        ),
+        id="runner-heartbeat-Infinity",
+    ),
     # numbers: finite and in range
     pytest.param(
         submit(422, "timeout", "finite", content='{"command":["true"],"timeout":Infinity}'),
@@ -528,7 +585,7 @@ REST: list[Any] = [
         submit(422, "image", "not a Docker image reference", image="Debian:12 latest"),
         id="image-space",
     ),
-    pytest.param(submit(422, "image", "at most 512", image="a" * 513), id="image-513"),
+    pytest.param(submit(422, "image", "at most 256", image="a" * 257), id="image-257"),
     pytest.param(
         submit(422, "targets.0", "control character", targets=["node1\n"]), id="target-newline"
     ),
@@ -579,7 +636,7 @@ REST: list[Any] = [
         id="mount-path-4097",
     ),
     pytest.param(
-        submit(422, "workdir", "at most 4096", workdir="/" + "w" * 4096), id="workdir-4097"
+        submit(422, "workdir", "at most 1024", workdir="/" + "w" * 1024), id="workdir-1025"
     ),
     pytest.param(
         submit(
@@ -746,7 +803,8 @@ def running(cluster: Cluster) -> Iterator[str]:
 
 
 def call(cluster: Cluster, bad: Bad, task: str) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {cluster.token}", **(bad.headers or {})}
+    given = {k: v.replace("{secret}", cluster.secret) for k, v in (bad.headers or {}).items()}
+    headers = {"Authorization": f"Bearer {cluster.token}", **given}
     path = "/api/v1" + bad.path.replace(TASK, task)
     content: Any = bad.content
     if isinstance(content, bytes) and len(content) > MiB:

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -42,14 +42,19 @@ MAX_TARGET = 256
 MAX_QUERY_TEXT = 4096
 """Longest free text in a URL's query (a URL must stay under the HTTP server's 64 KiB)."""
 MAX_PATH = 4096
-"""Linux's PATH_MAX: workdir, mount paths, file paths."""
+"""Linux's PATH_MAX: mount paths, file paths."""
+MAX_WORKDIR = 1024
+"""A task's working directory (as long as the database column that keeps it)."""
 MAX_TASK_NAME = 128
 MAX_NODE_NAME = 63
-MAX_IMAGE = 512
+MAX_ENVIRONMENT_NAME = 128
+MAX_IMAGE = 256
 MAX_SSH_KEY = 16 * KiB
-MAX_URL = 2048
+MAX_URL = 512
 MAX_TEXT = 64 * KiB
-"""Free text a runner reports (an error message, a progress line)."""
+"""Free text a runner reports (a progress line, a refusal)."""
+MAX_ERROR = 2048
+"""A task's error message as stored; a runner's longer one is cut to it."""
 MAX_SHORT = 256
 """Short strings: states, versions, digests, GPU names, sensor labels."""
 MAX_LIST = 4096
@@ -114,6 +119,20 @@ def _image_or_empty(text: str) -> str:
     return _image(text) if text else text
 
 
+def _task_id(text: str) -> str:
+    if parse_id(text) is None:
+        raise ValueError(f"{text[:40]!r} is not a task id (decimal digits, below 2**63)")
+    return text
+
+
+def _report_text(value: object) -> object:
+    """A runner's message as it can be stored: NUL replaced, cut to MAX_ERROR."""
+    if not isinstance(value, str):
+        return value
+    value = value.replace("\x00", "\ufffd")
+    return value if len(value) <= MAX_ERROR else value[: MAX_ERROR - 1] + "…"
+
+
 def _no_nul(text: str) -> str:
     if "\x00" in text:
         raise ValueError("NUL characters are not allowed")
@@ -141,6 +160,12 @@ Measure = Annotated[float, Field(ge=-MAX_MEASURE, le=MAX_MEASURE, allow_inf_nan=
 Seconds = Annotated[float, Field(gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)]
 """A positive duration no longer than :data:`MAX_TIMEOUT`."""
 Short = Annotated[str, Field(max_length=MAX_SHORT), NoNul]
+QueryText = Annotated[str, Field(max_length=MAX_QUERY_TEXT), NoNul]
+TaskIdText = Annotated[str, Field(min_length=1, max_length=MAX_ID_DIGITS), AfterValidator(_task_id)]
+"""A task id as text (how host and runner send it): decimal digits, below 2**63."""
+ErrorText = Annotated[str, BeforeValidator(_report_text)]
+"""An error a runner reports: never refused, kept to what the database stores."""
+WorkdirText = Annotated[str, Field(max_length=MAX_WORKDIR), NoNul]
 Text = Annotated[str, Field(max_length=MAX_TEXT), NoNul]
 Url = Annotated[str, Field(min_length=1, max_length=MAX_URL), NameRule]
 PathText = Annotated[str, Field(max_length=MAX_PATH), NoNul]
@@ -154,7 +179,7 @@ ImageName = Annotated[
 ]
 RunImage = Annotated[str, Field(max_length=MAX_IMAGE), AfterValidator(_image_or_empty)]
 """The image a runner starts a task from; empty for a native task."""
-EnvironmentName = Annotated[str, Field(min_length=1, max_length=MAX_SHORT), NameRule]
+EnvironmentName = Annotated[str, Field(min_length=1, max_length=MAX_ENVIRONMENT_NAME), NameRule]
 Argument = Annotated[str, Field(max_length=MAX_ARGUMENT), NoNul]
 EnvKey = Annotated[str, Field(min_length=1, max_length=MAX_ENV_KEY), NoNul]
 EnvValue = Annotated[str, Field(max_length=MAX_ENV_VALUE), NoNul]

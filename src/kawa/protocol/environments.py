@@ -75,6 +75,6 @@ class SyncProgress(WireModel):
     """Runner -> host: how far the environment the given tasks wait for has got."""
 
     node: b.NodeName
-    tasks: list[b.Short] = Field(max_length=b.MAX_LIST)
+    tasks: list[b.TaskIdText] = Field(max_length=b.MAX_LIST)
     text: b.Text | None
     """e.g. ``syncing environment py312@20261121T184501Z, 63%``; None when done."""

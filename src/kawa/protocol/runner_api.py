@@ -26,7 +26,7 @@ class EnvironmentRef(WireModel):
 class RunTask(WireModel):
     """Host -> runner: start this task with these resolved resources."""
 
-    task_id: b.Short
+    task_id: b.TaskIdText
     kind: TaskKind
     command: list[b.Argument] = Field(max_length=b.MAX_COMMAND_ARGS)
     image: b.RunImage
@@ -39,7 +39,7 @@ class RunTask(WireModel):
     numa: b.SmallIndex | None
     cpuset: list[b.SmallIndex] = Field(max_length=b.MAX_LIST)
     privileged: bool
-    workdir: b.PathText | None
+    workdir: b.WorkdirText | None
     network: NetworkMode
     timeout: b.Seconds | None
     native: bool = False
@@ -64,13 +64,13 @@ class ExitKind(StrEnum):
 class TaskReport(WireModel):
     """Runner -> host: a task started, paused, resumed or ended."""
 
-    task_id: b.Short
+    task_id: b.TaskIdText
     node: b.NodeName
     state: b.Short
     """``running`` | ``paused`` | ``ended``"""
     exit_kind: ExitKind | None = None
     exit_code: b.ExitCode | None = None
-    error: b.Text | None = None
+    error: b.ErrorText | None = None
     at: datetime
 
 

@@ -106,7 +106,7 @@ class TaskSpec(WireModel):
     image: b.ImageName | None = Field(default=None, description="image already on the node")
     native: bool = False
     privileged: bool = False
-    workdir: b.PathText | None = None
+    workdir: b.WorkdirText | None = None
     timeout: DurationSeconds | None = Field(default=None, description="seconds or '1h30m'")
     priority: int = Field(default=0, ge=b.MIN_PRIORITY, le=b.MAX_PRIORITY)
     name: b.TaskName | None = None

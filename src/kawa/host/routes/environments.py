@@ -26,7 +26,7 @@ from kawa.host.environments import Work, valid_name
 from kawa.host.errors import Conflict, Forbidden, ServiceError, error_responses
 from kawa.host.routes.responses import NDJSON, TARBALL
 from kawa.protocol import streams as proto
-from kawa.protocol.bounds import MAX_QUERY_TEXT, MAX_SHORT, MAX_URL
+from kawa.protocol.bounds import QueryText, Short, Url
 from kawa.protocol.environments import (
     DIGEST_HEADER,
     VERSION_HEADER,
@@ -44,7 +44,7 @@ from kawa.store.models import EnvironmentVersion
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/environments", tags=["environments"], responses=error_responses(503))
-ShortQuery = Annotated[str | None, Query(max_length=MAX_SHORT)]
+ShortQuery = Annotated[Short | None, Query()]
 Frames = Callable[[BaseModel], None]
 
 
@@ -141,7 +141,7 @@ async def exec_script(
     request: Request,
     host: HostDep,
     who: UserDep,
-    command: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT)] = None,
+    command: Annotated[QueryText | None, Query()] = None,
 ) -> Response:
     """Run the body as a shell script (or ``command`` with the body as its stdin)."""
     admin(who, "a shell in a workspace")
@@ -226,9 +226,7 @@ async def export_tarball(
     name: str,
     host: HostDep,
     who: UserDep,
-    version: Annotated[
-        str | None, Query(max_length=MAX_SHORT, description="default: the newest")
-    ] = None,
+    version: Annotated[Short | None, Query(description="default: the newest")] = None,
 ) -> Response:
     if who.role == "viewer":
         raise Forbidden("the viewer role cannot download environments")
@@ -240,8 +238,8 @@ async def bootstrap(
     name: str,
     host: HostDep,
     who: UserDep,
-    suite: Annotated[str, Query(max_length=MAX_SHORT)] = "bookworm",
-    mirror: Annotated[str | None, Query(max_length=MAX_URL)] = None,
+    suite: Annotated[Short, Query()] = "bookworm",
+    mirror: Annotated[Url | None, Query()] = None,
 ) -> Response:
     """Build a base environment from the OS package mirror (debootstrap) as ``name``."""
     admin(who, "bootstrapping an environment")
