@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kawa.core.task_states import TaskEvent, classify_exit
 from kawa.host.ledger import Ledger
+from kawa.protocol.bounds import parse_id
 from kawa.protocol.runner_api import ExitKind, TaskReport
 from kawa.store.models import Task
 
@@ -30,10 +31,11 @@ class ReportService:
 
     def handle(self, report: TaskReport) -> None:
         """Apply a runner's report; stale or duplicate reports change nothing."""
-        if not report.task_id.isdigit():
+        task_id = parse_id(report.task_id)
+        if task_id is None:  # not one of ours (or beyond 64 bits): nothing to apply
             return
         with self.ledger.change() as change:
-            task = change.session.get(Task, int(report.task_id))
+            task = change.session.get(Task, task_id)
             if task is None or task.node != report.node:
                 return
             if report.state == "ended":

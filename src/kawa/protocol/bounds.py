@@ -162,7 +162,10 @@ Seconds = Annotated[float, Field(gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)]
 Short = Annotated[str, Field(max_length=MAX_SHORT), NoNul]
 QueryText = Annotated[str, Field(max_length=MAX_QUERY_TEXT), NoNul]
 TaskIdText = Annotated[str, Field(min_length=1, max_length=MAX_ID_DIGITS), AfterValidator(_task_id)]
-"""A task id as text (how host and runner send it): decimal digits, below 2**63."""
+"""A task id as text, as the host gives it: decimal digits, below 2**63."""
+RunnerTaskId = Annotated[str, Field(min_length=1, max_length=64), NameRule]
+"""A task id in a runner's own messages (a runner runs what it is given; the host
+ignores ids that are not its own)."""
 ErrorText = Annotated[str, BeforeValidator(_report_text)]
 """An error a runner reports: never refused, kept to what the database stores."""
 WorkdirText = Annotated[str, Field(max_length=MAX_WORKDIR), NoNul]

@@ -68,7 +68,7 @@ class NodeUsageSample(WireModel):
 class RunnerTaskObservation(WireModel):
     """What the runner sees of one of its tasks (heartbeats carry the full list)."""
 
-    task_id: b.TaskIdText
+    task_id: b.RunnerTaskId
     state: b.Short
     """``running`` | ``paused`` | ``exited`` (the exit itself is reported separately)."""
 

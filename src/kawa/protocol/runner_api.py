@@ -26,7 +26,7 @@ class EnvironmentRef(WireModel):
 class RunTask(WireModel):
     """Host -> runner: start this task with these resolved resources."""
 
-    task_id: b.TaskIdText
+    task_id: b.RunnerTaskId
     kind: TaskKind
     command: list[b.Argument] = Field(max_length=b.MAX_COMMAND_ARGS)
     image: b.RunImage
@@ -64,7 +64,7 @@ class ExitKind(StrEnum):
 class TaskReport(WireModel):
     """Runner -> host: a task started, paused, resumed or ended."""
 
-    task_id: b.TaskIdText
+    task_id: b.RunnerTaskId
     node: b.NodeName
     state: b.Short
     """``running`` | ``paused`` | ``ended``"""
