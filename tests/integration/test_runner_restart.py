@@ -4,8 +4,9 @@ endings it missed; a vanished runner's tasks are lost and come back."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
-from kawa.protocol.tasks import TaskSpec
+from kawa.protocol.tasks import Mount, TaskSpec
 from tests.integration.cluster import Cluster, eventually
 
 
@@ -32,16 +33,41 @@ def _final(cluster: Cluster, task_id: str):  # type: ignore[no-untyped-def]
         return t, b"".join(c.logs(task_id)).decode()
 
 
-def test_restarted_runner_readopts_a_running_container(fresh_cluster: Cluster) -> None:
+def test_restarted_runner_readopts_a_running_container(
+    fresh_cluster: Cluster, tmp_path: Path
+) -> None:
     fresh_cluster.add_runner("solo")
-    task_id = _submit(fresh_cluster, "echo before; sleep 3; echo after; exit 5")
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    script = "echo before; while [ ! -e /gate/go ]; do sleep 0.1; done; echo after; exit 5"
+    with fresh_cluster.client() as c:
+        [t0] = c.submit(
+            TaskSpec(
+                command=["sh", "-c", script],
+                targets=["solo"],
+                mounts=[Mount(source=str(gate), target="/gate")],
+            )
+        ).tasks
+        eventually(lambda: c.task(t0.id).state == "running", what="running")
+    task_id = t0.id
     fresh_cluster.stop_runner("solo")  # SIGKILL: no chance to clean up
     assert [c.status for c in fresh_cluster.containers(task=task_id)] == ["running"]
     fresh_cluster.start_runner("solo")
+    # the container still runs (it waits for the gate): the new runner must adopt it
+    log = tmp_path / "runner-solo.log"
+    eventually(
+        lambda: f"re-adopted running task {task_id}" in log.read_text(errors="replace"),
+        30,
+        "the restarted runner to re-adopt the container",
+    )
+    eventually(lambda: _state(fresh_cluster, task_id) == "running", 20, "running (again)")
+    (gate / "go").touch()
     t, out = _final(fresh_cluster, task_id)
     assert (t.state, t.exit_code) == ("failed", 5)
     assert out == "before\nafter\n"
-    assert "lost" not in [h.target for h in t.history] or t.state == "failed"
+    # it ended from running, as the re-adopted container's exit: if the host called it
+    # lost meanwhile, it came back to running first
+    assert [h.target for h in t.history][-2:] == ["running", "failed"]
 
 
 def test_ending_while_runner_was_down_is_reported_after_restart(fresh_cluster: Cluster) -> None:
