@@ -104,7 +104,12 @@ def test_ctrl_c_and_ctrl_z_reach_the_remote_shell(cluster: Cluster, sleeper: str
     eventually(lambda: running(cluster, sleeper, "sleep 4031"), what="the second sleep")
     child.sendcontrol("z")
     child.expect("Stopped.*sleep 4031")
-    child.sendline("kill %1; echo killed-$((1+1))")
+    # End the stopped job before exit, else bash answers "There are stopped jobs.". A
+    # plain `kill %1` leaves the job marked stopped until bash hears that it went on (the
+    # kernel tells it only once the job runs again), and `wait` returns at once for a
+    # job marked stopped. `bg` marks it running itself, so `wait` reaps it: the marker
+    # comes after the job is gone.
+    child.sendline("bg %1 >/dev/null; kill %1; wait %1; echo killed-$((1+1))")
     child.expect_exact("killed-2")
     child.sendline("exit 0")
     assert finish(child) == 0

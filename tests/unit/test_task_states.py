@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from kawa.core.task_states import (
     FINAL_STATES,
     HOLDS_RESOURCES,
+    ROWS,
     TRANSITIONS,
     WAIT_DONE_STATES,
     Action,
@@ -16,7 +17,10 @@ from kawa.core.task_states import (
     TaskEvent,
     TaskKind,
     TaskState,
+    Transition,
     classify_exit,
+    failure_reason,
+    index,
     transition,
 )
 
@@ -31,6 +35,12 @@ VPS_ONLY = (E.STOP_REQUESTED, E.STOPPED, E.RESTART_REQUESTED)
         (S.PENDING, E.PLACED, TaskKind.COMMAND, S.ASSIGNING, (A.DISPATCH,)),
         (S.ASSIGNING, E.DISPATCH_FAILED, TaskKind.COMMAND, S.PENDING, (A.RELEASE,)),
         (S.ASSIGNING, E.START_FAILED, TaskKind.COMMAND, S.FAILED, (A.RELEASE,)),
+        (S.ASSIGNING, E.DISPATCH_ERROR, TaskKind.COMMAND, S.FAILED, (A.RELEASE,)),
+        (S.ASSIGNING, E.DISPATCH_ERROR, TaskKind.VPS, S.FAILED, (A.RELEASE,)),
+        (S.ASSIGNING, E.ASSIGN_EXPIRED, TaskKind.COMMAND, S.FAILED, (A.RELEASE,)),
+        (S.ASSIGNING, E.KILLED_BEFORE_START, TaskKind.COMMAND, S.KILLED, (A.RELEASE,)),
+        (S.LOST, E.DISPATCH_FAILED, TaskKind.COMMAND, S.PENDING, (A.RELEASE,)),
+        (S.LOST, E.ASSIGN_EXPIRED, TaskKind.COMMAND, S.FAILED, (A.RELEASE,)),
         (S.ASSIGNING, E.STARTED, TaskKind.COMMAND, S.RUNNING, ()),
         (S.RUNNING, E.EXITED_OK, TaskKind.COMMAND, S.COMPLETED, (A.RELEASE,)),
         (S.RUNNING, E.EXITED_ERROR, TaskKind.COMMAND, S.FAILED, (A.RELEASE,)),
@@ -115,6 +125,58 @@ def test_final_states_are_done_for_wait() -> None:
 def test_every_row_is_keyed_by_its_own_source_and_event() -> None:
     for (state, event), row in TRANSITIONS.items():
         assert (row.source, row.event) == (state, event)
+
+
+def test_no_two_rows_share_a_state_and_event() -> None:
+    keys = [(row.source, row.event) for row in ROWS]
+    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    assert duplicated == []
+    assert len(TRANSITIONS) == len(ROWS)
+
+
+def test_a_duplicated_row_is_refused_not_overwritten() -> None:
+    again = Transition(S.ASSIGNING, E.STARTED, S.FAILED)
+    with pytest.raises(ValueError, match="two transitions for started in assigning"):
+        index((*ROWS, again))
+
+
+@pytest.mark.parametrize(
+    ("event", "sources"),
+    [
+        (E.DISPATCH_FAILED, {S.ASSIGNING, S.LOST}),
+        (E.DISPATCH_ERROR, {S.ASSIGNING}),
+        (E.ASSIGN_EXPIRED, {S.ASSIGNING, S.LOST}),
+        (E.KILLED_BEFORE_START, {S.ASSIGNING}),
+    ],
+)
+@pytest.mark.parametrize("state", list(TaskState))
+def test_dispatch_outcomes_apply_only_to_tasks_not_started(
+    state: TaskState, event: TaskEvent, sources: set[TaskState]
+) -> None:
+    if state in sources:
+        assert transition(state, event).target in (S.PENDING, S.FAILED, S.KILLED)
+    else:
+        with pytest.raises(InvalidTransition, match=f"event {event.value} is not valid"):
+            transition(state, event)
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "reason"),
+    [
+        (None, "the task failed and left no exit status"),
+        (1, "exited with code 1"),
+        (7, "exited with code 7"),
+        (126, "the command could not be executed (exit code 126)"),
+        (127, "the command was not found (exit code 127)"),
+        (128, "exited with code 128"),
+        (137, "killed by SIGKILL (exit code 137)"),
+        (143, "killed by SIGTERM (exit code 143)"),
+        (-9, "killed by SIGKILL (exit code -9)"),
+        (255, "exited with code 255"),
+    ],
+)
+def test_failure_reason_says_what_the_exit_code_tells(exit_code: int | None, reason: str) -> None:
+    assert failure_reason(exit_code) == reason
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,12 @@ Lifecycle (SPEC §2)::
 
     pending ──placed──▶ assigning ──started──▶ running ◀──resumed── paused
        ▲                   │                     │  └──paused──────▶  │
-       └─dispatch_failed───┘                     ▼                    ▼
-                     completed | failed | killed | oom_killed | timed_out
+       └─dispatch_failed───┤                     ▼                    ▼
+                           │     completed | failed | killed | oom_killed | timed_out
+                           └─start_failed | dispatch_error | assign_expired──▶ failed
+                           └─killed_before_start──▶ killed
     assigning/running/paused ──runner_lost──▶ lost ──started/paused──▶ running/paused
+    lost (never started) ──dispatch_failed──▶ pending, ──assign_expired──▶ failed
     vps: running/paused/lost ──stopped──▶ stopped ──restart──▶ pending
 
 Pure: no I/O. The host applies a transition, records it with its cause, and carries
@@ -15,6 +18,7 @@ out the returned actions.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -41,7 +45,15 @@ class TaskState(StrEnum):
 class TaskEvent(StrEnum):
     PLACED = "placed"
     DISPATCH_FAILED = "dispatch_failed"
+    """The order never reached the runner and its node is offline: queue it again."""
+    DISPATCH_ERROR = "dispatch_error"
+    """The order could not be built, sent or accepted, and retrying would not help."""
     START_FAILED = "start_failed"
+    """The runner refused the order or could not start it."""
+    ASSIGN_EXPIRED = "assign_expired"
+    """Never started, no order under way, and the runner has not listed it for too long."""
+    KILLED_BEFORE_START = "killed_before_start"
+    """A kill of an assigning task its runner does not have: nothing runs, so it ends."""
     STARTED = "started"
     PAUSED = "paused"
     RESUMED = "resumed"
@@ -101,11 +113,18 @@ class Transition:
     actions: tuple[Action, ...] = ()
 
 
-def _table() -> dict[tuple[TaskState, TaskEvent], Transition]:
+def _rows() -> tuple[Transition, ...]:
     rows: list[Transition] = [
         Transition(S.PENDING, E.PLACED, S.ASSIGNING, (A.DISPATCH,)),
         Transition(S.ASSIGNING, E.DISPATCH_FAILED, S.PENDING, (A.RELEASE,)),
         Transition(S.ASSIGNING, E.START_FAILED, S.FAILED, (A.RELEASE,)),
+        # A task called lost while its order could not reach the runner never ran there.
+        Transition(S.LOST, E.DISPATCH_FAILED, S.PENDING, (A.RELEASE,)),
+        Transition(S.ASSIGNING, E.DISPATCH_ERROR, S.FAILED, (A.RELEASE,)),
+        Transition(S.ASSIGNING, E.ASSIGN_EXPIRED, S.FAILED, (A.RELEASE,)),
+        # ... nor did one its runner, back, does not have while no order is under way.
+        Transition(S.LOST, E.ASSIGN_EXPIRED, S.FAILED, (A.RELEASE,)),
+        Transition(S.ASSIGNING, E.KILLED_BEFORE_START, S.KILLED, (A.RELEASE,)),
         Transition(S.ASSIGNING, E.STARTED, S.RUNNING),
         Transition(S.LOST, E.STARTED, S.RUNNING),
         Transition(S.PAUSED, E.STARTED, S.RUNNING),
@@ -131,10 +150,22 @@ def _table() -> dict[tuple[TaskState, TaskEvent], Transition]:
     for source in (S.STOPPED, S.FAILED, S.LOST, S.OOM_KILLED, S.TIMED_OUT, S.KILLED):
         actions = (A.RELEASE,) if source is S.LOST else ()
         rows.append(Transition(source, E.RESTART_REQUESTED, S.PENDING, actions))
-    return {(t.source, t.event): t for t in rows}
+    return tuple(rows)
 
 
-TRANSITIONS: dict[tuple[TaskState, TaskEvent], Transition] = _table()
+def index(rows: tuple[Transition, ...]) -> dict[tuple[TaskState, TaskEvent], Transition]:
+    """The rows keyed by ``(source, event)``; two rows for one key are an error."""
+    table: dict[tuple[TaskState, TaskEvent], Transition] = {}
+    for row in rows:
+        key = (row.source, row.event)
+        if key in table:
+            raise ValueError(f"two transitions for {row.event.value} in {row.source.value}")
+        table[key] = row
+    return table
+
+
+ROWS: tuple[Transition, ...] = _rows()
+TRANSITIONS: dict[tuple[TaskState, TaskEvent], Transition] = index(ROWS)
 
 _VPS_ONLY_EVENTS = frozenset({E.STOP_REQUESTED, E.STOPPED, E.RESTART_REQUESTED})
 
@@ -173,3 +204,21 @@ def classify_exit(
     if oom_killed:
         return E.OOM_KILLED
     return E.EXITED_OK if exit_code == 0 else E.EXITED_ERROR
+
+
+def failure_reason(exit_code: int | None) -> str:
+    """The reason of a failed task that reported none, from what its exit code tells."""
+    if exit_code is None:
+        return "the task failed and left no exit status"
+    if exit_code == 126:
+        return "the command could not be executed (exit code 126)"
+    if exit_code == 127:
+        return "the command was not found (exit code 127)"
+    number = -exit_code if exit_code < 0 else exit_code - 128
+    if exit_code < 0 or 128 < exit_code < 128 + signal.NSIG:
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"killed by {name} (exit code {exit_code})"
+    return f"exited with code {exit_code}"

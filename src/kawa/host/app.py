@@ -105,6 +105,9 @@ class Host:
         self.scheduler = SchedulerLoop(
             self.ledger, self.link, config.strategy, config.starvation_after
         )
+        # An order that cannot reach its runner is retried until the node is surely offline.
+        self.scheduler.retry_window = 2 * config.node_timeout
+        self.nodes.dispatching = self.scheduler.dispatching
         self.ledger.on_release = self.scheduler.wake
 
     async def run_loops(self) -> None:

@@ -17,6 +17,7 @@ from kawa.core.task_states import (
     TaskKind,
     TaskState,
     Transition,
+    failure_reason,
     transition,
 )
 from kawa.host.errors import BadRequest, Conflict, NotFound
@@ -81,10 +82,14 @@ class Ledger:
     @contextmanager
     def change(self) -> Iterator[Change]:
         """A transaction; on commit, publish every touched task and wake the scheduler
-        if resources were released."""
+        if resources were released. A failed task without an error gets one from its
+        exit code."""
         with self.sessions.begin() as session:
             change = Change(session)
             yield change
+            for task in change.touched.values():
+                if task.state == TaskState.FAILED.value and not task.error:
+                    task.error = failure_reason(task.exit_code)  # a failure always says why
             views = [task_view(t) for t in change.touched.values()]
         for view in views:
             self.bus.publish_task(view)

@@ -51,6 +51,8 @@ class NodeService:
         self._history_len = max(1, int(history_seconds / heartbeat_interval))
         self._history: dict[str, deque[NodeUsageSample]] = {}
         self._missing_since: dict[int, datetime] = {}
+        self.dispatching: set[int] = set()
+        """Ids of tasks whose order the scheduler is sending now (its own set)."""
 
     # -- runner side ----------------------------------------------------------------
     def register(self, reg: NodeRegistration) -> RegistrationAccepted:
@@ -95,7 +97,10 @@ class NodeService:
                     change.try_apply(task, event, f"runner {hb.name} is back and still has it")
                 if task.desired == "stop" and seen in ("running", "paused"):
                     resend.append((node.url, task.id))
-                self._check_missing(change, task, seen, now)
+                if task.state == TaskState.ASSIGNING.value or task.started_at is None:
+                    self._check_assigning(change, task, seen, now)
+                else:
+                    self._check_missing(change, task, seen, now)
         self._history.setdefault(hb.name, deque(maxlen=self._history_len)).append(hb.usage)
         if came_back:
             self._publish(hb.name)
@@ -114,6 +119,24 @@ class NodeService:
             self._missing_since.pop(task.id, None)
             if change.try_apply(task, TaskEvent.EXITED_ERROR, "runner no longer knows this task"):
                 task.error = "the runner lost track of this task"
+
+    def _check_assigning(self, change, task: Task, seen: str | None, now: datetime) -> None:  # type: ignore[no-untyped-def]
+        """A task never started (assigning, or lost so) whose order is no longer being
+        sent: running once its runner lists it so; failed when the runner has not listed
+        it for ``node_timeout``."""
+        if task.id in self.dispatching or seen is not None:
+            self._missing_since.pop(task.id, None)
+            if task.id not in self.dispatching and seen == "running":
+                change.try_apply(task, TaskEvent.STARTED, f"runner {task.node} reports it running")
+            return
+        since = self._missing_since.setdefault(task.id, now)
+        if now - since > timedelta(seconds=self.node_timeout):
+            self._missing_since.pop(task.id, None)
+            if change.try_apply(task, TaskEvent.ASSIGN_EXPIRED, "its runner does not have it"):
+                task.error = (
+                    f"not started: runner {task.node} has not had the task for "
+                    f"{self.node_timeout:g}s and no order is under way"
+                )
 
     async def _resend_kill(self, url: str, task_id: int) -> None:
         try:

@@ -11,7 +11,15 @@ from kawa.protocol.runner_api import RunnerAck, RunTask
 
 
 class RunnerUnreachable(Exception):
-    """The runner did not answer (network error or timeout)."""
+    """The runner did not answer (network error or timeout). ``sent`` is False when the
+    request surely never reached it (no connection was made)."""
+
+    def __init__(self, message: str, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class RunnerRejected(Exception):
@@ -54,7 +62,8 @@ class RunnerLink:
             else:
                 response = await self._http.post(url, json=json, timeout=timeout)
         except httpx.HTTPError as exc:
-            raise RunnerUnreachable(f"runner unreachable at {url}: {exc!r}") from exc
+            sent = not isinstance(exc, _NOT_SENT)
+            raise RunnerUnreachable(f"runner unreachable at {url}: {exc!r}", sent) from exc
         if response.status_code >= 400:
             raise RunnerRejected(_detail(response), response.status_code)
         return RunnerAck.model_validate(response.json())

@@ -14,12 +14,13 @@ from sqlalchemy import select
 from kawa.core.resources import Allocation, NodeUsage, ResourceRequest
 from kawa.core.scheduler import NodeSnapshot, Placement, QueuedTask, Strategy, place
 from kawa.core.targets import TargetSpec
-from kawa.core.task_states import TaskEvent, TaskKind, TaskState
+from kawa.core.task_states import FINAL_STATES, TaskEvent, TaskKind, TaskState
 from kawa.host.env_versions import ref_for_task
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import node_snapshots
 from kawa.host.views import aware
+from kawa.protocol.nodes import NodeStatus
 from kawa.protocol.runner_api import RunTask
 from kawa.protocol.tasks import Mount, NetworkMode
 from kawa.store.models import Node, Task
@@ -27,10 +28,20 @@ from kawa.store.models import Node, Task
 log = logging.getLogger(__name__)
 
 
+RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
+"""Seconds between tries of an order that did not reach its runner (then the last one)."""
+
+
 @dataclass(frozen=True)
 class Dispatch:
+    node: str
     url: str
     order: RunTask
+
+
+def dispatch_error(node: str, what: object) -> str:
+    """The error a task records when its order cannot reach or be taken by ``node``."""
+    return f"dispatch to {node} failed: {str(what) or repr(what)}"
 
 
 def _fits(snapshot: NodeSnapshot, usage: NodeUsage, a: Allocation) -> bool:
@@ -90,6 +101,7 @@ class SchedulerLoop:
         starvation_after: float,
         idle_interval: float = 2.0,
         queue_scan: int = 1000,
+        retry_window: float = 40.0,
     ) -> None:
         self.ledger = ledger
         self.link = link
@@ -99,7 +111,12 @@ class SchedulerLoop:
         self.queue_scan = queue_scan
         """At most this many queued tasks (in priority order) are considered per pass."""
         self._wake = asyncio.Event()
+        self.retry_window = retry_window
+        """How long an order that does not reach its runner is retried while its node is
+        online: longer than a dead runner's node takes to be called offline."""
         self._inflight: set[asyncio.Task[None]] = set()
+        self.dispatching: set[int] = set()
+        """Ids of the tasks whose order is being sent now."""
         self.last_pass_seconds = 0.0
         self.pass_observers: list[Callable[[float], None]] = []
         """Called with each pass's duration in seconds (metrics)."""
@@ -114,7 +131,8 @@ class SchedulerLoop:
             self._wake.clear()
             try:
                 for job in self.schedule_once():
-                    t = asyncio.create_task(self._dispatch(job))
+                    self.dispatching.add(int(job.order.task_id))
+                    t = asyncio.create_task(self.dispatch(job))
                     self._inflight.add(t)
                     t.add_done_callback(self._inflight.discard)
             except Exception:  # keep scheduling alive; the error is logged
@@ -207,29 +225,129 @@ class SchedulerLoop:
             change.apply(task, TaskEvent.PLACED, f"scheduled on {a.node}")
             node = change.session.get(Node, a.node)
             assert node is not None
-            jobs.append(Dispatch(node.url, run_order(task)))
+            try:
+                order = run_order(task)
+            except Exception as exc:  # this task cannot be ordered; the others still are
+                log.warning("order of task %s cannot be built: %s", task.id, exc)
+                change.apply(task, TaskEvent.DISPATCH_ERROR, "its order could not be built")
+                task.error = dispatch_error(a.node, exc)
+                continue
+            jobs.append(Dispatch(a.node, node.url, order))
         return jobs
 
-    async def _dispatch(self, job: Dispatch) -> None:
+    async def dispatch(self, job: Dispatch) -> None:
+        """Send a placed task to its runner and settle what came of it. Every failure
+        ends the task, queues it again or leaves it to the heartbeat's reconciliation
+        (when the runner may have the order): none leaves it assigning for ever."""
         task_id = int(job.order.task_id)
+        self.dispatching.add(task_id)
         try:
-            ack = await self.link.run(job.url, job.order)
-        except RunnerUnreachable as exc:
-            self._settle(task_id, TaskEvent.DISPATCH_FAILED, str(exc), None)
-            return
-        except RunnerRejected as exc:
+            await self._send(job, task_id)
+        except Exception as exc:  # whatever went wrong, the task ends with the reason
+            log.exception("dispatch of task %s to %s failed", task_id, job.node)
             self._settle(
-                task_id, TaskEvent.START_FAILED, "runner could not start the task", exc.detail
+                task_id, TaskEvent.DISPATCH_ERROR, "dispatch failed", dispatch_error(job.node, exc)
             )
-            return
-        if ack.state == "running":
-            self._settle(task_id, TaskEvent.STARTED, "runner started the task", None)
+        finally:
+            self.dispatching.discard(task_id)
 
-    def _settle(self, task_id: int, event: TaskEvent, cause: str, error: str | None) -> None:
+    async def _send(self, job: Dispatch, task_id: int) -> None:
+        deadline = time.monotonic() + self.retry_window
+        delays = iter(RETRY_DELAYS)
+        while True:
+            try:
+                ack = await self.link.run(job.url, job.order)
+            except RunnerUnreachable as exc:
+                if exc.sent:  # the runner may have it: its heartbeat tells (node_service)
+                    log.warning(
+                        "order of task %s may not have reached %s: %s", task_id, job.node, exc
+                    )
+                    return
+                failure: Exception = exc
+            except RunnerRejected as exc:
+                if exc.status == 422:  # the runner refused the order or could not start it
+                    cause = f"runner {job.node} could not start the task"
+                    self._settle(task_id, TaskEvent.START_FAILED, cause, exc.detail)
+                    return
+                if exc.status != 503:  # broken: retrying would get the same answer
+                    error = dispatch_error(job.node, f"runner answered {exc.status}: {exc.detail}")
+                    cause = f"runner {job.node} did not take the task"
+                    self._settle(task_id, TaskEvent.DISPATCH_ERROR, cause, error)
+                    return
+                failure = exc  # the runner is still starting up
+            else:
+                self._started(task_id, job, ack.state)
+                return
+            now = time.monotonic()
+            verdict = self._retry_verdict(task_id, job.node)
+            if verdict == "retry" and now < deadline:
+                await asyncio.sleep(min(next(delays, RETRY_DELAYS[-1]), deadline - now))
+                continue
+            self._give_up(task_id, job.node, verdict, failure)
+            return
+
+    def _retry_verdict(self, task_id: int, node_name: str) -> str:
+        """``retry`` while the task still waits for this online node, else why not."""
+        waiting = (TaskState.ASSIGNING.value, TaskState.LOST.value)
+        with self.ledger.sessions() as s:
+            task, node = s.get(Task, task_id), s.get(Node, node_name)
+            if task is None or task.state not in waiting or task.node != node_name:
+                return "settled"
+            if task.desired == "stop":
+                return "killed"
+            offline = node is None or node.status != NodeStatus.ONLINE.value
+            if offline or task.state == TaskState.LOST.value:
+                return "offline"
+            return "retry"
+
+    def _give_up(self, task_id: int, node: str, verdict: str, failure: Exception) -> None:
+        reason = dispatch_error(node, failure)
+        if verdict == "killed":
+            self._settle(
+                task_id,
+                TaskEvent.KILLED_BEFORE_START,
+                f"killed before its order reached runner {node}",
+                None,
+            )
+        elif verdict == "offline":  # never delivered: another node (or this one, back) runs it
+            self._settle(
+                task_id, TaskEvent.DISPATCH_FAILED, f"{reason}; node {node} is offline", None
+            )
+        elif verdict == "retry":  # online by heartbeat, yet its runner cannot be reached
+            self._settle(
+                task_id,
+                TaskEvent.DISPATCH_ERROR,
+                f"runner {node} unreachable for {self.retry_window:g}s",
+                reason,
+            )
+
+    def _started(self, task_id: int, job: Dispatch, state: str | None) -> None:
+        if state != "running":
+            return
+        if self._settle(task_id, TaskEvent.STARTED, "runner started the task", None):
+            return
+        with self.ledger.sessions() as s:
+            task = s.get(Task, task_id)
+            ended = task is not None and TaskState(task.state) in FINAL_STATES
+        if ended:  # killed while its order was under way: nothing may run for it
+            t = asyncio.get_running_loop().create_task(self._kill(job, task_id))
+            self._inflight.add(t)
+            t.add_done_callback(self._inflight.discard)
+
+    async def _kill(self, job: Dispatch, task_id: int) -> None:
+        try:
+            await self.link.control(job.url, str(task_id), "kill")
+        except (RunnerUnreachable, RunnerRejected) as exc:
+            log.warning("kill of ended task %s on %s failed: %s", task_id, job.node, exc)
+
+    def _settle(self, task_id: int, event: TaskEvent, cause: str, error: str | None) -> bool:
         with self.ledger.change() as change:
             task = change.session.get(Task, task_id)
-            if task is not None and change.try_apply(task, event, cause) and error:
+            if task is None or not change.try_apply(task, event, cause):
+                return False
+            if error:
                 task.error = error
+            return True
 
     async def stop(self) -> None:
         for t in list(self._inflight):

@@ -243,6 +243,8 @@ class TaskService:
                 return
             raise Conflict(f"cannot {verb}: the task's runner is unreachable") from None
         except RunnerRejected as exc:
+            if verb == "kill" and exc.status == 409 and self._end_unstarted(task_id, url):
+                return
             raise Conflict(f"runner refused to {verb} task {task_id}: {exc.detail}") from None
         confirm = _CONFIRMATIONS.get(ack.state or "")
         if verb in ("pause", "resume") and confirm is not None:
@@ -250,6 +252,19 @@ class TaskService:
                 task = change.session.get(Task, task_id)
                 if task is not None:
                     change.try_apply(task, confirm, f"runner {verb}d the task")
+
+    def _end_unstarted(self, task_id: int, url: str) -> bool:
+        """A kill the runner answered with "no such task": an assigning task it never
+        got ends here, freeing what it held. (Should its order arrive after all, the
+        scheduler kills what it started.)"""
+        with self.ledger.change() as change:
+            task = change.session.get(Task, task_id)
+            if task is None or task.state != TaskState.ASSIGNING.value:
+                return False
+            if self._node_url(change.session, task) != url:
+                return False
+            cause = f"kill: runner {task.node} does not have the task"
+            return change.try_apply(task, TaskEvent.KILLED_BEFORE_START, cause) is not None
 
 
 def visible(owner: str, who: Principal) -> bool:

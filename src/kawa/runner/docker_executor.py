@@ -23,7 +23,14 @@ from docker.types import DeviceRequest
 from kawa.protocol.runner_api import RunTask
 from kawa.protocol.tasks import NetworkMode
 from kawa.runner import vps
-from kawa.runner.executor import Deadlines, OnEnd, StartError, UnknownTask, record_ending
+from kawa.runner.executor import (
+    Deadlines,
+    OnEnd,
+    StartError,
+    UnknownTask,
+    launch_failure,
+    record_ending,
+)
 from kawa.runner.journal import Entry, Journal
 
 log = logging.getLogger(__name__)
@@ -227,6 +234,9 @@ class DockerExecutor:
             code, oom, error = None, False, f"cannot read exit status: {exc.explanation}"
         if drain is not None:
             drain.join()
+        if error is None and code:
+            out, err = self.log_path(task_id, "stdout"), self.log_path(task_id, "stderr")
+            error = launch_failure(code, out, err)
         entry = self.journal.get(task_id)
         keep = entry is not None and vps.is_vps(entry.order)  # a stopped VPS keeps it
         self._ended(task_id, code, oom, error)

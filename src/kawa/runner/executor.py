@@ -3,6 +3,7 @@ task's ending is classified and recorded by both."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,41 @@ def classify_ending(
     if code is None:
         return ExitKind.VANISHED, error
     return ExitKind.EXITED, error
+
+
+_RUNTIME_EXEC = re.compile(r"exec [^\n]+: [^\n]+\n?")
+"""What the container runtime prints when it cannot execute the command, e.g.
+``exec /usr/bin/echo: argument list too long`` or ``exec /x: exec format error``."""
+_TAIL = 4096
+
+
+def _tail(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - _TAIL))
+            return f.read()
+    except OSError:
+        return b""
+
+
+def launch_failure(code: int | None, stdout: Path, stderr: Path) -> str | None:
+    """Why a task that exited with ``code`` could not run its command, when its output
+    says so: the runtime's own ``exec PATH: REASON`` line (exit code 1, nothing else
+    printed), or for exit codes 126 and 127 (cannot execute, not found) the last line
+    of its stderr. None when the output tells nothing of the kind."""
+    if code not in (1, 126, 127):
+        return None
+    err = _tail(stderr).decode(errors="replace")
+    if code == 1:
+        if _RUNTIME_EXEC.fullmatch(err) and not _tail(stdout):
+            return f"the command could not be executed: {err.strip()}"
+        return None
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    what = "could not be executed" if code == 126 else "was not found"
+    if not lines:
+        return None
+    return f"the command {what} (exit code {code}): {lines[-1][:500]}"
 
 
 def record_ending(

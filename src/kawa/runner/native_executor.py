@@ -25,7 +25,14 @@ from kawa.protocol.runner_api import RunTask
 from kawa.runner import native_command as nc
 from kawa.runner import native_launch as launch
 from kawa.runner.cgroups import CgroupError, Group, Layout
-from kawa.runner.executor import Deadlines, OnEnd, StartError, UnknownTask, record_ending
+from kawa.runner.executor import (
+    Deadlines,
+    OnEnd,
+    StartError,
+    UnknownTask,
+    launch_failure,
+    record_ending,
+)
 from kawa.runner.journal import Entry, Journal
 
 log = logging.getLogger(__name__)
@@ -172,6 +179,9 @@ class NativeExecutor:
         error = None
         if code is None and not oom:
             error = "the task ended while the runner was down and left no exit status"
+        elif code:
+            out, err = self.log_path(task_id, "stdout"), self.log_path(task_id, "stderr")
+            error = launch_failure(code, out, err)
         self.status_path(task_id).unlink(missing_ok=True)
         self._ended(task_id, code, oom, error)
 

@@ -42,6 +42,8 @@ class RunnerService:
         self.heartbeat_interval = 5.0
         self._reports = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.preparing: set[str] = set()
+        """Tasks whose packaged environment is being fetched (not journaled yet)."""
 
     # -- paths ----------------------------------------------------------------------
     @property
@@ -122,12 +124,17 @@ class RunnerService:
             return accepted.cluster_id
 
     def observations(self) -> list[RunnerTaskObservation]:
-        return [
+        """Every task this runner has: ``running``, ``paused``, or ``starting`` (its
+        environment or container is being prepared; the host waits for it)."""
+        seen = [
             RunnerTaskObservation(
-                task_id=e.task_id, state="paused" if e.state == "paused" else "running"
+                task_id=e.task_id, state=e.state if e.state in ("paused", "starting") else "running"
             )
             for e in self.journal.live()
         ]
+        known = {o.task_id for o in seen}
+        preparing = sorted(self.preparing - known)
+        return seen + [RunnerTaskObservation(task_id=t, state="starting") for t in preparing]
 
     async def _heartbeats(self) -> None:
         while True:
@@ -188,7 +195,11 @@ class RunnerService:
             return
         if self.environments is None:
             raise StartError("the runner is not registered with the host yet")
-        await self.environments.prepare(order)
+        self.preparing.add(order.task_id)
+        try:
+            await self.environments.prepare(order)
+        finally:
+            self.preparing.discard(order.task_id)
 
     async def close(self) -> None:
         if self.environments is not None:
