@@ -43,9 +43,11 @@ def test_host_killed_mid_queue_loses_and_repeats_nothing(
         ids = [t.id for _ in range(TASKS) for t in c.submit(spec).tasks]
     assert len(set(ids)) == TASKS
 
-    # Kill it with a fifth of the tasks run: some done, some running or being
-    # dispatched, most still queued.
+    # Kill it with a fifth of the tasks run (some done, some running, most queued), at
+    # a moment it is dispatching: a task it has placed but not yet heard start.
     eventually(lambda: len(runs_per_task(markers)) >= TASKS // 5, 240, "a fifth run")
+    with cluster.client() as c:
+        assigning = eventually(lambda: c.tasks(states=["assigning"]), 60, "a dispatch")
     cluster.kill_host()
     ran_before = len(runs_per_task(markers))
     assert ran_before < TASKS, "every task ran before the host was killed: nothing tested"
@@ -68,7 +70,10 @@ def test_host_killed_mid_queue_loses_and_repeats_nothing(
         )
         # Logs are read through the restarted host (it asks the runner for them).
         logs = {i: b"".join(c.logs(i)).decode() for i in ids}
-    assert logs == {i: f"task {i}\n" for i in ids}
     assert runs_per_task(markers) == Counter(dict.fromkeys(ids, 1))
+    assert logs == {i: f"task {i}\n" for i in ids}
     eventually(lambda: not cluster.containers(), 60, "no container left")
-    print(f"\n{TASKS} tasks, host killed after {ran_before} had run: {elapsed:.1f}s")
+    with cluster.client() as c:  # how the dispatches cut short were settled (a figure)
+        causes = [h.cause for t in assigning for h in c.task(t.id).history]
+    settled = Counter(c for c in causes if "host" in c)
+    print(f"\n{TASKS} tasks, host killed after {ran_before} had run: {elapsed:.1f}s; {settled}")
