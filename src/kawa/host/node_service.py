@@ -125,9 +125,10 @@ class NodeService:
         if task.state != TaskState.ASSIGNING.value:
             return
         if seen in ("running", "paused"):
-            event = TaskEvent.STARTED if seen == "running" else TaskEvent.PAUSED
             cause = f"runner {node} has it (dispatched before a host restart)"
-            change.try_apply(task, event, cause)
+            change.try_apply(task, TaskEvent.STARTED, cause)
+            if seen == "paused":
+                change.try_apply(task, TaskEvent.PAUSED, cause)
         elif seen is None:
             change.try_apply(
                 task,
