@@ -62,7 +62,9 @@ def main() -> None:
     )
     figures: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="kawa-liveness-") as root:
-        cluster = Cluster(Path(root), IMAGE, heartbeat_interval=None, node_timeout=None)
+        cluster = Cluster(
+            Path(root), IMAGE, heartbeat_interval=None, node_timeout=None, gateway_port=0
+        )
         try:
             cluster.start_host()
             cluster.add_runner("solo")

@@ -22,6 +22,7 @@ def make_cluster(docker_available: None, tmp_path: Path) -> Iterator[MakeCluster
     def make(**fields: Any) -> Cluster:
         root = tmp_path / f"cluster{len(made)}"
         root.mkdir()
+        fields.setdefault("gateway_port", 0)  # no SSH gateway unless the test asks for one
         c = Cluster(root, BASE_IMAGE, **fields)
         made.append(c)
         c.start_host()
