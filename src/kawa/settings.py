@@ -53,8 +53,8 @@ class HostConfig(_Section):
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at ``data_dir/kawa.db``. ``postgresql://…`` works too."""
     cluster_secret: str = Field(default="", min_length=0)
-    heartbeat_interval: float = Field(default=5.0, gt=0)
-    node_timeout: float = Field(default=20.0, gt=0)
+    heartbeat_interval: float = Field(default=2.0, gt=0)
+    node_timeout: float = Field(default=10.0, gt=0)
     strategy: str = Field(default="binpack", pattern="^(binpack|spread)$")
     starvation_after: float = Field(default=300.0, gt=0)
     default_container: str = "default"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -76,6 +77,13 @@ class Cluster:
     extra_host_env: dict[str, str] = field(default_factory=dict)
     runner_env: dict[str, str] = field(default_factory=dict)
     """Extra environment for runners started from now on (e.g. KAWA_RUNNER_ALLOW_NATIVE)."""
+    heartbeat_interval: float | None = 0.5
+    """The host's ``heartbeat_interval`` (None: the product default)."""
+    node_timeout: float | None = 3.0
+    """The host's ``node_timeout`` (None: the product default)."""
+    gateway_port: int | None = None
+    """The host's SSH gateway port (None: the product default)."""
+    _cluster_id: str = field(default="", init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -86,15 +94,20 @@ class Cluster:
         return self.root / "kawa.toml"
 
     def host_config(self) -> HostConfig:
-        return HostConfig(
+        cfg = HostConfig(
             bind="127.0.0.1",
             port=self.port,
             data_dir=self.root / "host",
             cluster_secret=self.secret,
-            heartbeat_interval=0.5,
-            node_timeout=3.0,
             default_image=self.image,
         )
+        if self.heartbeat_interval is not None:
+            cfg.heartbeat_interval = self.heartbeat_interval
+        if self.node_timeout is not None:
+            cfg.node_timeout = self.node_timeout
+        if self.gateway_port is not None:
+            cfg.ssh_port = self.gateway_port
+        return cfg
 
     def _env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAWA_")}
@@ -114,6 +127,19 @@ class Cluster:
         with (self.root / "host.log").open("ab") as log:
             self.host_proc = subprocess.Popen([*KAWA, "host"], env=env, stdout=log, stderr=log)
         eventually(self._host_up, 30, "host to answer")
+        assert self.cluster_id  # known from now on, also while the host is down
+
+    def kill_host(self) -> None:
+        """SIGKILL the host (no shutdown at all) and reap it; the database stays."""
+        if self.host_proc is not None and self.host_proc.poll() is None:
+            self.host_proc.kill()
+            self.host_proc.wait(30)
+        self.host_proc = None
+
+    def restart_host(self) -> None:
+        """Start the host again on the same port and database (after :meth:`kill_host`)."""
+        assert self.host_proc is None or self.host_proc.poll() is not None, "host still runs"
+        self.start_host()
 
     def _host_up(self) -> bool:
         try:
@@ -182,16 +208,41 @@ class Cluster:
             r.proc.wait(30)
         r.proc = None
 
+    def freeze_runner(self, name: str) -> None:
+        """SIGSTOP the runner process: it stays alive but silent (a hung node)."""
+        proc = self.runners[name].proc
+        assert proc is not None and proc.poll() is None, f"runner {name} is not running"
+        proc.send_signal(signal.SIGSTOP)
+
+    def thaw_runner(self, name: str) -> None:
+        """SIGCONT a runner frozen by :meth:`freeze_runner`."""
+        proc = self.runners[name].proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+
     def client(self) -> KawaClient:
         return KawaClient(self.url, self.token, timeout=60)
 
+    @property
+    def cluster_id(self) -> str:
+        """The cluster's id (asked of the host once, so it is known while the host is down)."""
+        if not self._cluster_id:
+            with self.client() as c:
+                self._cluster_id = str(c.health()["cluster_id"])
+        return self._cluster_id
+
     def containers(self, **labels: str) -> list[docker.models.containers.Container]:
-        with self.client() as c:
-            cluster_id = c.health()["cluster_id"]
-        filters = [f"kawa.cluster={cluster_id}", *[f"kawa.{k}={v}" for k, v in labels.items()]]
-        found: list[docker.models.containers.Container] = docker.from_env().containers.list(
-            all=True, filters={"label": filters}
-        )
+        """The cluster's containers with these ``kawa.*`` labels; one removed while they
+        are listed (a task that just ended) is left out, not an error."""
+        filters = [f"kawa.cluster={self.cluster_id}", *[f"kawa.{k}={v}" for k, v in labels.items()]]
+        found: list[docker.models.containers.Container] = []
+        with contextlib.closing(docker.from_env()) as client:
+            for c in client.containers.list(all=True, sparse=True, filters={"label": filters}):
+                try:
+                    c.reload()
+                except docker.errors.NotFound:
+                    continue
+                found.append(c)
         return found
 
     def cli(
@@ -210,12 +261,10 @@ class Cluster:
 
     def close(self) -> None:
         cluster_id = None
-        try:
-            with self.client() as c:
-                cluster_id = c.health()["cluster_id"]
-        except Exception:
-            pass
+        with contextlib.suppress(Exception):  # a host that never answered
+            cluster_id = self.cluster_id
         for name in list(self.runners):
+            self.thaw_runner(name)  # a frozen runner cannot act on SIGTERM
             self.stop_runner(name, signal.SIGTERM)
         if self.host_proc is not None and self.host_proc.poll() is None:
             self.host_proc.terminate()

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from kawa.core.task_states import TaskEvent, TaskState
 from kawa.host.errors import NotFound
 from kawa.host.events import EventBus
-from kawa.host.ledger import Ledger
+from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import holding_by_node
 from kawa.host.views import aware, node_view
@@ -53,6 +53,16 @@ class NodeService:
         self._missing_since: dict[int, datetime] = {}
         self.dispatching: set[int] = set()
         """Ids of tasks whose order the scheduler is sending now (its own set)."""
+        self._started = datetime.now(UTC)
+        """No node counts as silent for longer than this process has been listening."""
+        self._orphaned = self._assigning_now()
+        """Tasks found ``assigning`` at start: their dispatch died with an earlier host
+        process, so only their runner's next heartbeat can say whether it got them."""
+
+    def _assigning_now(self) -> set[int]:
+        with self.ledger.sessions() as s:
+            query = select(Task.id).where(Task.state == TaskState.ASSIGNING.value)
+            return set(s.scalars(query))
 
     # -- runner side ----------------------------------------------------------------
     def register(self, reg: NodeRegistration) -> RegistrationAccepted:
@@ -95,6 +105,8 @@ class NodeService:
                 if task.state == TaskState.LOST.value and seen in ("running", "paused"):
                     event = TaskEvent.STARTED if seen == "running" else TaskEvent.PAUSED
                     change.try_apply(task, event, f"runner {hb.name} is back and still has it")
+                if task.id in self._orphaned:
+                    self._settle_orphan(change, task, seen, hb.name)
                 if task.desired == "stop" and seen in ("running", "paused"):
                     resend.append((node.url, task.id))
                 if task.state == TaskState.ASSIGNING.value or task.started_at is None:
@@ -107,6 +119,27 @@ class NodeService:
             self.ledger.on_release()
         for url, task_id in resend:
             asyncio.get_running_loop().create_task(self._resend_kill(url, task_id))
+
+    def _settle_orphan(self, change: Change, task: Task, seen: str | None, node: str) -> None:
+        """An assignment left over from an earlier host process, as its runner now
+        tells: running or paused there, or never received (back to ``pending``, to be
+        placed again). A task the runner lists as ``exited`` waits for its report."""
+        if seen == "exited":
+            return
+        self._orphaned.discard(task.id)
+        if task.state != TaskState.ASSIGNING.value:
+            return
+        if seen in ("running", "paused"):
+            cause = f"runner {node} has it (dispatched before a host restart)"
+            change.try_apply(task, TaskEvent.STARTED, cause)
+            if seen == "paused":
+                change.try_apply(task, TaskEvent.PAUSED, cause)
+        elif seen is None:
+            change.try_apply(
+                task,
+                TaskEvent.DISPATCH_FAILED,
+                f"runner {node} never received it (its dispatch died with the host)",
+            )
 
     def _check_missing(self, change, task: Task, seen: str | None, now: datetime) -> None:  # type: ignore[no-untyped-def]
         """A running task its runner no longer lists fails after a grace period
@@ -149,6 +182,8 @@ class NodeService:
         """Nodes silent for longer than ``node_timeout`` go offline; their tasks are lost."""
         cutoff = datetime.now(UTC) - timedelta(seconds=self.node_timeout)
         gone: list[str] = []
+        if self._started >= cutoff:  # runners had no time yet to reach this process
+            return gone
         with self.ledger.change() as change:
             s = change.session
             for node in s.scalars(select(Node).where(Node.status == NodeStatus.ONLINE.value)):
@@ -169,7 +204,10 @@ class NodeService:
             self._publish(name)
         return gone
 
-    async def monitor(self, interval: float = 1.0) -> None:
+    async def monitor(self) -> None:
+        """Check liveness every ``node_timeout / 20`` s (0.5 s by default, at most 1 s),
+        so a silent node is offline at most that much later than its timeout."""
+        interval = min(1.0, max(0.05, self.node_timeout / 20))
         while True:
             await asyncio.sleep(interval)
             try:

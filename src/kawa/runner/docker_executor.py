@@ -169,7 +169,10 @@ class DockerExecutor:
             if vps.is_vps(order):
                 vps.check_sshd(self.docker, container, order.image)
             self.journal.set_container(order.task_id, container.id or "")
-            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
+            # Attached before the start (as ``docker run`` does), so the live stream has
+            # all the output; replaying logs as well (logs=True) could repeat the first
+            # lines when the container starts while Docker is still replaying.
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=False, demux=True)
             container.start()
         except Exception as exc:  # nothing half-started may stay behind
             if not isinstance(exc, StartError | docker.errors.DockerException):

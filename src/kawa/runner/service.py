@@ -39,7 +39,7 @@ class RunnerService:
         self.executor: ExecutorRouter | None = None
         self.environments: EnvironmentSync | None = None
         self.ready = asyncio.Event()
-        self.heartbeat_interval = 5.0
+        self.heartbeat_interval = 2.0
         self._reports = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.preparing: set[str] = set()
@@ -124,8 +124,10 @@ class RunnerService:
             return accepted.cluster_id
 
     def observations(self) -> list[RunnerTaskObservation]:
-        """Every task this runner has: ``running``, ``paused``, or ``starting`` (its
-        environment or container is being prepared; the host waits for it)."""
+        """Every task this runner has: ``running``, ``paused``, ``starting`` (its
+        environment or container is being prepared; the host waits for it), and ended
+        ones whose ending the host has not acknowledged yet (``exited``: the host then
+        knows the task ran here and waits for the report)."""
         seen = [
             RunnerTaskObservation(
                 task_id=e.task_id, state=e.state if e.state in ("paused", "starting") else "running"
@@ -134,21 +136,41 @@ class RunnerService:
         ]
         known = {o.task_id for o in seen}
         preparing = sorted(self.preparing - known)
-        return seen + [RunnerTaskObservation(task_id=t, state="starting") for t in preparing]
+        ended = [
+            RunnerTaskObservation(task_id=e.task_id, state="exited")
+            for e in self.journal.unreported()
+        ]
+        starting = [RunnerTaskObservation(task_id=t, state="starting") for t in preparing]
+        return seen + starting + ended
 
     async def _heartbeats(self) -> None:
+        """The first heartbeat goes right away (a restarted runner's adopted tasks are
+        ``running`` again at once), then one every ``heartbeat_interval`` counted from
+        the start of the previous one: a heartbeat that took longer (the process was
+        stopped, the host was slow) is followed by the next at once, not an interval
+        later."""
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
-            sample = await asyncio.to_thread(self.inventory.sample)
+            due = loop.time() + self.heartbeat_interval
+            await self._heartbeat()
+            self.journal.forget_before(datetime.now(UTC) - timedelta(days=7))
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    async def _heartbeat(self) -> None:
+        sample = await asyncio.to_thread(self.inventory.sample)
+        hb = Heartbeat(name=self.config.name, usage=sample, tasks=self.observations())
+        try:
+            await self.channel.heartbeat(hb)
+        except KawaError as exc:
+            if exc.status != 404:
+                log.warning("heartbeat failed: %s", exc)
+                return
+            await self._register()  # the host forgot this node (a new database)
             hb = Heartbeat(name=self.config.name, usage=sample, tasks=self.observations())
             try:
                 await self.channel.heartbeat(hb)
-            except KawaError as exc:
-                if exc.status == 404:
-                    await self._register()
-                else:
-                    log.warning("heartbeat failed: %s", exc)
-            self.journal.forget_before(datetime.now(UTC) - timedelta(days=7))
+            except KawaError as again:
+                log.warning("heartbeat after registering again failed: %s", again)
 
     def _on_end(self, task_id: str, kind: ExitKind, code: int | None, error: str | None) -> None:
         if self._loop is not None:
