@@ -32,6 +32,7 @@ from kawa.host.routes.streams import router as streams_router
 from kawa.host.runner_link import RunnerLink
 from kawa.host.scheduling import SchedulerLoop
 from kawa.host.task_service import TaskService
+from kawa.host.vps_retention import VpsRetention
 from kawa.protocol.common import API_PREFIX
 from kawa.settings import HostConfig
 from kawa.store.database import make_engine, migrate, session_factory
@@ -103,9 +104,10 @@ class Host:
             self.ledger, self.link, config.strategy, config.starvation_after
         )
         self.ledger.on_release = self.scheduler.wake
+        self.vps_retention = VpsRetention(self.ledger, self.tasks, config.vps_retention)
 
     async def run_loops(self) -> None:
-        await asyncio.gather(self.scheduler.run(), self.nodes.monitor())
+        await asyncio.gather(self.scheduler.run(), self.nodes.monitor(), self.vps_retention.run())
 
 
 def _service_error(_: Request, exc: Exception) -> JSONResponse:
