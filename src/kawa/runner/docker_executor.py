@@ -243,6 +243,7 @@ class DockerExecutor:
             drain.join()
         if run is not None and self._runs.get(task_id, 0) != run:
             return  # stopped by a restart, which follows the new run itself
+        self._readers.pop(task_id, None)  # _runs keeps its count for late watchers
         entry = self.journal.get(task_id)
         keep = entry is not None and vps.is_vps(entry.order)  # a stopped VPS keeps it
         self._ended(task_id, code, oom, error)
