@@ -21,7 +21,11 @@ import docker
 import pytest
 
 from kawa.cli.ssh import proxy_command
-from kawa.protocol.tasks import TaskAction
+from kawa.client import KawaClient
+from kawa.client.errors import KawaError
+from kawa.host.app import prepare_database
+from kawa.host.auth import Authenticator
+from kawa.protocol.tasks import TaskAction, TaskSpec
 from kawa.settings import HostConfig
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import KAWA, Cluster, eventually, free_port
@@ -195,6 +199,15 @@ def history(cluster: Cluster, vps_id: str) -> list[tuple[str, str]]:
         return [(h.target.value, h.cause) for h in c.task(vps_id).history]
 
 
+def token_for(cluster: Cluster, user: str, role: str) -> str:
+    """A token made the way `kawa init token` makes one."""
+    sessions = prepare_database(cluster.host_config())
+    try:
+        return Authenticator(sessions, cluster.secret).create_token(user, role)
+    finally:
+        sessions.kw["bind"].dispose()
+
+
 def test_vps_restart_in_place_and_rm(fresh_cluster: Cluster, home: Path) -> None:
     """restart of a running, then a paused VPS stops and starts the same container (a
     file, the host key and the authorized key stay; ssh answers again); ``vps rm``
@@ -253,6 +266,12 @@ def test_vps_restart_in_place_and_rm(fresh_cluster: Cluster, home: Path) -> None
         assert kawa(cluster, home, "vps", "stop", vps_id).returncode == 0
         eventually(lambda: state(cluster, vps_id) == "stopped", 30, "VPS stopped")
         assert cluster.containers(task=vps_id)  # kept while stopped
+        for user, role in (("bob", "user"), ("vic", "viewer")):  # not theirs to remove
+            with KawaClient(cluster.url, token_for(cluster, user, role)) as other:
+                with pytest.raises(KawaError) as refused_to:
+                    other.remove_vps(vps_id)
+                assert refused_to.value.status in (403, 404), refused_to.value.message
+        assert state(cluster, vps_id) == "stopped" and cluster.containers(task=vps_id)
         done = kawa(cluster, home, "vps", "rm", vps_id)
         assert done.returncode == 0, done.stderr
         assert state(cluster, vps_id) == "removed"
@@ -277,9 +296,6 @@ def test_vps_restart_in_place_and_rm(fresh_cluster: Cluster, home: Path) -> None
         with cluster.client() as c:
             eventually(lambda: c.node("node1").held.cores == 0, 30, "cores released")
             # only a VPS can be removed
-            from kawa.client.errors import KawaError
-            from kawa.protocol.tasks import TaskSpec
-
             command = c.submit(TaskSpec(command=["true"])).tasks[0].id
             with pytest.raises(KawaError, match="only VPS tasks can"):
                 c.remove_vps(command)
