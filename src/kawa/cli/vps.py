@@ -330,9 +330,11 @@ def stop(vps_id: str) -> None:
 
 @app.command()
 def restart(vps_id: str) -> None:
-    """Restart a VPS: a running or paused one is stopped and started in place (files and
-    keys kept); a stopped, failed or lost one is scheduled again (its kept container, else
-    its newest snapshot)."""
+    """Restart a VPS: in place when running or paused, else scheduled again.
+
+    A running or paused VPS's container is stopped and started again (files and keys
+    kept); a stopped, failed or lost one is scheduled again (its kept container, else its
+    newest snapshot)."""
     _act(vps_id, "restart", "restart requested")
 
 
