@@ -69,6 +69,9 @@ class HostConfig(_Section):
     """How the host carries terminal and forwarding sessions to runners: ``splice``
     passes the bytes between the two WebSockets in the kernel; ``frames`` reads and
     checks every frame in Python (slower; for servers that cannot hand over sockets)."""
+    vps_retention: float = Field(default=7 * 86400.0, ge=0)
+    """Seconds a stopped (or otherwise ended) VPS keeps its container and snapshots before
+    the host removes them as ``kawa vps rm`` does; 0 keeps them forever."""
 
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'kawa.db'}"

@@ -21,7 +21,11 @@ import docker
 import pytest
 
 from kawa.cli.ssh import proxy_command
-from kawa.protocol.tasks import TaskAction
+from kawa.client import KawaClient
+from kawa.client.errors import KawaError
+from kawa.host.app import prepare_database
+from kawa.host.auth import Authenticator
+from kawa.protocol.tasks import TaskAction, TaskSpec
 from kawa.settings import HostConfig
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import KAWA, Cluster, eventually, free_port
@@ -127,11 +131,6 @@ def test_vps_lifecycle(fresh_cluster: Cluster, home: Path, tmp_path: Path) -> No
         assert down.returncode == 0, down.stderr
         assert back.read_bytes() == local.read_bytes()
 
-        # restart of a running VPS is refused (409)
-        refused = kawa(cluster, home, "vps", "restart", vps_id)
-        assert refused.returncode != 0
-        assert "running" in refused.stderr
-
         # pause freezes it (kawa ssh refuses, naming the state); resume brings it back
         assert kawa(cluster, home, "vps", "pause", vps_id).returncode == 0
         eventually(lambda: state(cluster, vps_id) == "paused", 30, "VPS paused")
@@ -174,6 +173,12 @@ def test_vps_lifecycle(fresh_cluster: Cluster, home: Path, tmp_path: Path) -> No
         cluster.start_runner("node1")
         eventually(lambda: state(cluster, vps_id) == "running", 60, "VPS running after restart")
         eventually(lambda: ssh_ok(cluster, home, vps_id, key), 60, "sshd after runner restart")
+        # and the re-adopted VPS restarts in place
+        done = kawa(cluster, home, "vps", "restart", vps_id)
+        assert done.returncode == 0 and "now running" in done.stdout, done.stderr
+        eventually(lambda: ssh_ok(cluster, home, vps_id, key), 60, "sshd after an in-place restart")
+        done = kawa(cluster, home, "ssh", vps_id, "--", *SSH_OPTS, "sha256sum /root/kept.bin")
+        assert hashlib.sha256(local.read_bytes()).hexdigest() in done.stdout, done.stderr
 
         status = kawa(cluster, home, "vps", "status", vps_id)
         assert "SHA256:" in status.stdout and f"kawa-node1-{vps_id}" in status.stdout
@@ -181,6 +186,152 @@ def test_vps_lifecycle(fresh_cluster: Cluster, home: Path, tmp_path: Path) -> No
         assert "Host kawa-box" in config.stdout and "ProxyCommand" in config.stdout
     finally:
         remove_snapshots(vps_id)
+
+
+def ssh_out(cluster: Cluster, home: Path, vps_id: str, command: str) -> str:
+    done = kawa(cluster, home, "ssh", vps_id, "--", *SSH_OPTS, command, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def history(cluster: Cluster, vps_id: str) -> list[tuple[str, str]]:
+    with cluster.client() as c:
+        return [(h.target.value, h.cause) for h in c.task(vps_id).history]
+
+
+def token_for(cluster: Cluster, user: str, role: str) -> str:
+    """A token made the way `kawa init token` makes one."""
+    sessions = prepare_database(cluster.host_config())
+    try:
+        return Authenticator(sessions, cluster.secret).create_token(user, role)
+    finally:
+        sessions.kw["bind"].dispose()
+
+
+def test_vps_restart_in_place_and_rm(fresh_cluster: Cluster, home: Path) -> None:
+    """restart of a running, then a paused VPS stops and starts the same container (a
+    file, the host key and the authorized key stay; ssh answers again); ``vps rm``
+    refuses a running VPS, removes a stopped one's container and snapshots, and
+    ``--force`` stops and removes a running one."""
+    cluster = fresh_cluster
+    cluster.add_runner("node1", cores=2)
+    key = home / ".ssh" / "id_ed25519"
+    keygen(key)
+    vps_id = created_id(kawa(cluster, home, "vps", "create", "--name", "re"))
+    forced = ""
+    try:
+        eventually(partial(is_running, cluster, vps_id), 60, "VPS running")
+        eventually(partial(ssh_ok, cluster, home, vps_id, key), 60, "sshd answering")
+        ssh_out(cluster, home, vps_id, "echo kept-across-restarts > /root/kept.txt")
+        host_key = ssh_out(cluster, home, vps_id, "cat /etc/ssh/ssh_host_ed25519_key.pub")
+        assert host_key.startswith("ssh-ed25519 ")
+        (container,) = cluster.containers(task=vps_id)
+        boots = ssh_out(cluster, home, vps_id, "cat /proc/1/stat").split()[21]  # start time
+
+        for before in ("running", "paused"):
+            if before == "paused":
+                assert kawa(cluster, home, "vps", "pause", vps_id).returncode == 0
+                eventually(lambda: state(cluster, vps_id) == "paused", 30, "VPS paused")
+            done = kawa(cluster, home, "vps", "restart", vps_id)
+            assert done.returncode == 0, done.stderr
+            assert "now running" in done.stdout, done.stdout
+            assert state(cluster, vps_id) == "running"
+            eventually(partial(ssh_ok, cluster, home, vps_id, key), 60, f"sshd after {before}")
+            assert ssh_out(cluster, home, vps_id, "cat /root/kept.txt") == "kept-across-restarts\n"
+            assert ssh_out(cluster, home, vps_id, "cat /etc/ssh/ssh_host_ed25519_key.pub") == (
+                host_key
+            )
+            (again,) = cluster.containers(task=vps_id)
+            assert again.id == container.id  # the same container, started anew
+            started = ssh_out(cluster, home, vps_id, "cat /proc/1/stat").split()[21]
+            assert started != boots, "the container's processes were not restarted"
+            boots = started
+        steps = history(cluster, vps_id)
+        causes = [cause for _, cause in steps]
+        assert causes.count("runner stopped and started the container the task") == 2
+        # the allocation was held throughout: the VPS never left a state that holds it
+        assert {target for target, _ in steps} == {"pending", "assigning", "running", "paused"}
+        with cluster.client() as c:
+            assert c.node("node1").held.cores == 1
+
+        # rm: a running VPS is refused without --force, and nothing changes
+        refused = kawa(cluster, home, "vps", "rm", vps_id)
+        assert refused.returncode != 0
+        assert "is running: stop it first" in refused.stderr and "--force" in refused.stderr
+        assert state(cluster, vps_id) == "running" and cluster.containers(task=vps_id)
+
+        # rm of a stopped VPS removes its container and snapshots; the row stays
+        snap = kawa(cluster, home, "vps", "snapshot", vps_id)
+        assert snap.returncode == 0, snap.stderr
+        assert kawa(cluster, home, "vps", "stop", vps_id).returncode == 0
+        eventually(lambda: state(cluster, vps_id) == "stopped", 30, "VPS stopped")
+        assert cluster.containers(task=vps_id)  # kept while stopped
+        for user, role in (("bob", "user"), ("vic", "viewer")):  # not theirs to remove
+            with KawaClient(cluster.url, token_for(cluster, user, role)) as other:
+                with pytest.raises(KawaError) as refused_to:
+                    other.remove_vps(vps_id)
+                assert refused_to.value.status in (403, 404), refused_to.value.message
+        assert state(cluster, vps_id) == "stopped" and cluster.containers(task=vps_id)
+        done = kawa(cluster, home, "vps", "rm", vps_id)
+        assert done.returncode == 0, done.stderr
+        assert state(cluster, vps_id) == "removed"
+        assert cluster.containers(task=vps_id) == []
+        with contextlib.closing(docker.from_env()) as d:
+            assert d.images.list(name=f"kawa-vps/{vps_id}") == []
+        assert vps_id not in kawa(cluster, home, "vps", "list").stdout
+        listed = kawa(cluster, home, "vps", "list", "--all").stdout
+        assert vps_id in listed and "removed" in listed
+        again = kawa(cluster, home, "vps", "restart", vps_id)
+        assert again.returncode != 0 and "removed" in again.stderr
+        twice = kawa(cluster, home, "vps", "rm", vps_id)
+        assert twice.returncode != 0 and "removed" in twice.stderr
+
+        # --force stops a running VPS and removes it; its resources are given back
+        forced = created_id(kawa(cluster, home, "vps", "create"))
+        eventually(partial(is_running, cluster, forced), 60, "second VPS running")
+        done = kawa(cluster, home, "vps", "rm", "--force", forced)
+        assert done.returncode == 0, done.stderr
+        assert state(cluster, forced) == "removed"
+        assert cluster.containers(task=forced) == []
+        with cluster.client() as c:
+            eventually(lambda: c.node("node1").held.cores == 0, 30, "cores released")
+            # only a VPS can be removed
+            command = c.submit(TaskSpec(command=["true"])).tasks[0].id
+            with pytest.raises(KawaError, match="only VPS tasks can"):
+                c.remove_vps(command)
+    finally:
+        remove_snapshots(vps_id)
+        if forced:
+            remove_snapshots(forced)
+
+
+def test_vps_retention_removes_a_stopped_container(
+    docker_available: None, tmp_path: Path, home: Path
+) -> None:
+    """With a tiny ``host.vps_retention`` a stopped VPS's container is removed by the host
+    once it has been stopped that long, and the VPS is recorded as removed."""
+    retention = 2.0
+    cluster = Cluster(tmp_path / "c", BASE_IMAGE)
+    cluster.extra_host_env["KAWA_HOST_VPS_RETENTION"] = str(retention)
+    try:
+        cluster.root.mkdir()
+        cluster.start_host()
+        cluster.add_runner("node1", cores=2)
+        vps_id = created_id(kawa(cluster, home, "vps", "create", "--no-ssh-key"))
+        eventually(partial(is_running, cluster, vps_id), 60, "VPS running")
+        assert cluster.containers(task=vps_id)
+        with cluster.client() as c:
+            c.act(vps_id, TaskAction.STOP)
+        eventually(lambda: state(cluster, vps_id) in ("stopped", "removed"), 30, "VPS stopped")
+        eventually(lambda: state(cluster, vps_id) == "removed", 30, "VPS removed by retention")
+        assert cluster.containers(task=vps_id) == []
+        with cluster.client() as c:
+            steps = {h.target.value: h for h in c.task(vps_id).history}
+        assert "vps_retention" in steps["removed"].cause
+        kept = (steps["removed"].at - steps["stopped"].at).total_seconds()
+        assert kept >= retention, f"removed {kept:.2f}s after the stop"
+    finally:
+        cluster.close()
 
 
 def test_vps_key_modes(fresh_cluster: Cluster, home: Path, tmp_path: Path) -> None:
@@ -245,6 +396,8 @@ def test_vps_bad_input(fresh_cluster: Cluster, home: Path, tmp_path: Path) -> No
     assert "cannot read public key" in refused("--public-key-file", str(tmp_path / "missing"))
     assert "private key" in refused("--public-key-file", str(key))
     assert "--key-out-file goes with --gen-ssh-key" in refused("--key-out-file", "x")
+    native = refused("--public-key-string", text, "--container", "NULL")
+    assert "a VPS needs a container environment" in native, native
     # an unknown node, or a GPU the node lacks: refused before anything is stored
     cluster.add_runner("node1", cores=2)
     for target, named in (("nope", "nope"), ("node1::5", "GPU")):
@@ -261,6 +414,14 @@ def test_vps_bad_input(fresh_cluster: Cluster, home: Path, tmp_path: Path) -> No
             c.submit(TaskSpec(command=["true"], ssh_key=text))
         with pytest.raises(KawaError, match="takes no command"):
             c.submit(TaskSpec(kind="vps", command=["true"], ssh_key=text))  # type: ignore[arg-type]
+        # NULL (native execution) is not a container environment: a VPS needs one
+        for spec in (
+            TaskSpec(kind="vps", container="NULL", ssh_key=text),  # type: ignore[arg-type]
+            TaskSpec(kind="vps", native=True, ssh_key=text),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(KawaError, match="a VPS needs a container environment"):
+                c.submit(spec)
+        assert c.tasks(kind="vps") == []
 
 
 def test_vps_without_sshd_fails_with_a_message(fresh_cluster: Cluster, home: Path) -> None:

@@ -26,7 +26,14 @@ from kawa.core.task_states import (
 
 S, E, A = TaskState, TaskEvent, Action
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
-VPS_ONLY = (E.STOP_REQUESTED, E.STOPPED, E.RESTART_REQUESTED)
+VPS_ONLY = (
+    E.STOP_REQUESTED,
+    E.STOPPED,
+    E.RESTART_REQUESTED,
+    E.RESTARTED,
+    E.REMOVE_REQUESTED,
+    E.REMOVED,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +73,19 @@ VPS_ONLY = (E.STOP_REQUESTED, E.STOPPED, E.RESTART_REQUESTED)
         (S.STOPPED, E.RESTART_REQUESTED, TaskKind.VPS, S.PENDING, ()),
         (S.FAILED, E.RESTART_REQUESTED, TaskKind.VPS, S.PENDING, ()),
         (S.LOST, E.RESTART_REQUESTED, TaskKind.VPS, S.PENDING, (A.RELEASE,)),
+        (S.RUNNING, E.RESTART_REQUESTED, TaskKind.VPS, S.RUNNING, (A.SEND_RESTART,)),
+        (S.PAUSED, E.RESTART_REQUESTED, TaskKind.VPS, S.PAUSED, (A.SEND_RESTART,)),
+        (S.RUNNING, E.RESTARTED, TaskKind.VPS, S.RUNNING, ()),
+        (S.PAUSED, E.RESTARTED, TaskKind.VPS, S.RUNNING, ()),
+        (S.STOPPED, E.REMOVE_REQUESTED, TaskKind.VPS, S.STOPPED, (A.SEND_REMOVE,)),
+        (S.FAILED, E.REMOVE_REQUESTED, TaskKind.VPS, S.FAILED, (A.SEND_REMOVE,)),
+        (S.KILLED, E.REMOVE_REQUESTED, TaskKind.VPS, S.KILLED, (A.SEND_REMOVE,)),
+        (S.RUNNING, E.REMOVE_REQUESTED, TaskKind.VPS, S.RUNNING, (A.SEND_REMOVE,)),
+        (S.PAUSED, E.REMOVE_REQUESTED, TaskKind.VPS, S.PAUSED, (A.SEND_REMOVE,)),
+        (S.STOPPED, E.REMOVED, TaskKind.VPS, S.REMOVED, ()),
+        (S.FAILED, E.REMOVED, TaskKind.VPS, S.REMOVED, ()),
+        (S.RUNNING, E.REMOVED, TaskKind.VPS, S.REMOVED, (A.RELEASE,)),
+        (S.PAUSED, E.REMOVED, TaskKind.VPS, S.REMOVED, (A.RELEASE,)),
     ],
 )
 def test_table_rows(
@@ -109,6 +129,30 @@ def test_vps_only_events_are_refused_for_command_tasks(state: TaskState, event: 
 
 def test_vps_events_are_accepted_for_vps_tasks() -> None:
     assert transition(S.PAUSED, E.STOP_REQUESTED, TaskKind.VPS).actions == (A.SEND_STOP,)
+
+
+@pytest.mark.parametrize(
+    ("state", "event"),
+    [
+        (S.PENDING, E.REMOVE_REQUESTED),
+        (S.ASSIGNING, E.REMOVE_REQUESTED),
+        (S.LOST, E.REMOVE_REQUESTED),
+        (S.REMOVED, E.REMOVE_REQUESTED),
+        (S.REMOVED, E.RESTART_REQUESTED),
+        (S.ASSIGNING, E.RESTART_REQUESTED),
+        (S.STOPPED, E.RESTARTED),
+    ],
+)
+def test_vps_refusals_name_the_state(state: TaskState, event: TaskEvent) -> None:
+    with pytest.raises(InvalidTransition) as caught:
+        transition(state, event, TaskKind.VPS)
+    assert state.value in str(caught.value)
+
+
+def test_removed_vps_accepts_nothing() -> None:
+    for event in TaskEvent:
+        with pytest.raises(InvalidTransition):
+            transition(S.REMOVED, event, TaskKind.VPS)
 
 
 def test_non_request_event_message_names_event_and_state() -> None:

@@ -76,6 +76,7 @@ STATE_STYLE = {
     "timed_out": "red",
     "lost": "red",
     "stopped": "dim",
+    "removed": "dim",
     "online": "green",
     "offline": "red",
     "draining": "yellow",

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from kawa.protocol.tasks import TaskSpec, TaskView
 
 app = typer.Typer(
-    help="VPS tasks: create, list, status, stop, restart, pause, resume, snapshot, connect.",
+    help="VPS tasks: create, list, status, stop, restart, pause, resume, snapshot, rm, connect.",
     no_args_is_help=True,
 )
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -159,6 +159,12 @@ def create(
         key = None
     else:
         key = default_key()
+    if container == "NULL":  # the spelling of native execution, which a VPS cannot be
+        raise CliError(
+            "a VPS needs a container environment: --container NULL means native execution, "
+            "which a VPS cannot be; give --container NAME or --image REF, or neither",
+            2,
+        )
     try:
         try:
             spec = TaskSpec.model_validate(
@@ -324,7 +330,11 @@ def stop(vps_id: str) -> None:
 
 @app.command()
 def restart(vps_id: str) -> None:
-    """Run a stopped, failed or lost VPS again (from its container or newest snapshot)."""
+    """Restart a VPS: in place when running or paused, else scheduled again.
+
+    A running or paused VPS's container is stopped and started again (files and keys
+    kept); a stopped, failed or lost one is scheduled again (its kept container, else its
+    newest snapshot)."""
     _act(vps_id, "restart", "restart requested")
 
 
@@ -344,6 +354,20 @@ def resume(vps_id: str) -> None:
 def snapshot(vps_id: str) -> None:
     """Commit the VPS's filesystem; a later restart starts from it (newest 3 kept)."""
     _act(vps_id, "snapshot", "snapshot taken")
+
+
+@app.command("rm")
+def remove(
+    vps_id: str,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Stop a running or paused VPS first.")
+    ] = False,
+) -> None:
+    """Remove a VPS's container and snapshots on its node (it stays listed as removed)."""
+    with client() as c:
+        _vps(c.task(vps_id))
+        t = c.remove_vps(vps_id, force)
+    output.console.print(f"{t.id}: container and snapshots removed (now {styled(t.state.value)})")
 
 
 @app.command()

@@ -65,6 +65,10 @@ class AsyncKawaClient:
     async def act(self, ref: str, action: TaskAction) -> TaskView:
         return await self._do(calls.act(ref, action))
 
+    async def remove_vps(self, ref: str, force: bool = False) -> TaskView:
+        """Remove a VPS's container and snapshots (``force``: stop a running one first)."""
+        return await self._do(calls.remove_vps(ref, force))
+
     async def nodes(self) -> list[NodeView]:
         return await self._do(calls.list_nodes())
 

@@ -74,6 +74,11 @@ def act(ref: str, action: TaskAction) -> Call[TaskView]:
     return Call("POST", f"/tasks/{ref}/{action.value}", TaskView.model_validate)
 
 
+def remove_vps(ref: str, force: bool = False) -> Call[TaskView]:
+    params = {"force": "true"} if force else {}
+    return Call("POST", f"/tasks/{ref}/remove", TaskView.model_validate, params=params)
+
+
 def list_nodes() -> Call[list[NodeView]]:
     return Call("GET", "/nodes", _nodes.validate_python)
 

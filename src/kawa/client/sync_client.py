@@ -73,6 +73,10 @@ class KawaClient:
     def act(self, ref: str, action: TaskAction) -> TaskView:
         return self._do(calls.act(ref, action))
 
+    def remove_vps(self, ref: str, force: bool = False) -> TaskView:
+        """Remove a VPS's container and snapshots (``force``: stop a running one first)."""
+        return self._do(calls.remove_vps(ref, force))
+
     def nodes(self) -> list[NodeView]:
         return self._do(calls.list_nodes())
 

@@ -11,6 +11,10 @@ Lifecycle (SPEC §2)::
     assigning/running/paused ──runner_lost──▶ lost ──started/paused──▶ running/paused
     lost (never started) ──dispatch_failed──▶ pending, ──assign_expired──▶ failed
     vps: running/paused/lost ──stopped──▶ stopped ──restart──▶ pending
+    vps: running/paused ──restart_requested──▶ (same, runner stops and starts the
+         container) ──restarted──▶ running
+    vps: stopped/ended (running/paused: forced) ──remove_requested──▶ (same, runner
+         removes the container) ──removed──▶ removed
 
 Pure: no I/O. The host applies a transition, records it with its cause, and carries
 out the returned actions.
@@ -40,6 +44,8 @@ class TaskState(StrEnum):
     TIMED_OUT = "timed_out"
     LOST = "lost"
     STOPPED = "stopped"
+    REMOVED = "removed"
+    """A VPS whose container and snapshots were removed; its row stays as history."""
 
 
 class TaskEvent(StrEnum):
@@ -69,6 +75,9 @@ class TaskEvent(StrEnum):
     RESUME_REQUESTED = "resume_requested"
     STOP_REQUESTED = "stop_requested"
     RESTART_REQUESTED = "restart_requested"
+    RESTARTED = "restarted"
+    REMOVE_REQUESTED = "remove_requested"
+    REMOVED = "removed"
 
 
 class Action(StrEnum):
@@ -80,14 +89,17 @@ class Action(StrEnum):
     SEND_PAUSE = "send_pause"
     SEND_RESUME = "send_resume"
     SEND_STOP = "send_stop"
+    SEND_RESTART = "send_restart"
+    SEND_REMOVE = "send_remove"
 
 
 S, E, A = TaskState, TaskEvent, Action
 
 FINAL_STATES: frozenset[TaskState] = frozenset(
-    {S.COMPLETED, S.FAILED, S.KILLED, S.OOM_KILLED, S.TIMED_OUT}
+    {S.COMPLETED, S.FAILED, S.KILLED, S.OOM_KILLED, S.TIMED_OUT, S.REMOVED}
 )
-"""States a command task never leaves."""
+"""States a command task never leaves (a VPS leaves them only by a restart, and never
+leaves ``removed``)."""
 
 HOLDS_RESOURCES: frozenset[TaskState] = frozenset({S.ASSIGNING, S.RUNNING, S.PAUSED, S.LOST})
 """States in which a task's allocation is held (a lost task keeps it until it is settled)."""
@@ -96,6 +108,10 @@ WAIT_DONE_STATES: frozenset[TaskState] = FINAL_STATES | {S.LOST, S.STOPPED}
 """States in which ``kawa task wait`` returns: the task is not going to progress by itself."""
 
 _ON_NODE = (S.ASSIGNING, S.RUNNING, S.PAUSED, S.LOST)
+_VPS_ENDED = (S.STOPPED, S.COMPLETED, S.FAILED, S.KILLED, S.OOM_KILLED, S.TIMED_OUT)
+"""A VPS in these states may have a kept container on its node and holds nothing."""
+VPS_REMOVABLE: frozenset[TaskState] = frozenset(_VPS_ENDED)
+"""States from which a VPS is removed without ``--force`` (and by the retention)."""
 _ENDINGS = {
     E.EXITED_OK: S.COMPLETED,
     E.EXITED_ERROR: S.FAILED,
@@ -150,6 +166,16 @@ def _rows() -> tuple[Transition, ...]:
     for source in (S.STOPPED, S.FAILED, S.LOST, S.OOM_KILLED, S.TIMED_OUT, S.KILLED):
         actions = (A.RELEASE,) if source is S.LOST else ()
         rows.append(Transition(source, E.RESTART_REQUESTED, S.PENDING, actions))
+    for source in (S.RUNNING, S.PAUSED):
+        # A real stop and start of the same container; the allocation stays held.
+        rows.append(Transition(source, E.RESTART_REQUESTED, source, (A.SEND_RESTART,)))
+        rows.append(Transition(source, E.RESTARTED, S.RUNNING))
+        # Forced removal: the runner stops and removes the container, then it is released.
+        rows.append(Transition(source, E.REMOVE_REQUESTED, source, (A.SEND_REMOVE,)))
+        rows.append(Transition(source, E.REMOVED, S.REMOVED, (A.RELEASE,)))
+    for source in _VPS_ENDED:
+        rows.append(Transition(source, E.REMOVE_REQUESTED, source, (A.SEND_REMOVE,)))
+        rows.append(Transition(source, E.REMOVED, S.REMOVED))
     return tuple(rows)
 
 
@@ -167,7 +193,16 @@ def index(rows: tuple[Transition, ...]) -> dict[tuple[TaskState, TaskEvent], Tra
 ROWS: tuple[Transition, ...] = _rows()
 TRANSITIONS: dict[tuple[TaskState, TaskEvent], Transition] = index(ROWS)
 
-_VPS_ONLY_EVENTS = frozenset({E.STOP_REQUESTED, E.STOPPED, E.RESTART_REQUESTED})
+_VPS_ONLY_EVENTS = frozenset(
+    {
+        E.STOP_REQUESTED,
+        E.STOPPED,
+        E.RESTART_REQUESTED,
+        E.RESTARTED,
+        E.REMOVE_REQUESTED,
+        E.REMOVED,
+    }
+)
 
 
 class InvalidTransition(ValueError):

@@ -34,6 +34,7 @@ from kawa.host.routes.streams import router as streams_router
 from kawa.host.runner_link import RunnerLink
 from kawa.host.scheduling import SchedulerLoop
 from kawa.host.task_service import TaskService
+from kawa.host.vps_retention import VpsRetention
 from kawa.protocol.bounds import MAX_BODY, MAX_SCRIPT_BODY
 from kawa.protocol.common import API_PREFIX, ErrorItem, ErrorResponse
 from kawa.settings import HostConfig
@@ -109,9 +110,10 @@ class Host:
         self.scheduler.retry_window = 2 * config.node_timeout
         self.nodes.dispatching = self.scheduler.dispatching
         self.ledger.on_release = self.scheduler.wake
+        self.vps_retention = VpsRetention(self.ledger, self.tasks, config.vps_retention)
 
     async def run_loops(self) -> None:
-        await asyncio.gather(self.scheduler.run(), self.nodes.monitor())
+        await asyncio.gather(self.scheduler.run(), self.nodes.monitor(), self.vps_retention.run())
 
 
 def _service_error(_: Request, exc: Exception) -> JSONResponse:

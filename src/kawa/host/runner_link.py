@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from kawa.protocol.runner_api import RunnerAck, RunTask
+from kawa.protocol.runner_api import RemoveVps, RunnerAck, RunTask
 
 
 class RunnerUnreachable(Exception):
@@ -76,6 +76,10 @@ class RunnerLink:
 
     async def control(self, base: str, task_id: str, action: str) -> RunnerAck:
         return await self._post(f"{base}/tasks/{task_id}/{action}")
+
+    async def remove_vps(self, base: str, task_id: str, force: bool) -> RunnerAck:
+        body = RemoveVps(force=force).model_dump(mode="json")
+        return await self._post(f"{base}/tasks/{task_id}/remove", body)
 
     @asynccontextmanager
     async def logs(

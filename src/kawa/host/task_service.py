@@ -13,7 +13,14 @@ from kawa.core.ids import IdGenerator
 from kawa.core.resources import ResourceRequest
 from kawa.core.scheduler import PlacementError, validate
 from kawa.core.targets import TargetSpec
-from kawa.core.task_states import Action, InvalidTransition, TaskEvent, TaskKind, TaskState
+from kawa.core.task_states import (
+    VPS_REMOVABLE,
+    Action,
+    InvalidTransition,
+    TaskEvent,
+    TaskKind,
+    TaskState,
+)
 from kawa.host.auth import Principal
 from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound
 from kawa.host.ledger import Ledger
@@ -33,7 +40,12 @@ _REQUESTS = {
     TaskAction.STOP: TaskEvent.STOP_REQUESTED,
     TaskAction.RESTART: TaskEvent.RESTART_REQUESTED,
 }
-_CONFIRMATIONS = {"paused": TaskEvent.PAUSED, "running": TaskEvent.RESUMED}
+_CONFIRMATIONS = {
+    ("pause", "paused"): TaskEvent.PAUSED,
+    ("resume", "running"): TaskEvent.RESUMED,
+    ("restart", "running"): TaskEvent.RESTARTED,
+}
+_LIVE = (TaskState.RUNNING.value, TaskState.PAUSED.value)
 
 
 class TaskService:
@@ -49,12 +61,13 @@ class TaskService:
     def submit(self, spec: TaskSpec, who: Principal) -> SubmitResponse:
         if who.role == "viewer":
             raise Forbidden("the viewer role cannot submit tasks")
-        if spec.native:
-            check_native(spec)
         if spec.kind is TaskKind.VPS:
-            spec = vps_spec(spec)
-        elif spec.ssh_key is not None:
-            raise BadRequest("an SSH key applies to VPS tasks only")
+            spec = vps_spec(spec)  # first: a VPS is never native, whatever else it asks
+        else:
+            if spec.native:
+                check_native(spec)
+            if spec.ssh_key is not None:
+                raise BadRequest("an SSH key applies to VPS tasks only")
         if (spec.privileged or spec.mounts) and not who.is_admin:
             raise Forbidden("privileged containers and host mounts need the admin role")
         targets: list[TargetSpec | None] = [TargetSpec.parse(t) for t in spec.targets]
@@ -221,6 +234,65 @@ class TaskService:
             raise Conflict(f"runner refused to snapshot task {task_id}: {exc.detail}") from None
         return self.ledger.view(str(task_id))
 
+    async def remove(self, ref: str, who: Principal, force: bool = False) -> TaskView:
+        """Remove a VPS's container and snapshots on its node; the task stays as
+        ``removed``. A running or paused VPS only with ``force`` (stopped first)."""
+        with self.ledger.change() as change:
+            task = self.ledger.find(change.session, ref)
+            if not visible(task.owner, who):
+                raise NotFound(f"no task with id {ref}")
+            if who.role == "viewer":
+                raise Forbidden("the viewer role cannot remove tasks")
+            if task.kind == TaskKind.VPS.value and task.state in _LIVE and not force:
+                raise Conflict(
+                    f"VPS {task.id} is {task.state}: stop it first "
+                    "(`kawa vps stop`), or remove it with --force"
+                )
+            cause = f"remove requested by {who.user}" + (" (forced)" if force else "")
+            try:
+                change.apply(task, TaskEvent.REMOVE_REQUESTED, cause)
+            except InvalidTransition as exc:
+                raise Conflict(str(exc)) from None
+            task_id, node, url = task.id, task.node, self._node_url(change.session, task)
+        await self._remove_on_node(task_id, node, url, force)
+        return self.ledger.view(str(task_id))
+
+    async def expire(self, task_id: int, retention: float) -> bool:
+        """Remove an ended VPS kept longer than ``retention`` seconds (as ``remove``);
+        False when it changed meanwhile. Conflict when its runner cannot do it."""
+        with self.ledger.sessions() as s:
+            task = s.get(Task, task_id)
+            if task is None or task.state not in VPS_REMOVABLE:
+                return False
+            node, url = task.node, self._node_url(s, task)
+        cause = f"kept past host.vps_retention ({retention:g}s)"
+        return await self._remove_on_node(task_id, node, url, False, cause)
+
+    async def _remove_on_node(
+        self, task_id: int, node: str | None, url: str | None, force: bool, cause: str = ""
+    ) -> bool:
+        """Ask the node to remove the VPS's container and snapshots, then record it."""
+        if node is not None and url is not None:
+            try:
+                await self.link.remove_vps(url, str(task_id), force)
+            except RunnerUnreachable:
+                raise Conflict(
+                    f"cannot remove VPS {task_id}: the runner of node {node} is unreachable"
+                ) from None
+            except RunnerRejected as exc:
+                raise Conflict(
+                    f"runner {node} refused to remove VPS {task_id}: {exc.detail}"
+                ) from None
+            done = f"runner {node} removed its container and snapshots"
+        else:  # never placed, or its node is gone: nothing is left to remove
+            done = "nothing left on a node to remove"
+        with self.ledger.change() as change:
+            task = change.session.get(Task, task_id)
+            if task is None:
+                return False
+            found = change.try_apply(task, TaskEvent.REMOVED, f"{cause}: {done}" if cause else done)
+            return found is not None
+
     @staticmethod
     def _node_url(s: Session, task: Task) -> str | None:
         node = s.get(Node, task.node) if task.node else None
@@ -232,6 +304,7 @@ class TaskService:
             Action.SEND_PAUSE: "pause",
             Action.SEND_RESUME: "resume",
             Action.SEND_STOP: "stop",
+            Action.SEND_RESTART: "restart",
         }.get(action)
         if verb is None or url is None:
             return
@@ -246,12 +319,13 @@ class TaskService:
             if verb == "kill" and exc.status == 409 and self._end_unstarted(task_id, url):
                 return
             raise Conflict(f"runner refused to {verb} task {task_id}: {exc.detail}") from None
-        confirm = _CONFIRMATIONS.get(ack.state or "")
-        if verb in ("pause", "resume") and confirm is not None:
+        confirm = _CONFIRMATIONS.get((verb, ack.state or ""))
+        if confirm is not None:
+            done = "stopped and started the container" if verb == "restart" else f"{verb}d"
             with self.ledger.change() as change:
                 task = change.session.get(Task, task_id)
                 if task is not None:
-                    change.try_apply(task, confirm, f"runner {verb}d the task")
+                    change.try_apply(task, confirm, f"runner {done} the task")
 
     def _end_unstarted(self, task_id: int, url: str) -> bool:
         """A kill the runner answered with "no such task": an assigning task it never
@@ -272,10 +346,18 @@ def visible(owner: str, who: Principal) -> bool:
     return who.is_admin or owner == who.user
 
 
+NATIVE_CONTAINER = "NULL"
+"""The container name that means native execution (no container)."""
+
+
 def vps_spec(spec: TaskSpec) -> TaskSpec:
     """A VPS: sshd is its command, its own bridge address, no timeout (docs/vps.md)."""
-    if spec.native:
-        raise BadRequest("a VPS runs in a container: --native does not apply")
+    if spec.native or spec.container == NATIVE_CONTAINER:
+        raise BadRequest(
+            "a VPS needs a container environment: NULL (--native) means native execution, "
+            "which a VPS cannot be; give --container NAME or --image REF, or neither for "
+            "the default environment"
+        )
     if spec.command:
         raise BadRequest("a VPS runs sshd; it takes no command")
     if spec.timeout is not None:

@@ -74,6 +74,13 @@ class TaskReport(WireModel):
     at: datetime
 
 
+class RemoveVps(WireModel):
+    """Host -> runner: remove a VPS's container and its snapshots."""
+
+    force: bool = False
+    """Stop it first when it still runs (else a running VPS is refused)."""
+
+
 class RunnerAck(WireModel):
     ok: bool = True
     state: b.Short | None = None

@@ -7,11 +7,12 @@ import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import docker.errors
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import StreamingResponse
 
 from kawa import __version__
-from kawa.protocol.runner_api import RunnerAck, RunTask
+from kawa.protocol.runner_api import RemoveVps, RunnerAck, RunTask
 from kawa.runner.executor import StartError, UnknownTask
 from kawa.runner.executor_router import ExecutorRouter
 from kawa.runner.files import router as files_router
@@ -87,17 +88,35 @@ def create_runner_app(config: RunnerConfig) -> FastAPI:
             raise HTTPException(409, str(exc)) from None
         return RunnerAck(state="snapshot", detail=image)
 
+    @app.post("/tasks/{task_id}/remove")
+    async def remove(task_id: str, body: RemoveVps, ex: Exec) -> RunnerAck:
+        try:
+            await asyncio.to_thread(ex.remove, task_id, body.force)
+        except UnknownTask as exc:
+            raise HTTPException(409, str(exc)) from None
+        except docker.errors.APIError as exc:
+            raise HTTPException(409, f"docker: {exc.explanation or exc}") from None
+        return RunnerAck(state="removed")
+
     @app.post("/tasks/{task_id}/{action}")
     async def control(task_id: str, action: str, ex: Exec) -> RunnerAck:
-        if action not in ("kill", "pause", "resume", "stop"):
+        method = {
+            "kill": ex.kill,
+            "stop": ex.kill,
+            "pause": ex.pause,
+            "resume": ex.resume,
+            "restart": ex.restart,
+        }
+        if action not in method:
             raise HTTPException(404, f"unknown action {action!r}")
-        method = {"kill": ex.kill, "stop": ex.kill, "pause": ex.pause, "resume": ex.resume}
         try:
             await asyncio.to_thread(method[action], task_id)
         except UnknownTask as exc:
             raise HTTPException(409, str(exc)) from None
-        state = {"pause": "paused", "resume": "running"}.get(action, "stopping")
-        return RunnerAck(state=state)
+        except StartError as exc:
+            raise HTTPException(422, str(exc)) from None
+        state = {"pause": "paused", "resume": "running", "restart": "running"}.get(action)
+        return RunnerAck(state=state or "stopping")
 
     @app.get("/tasks/{task_id}/logs")
     async def logs(

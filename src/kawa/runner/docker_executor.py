@@ -3,11 +3,13 @@
 Every container carries the labels ``kawa.cluster``, ``kawa.node`` and ``kawa.task``;
 this executor only ever adopts, stops or removes containers with its own cluster and
 node labels. Output is streamed to ``<log_dir>/<task>.out|.err`` so it outlives the
-container.
+container. A VPS can be restarted in place (the same container stopped and started) and
+removed with its snapshots.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -61,6 +63,12 @@ class DockerExecutor:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._deadlines = Deadlines(self._time_out)
         self._machine_cpus = len(os.sched_getaffinity(0))
+        self._runs: dict[str, int] = {}
+        """Per task, which run of its container the watchers follow (a restart moves it
+        on, so the watchers of the stopped run settle nothing)."""
+        self._readers: dict[str, threading.Thread] = {}
+        """Per task, the thread writing its log files (joined before a restart)."""
+        self._restarts = threading.Lock()
 
     # -- naming ---------------------------------------------------------------------
     def container_name(self, task_id: str) -> str:
@@ -195,10 +203,11 @@ class DockerExecutor:
         drain = threading.Thread(
             target=self._drain, args=(task_id, stream), name=f"logs-{task_id}", daemon=True
         )
+        self._readers[task_id] = drain
         drain.start()
         threading.Thread(
             target=self._finish,
-            args=(task_id, container, drain),
+            args=(task_id, container, drain, self._runs.get(task_id, 0)),
             name=f"watch-{task_id}",
             daemon=True,
         ).start()
@@ -220,9 +229,14 @@ class DockerExecutor:
             log.exception("log stream of task %s broke", task_id)
 
     def _finish(
-        self, task_id: str, container: Container, drain: threading.Thread | None = None
+        self,
+        task_id: str,
+        container: Container,
+        drain: threading.Thread | None = None,
+        run: int | None = None,
     ) -> None:
-        """Settle a task once its container has exited (and its output is written)."""
+        """Settle a task once its container has exited (and its output is written);
+        nothing when ``run`` is no longer the container's current run (restarted)."""
         try:
             result = container.wait()
             code: int | None = int(result.get("StatusCode", -1))
@@ -237,9 +251,12 @@ class DockerExecutor:
             code, oom, error = None, False, f"cannot read exit status: {exc.explanation}"
         if drain is not None:
             drain.join()
+        if run is not None and self._runs.get(task_id, 0) != run:
+            return  # stopped by a restart, which follows the new run itself
         if error is None and code:
             out, err = self.log_path(task_id, "stdout"), self.log_path(task_id, "stderr")
             error = launch_failure(code, out, err)
+        self._readers.pop(task_id, None)  # _runs keeps its count for late watchers
         entry = self.journal.get(task_id)
         keep = entry is not None and vps.is_vps(entry.order)  # a stopped VPS keeps it
         self._ended(task_id, code, oom, error)
@@ -286,6 +303,60 @@ class DockerExecutor:
         if not vps.is_vps_container(container):
             raise UnknownTask(f"task {task_id} is not a VPS: only a VPS can be snapshotted")
         return vps.snapshot(self.docker, container, task_id)
+
+    def restart(self, task_id: str) -> None:
+        """Stop a running or paused VPS's container and start the same container again:
+        its files, host key and authorized key stay. A failed start ends the task."""
+        with self._restarts:
+            container = self._container(task_id)
+            if not vps.is_vps_container(container):
+                raise UnknownTask(f"task {task_id} is not a VPS: only a VPS can be restarted")
+            run = self._runs.get(task_id, 0)
+            self._runs[task_id] = run + 1  # the watchers of this run stand down
+            try:
+                vps.stop(container)
+            except docker.errors.DockerException as exc:
+                self._runs[task_id] = run  # still running: its watchers carry on
+                detail = getattr(exc, "explanation", None) or str(exc)
+                raise StartError(f"docker could not stop the VPS: {detail}") from None
+            reader = self._readers.pop(task_id, None)
+            if reader is not None:
+                reader.join(timeout=30)  # the old run's output is written before the new
+            try:
+                stream = container.attach(
+                    stdout=True, stderr=True, stream=True, logs=True, demux=True
+                )
+                container.start()
+            except docker.errors.DockerException as exc:
+                detail = getattr(exc, "explanation", None) or str(exc)
+                self._ended(task_id, None, False, f"restart failed: {detail}")
+                raise StartError(f"docker could not restart the VPS: {detail}") from None
+            self.journal.set_state(task_id, "running")
+            self._watch(task_id, container, stream)
+
+    def remove(self, task_id: str, force: bool) -> None:
+        """Remove a VPS's container and its snapshots. A VPS still live here is refused
+        unless ``force``, which stops it first (its ending is reported as for a kill)."""
+        entry = self.journal.get(task_id)
+        if entry is not None and not vps.is_vps(entry.order):
+            raise UnknownTask(f"task {task_id} is not a VPS: only a VPS can be removed")
+        live = entry is not None and entry.state != "ended"
+        if live and not force:
+            raise UnknownTask(f"VPS {task_id} still runs on {self.node}: stop it first")
+        container = vps.existing_container(self.docker, self.container_name(task_id))
+        if container is not None:
+            labels = container.labels
+            if (labels.get(LABEL_CLUSTER), labels.get(LABEL_NODE)) != (
+                self.cluster_id,
+                self.node,
+            ) or not vps.is_vps_container(container):
+                raise UnknownTask(f"container {container.name} is not this node's VPS")
+            if live:
+                self.journal.mark(task_id, kill=True)
+                vps.stop(container)
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        vps.remove_snapshots(self.docker, task_id)
 
     def _hard_stop(self, container: Container) -> None:
         try:
@@ -338,12 +409,14 @@ class DockerExecutor:
                     entry.task_id, "paused" if container.status == "paused" else "running"
                 )
                 self._deadlines.arm(entry.task_id, entry.order.timeout, _since(started))
-                threading.Thread(
+                follower = threading.Thread(
                     target=self._follow_history,
-                    args=(entry.task_id, container),
+                    args=(entry.task_id, container, self._runs.get(entry.task_id, 0)),
                     name=f"adopt-{entry.task_id}",
                     daemon=True,
-                ).start()
+                )
+                self._readers[entry.task_id] = follower
+                follower.start()
                 log.info("re-adopted running task %s", entry.task_id)
             else:
                 self._save_logs(entry.task_id, container)
@@ -354,7 +427,7 @@ class DockerExecutor:
             log.warning("removing container %s of unknown task %s", orphan.name, task_id)
             self._remove(orphan)
 
-    def _follow_history(self, task_id: str, container: Container) -> None:
+    def _follow_history(self, task_id: str, container: Container, run: int) -> None:
         """Rewrite the log files from the container's full history, follow them until it
         exits, then settle the task. (``attach`` does not replay earlier output.)"""
 
@@ -372,7 +445,7 @@ class DockerExecutor:
             r.start()
         for r in readers:
             r.join()
-        self._finish(task_id, container)
+        self._finish(task_id, container, run=run)
 
     def _save_logs(self, task_id: str, container: Container) -> None:
         for stream, flags in (("stdout", (True, False)), ("stderr", (False, True))):

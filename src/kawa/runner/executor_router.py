@@ -52,6 +52,15 @@ class ExecutorRouter:
     def resume(self, task_id: str) -> None:
         self._for(task_id).resume(task_id)
 
+    def restart(self, task_id: str) -> None:
+        if self._for(task_id) is not self.containers:
+            raise UnknownTask(f"task {task_id} is native: only a VPS can be restarted")
+        self.containers.restart(task_id)
+
+    def remove(self, task_id: str, force: bool) -> None:
+        """Remove a VPS's container and snapshots (the journal may have forgotten it)."""
+        self.containers.remove(task_id, force)
+
     def snapshot(self, task_id: str) -> str:
         if self._for(task_id) is not self.containers:
             raise UnknownTask(f"task {task_id} is native: only a VPS can be snapshotted")

@@ -5,11 +5,12 @@ start when the image has none); the public key reaches it through the environmen
 variable ``KAWA_SSH_KEY`` and is written with ``printf '%s'``, so no key text is ever
 part of a shell command line. A stopped VPS keeps its container (a restart reuses it);
 ``snapshot`` commits it to ``kawa-vps/<task>:<timestamp>`` and a restart without the
-container starts from the newest snapshot.
+container starts from the newest snapshot; removing a VPS removes its snapshots too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -88,6 +89,16 @@ def newest_snapshot(client: docker.DockerClient, task_id: str) -> str | None:
     images = client.images.list(name=snapshot_repo(task_id))
     tags = sorted(t for image in images for t in image.tags)
     return tags[-1] if tags else None
+
+
+def remove_snapshots(client: docker.DockerClient, task_id: str) -> None:
+    """Remove every ``kawa-vps/<task>`` snapshot image."""
+    repo = snapshot_repo(task_id)
+    for image in client.images.list(name=repo):
+        for tag in image.tags:
+            if tag.startswith(repo + ":"):
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.images.remove(tag)
 
 
 def existing_container(client: docker.DockerClient, name: str) -> Container | None:

@@ -40,6 +40,12 @@ async def get_task(ref: TaskRef, host: HostDep, who: UserDep) -> TaskView:
     return host.tasks.get(ref, who)
 
 
+@router.post("/{ref}/remove")
+async def remove(ref: str, host: HostDep, who: UserDep, force: bool = False) -> TaskView:
+    """Remove a VPS's container and snapshots; ``force`` stops a running one first."""
+    return await host.tasks.remove(ref, who, force)
+
+
 @router.post("/{ref}/{action}")
 async def act(ref: TaskRef, action: TaskAction, host: HostDep, who: UserDep) -> TaskView:
     return await host.tasks.act(ref, action, who)
