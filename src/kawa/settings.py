@@ -69,6 +69,8 @@ class HostConfig(_Section):
     """How the host carries terminal and forwarding sessions to runners: ``splice``
     passes the bytes between the two WebSockets in the kernel; ``frames`` reads and
     checks every frame in Python (slower; for servers that cannot hand over sockets)."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without a token; by default a token of any role is needed."""
 
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'kawa.db'}"
