@@ -71,6 +71,8 @@ class HostConfig(_Section):
     checks every frame in Python (slower; for servers that cannot hand over sockets)."""
     metrics_public: bool = False
     """Serve ``/metrics`` without a token; by default a token of any role is needed."""
+    audit_max_rows: int = Field(default=100_000, ge=1)
+    """Audit log entries kept; older ones are removed (at startup, then once a minute)."""
 
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'kawa.db'}"
