@@ -24,10 +24,12 @@ from kawa.protocol.tasks import TaskAction, TaskSpec
 from kawa.store.models import ApiToken
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import KAWA, Cluster, eventually, when
-from tests.integration.env_support import removing_environments
+from tests.integration.env_support import removing_environments, tiny_rootfs
+from tests.integration.test_vps import remove_snapshots
 
 SECRET_ENV = "hunter2-must-not-be-logged"
 WORKSPACE = "audited"
+IMPORTED = "audited-import"
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,18 @@ def state(c: KawaClient, ref: str) -> str:
     return c.task(ref).state.value
 
 
-def test_every_audited_action_is_read_back(cluster: Cluster) -> None:
+@pytest.fixture
+def snapshotted() -> Iterator[list[str]]:
+    """VPS ids whose snapshot images are removed after the test."""
+    ids: list[str] = []
+    yield ids
+    for vps_id in ids:
+        remove_snapshots(vps_id)
+
+
+def test_every_audited_action_is_read_back(
+    cluster: Cluster, tmp_path: Path, snapshotted: list[str]
+) -> None:
     started = datetime.now(UTC) - timedelta(seconds=1)
     alice_token = init_token(cluster, "alice", "user")
     viewer_token = init_token(cluster, "vic", "viewer")
@@ -90,13 +103,15 @@ def test_every_audited_action_is_read_back(cluster: Cluster) -> None:
         alice.act(task.id, TaskAction.KILL)
         alice.wait([task.id], timeout=60)
 
-        # a VPS: create, stop, restart
+        # a VPS: create, stop, restart, snapshot
         [vps] = alice.submit(TaskSpec(kind=TaskKind.VPS, name="box")).tasks
+        snapshotted.append(vps.id)
         eventually(lambda: state(alice, vps.id) == "running", 90, "VPS running")
         alice.act(vps.id, TaskAction.STOP)
         eventually(lambda: state(alice, vps.id) == "stopped", 60, "VPS stopped")
         alice.act(vps.id, TaskAction.RESTART)
         eventually(lambda: state(alice, vps.id) == "running", 90, "VPS running again")
+        alice.act(vps.id, TaskAction.SNAPSHOT)
 
         # refused: no entries for these
         with pytest.raises(KawaError) as refused:
@@ -112,8 +127,11 @@ def test_every_audited_action_is_read_back(cluster: Cluster) -> None:
         admin.drain("node1")
         admin.drain("node1", False)
         admin.create_workspace(WORKSPACE)
+        admin.stop_workspace(WORKSPACE)
+        admin.start_workspace(WORKSPACE)
         version = admin.package(WORKSPACE)
         admin.delete_workspace(WORKSPACE, force=True)
+        imported = admin.import_tarball(IMPORTED, tiny_rootfs(tmp_path / "rootfs.tar"))
 
         entries = admin.audit(since=started, limit=1000)
 
@@ -130,14 +148,18 @@ def test_every_audited_action_is_read_back(cluster: Cluster) -> None:
         ("vps.create", vps.id),
         ("vps.stop", vps.id),
         ("vps.restart", vps.id),
+        ("vps.snapshot", vps.id),
     ]
     by_admin = [
         ("vps.kill", vps.id),
         ("node.drain", "node1"),
         ("node.undrain", "node1"),
         ("environment.create", WORKSPACE),
+        ("environment.stop", WORKSPACE),
+        ("environment.start", WORKSPACE),
         ("environment.package", WORKSPACE),
         ("environment.delete", WORKSPACE),
+        ("environment.import", IMPORTED),
     ]
     for action, target in by_alice:
         e = find(action, target)
@@ -152,6 +174,7 @@ def test_every_audited_action_is_read_back(cluster: Cluster) -> None:
         assert f"role {role}" in e.detail
     assert "name job" in find("task.submit", task.id).detail
     assert version.version in find("environment.package", WORKSPACE).detail
+    assert imported.version in find("environment.import", IMPORTED).detail
     assert len(entries) == len(by_alice) + len(by_admin) + 2, "refused requests left entries"
     assert [e.id for e in entries] == sorted((e.id for e in entries), reverse=True), "newest first"
 

@@ -44,7 +44,7 @@ def audit(
         return print_json(entries)
     table(
         None,
-        ["TIME", "USER", "ROLE", "TOKEN", "ADDRESS", "ACTION", "TARGET", "DETAIL"],
+        ["TIME (UTC)", "USER", "ROLE", "TOKEN", "ADDRESS", "ACTION", "TARGET", "DETAIL"],
         [
             (
                 e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
