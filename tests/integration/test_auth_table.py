@@ -156,7 +156,7 @@ def enumerate_routes(routes: Any) -> set[tuple[str, str]]:
     for route in iter_route_contexts(routes):
         original, path = route.original_route, route.path
         assert path is not None, f"a route without a path: {original!r}"
-        if isinstance(original, WebSocketRoute) or type(original).__name__ == "APIWebSocketRoute":
+        if isinstance(original, WebSocketRoute):  # FastAPI's APIWebSocketRoute too
             found.add((WS, path))
         elif route.methods:
             found.update((m, path) for m in route.methods if m != "HEAD")

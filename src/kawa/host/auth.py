@@ -21,8 +21,8 @@ ROLES = ("viewer", "user", "admin")
 
 @dataclass(frozen=True)
 class Principal:
-    """Who asks: the token's user and role, the token's id and the caller's address
-    (both None where there is no token or no network peer, e.g. on the host's own CLI)."""
+    """Who asks: the token's user and role, the token's id (None without a token: the
+    host's own CLI) and the caller's address (``local`` for that CLI)."""
 
     user: str
     role: str
