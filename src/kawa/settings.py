@@ -72,6 +72,10 @@ class HostConfig(_Section):
     vps_retention: float = Field(default=7 * 86400.0, ge=0)
     """Seconds a stopped (or otherwise ended) VPS keeps its container and snapshots before
     the host removes them as ``kawa vps rm`` does; 0 keeps them forever."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without a token; by default a token of any role is needed."""
+    audit_max_rows: int = Field(default=100_000, ge=1)
+    """Audit log entries kept; older ones are removed (at startup, then once a minute)."""
 
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'kawa.db'}"

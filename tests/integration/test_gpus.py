@@ -88,8 +88,9 @@ def ended(c: Cluster, task_id: str) -> TaskView:
 
 
 def scrape(c: Cluster) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """``/metrics`` (no token) as {(sample name, sorted labels): value}."""
-    response = httpx.get(f"{c.url}/metrics", timeout=10)
+    """``/metrics`` as {(sample name, sorted labels): value}."""
+    token = {"Authorization": f"Bearer {c.token}"}  # any role reads /metrics
+    response = httpx.get(f"{c.url}/metrics", headers=token, timeout=10)
     assert response.status_code == 200
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value

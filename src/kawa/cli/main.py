@@ -32,6 +32,7 @@ _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "ssh": ("kawa.cli.ssh", "ssh", "command", {"context_settings": _EXTRA}),
     "ssh-config": ("kawa.cli.ssh", "ssh_config", "command", {}),
     "proxy": ("kawa.cli.ssh", "proxy", "command", {"hidden": True}),
+    "audit": ("kawa.cli.audit", "audit", "command", {}),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -12,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from kawa.client import calls
 from kawa.client.errors import KawaError, raise_for, unreachable
+from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.nodes import NodeView
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
@@ -47,6 +49,12 @@ class AsyncKawaClient:
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from None
         return calls.decode(call, response)
+
+    async def audit(
+        self, user: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AuditEntryView]:
+        """The audit trail, newest first (admin only)."""
+        return await self._do(calls.audit(user, since, limit))
 
     async def health(self) -> dict[str, Any]:
         return await self._do(calls.health())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -11,6 +12,7 @@ from pydantic import TypeAdapter
 
 from kawa.client.errors import KawaError, raise_for
 from kawa.core.task_states import WAIT_DONE_STATES
+from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, WorkspaceView
 from kawa.protocol.events import Event
@@ -95,6 +97,18 @@ def drain(name: str, draining: bool) -> Call[NodeView]:
     return Call(
         "POST", f"/nodes/{name}/{'drain' if draining else 'undrain'}", NodeView.model_validate
     )
+
+
+_audit = TypeAdapter(list[AuditEntryView])
+
+
+def audit(user: str | None, since: datetime | None, limit: int) -> Call[list[AuditEntryView]]:
+    params: dict[str, Any] = {"limit": limit}
+    if user is not None:
+        params["user"] = user
+    if since is not None:
+        params["since"] = since.isoformat()
+    return Call("GET", "/audit", _audit.validate_python, params=params)
 
 
 def health() -> Call[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ from websockets.sync.client import connect
 from kawa.client import calls
 from kawa.client import environments as envs
 from kawa.client.errors import KawaError, raise_for, unreachable
+from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
 from kawa.protocol.nodes import NodeHealth, NodeView
@@ -51,6 +53,12 @@ class KawaClient:
         return calls.decode(call, response)
 
     # -- API ------------------------------------------------------------------------
+    def audit(
+        self, user: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AuditEntryView]:
+        """The audit trail, newest first (admin only)."""
+        return self._do(calls.audit(user, since, limit))
+
     def health(self) -> dict[str, Any]:
         return self._do(calls.health())
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kawa import __version__
 from kawa.core.ids import IdGenerator
+from kawa.host.audit import AuditLog
 from kawa.host.auth import Authenticator
 from kawa.host.body_limit import BodyLimit, Limit
 from kawa.host.environments import EnvironmentService
@@ -29,6 +30,7 @@ from kawa.host.metrics import metrics_router
 from kawa.host.node_service import NodeService
 from kawa.host.report_service import ReportService
 from kawa.host.routes import environments, events, nodes, runner_environments, runners, tasks
+from kawa.host.routes.audit import router as audit_router
 from kawa.host.routes.files import router as files_router
 from kawa.host.routes.streams import router as streams_router
 from kawa.host.runner_link import RunnerLink
@@ -89,6 +91,7 @@ class Host:
             self.cluster_id = meta.value
         self.bus = EventBus()
         self.auth = Authenticator(sessions, config.cluster_secret)
+        self.audit = AuditLog(sessions, config.audit_max_rows)
         self.link = RunnerLink(config.cluster_secret)
         self.ledger = Ledger(sessions, self.bus)
         self.tasks = TaskService(self.ledger, IdGenerator(), self.link, config.default_container)
@@ -113,7 +116,9 @@ class Host:
         self.vps_retention = VpsRetention(self.ledger, self.tasks, config.vps_retention)
 
     async def run_loops(self) -> None:
-        await asyncio.gather(self.scheduler.run(), self.nodes.monitor(), self.vps_retention.run())
+        await asyncio.gather(
+            self.scheduler.run(), self.nodes.monitor(), self.vps_retention.run(), self.audit.run()
+        )
 
 
 def _service_error(_: Request, exc: Exception) -> JSONResponse:
@@ -205,7 +210,8 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     app.include_router(files_router, prefix=API_PREFIX)  # files in a task's container
     for module in (environments, runner_environments):
         app.include_router(module.router, prefix=API_PREFIX)
-    app.include_router(metrics_router(host))  # Prometheus: /metrics, no authentication
+    app.include_router(audit_router, prefix=API_PREFIX)  # who changed what (admin)
+    app.include_router(metrics_router(host))  # Prometheus: /metrics (a token unless public)
 
     @app.get(API_PREFIX + "/health", tags=["meta"])
     def health() -> dict[str, str]:

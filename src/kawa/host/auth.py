@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import hmac
 import secrets
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from kawa.host.audit import record
 from kawa.host.errors import Unauthorized
 from kawa.store.models import ApiToken
 
@@ -19,12 +21,26 @@ ROLES = ("viewer", "user", "admin")
 
 @dataclass(frozen=True)
 class Principal:
+    """Who asks: the token's user and role, the token's id (None without a token: the
+    host's own CLI) and the caller's address (``local`` for that CLI)."""
+
     user: str
     role: str
+    token_id: int | None = None
+    address: str | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+def local_principal() -> Principal:
+    """Someone with the host's database at hand (``kawa init token``, ``kawa up``)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no login name for this uid
+        name = "unknown"
+    return Principal(name, "local", None, "local")
 
 
 def new_token() -> str:
@@ -55,16 +71,21 @@ class Authenticator:
         self._secret = cluster_secret.encode()
         self._cache: dict[str, Principal] = {}
 
-    def create_token(self, user: str, role: str, token: str | None = None) -> str:
+    def create_token(
+        self, user: str, role: str, token: str | None = None, by: Principal | None = None
+    ) -> str:
+        """A new token for ``user`` (recorded in the audit log as made ``by``, default:
+        whoever runs this process on the host)."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
         token = token or new_token()
         with self._sessions.begin() as s:
-            s.add(
-                ApiToken(
-                    token_hash=hash_token(token), user=user, role=role, created_at=datetime.now(UTC)
-                )
+            row = ApiToken(
+                token_hash=hash_token(token), user=user, role=role, created_at=datetime.now(UTC)
             )
+            s.add(row)
+            s.flush()
+            record(s, by or local_principal(), "token.create", user, f"token {row.id}, role {role}")
         return token
 
     def user(self, header: str | None) -> Principal:
@@ -75,7 +96,7 @@ class Authenticator:
                 row = s.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
             if row is None:
                 raise Unauthorized("invalid token")
-            found = self._cache[digest] = Principal(row.user, row.role)
+            found = self._cache[digest] = Principal(row.user, row.role, row.id)
         return found
 
     def runner(self, header: str | None) -> None:

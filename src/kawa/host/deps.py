@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -25,7 +26,9 @@ async def host(request: Request) -> Host:
 async def user(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    return _host(request).auth.user(authorization)
+    """The token's owner, with the address the request came from (for the audit log)."""
+    who = _host(request).auth.user(authorization)
+    return replace(who, address=request.client.host if request.client else None)
 
 
 async def runner(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:

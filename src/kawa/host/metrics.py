@@ -1,4 +1,5 @@
-"""Prometheus metrics at ``/metrics`` (text exposition format, no authentication).
+"""Prometheus metrics at ``/metrics`` (text exposition format). A token of any role is
+needed unless the host's ``metrics_public`` setting is on.
 
 Everything but the scheduling-latency histogram is read at scrape time from the same
 services the API uses (node views with their held resources and latest heartbeat, task
@@ -11,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from kawa.core.task_states import TaskState
+from kawa.host import deps
 from kawa.protocol.nodes import GpuInfo, NodeStatus, NodeView
 from kawa.store.models import Task
 
@@ -190,7 +192,8 @@ def metrics_router(host: Host) -> APIRouter:
         registry=registry,
     )
     host.scheduler.pass_observers.append(passes.observe)
-    router = APIRouter(tags=["meta"])
+    guard = [] if host.config.metrics_public else [Depends(deps.user)]
+    router = APIRouter(tags=["meta"], dependencies=guard)
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from kawa.core.task_states import TaskEvent, TaskState
+from kawa.host.audit import record
+from kawa.host.auth import Principal
 from kawa.host.errors import NotFound
 from kawa.host.events import EventBus
 from kawa.host.ledger import Change, Ledger
@@ -235,12 +237,13 @@ class NodeService:
     def health(self, name: str) -> NodeHealth:
         return NodeHealth(node=self.get(name), history=list(self._history.get(name, ())))
 
-    def set_draining(self, name: str, draining: bool) -> NodeView:
+    def set_draining(self, name: str, draining: bool, who: Principal) -> NodeView:
         with self.ledger.sessions.begin() as s:
             node = s.get(Node, name)
             if node is None:
                 raise NotFound(f"unknown node {name!r}")
             node.draining = draining
+            record(s, who, "node.drain" if draining else "node.undrain", name)
         if not draining:
             self.ledger.on_release()
         return self._publish(name)

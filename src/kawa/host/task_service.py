@@ -21,6 +21,7 @@ from kawa.core.task_states import (
     TaskKind,
     TaskState,
 )
+from kawa.host.audit import record, submission, task_action
 from kawa.host.auth import Principal
 from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound
 from kawa.host.ledger import Ledger
@@ -131,6 +132,7 @@ class TaskService:
                     )
                 )
                 change.touch(task)
+            record(s, who, *submission(spec, batch_id, list(change.touched)))
         self.ledger.on_release()  # new work: let the scheduler look
         return SubmitResponse(
             batch_id=str(batch_id), tasks=[task_view(t) for t in change.touched.values()]
@@ -201,6 +203,7 @@ class TaskService:
                 change.apply(task, _REQUESTS[action], f"{action.value} requested by {who.user}")
             except InvalidTransition as exc:
                 raise Conflict(str(exc)) from None
+            record(change.session, who, task_action(task.kind, action.value), str(task.id))
             if action in (TaskAction.KILL, TaskAction.STOP):
                 task.desired = "stop"
             elif action is TaskAction.RESTART:
@@ -232,6 +235,8 @@ class TaskService:
             raise Conflict("cannot snapshot: the VPS's runner is unreachable") from None
         except RunnerRejected as exc:
             raise Conflict(f"runner refused to snapshot task {task_id}: {exc.detail}") from None
+        with self.ledger.sessions.begin() as s:
+            record(s, who, task_action(TaskKind.VPS.value, "snapshot"), str(task_id))
         return self.ledger.view(str(task_id))
 
     async def remove(self, ref: str, who: Principal, force: bool = False) -> TaskView:

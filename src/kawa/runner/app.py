@@ -60,11 +60,14 @@ def create_runner_app(config: RunnerConfig) -> FastAPI:
                 await main
             await service.close()
 
-    app = FastAPI(
+    app = FastAPI(  # no /docs or /openapi.json: only the host calls a runner
         title="Kawa runner",
         version=__version__,
         lifespan=lifespan,
         dependencies=[Depends(authenticated)],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.service = service
     app.include_router(streams_router)

@@ -118,3 +118,18 @@ class TaskTransition(Base):
     target: Mapped[str] = mapped_column(String(16))
     event: Mapped[str] = mapped_column(String(32))
     cause: Mapped[str] = mapped_column(String(1024))
+
+
+class AuditEntry(Base):
+    """Who changed what, from where: one row per audited action (never a secret)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    user: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[str] = mapped_column(String(1024), default="")

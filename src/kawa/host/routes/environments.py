@@ -48,6 +48,10 @@ ShortQuery = Annotated[Short | None, Query()]
 Frames = Callable[[BaseModel], None]
 
 
+def _version(made: EnvironmentVersionView) -> str:
+    return f"version {made.version}"
+
+
 def admin(who: Principal, what: str) -> None:
     if not who.is_admin:
         raise Forbidden(f"{what} needs the admin role")
@@ -113,25 +117,29 @@ async def list_workspaces(host: HostDep, who: UserDep) -> list[WorkspaceView]:
 @router.post("", status_code=201)
 async def create(req: WorkspaceCreate, host: HostDep, who: UserDep) -> WorkspaceView:
     admin(who, "creating a workspace")
-    return await asyncio.to_thread(host.environments.create, req)
+    audited = host.audit.after(host.environments.create, who, "environment.create", req.name)
+    return await asyncio.to_thread(audited, req)
 
 
 @router.post("/{name}/start")
 async def start(name: str, host: HostDep, who: UserDep) -> WorkspaceView:
     admin(who, "starting a workspace")
-    return await asyncio.to_thread(host.environments.start, name)
+    audited = host.audit.after(host.environments.start, who, "environment.start", name)
+    return await asyncio.to_thread(audited, name)
 
 
 @router.post("/{name}/stop")
 async def stop(name: str, host: HostDep, who: UserDep) -> WorkspaceView:
     admin(who, "stopping a workspace")
-    return await asyncio.to_thread(host.environments.stop, name)
+    audited = host.audit.after(host.environments.stop, who, "environment.stop", name)
+    return await asyncio.to_thread(audited, name)
 
 
 @router.delete("/{name}", status_code=204)
 async def delete(name: str, host: HostDep, who: UserDep, force: bool = False) -> Response:
     admin(who, "deleting a workspace")
-    await asyncio.to_thread(host.environments.delete, name, force)
+    audited = host.audit.after(host.environments.delete, who, "environment.delete", name)
+    await asyncio.to_thread(audited, name, force)
     return Response(status_code=204)
 
 
@@ -200,7 +208,8 @@ async def tarballs(
 @router.post("/{name}/package", response_class=Response, responses=NDJSON)
 async def package(name: str, host: HostDep, who: UserDep) -> Response:
     admin(who, "packaging an environment")
-    return progress(await asyncio.to_thread(host.environments.start_package, name))
+    work = await asyncio.to_thread(host.environments.start_package, name)
+    return progress(host.audit.after(work, who, "environment.package", name, _version))
 
 
 @router.post("/{name}/import", response_class=Response, responses=NDJSON)
@@ -218,7 +227,8 @@ async def import_tarball(name: str, request: Request, host: HostDep, who: UserDe
     except BaseException:
         upload.unlink(missing_ok=True)
         raise
-    return progress(await asyncio.to_thread(envs.start_import, name, upload))
+    work = await asyncio.to_thread(envs.start_import, name, upload)
+    return progress(host.audit.after(work, who, "environment.import", name, _version))
 
 
 @router.get("/{name}/tarball", response_class=Response, responses=TARBALL)
@@ -243,4 +253,5 @@ async def bootstrap(
 ) -> Response:
     """Build a base environment from the OS package mirror (debootstrap) as ``name``."""
     admin(who, "bootstrapping an environment")
-    return progress(await asyncio.to_thread(host.environments.start_bootstrap, name, suite, mirror))
+    work = await asyncio.to_thread(host.environments.start_bootstrap, name, suite, mirror)
+    return progress(host.audit.after(work, who, "environment.bootstrap", name, _version))

@@ -1,4 +1,5 @@
-"""/api/v1/events: a WebSocket of task and node changes."""
+"""/api/v1/events: a WebSocket of task and node changes (a caller's own tasks only,
+every task for admins). A refused token gets HTTP 401 on the handshake."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import asyncio
 import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 
+from kawa.host.auth import Principal
 from kawa.host.errors import Unauthorized
 from kawa.host.events import Subscription
+from kawa.host.task_service import visible
 from kawa.protocol.events import Event
 
 router = APIRouter(tags=["events"])
@@ -21,14 +25,17 @@ async def events(ws: WebSocket) -> None:
     if header is None and "token" in ws.query_params:
         header = f"Bearer {ws.query_params['token']}"
     try:
-        host.auth.user(header)
+        who = host.auth.user(header)
     except Unauthorized as exc:
-        await ws.close(code=4401, reason=exc.detail)
+        if "websocket.http.response" in ws.scope.get("extensions", {}):
+            await ws.send_denial_response(JSONResponse({"detail": exc.detail}, exc.status))
+        else:
+            await ws.close(code=4401, reason=exc.detail)
         return
     await ws.accept()
     with host.bus.subscribe() as sub:
         await ws.send_text(Event(seq=0, type="hello").model_dump_json())
-        sender = asyncio.create_task(_send(ws, sub))
+        sender = asyncio.create_task(_send(ws, sub, who))
         receiver = asyncio.create_task(_drain(ws))
         done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
@@ -42,8 +49,10 @@ async def events(ws: WebSocket) -> None:
             await ws.close(code=1013, reason="subscriber fell behind; reconnect")
 
 
-async def _send(ws: WebSocket, sub: Subscription) -> None:
+async def _send(ws: WebSocket, sub: Subscription, who: Principal) -> None:
     async for event in sub:
+        if event.task is not None and not visible(event.task.owner, who):
+            continue  # others' tasks are hidden here as in every task listing
         await ws.send_text(event.model_dump_json())
 
 

@@ -30,11 +30,11 @@ async def node_health(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeHe
 async def drain(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
     if not who.is_admin:
         raise Forbidden("draining a node needs the admin role")
-    return host.nodes.set_draining(name, True)
+    return host.nodes.set_draining(name, True, who)
 
 
 @router.post("/{name}/undrain")
 async def undrain(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
     if not who.is_admin:
         raise Forbidden("undraining a node needs the admin role")
-    return host.nodes.set_draining(name, False)
+    return host.nodes.set_draining(name, False, who)
