@@ -26,11 +26,14 @@ class KawaClient:
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.token = token
-        self._http = httpx.Client(
-            base_url=self.url + API_PREFIX,
-            timeout=timeout,
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self.url + API_PREFIX,
+                timeout=timeout,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except httpx.InvalidURL as exc:
+            raise KawaError(f"bad host URL {url!r}: {exc}") from None
 
     def close(self) -> None:
         self._http.close()
@@ -163,7 +166,7 @@ class KawaClient:
                 params=params,
                 timeout=httpx.Timeout(None, connect=10),
             ) as r:
-                if r.status_code >= 400:
+                if r.status_code >= 300:
                     r.read()
                     raise_for(r)
                 yield from r.iter_raw()
