@@ -94,4 +94,4 @@ def run_app(app: typer.Typer, argv: list[str]) -> NoReturn:
     except Abort:
         sys.stderr.write("Aborted!\n")
         sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)

@@ -42,5 +42,12 @@ def redirected(url: str, status: int, location: str | None) -> str:
     )
 
 
+def refused(what: str, url: str, status: int) -> KawaError:
+    """A WebSocket handshake the host answered with ``status`` instead of accepting."""
+    if 300 <= status < 400:
+        return KawaError(redirected(url, status, None), status)
+    return KawaError(f"the host refused {what}: HTTP {status}", status)
+
+
 def unreachable(url: str, exc: Exception) -> KawaError:
     return KawaError(f"cannot reach the Kawa host at {url}: {exc}")

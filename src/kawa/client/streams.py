@@ -17,7 +17,7 @@ from typing import Any
 
 from websockets.exceptions import InvalidHandshake
 
-from kawa.client.errors import KawaError, unreachable
+from kawa.client.errors import KawaError, refused, unreachable
 from kawa.client.refs import path_segment
 from kawa.protocol import streams as proto
 from kawa.protocol.urls import API_PREFIX
@@ -55,8 +55,7 @@ async def session_channel(ws_url: str, token: str, kind: str) -> Channel:
             timeout=15,
         )
     except DialRefused as exc:
-        status = exc.status
-        raise KawaError(f"the host refused the {kind} session: HTTP {status}", status) from None
+        raise refused(f"the {kind} session", ws_url, exc.status) from None
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         raise unreachable(ws_url, exc) from None
 

@@ -13,7 +13,7 @@ from websockets.sync.client import connect
 
 from kawa.client import calls
 from kawa.client import environments as envs
-from kawa.client.errors import KawaError, raise_for, unreachable
+from kawa.client.errors import KawaError, raise_for, refused, unreachable
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
 from kawa.protocol.nodes import NodeHealth, NodeView
@@ -206,7 +206,8 @@ class KawaClient:
             except ConnectionClosed:
                 continue  # the host cut a slow subscriber: re-read and go on
             except InvalidStatus as exc:
-                raise KawaError(f"event stream refused: HTTP {exc.response.status_code}") from None
+                url = calls.events_url(self.url)
+                raise refused("the event stream", url, exc.response.status_code) from None
             except OSError as exc:
                 raise unreachable(self.url, exc) from None
 
