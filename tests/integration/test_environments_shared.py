@@ -126,7 +126,7 @@ def test_bad_names_unknown_environments_and_missing_workspaces(
         )
         refused(lambda: c.export_tarball("ghost", tmp_path / "x.tar"), 404, "no packaged")
     cli = shared.cli("container", "create", "Upper")
-    assert cli.returncode == 1 and "lowercase" in cli.stderr
+    assert cli.returncode == 2 and "lowercase" in cli.stderr  # a usage error, sent nowhere
 
 
 def test_importing_something_that_is_not_a_tar(shared: Cluster, tmp_path: Path) -> None:

@@ -58,12 +58,15 @@ def test_anything_unusual_is_left_to_the_settings_loader(
     ("args", "parsed"),
     [
         (["42"], ("42", None, [])),
-        (["web", "-i", "k"], ("web", Path("k"), [])),
-        (["--identity=k", "web", "--", "-p", "2", "ls"], ("web", Path("k"), ["-p", "2", "ls"])),
+        (["42", "-i", "k"], ("42", Path("k"), [])),
+        (["--identity=k", "42", "--", "-p", "2", "ls"], ("42", Path("k"), ["-p", "2", "ls"])),
         (["--help"], None),
         (["42", "--json"], None),
         ([], None),
-        (["a", "b"], None),
+        (["1", "2"], None),
+        ([""], None),  # not an id: the full CLI says what is wrong with it
+        (["web"], None),
+        (["\uff14\uff12"], None),
     ],
 )
 def test_simple_ssh_command_lines_take_the_quick_path(
@@ -75,7 +78,14 @@ def test_simple_ssh_command_lines_take_the_quick_path(
 
 def test_proxy_quick_path_needs_an_id_and_a_port() -> None:
     assert ssh_run.fast_path(["proxy", "42", "22"]) is not None
-    for bad in (["proxy", "42", "0"], ["proxy", "42", "x"], ["proxy", "--help"], ["task"]):
+    for bad in (
+        ["proxy", "42", "0"],
+        ["proxy", "42", "x"],
+        ["proxy", "", "22"],
+        ["proxy", "web", "22"],
+        ["proxy", "--help"],
+        ["task"],
+    ):
         assert ssh_run.fast_path(bad) is None, bad
 
 

@@ -10,8 +10,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from kawa.cli.arguments import EnvironmentArg as NameArg
+from kawa.cli.arguments import environment_name
 from kawa.cli.context import client
-from kawa.cli.output import CliError, console, err_console, human_bytes, print_json, table
+from kawa.cli.output import (
+    CliError,
+    console,
+    err_console,
+    human_bytes,
+    plain,
+    print_json,
+    table,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -24,7 +34,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-NameArg = Annotated[str, typer.Argument(help="Environment (workspace) name.")]
 
 
 @contextmanager
@@ -52,7 +61,7 @@ def _bar(
         task = bar.add_task(title, total=None)
 
         def phase(p: Progress) -> None:
-            bar.update(task, description=p.phase, completed=p.done, total=p.total)
+            bar.update(task, description=plain(p.phase), completed=p.done, total=p.total)
 
         def moved(done: int, total: int | None) -> None:
             bar.update(task, description=title, completed=done, total=total)
@@ -62,13 +71,17 @@ def _bar(
 
 def _done(v: EnvironmentVersionView, what: str) -> None:
     console.print(
-        f"{what} [bold]{v.name}@{v.version}[/bold]: {human_bytes(v.size)}, {v.digest}",
+        f"{what} [bold]{plain(v.name)}@{plain(v.version)}[/bold]: "
+        f"{human_bytes(v.size)}, {plain(v.digest)}",
         highlight=False,
     )
 
 
 def _workspace_line(w: WorkspaceView) -> None:
-    console.print(f"workspace [bold]{w.name}[/bold]: {w.state} ({w.image})", highlight=False)
+    console.print(
+        f"workspace [bold]{plain(w.name)}[/bold]: {plain(w.state)} ({plain(w.image)})",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -128,7 +141,7 @@ def delete(
     """Delete a workspace; its packaged tarballs stay."""
     with client() as c:
         c.delete_workspace(name, force)
-    console.print(f"workspace {name} deleted (its tarballs stay)", highlight=False)
+    console.print(f"workspace {plain(name)} deleted (its tarballs stay)", highlight=False)
 
 
 @app.command()
@@ -141,7 +154,9 @@ def package(name: NameArg, json: JsonOpt = False) -> None:
 
 @app.command()
 def tarballs(
-    name: Annotated[str | None, typer.Argument(help="Only this environment.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Only this environment.", callback=environment_name)
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Packaged versions: sizes, digests, dates (newest marked *)."""
@@ -169,7 +184,10 @@ def tarballs(
 @app.command("import")
 def import_tarball(
     file: Annotated[Path, typer.Argument(help="A `docker save` archive or a rootfs tar.")],
-    name: Annotated[str | None, typer.Option(help="Environment name (default: from FILE).")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Environment name (default: from FILE).", callback=environment_name),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Import a tarball as a new version of an environment."""
@@ -191,7 +209,9 @@ def export(
     dest = output or Path(f"{name}.tar")
     with client() as c, _bar("downloading") as (_, moved):
         found, digest = c.export_tarball(name, dest, version, moved)
-    console.print(f"wrote {dest}: {name}@{found}, {digest}", highlight=False)
+    console.print(
+        f"wrote {plain(dest)}: {plain(name)}@{plain(found)}, {plain(digest)}", highlight=False
+    )
 
 
 @app.command()

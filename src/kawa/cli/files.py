@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kawa.cli.output import CliError
+from kawa.cli.arguments import TaskArg
+from kawa.cli.output import CliError, plain, visible
 
 if TYPE_CHECKING:
     from kawa.client.files import OnBytes, RemoteFiles
@@ -21,7 +22,6 @@ app = typer.Typer(
     help="Files inside a running task's container: ls, get, put, rm, mkdir, mv.",
     no_args_is_help=True,
 )
-TaskArg = Annotated[str, typer.Argument(help="Task id (or a unique prefix).")]
 PROGRESS_FROM = 1024 * 1024  # show a progress bar for transfers at least this large
 
 
@@ -93,7 +93,9 @@ def ls(
         name = e.name + ("/" if e.type == "dir" else "") + (f" -> {e.target}" if e.target else "")
         size = (human_bytes(e.size) if e.size else "0B") if e.type == "file" else "-"
         console.print(
-            f"{_mode(e.mode, e.type)} {size:>10} {when} {name}", highlight=False, markup=False
+            f"{_mode(e.mode, e.type)} {size:>10} {when} {visible(name)}",
+            highlight=False,
+            markup=False,
         )
 
 
@@ -120,9 +122,9 @@ def get(
         target = Path(dest) if dest else Path(Path(path).name or "download")
         if target.is_dir():
             target = target / Path(path).name
-        with _progress(f"get {path}", quiet) as on_bytes:
+        with _progress(f"get {plain(path)}", quiet) as on_bytes:
             size = files.download(task_id, path, target, on_bytes)
-    print(f"{path} -> {target} ({size} bytes)")
+    print(f"{visible(path)} -> {visible(target)} ({size} bytes)")
 
 
 @app.command("put")
@@ -140,9 +142,9 @@ def put(
         raise CliError(f"{source} is not a file")
     if path.endswith("/"):
         path += source.name
-    with _files() as files, _progress(f"put {source.name}", quiet) as on_bytes:
+    with _files() as files, _progress(f"put {plain(source.name)}", quiet) as on_bytes:
         written = files.upload(task_id, source, path, parents, on_bytes)
-    print(f"{source} -> {written.path} ({written.size} bytes)")
+    print(f"{visible(source)} -> {visible(written.path)} ({written.size} bytes)")
 
 
 @app.command("rm")
@@ -157,7 +159,7 @@ def rm(
     with _files() as files:
         for p in paths:
             files.remove(task_id, p, recursive)
-            print(f"removed {p}")
+            print(f"removed {visible(p)}")
 
 
 @app.command("mkdir")
@@ -171,7 +173,7 @@ def mkdir(
     """Create directories."""
     with _files() as files:
         for p in paths:
-            print(f"created {files.mkdir(task_id, p, parents).path}")
+            print(f"created {visible(files.mkdir(task_id, p, parents).path)}")
 
 
 @app.command("mv")
@@ -183,4 +185,4 @@ def mv(
     """Rename (move) a file or directory."""
     with _files() as files:
         moved = files.move(task_id, source, destination)
-    print(f"{source} -> {moved.path}")
+    print(f"{visible(source)} -> {visible(moved.path)}")

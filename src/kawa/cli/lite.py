@@ -119,6 +119,11 @@ def call(creds: Credentials, method: str, path: str, body: Any = None) -> Any:
             conn.close()
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise CliError(f"cannot reach the Kawa host at {creds.url}: {exc}") from None
+    if 300 <= response.status < 400:
+        from kawa.client.errors import redirected
+
+        where = f"{creds.url}{API_PREFIX}{path}"
+        raise CliError(redirected(where, response.status, response.getheader("location")))
     if response.status >= 400:
         raise CliError(_detail(raw) or response.reason or f"HTTP {response.status}")
     try:

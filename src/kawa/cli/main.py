@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     import typer
 
 HELP = "Kawa: a small cluster as one computer."
-_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 # name -> (module, attribute, kind, registration options), in `kawa --help` order
 _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
@@ -29,7 +28,7 @@ _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "connect": ("kawa.cli.streams", "connect", "command", {}),
     "forward": ("kawa.cli.streams", "forward", "command", {}),
     "vps": ("kawa.cli.vps", "app", "group", {}),
-    "ssh": ("kawa.cli.ssh", "ssh", "command", {"context_settings": _EXTRA}),
+    "ssh": ("kawa.cli.ssh", "ssh", "command", {"after_dashes": True}),
     "ssh-config": ("kawa.cli.ssh", "ssh_config", "command", {}),
     "proxy": ("kawa.cli.ssh", "proxy", "command", {"hidden": True}),
     "audit": ("kawa.cli.audit", "audit", "command", {}),
@@ -64,6 +63,11 @@ def build_app(only: str | None = None) -> typer.Typer:
         target = getattr(import_module(module), attr)
         if kind == "group":
             app.add_typer(target, name=name)
+        elif options.get("after_dashes"):  # its command follows `--` (kawa.cli.command_line)
+            from kawa.cli.command_line import AfterDashes
+
+            extra = {k: v for k, v in options.items() if k != "after_dashes"}
+            app.command(name, cls=AfterDashes, **extra)(target)
         else:
             app.command(name, **options)(target)
     return app
@@ -96,7 +100,9 @@ def _main(argv: list[str]) -> None:
         direct = fast_path(argv)
         if direct is not None:  # their plain command lines need no typer
             sys.exit(direct())
-    build_app(name if name in _COMMANDS else None)()
+    from kawa.cli.command_line import run_app
+
+    run_app(build_app(name if name in _COMMANDS else None), argv)
 
 
 def run() -> None:
@@ -108,11 +114,9 @@ def run() -> None:
         found = _message(exc)
         if found is None:
             raise
-        from rich.markup import escape
+        from kawa.cli.output import err_console, plain
 
-        from kawa.cli.output import err_console
-
-        err_console.print(f"[red]error:[/red] {escape(found[0])}", highlight=False)
+        err_console.print(f"[red]error:[/red] {plain(found[0])}", highlight=False)
         sys.exit(found[1])
 
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
+from kawa.cli.arguments import NodeArg, node_name
 from kawa.cli.context import client
-from kawa.cli.output import human_bytes, print_json, styled, table
+from kawa.cli.output import human_bytes, plain, print_json, styled, table, visible
 from kawa.protocol.nodes import NodeHealth, NodeUsageSample
 
 app = typer.Typer(help="Nodes: list, health, drain.", no_args_is_help=True)
@@ -53,7 +54,9 @@ def list_nodes(json: JsonOpt = False) -> None:
 
 @app.command()
 def health(
-    node: Annotated[str | None, typer.Argument(help="Node name (default: all).")] = None,
+    node: Annotated[
+        str | None, typer.Argument(help="Node name (default: all).", callback=node_name)
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Show health: usage, NUMA zones, GPUs and recent history."""
@@ -65,7 +68,7 @@ def health(
     for r in reports:
         n = r.node
         table(
-            f"{n.name} ({styled(n.status.value)}, heartbeat {_age(n.last_heartbeat)})",
+            f"{plain(n.name)} ({styled(n.status.value)}, heartbeat {_age(n.last_heartbeat)})",
             ["", "VALUE"],
             _health_rows(r),
         )
@@ -142,16 +145,16 @@ def _cpus(cpus: list[int]) -> str:
 
 
 @app.command()
-def drain(node: str, json: JsonOpt = False) -> None:
+def drain(node: NodeArg, json: JsonOpt = False) -> None:
     """Stop placing new work on NODE; running work continues."""
     with client() as c:
         view = c.drain(node, True)
-    print_json(view) if json else typer.echo(f"{view.name}: {view.status.value}")
+    print_json(view) if json else typer.echo(f"{visible(view.name)}: {view.status.value}")
 
 
 @app.command()
-def undrain(node: str, json: JsonOpt = False) -> None:
+def undrain(node: NodeArg, json: JsonOpt = False) -> None:
     """Let the scheduler place work on NODE again."""
     with client() as c:
         view = c.drain(node, False)
-    print_json(view) if json else typer.echo(f"{view.name}: {view.status.value}")
+    print_json(view) if json else typer.echo(f"{visible(view.name)}: {view.status.value}")

@@ -1,4 +1,13 @@
-"""Printing: rich tables for people, JSON for scripts, one-line errors."""
+"""Printing: rich tables for people, JSON for scripts, one-line errors.
+
+Everything printed for people that came from the host (names, commands, errors, paths)
+goes through :func:`visible` (control characters shown as escapes, so no server string
+can move the cursor, recolour or retitle the terminal) and is never read as rich markup:
+tables take plain values (:class:`Markup` marks the CLI's own styling), and strings put
+into a markup line go through :func:`plain`. JSON output is exact, and task output
+(``kawa task logs``, ``kawa container shell``) is the program's own bytes, passed
+through as they are.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     console: Console
     err_console: Console
@@ -36,6 +46,54 @@ class CliError(Exception):
         self.message, self.code = message, code
 
 
+# C0 and C1 controls, DEL, and the format characters that reorder or hide text
+# (bidirectional overrides and isolates, line and paragraph separators).
+_SHOWN = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNSAFE = frozenset(
+    [
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+)
+
+
+def _escape_char(c: str) -> str:
+    if ord(c) not in _UNSAFE:
+        return c
+    if c in _SHOWN:
+        return _SHOWN[c]
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def visible(value: object) -> str:
+    """``value`` as text that is safe to print on a terminal: control characters (ESC,
+    BEL, newline, …) and text-reordering marks appear as Python-style escapes
+    (``\\x1b``, ``\\n``, ``\\u202e``); printable Unicode is kept as it is."""
+    text = "" if value is None else str(value)
+    if all(ord(c) not in _UNSAFE for c in text):
+        return text
+    return "".join(_escape_char(c) for c in text)
+
+
+def plain(value: object) -> str:
+    """``value`` made :func:`visible` and escaped for use inside a rich markup string."""
+    from rich.markup import escape
+
+    return escape(visible(value))
+
+
+class Markup(str):
+    """The CLI's own rich markup (``[red]failed[/red]``): a table shows it styled, where
+    any other value is shown as plain, :func:`visible` text."""
+
+
 def print_json(data: Any) -> None:
     if hasattr(data, "model_dump"):
         data = data.model_dump(mode="json")
@@ -44,14 +102,25 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
+def cell(value: object) -> Text:
+    """A table cell: :class:`Markup` styled, anything else as plain :func:`visible` text."""
+    from rich.text import Text
+
+    if isinstance(value, Markup):
+        return Text.from_markup(value)
+    return Text(visible(value))
+
+
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A table of plain values; ``title`` is markup (escape server values with
+    :func:`plain`)."""
     from rich.table import Table
 
     t = Table(title=title, header_style="bold", box=None, pad_edge=False)
     for i, c in enumerate(columns):
         t.add_column(c, overflow="fold", no_wrap=i == 0)
     for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+        t.add_row(*[cell(v) for v in row])
     __getattr__("console").print(t)
 
 
@@ -83,6 +152,8 @@ STATE_STYLE = {
 }
 
 
-def styled(state: str) -> str:
+def styled(state: str) -> Markup:
+    """A state name in its colour, as :class:`Markup`."""
     style = STATE_STYLE.get(state)
-    return f"[{style}]{state}[/{style}]" if style else state
+    shown = plain(state)
+    return Markup(f"[{style}]{shown}[/{style}]" if style else shown)

@@ -9,11 +9,13 @@ lines. ``kawa ssh-config`` blocks use ``kawa proxy ID 22`` as their ``ProxyComma
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from kawa.cli.arguments import TaskArg, VpsArg
 from kawa.cli.proxy_run import run_proxy
 from kawa.cli.ssh_args import KNOWN_HOSTS, default_identity, proxy_command, split_ssh_args
 from kawa.cli.ssh_run import run_ssh
@@ -23,13 +25,16 @@ __all__ = ["default_identity", "proxy", "proxy_command", "run_ssh", "split_ssh_a
 
 def ssh(
     ctx: typer.Context,
-    vps_id: Annotated[str, typer.Argument(help="VPS id (or a unique prefix).")],
+    vps_id: VpsArg,
     identity: Annotated[
         Path | None, typer.Option("--identity", "-i", help="Private key for ssh.")
     ] = None,
 ) -> None:
     """SSH into a running VPS with stock ssh: kawa ssh ID [-- SSH-OPTIONS… COMMAND…]"""
     raise typer.Exit(run_ssh(vps_id, identity, list(ctx.args)))
+
+
+_ALIAS = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def ssh_config(
@@ -46,8 +51,11 @@ def ssh_config(
         )
     for t in found:
         key = identity or default_identity(t)
+        # a name goes into the config only as a plain word: anything else (spaces,
+        # newlines) could add patterns or directives to the user's ssh config
+        alias = t.name if t.name and _ALIAS.fullmatch(t.name) else t.id
         lines = [
-            f"Host kawa-{t.name or t.id}",
+            f"Host kawa-{alias}",
             f"    HostName kawa-{t.id}",
             "    User root",
             f"    ProxyCommand {proxy_command(t.id)}",
@@ -61,7 +69,7 @@ def ssh_config(
 
 
 def proxy(
-    task_id: Annotated[str, typer.Argument(help="Task id (or a unique prefix).")],
+    task_id: TaskArg,
     port: Annotated[int, typer.Argument(help="Port inside the container.", min=1, max=65535)],
 ) -> None:
     """Relay stdin/stdout to one port of a task (an ssh ProxyCommand)."""

@@ -156,6 +156,12 @@ def outlives(argv: list[str]) -> bool:
     )
 
 
+def plain_ref(arg: str) -> bool:
+    """Whether ``arg`` is a task id or id prefix as typed (digits): the quick paths take
+    only those; anything else goes to the full CLI, which says what is wrong with it."""
+    return arg.isascii() and arg.isdigit()
+
+
 def parse_ssh(args: list[str]) -> tuple[str, Path | None, list[str]] | None:
     """``REF [-i F | --identity F | --identity=F] [-- ARGS…]`` in any order before
     ``--``; None for anything else (typer then parses it, as it always did)."""
@@ -170,7 +176,7 @@ def parse_ssh(args: list[str]) -> tuple[str, Path | None, list[str]] | None:
             continue
         if arg.startswith("--identity=") and identity is None:
             identity = Path(arg.removeprefix("--identity="))
-        elif arg and not arg.startswith("-") and ref is None:
+        elif plain_ref(arg) and ref is None:
             ref = arg
         else:
             return None

@@ -31,6 +31,7 @@ from kawa.cli.ssh_args import (
     outlives,
     own_proxy,
     parse_ssh,
+    plain_ref,
     proxy_command,
     split_ssh_args,
     ssh_argv,
@@ -74,12 +75,16 @@ def check_running(task_id: str, kind: str, state: str) -> None:
 
 def _lookup(ref: str, creds: Credentials) -> tuple[Vps, str, str]:
     """(the task ``ref`` names, its kind, its state)."""
-    from urllib.parse import quote
-
     from kawa.cli import lite
+    from kawa.client.errors import KawaError
+    from kawa.client.refs import path_segment
 
     if lite.usable(creds):
-        found = lite.call(creds, "GET", f"/tasks/{quote(ref, safe='')}")
+        try:
+            path = f"/tasks/{path_segment(ref, 'task id')}"
+        except KawaError as exc:
+            raise CliError(exc.message, 2) from None
+        found = lite.call(creds, "GET", path)
         if not isinstance(found, dict):
             raise CliError(f"unexpected answer from {creds.url}: {type(found).__name__}")
         t = Vps(str(found["id"]), found.get("ssh_key"))
@@ -157,7 +162,9 @@ def _forward_signal(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 
 def _say(message: str) -> None:
-    sys.stderr.write(f"kawa ssh: {message}\n")
+    from kawa.cli.output import visible
+
+    sys.stderr.write(f"kawa ssh: {visible(message)}\n")
     sys.stderr.flush()
 
 
@@ -282,6 +289,6 @@ def fast_path(argv: list[str]) -> Callable[[], int] | None:
             return lambda: run_ssh(*parsed)
     elif argv[:1] == ["proxy"] and len(argv) == 3:
         task_id, port = argv[1], argv[2]
-        if task_id and not task_id.startswith("-") and port.isdigit() and 0 < int(port) < 65536:
+        if plain_ref(task_id) and port.isdigit() and 0 < int(port) < 65536:
             return lambda: run_proxy(task_id, int(port))
     return None

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from kawa.cli.output import CliError
+from kawa.cli.arguments import TaskArg
+from kawa.cli.output import CliError, visible
 
 
 def _credentials() -> tuple[str, str]:
@@ -33,7 +34,7 @@ def _run(main: Any) -> Any:
 
 
 def connect(
-    task_id: Annotated[str, typer.Argument(help="Task id (or a unique prefix).")],
+    task_id: TaskArg,
     command: Annotated[
         str | None,
         typer.Option("--command", "-c", help="Run this shell command line instead of a shell."),
@@ -60,7 +61,7 @@ def connect(
 
 
 def forward(
-    task_id: Annotated[str, typer.Argument(help="Task id (or a unique prefix).")],
+    task_id: TaskArg,
     port: Annotated[
         int, typer.Argument(help="Port inside the task's container.", min=1, max=65535)
     ],
@@ -88,11 +89,11 @@ def forward(
     url, token = _credentials()
 
     def listening(host: str, bound: int, info: dict[str, Any]) -> None:
-        where = info.get("address", "?")
+        where = visible(info.get("address", "?"))
         print(f"listening on {host}:{bound} -> task {task_id} port {port} ({where})", flush=True)
 
     def failed(message: str) -> None:
-        print(f"kawa forward: {message}", file=sys.stderr, flush=True)
+        print(f"kawa forward: {visible(message)}", file=sys.stderr, flush=True)
 
     try:
         _run(

@@ -7,8 +7,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from kawa.cli.arguments import TaskArg, display_name, task_refs
+from kawa.cli.command_line import AfterDashes, after_dashes
 from kawa.cli.context import client
-from kawa.cli.output import CliError, console, human_bytes, print_json, styled, table
+from kawa.cli.output import (
+    CliError,
+    console,
+    human_bytes,
+    plain,
+    print_json,
+    styled,
+    table,
+    visible,
+)
 
 if TYPE_CHECKING:
     from kawa.protocol.tasks import TaskView
@@ -28,7 +39,7 @@ def exit_code_of(tasks: list[TaskView]) -> int:
     return 0
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(cls=AfterDashes)
 def submit(
     ctx: typer.Context,
     target: Annotated[
@@ -48,7 +59,9 @@ def submit(
     network: Annotated[str, typer.Option(help="host (default) or bridge.")] = "host",
     timeout: Annotated[str | None, typer.Option(help="Kill after: 90s, 30m, 2h.")] = None,
     priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
-    name: Annotated[str | None, typer.Option(help="A name for the task(s).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="A name for the task(s).", callback=display_name)
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait; exit with the task's code.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -57,9 +70,9 @@ def submit(
 
     from kawa.protocol.tasks import Mount, TaskSpec
 
-    if "--" not in sys.argv[1:]:
+    command = after_dashes(ctx)
+    if command is None:
         raise CliError("put the command after --: kawa task submit [OPTIONS] -- CMD ARGS…", 2)
-    command = list(ctx.args)
     if not command:
         raise CliError("no command given after --", 2)
     env_map: dict[str, str] = {}
@@ -100,7 +113,7 @@ def submit(
                 return print_json(result)
             for t in result.tasks:
                 where = t.target or "auto"
-                typer.echo(f"submitted {t.id} ({where})")
+                typer.echo(f"submitted {t.id} ({visible(where)})")
             return
         final = c.wait([t.id for t in result.tasks])
     if json:
@@ -126,8 +139,8 @@ def _validation_message(exc: Exception) -> str:
 def _print_outcomes(tasks: list[TaskView]) -> None:
     for t in tasks:
         code = "" if t.exit_code is None else f" (exit code {t.exit_code})"
-        why = f": {t.error}" if t.error else ""
-        console.print(f"{t.id} on {t.node or '-'}: {styled(t.state.value)}{code}{why}")
+        why = f": {plain(t.error)}" if t.error else ""
+        console.print(f"{t.id} on {plain(t.node or '-')}: {styled(t.state.value)}{code}{why}")
 
 
 @app.command("list")
@@ -166,7 +179,7 @@ def list_tasks(
 
 
 @app.command()
-def status(task_id: str, json: JsonOpt = False) -> None:
+def status(task_id: TaskArg, json: JsonOpt = False) -> None:
     """Show one task in detail, with its history."""
     with client() as c:
         t = c.task(task_id)
@@ -209,11 +222,13 @@ def status(task_id: str, json: JsonOpt = False) -> None:
 
 @app.command()
 def logs(
-    task_id: str,
+    task_id: TaskArg,
     stderr: Annotated[bool, typer.Option("--stderr", help="Standard error instead.")] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow until it ends.")] = False,
 ) -> None:
     """Print a task's output."""
+    # The task's own bytes, control characters and all, as `docker logs` prints them:
+    # unlike everything else the CLI prints from the host, they are not escaped.
     with client() as c:
         for chunk in c.logs(task_id, "stderr" if stderr else "stdout", follow):
             sys.stdout.buffer.write(chunk)
@@ -227,30 +242,32 @@ def _act(task_id: str, action: str, json: bool) -> None:
         t = c.act(task_id, TaskAction(action))
     if json:
         return print_json(t)
-    console.print(f"{t.id}: {action} requested, now {styled(t.state.value)}")
+    console.print(f"{plain(t.id)}: {action} requested, now {styled(t.state.value)}")
 
 
 @app.command()
-def kill(task_id: str, json: JsonOpt = False) -> None:
+def kill(task_id: TaskArg, json: JsonOpt = False) -> None:
     """Kill a pending, running or paused task."""
     _act(task_id, "kill", json)
 
 
 @app.command()
-def pause(task_id: str, json: JsonOpt = False) -> None:
+def pause(task_id: TaskArg, json: JsonOpt = False) -> None:
     """Pause a running task (it keeps its resources)."""
     _act(task_id, "pause", json)
 
 
 @app.command()
-def resume(task_id: str, json: JsonOpt = False) -> None:
+def resume(task_id: TaskArg, json: JsonOpt = False) -> None:
     """Resume a paused task."""
     _act(task_id, "resume", json)
 
 
 @app.command("wait")
 def wait_cmd(
-    task_ids: Annotated[list[str], typer.Argument(help="Task ids (or unique prefixes).")],
+    task_ids: Annotated[
+        list[str], typer.Argument(help="Task ids (or unique prefixes).", callback=task_refs)
+    ],
     timeout: Annotated[float | None, typer.Option(help="Give up after SECONDS.")] = None,
     json: JsonOpt = False,
 ) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kawa.cli import output
+from kawa.cli.arguments import VpsArg, display_name
 from kawa.cli.context import client
 from kawa.cli.output import CliError, human_bytes, print_json, styled, table
 
@@ -105,7 +106,9 @@ def create(
     image: Annotated[str | None, typer.Option(help="Image already on the node.")] = None,
     privileged: Annotated[bool, typer.Option(help="Privileged container (admin).")] = False,
     mount: Annotated[list[str] | None, typer.Option(help="SRC:DST[:ro]; repeatable.")] = None,
-    name: Annotated[str | None, typer.Option(help="A name for the VPS.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="A name for the VPS.", callback=display_name)
+    ] = None,
     public_key_file: Annotated[
         Path | None, typer.Option("--public-key-file", help="Public key file for root.")
     ] = None,
@@ -281,7 +284,7 @@ def fingerprint(key: str | None) -> str | None:
 
 
 @app.command()
-def status(vps_id: str, json: JsonOpt = False) -> None:
+def status(vps_id: VpsArg, json: JsonOpt = False) -> None:
     """Show one VPS in detail, with its history and how to connect."""
     with client() as c:
         t = _vps(c.task(vps_id))
@@ -323,13 +326,13 @@ def _act(vps_id: str, action: str, done: str) -> None:
 
 
 @app.command()
-def stop(vps_id: str) -> None:
+def stop(vps_id: VpsArg) -> None:
     """Stop a VPS (its container is kept; `restart` brings it back)."""
     _act(vps_id, "stop", "stop requested")
 
 
 @app.command()
-def restart(vps_id: str) -> None:
+def restart(vps_id: VpsArg) -> None:
     """Restart a VPS: in place when running or paused, else scheduled again.
 
     A running or paused VPS's container is stopped and started again (files and keys
@@ -339,19 +342,19 @@ def restart(vps_id: str) -> None:
 
 
 @app.command()
-def pause(vps_id: str) -> None:
+def pause(vps_id: VpsArg) -> None:
     """Freeze a running VPS (SSH connections hang until `resume`)."""
     _act(vps_id, "pause", "pause requested")
 
 
 @app.command()
-def resume(vps_id: str) -> None:
+def resume(vps_id: VpsArg) -> None:
     """Resume a paused VPS."""
     _act(vps_id, "resume", "resume requested")
 
 
 @app.command()
-def snapshot(vps_id: str) -> None:
+def snapshot(vps_id: VpsArg) -> None:
     """Commit the VPS's filesystem; a later restart starts from it (newest 3 kept)."""
     _act(vps_id, "snapshot", "snapshot taken")
 
@@ -372,7 +375,7 @@ def remove(
 
 @app.command()
 def connect(
-    vps_id: str,
+    vps_id: VpsArg,
     identity: Annotated[
         Path | None, typer.Option("--identity", "-i", help="Private key for ssh.")
     ] = None,

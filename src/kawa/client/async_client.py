@@ -25,12 +25,15 @@ class AsyncKawaClient:
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.token = token
-        self._http = httpx.AsyncClient(
-            base_url=self.url + API_PREFIX,
-            timeout=timeout,
-            headers={"Authorization": f"Bearer {token}"},
-            limits=httpx.Limits(max_connections=100),
-        )
+        try:
+            self._http = httpx.AsyncClient(
+                base_url=self.url + API_PREFIX,
+                timeout=timeout,
+                headers={"Authorization": f"Bearer {token}"},
+                limits=httpx.Limits(max_connections=100),
+            )
+        except httpx.InvalidURL as exc:
+            raise KawaError(f"bad host URL {url!r}: {exc}") from None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -88,7 +91,7 @@ class AsyncKawaClient:
         async with self._http.stream(
             "GET", path, params=params, timeout=httpx.Timeout(None, connect=10)
         ) as r:
-            if r.status_code >= 400:
+            if r.status_code >= 300:
                 await r.aread()
                 raise_for(r)
             async for chunk in r.aiter_raw():

@@ -11,6 +11,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from kawa.client.errors import KawaError, raise_for
+from kawa.client.refs import path_segment
 from kawa.core.task_states import WAIT_DONE_STATES
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
@@ -47,13 +48,26 @@ def decode(call: Call[T], response: httpx.Response) -> T:
     return call.parse(body)
 
 
+def _task(ref: str) -> str:
+    return path_segment(ref, "task id")
+
+
+def _node(name: str) -> str:
+    return path_segment(name, "node name")
+
+
+def environment(name: str) -> str:
+    """An environment name as a URL path segment (:func:`path_segment`)."""
+    return path_segment(name, "environment name")
+
+
 def submit(spec: TaskSpec) -> Call[SubmitResponse]:
     body = spec.model_dump(mode="json", exclude_defaults=True)
     return Call("POST", "/tasks", SubmitResponse.model_validate, json=body)
 
 
 def get_task(ref: str) -> Call[TaskView]:
-    return Call("GET", f"/tasks/{ref}", TaskView.model_validate)
+    return Call("GET", f"/tasks/{_task(ref)}", TaskView.model_validate)
 
 
 def list_tasks(
@@ -73,7 +87,7 @@ def list_tasks(
 
 
 def act(ref: str, action: TaskAction) -> Call[TaskView]:
-    return Call("POST", f"/tasks/{ref}/{action.value}", TaskView.model_validate)
+    return Call("POST", f"/tasks/{_task(ref)}/{action.value}", TaskView.model_validate)
 
 
 def remove_vps(ref: str, force: bool = False) -> Call[TaskView]:
@@ -86,16 +100,18 @@ def list_nodes() -> Call[list[NodeView]]:
 
 
 def get_node(name: str) -> Call[NodeView]:
-    return Call("GET", f"/nodes/{name}", NodeView.model_validate)
+    return Call("GET", f"/nodes/{_node(name)}", NodeView.model_validate)
 
 
 def node_health(name: str) -> Call[NodeHealth]:
-    return Call("GET", f"/nodes/{name}/health", NodeHealth.model_validate)
+    return Call("GET", f"/nodes/{_node(name)}/health", NodeHealth.model_validate)
 
 
 def drain(name: str, draining: bool) -> Call[NodeView]:
     return Call(
-        "POST", f"/nodes/{name}/{'drain' if draining else 'undrain'}", NodeView.model_validate
+        "POST",
+        f"/nodes/{_node(name)}/{'drain' if draining else 'undrain'}",
+        NodeView.model_validate,
     )
 
 
@@ -116,7 +132,7 @@ def health() -> Call[dict[str, Any]]:
 
 
 def logs_path(ref: str) -> str:
-    return f"{API_PREFIX}/tasks/{ref}/logs"
+    return f"{API_PREFIX}/tasks/{_task(ref)}/logs"
 
 
 def events_url(base: str) -> str:
@@ -168,7 +184,7 @@ def create_workspace(name: str, image: str | None) -> Call[WorkspaceView]:
 
 
 def workspace_action(name: str, action: str) -> Call[WorkspaceView]:
-    return Call("POST", f"/environments/{name}/{action}", WorkspaceView.model_validate)
+    return Call("POST", f"/environments/{environment(name)}/{action}", WorkspaceView.model_validate)
 
 
 def list_tarballs(name: str | None = None) -> Call[list[EnvironmentVersionView]]:

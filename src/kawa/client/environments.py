@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from kawa.client.errors import KawaError, raise_for
+from kawa.client.refs import path_segment
 from kawa.protocol.environments import (
     DIGEST_HEADER,
     VERSION_HEADER,
@@ -28,8 +29,12 @@ OnBytes = Callable[[int, int | None], None]
 LONG = httpx.Timeout(None, connect=10.0)
 
 
+def _name(name: str) -> str:
+    return path_segment(name, "environment name")
+
+
 def _lines(response: httpx.Response) -> Iterator[str]:
-    if response.status_code >= 400:
+    if response.status_code >= 300:
         response.read()
         raise_for(response)
     for line in response.iter_lines():
@@ -52,7 +57,7 @@ def _follow(response: httpx.Response, on_progress: OnProgress | None) -> Environ
 def package(
     http: httpx.Client, name: str, on_progress: OnProgress | None
 ) -> EnvironmentVersionView:
-    with http.stream("POST", f"/environments/{name}/package", timeout=LONG) as r:
+    with http.stream("POST", f"/environments/{_name(name)}/package", timeout=LONG) as r:
         return _follow(r, on_progress)
 
 
@@ -60,7 +65,9 @@ def bootstrap(
     http: httpx.Client, name: str, suite: str, mirror: str | None, on_progress: OnProgress | None
 ) -> EnvironmentVersionView:
     params = {"suite": suite, **({"mirror": mirror} if mirror else {})}
-    with http.stream("POST", f"/environments/{name}/bootstrap", params=params, timeout=LONG) as r:
+    with http.stream(
+        "POST", f"/environments/{_name(name)}/bootstrap", params=params, timeout=LONG
+    ) as r:
         return _follow(r, on_progress)
 
 
@@ -84,7 +91,7 @@ def import_file(
 
     headers = {"Content-Type": "application/x-tar", "Content-Length": str(size)}
     with http.stream(
-        "POST", f"/environments/{name}/import", content=body(), headers=headers, timeout=LONG
+        "POST", f"/environments/{_name(name)}/import", content=body(), headers=headers, timeout=LONG
     ) as r:
         return _follow(r, on_progress)
 
@@ -99,12 +106,12 @@ def export(
     headers = {"Range": f"bytes={have}-"} if have else {}
     params = {"version": version} if version else {}
     with http.stream(
-        "GET", f"/environments/{name}/tarball", params=params, headers=headers, timeout=LONG
+        "GET", f"/environments/{_name(name)}/tarball", params=params, headers=headers, timeout=LONG
     ) as r:
         if r.status_code == 416:  # the partial file is stale: start over
             partial.unlink()
             return export(http, name, version, dest, on_bytes)
-        if r.status_code >= 400:
+        if r.status_code >= 300:
             r.read()
             raise_for(r)
         digest, found = r.headers[DIGEST_HEADER], r.headers[VERSION_HEADER]
@@ -144,7 +151,7 @@ def run_script(
     """Run a script (or ``command`` fed ``stdin``) in a workspace; its exit status."""
     params = {"command": command} if command else {}
     with http.stream(
-        "POST", f"/environments/{name}/exec", content=stdin, params=params, timeout=LONG
+        "POST", f"/environments/{_name(name)}/exec", content=stdin, params=params, timeout=LONG
     ) as r:
         for line in _lines(r):
             frame = ExecFrame.model_validate_json(line)
@@ -157,5 +164,5 @@ def run_script(
 
 
 def delete(http: httpx.Client, name: str, force: bool) -> None:
-    r = http.delete(f"/environments/{name}", params={"force": str(force).lower()})
+    r = http.delete(f"/environments/{_name(name)}", params={"force": str(force).lower()})
     raise_for(r)

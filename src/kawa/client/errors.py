@@ -15,8 +15,15 @@ class KawaError(Exception):
 
 
 def raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
+    """:class:`KawaError` for an error or a redirect (which the API never sends to a
+    request it serves: the configured URL is not the Kawa host's API)."""
+    if response.status_code < 300:
         return
+    if response.status_code < 400:
+        raise KawaError(
+            redirected(str(response.url), response.status_code, response.headers.get("location")),
+            response.status_code,
+        )
     try:
         detail = response.json().get("detail")
     except ValueError:
@@ -24,6 +31,22 @@ def raise_for(response: httpx.Response) -> None:
     if isinstance(detail, list):  # FastAPI's default validation shape
         detail = "; ".join(str(d.get("msg", d)) for d in detail)
     raise KawaError(str(detail or response.text or response.reason_phrase), response.status_code)
+
+
+def redirected(url: str, status: int, location: str | None) -> str:
+    """The message for a redirect answered to ``url``."""
+    to = f" to {location}" if location else ""
+    return (
+        f"the host answered {url} with a redirect (HTTP {status}{to}); "
+        "check that [client] url is the Kawa host's address"
+    )
+
+
+def refused(what: str, url: str, status: int) -> KawaError:
+    """A WebSocket handshake the host answered with ``status`` instead of accepting."""
+    if 300 <= status < 400:
+        return KawaError(redirected(url, status, None), status)
+    return KawaError(f"the host refused {what}: HTTP {status}", status)
 
 
 def unreachable(url: str, exc: Exception) -> KawaError:

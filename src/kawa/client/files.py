@@ -10,7 +10,8 @@ from typing import IO, Any
 
 import httpx
 
-from kawa.client.errors import raise_for, unreachable
+from kawa.client.errors import KawaError, raise_for, unreachable
+from kawa.client.refs import path_segment
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.files import FileEntry, FileList, FileWritten, MkdirRequest, MoveRequest
 
@@ -18,16 +19,23 @@ OnBytes = Callable[[int, int | None], None]
 CHUNK = 256 * 1024
 
 
+def _task(ref: str) -> str:
+    return path_segment(ref, "task id")
+
+
 class RemoteFiles:
     """The files API of one host, with the user's token. Use as a context manager."""
 
     def __init__(self, url: str, token: str, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url + API_PREFIX,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self.url + API_PREFIX,
+                timeout=httpx.Timeout(timeout, connect=10.0),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except httpx.InvalidURL as exc:
+            raise KawaError(f"bad host URL {url!r}: {exc}") from None
 
     def close(self) -> None:
         self._http.close()
@@ -49,30 +57,30 @@ class RemoteFiles:
     # -- metadata -------------------------------------------------------------------
     def list(self, task: str, path: str) -> FileList:
         return FileList.model_validate(
-            self._request("GET", f"/tasks/{task}/files", params={"path": path})
+            self._request("GET", f"/tasks/{_task(task)}/files", params={"path": path})
         )
 
     def stat(self, task: str, path: str) -> FileEntry:
         return FileEntry.model_validate(
-            self._request("GET", f"/tasks/{task}/files/stat", params={"path": path})
+            self._request("GET", f"/tasks/{_task(task)}/files/stat", params={"path": path})
         )
 
     def mkdir(self, task: str, path: str, parents: bool = False) -> FileEntry:
         body = MkdirRequest(path=path, parents=parents).model_dump()
         return FileEntry.model_validate(
-            self._request("POST", f"/tasks/{task}/files/mkdir", json=body)
+            self._request("POST", f"/tasks/{_task(task)}/files/mkdir", json=body)
         )
 
     def move(self, task: str, source: str, destination: str) -> FileEntry:
         body = MoveRequest(source=source, destination=destination).model_dump()
         return FileEntry.model_validate(
-            self._request("POST", f"/tasks/{task}/files/move", json=body)
+            self._request("POST", f"/tasks/{_task(task)}/files/move", json=body)
         )
 
     def remove(self, task: str, path: str, recursive: bool = False) -> FileEntry:
         params = {"path": path, "recursive": str(recursive).lower()}
         return FileEntry.model_validate(
-            self._request("DELETE", f"/tasks/{task}/files", params=params)
+            self._request("DELETE", f"/tasks/{_task(task)}/files", params=params)
         )
 
     # -- content --------------------------------------------------------------------
@@ -81,11 +89,11 @@ class RemoteFiles:
         try:
             with self._http.stream(
                 "GET",
-                f"/tasks/{task}/files/content",
+                f"/tasks/{_task(task)}/files/content",
                 params={"path": path},
                 timeout=httpx.Timeout(None, connect=10.0),
             ) as response:
-                if response.status_code >= 400:
+                if response.status_code >= 300:
                     response.read()
                     raise_for(response)
                 length = response.headers.get("content-length")
@@ -156,7 +164,7 @@ class RemoteFiles:
         return FileWritten.model_validate(
             self._request(
                 "PUT",
-                f"/tasks/{task}/files/content",
+                f"/tasks/{_task(task)}/files/content",
                 params=params,
                 content=chunks(),
                 timeout=httpx.Timeout(None, connect=10.0),

@@ -17,7 +17,8 @@ from typing import Any
 
 from websockets.exceptions import InvalidHandshake
 
-from kawa.client.errors import KawaError, unreachable
+from kawa.client.errors import KawaError, refused, unreachable
+from kawa.client.refs import path_segment
 from kawa.protocol import streams as proto
 from kawa.protocol.urls import API_PREFIX
 from kawa.relay import websocket
@@ -33,7 +34,8 @@ READY_TIMEOUT = 30.0
 def session_url(base: str, task: str, kind: str, path: str | None = None) -> str:
     """The session's WebSocket URL: ``tasks/TASK/KIND``, or ``PATH/KIND``."""
     ws = base.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    return f"{ws}{API_PREFIX}/{path or f'tasks/{task}'}/{kind}"
+    where = path or f"tasks/{path_segment(task, 'task id')}"
+    return f"{ws}{API_PREFIX}/{where}/{kind}"
 
 
 def session_error(exc: SessionClosed) -> KawaError:
@@ -53,8 +55,7 @@ async def session_channel(ws_url: str, token: str, kind: str) -> Channel:
             timeout=15,
         )
     except DialRefused as exc:
-        status = exc.status
-        raise KawaError(f"the host refused the {kind} session: HTTP {status}", status) from None
+        raise refused(f"the {kind} session", ws_url, exc.status) from None
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         raise unreachable(ws_url, exc) from None
 

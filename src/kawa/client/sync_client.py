@@ -14,7 +14,7 @@ from websockets.sync.client import connect
 
 from kawa.client import calls
 from kawa.client import environments as envs
-from kawa.client.errors import KawaError, raise_for, unreachable
+from kawa.client.errors import KawaError, raise_for, refused, unreachable
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
@@ -28,11 +28,14 @@ class KawaClient:
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.token = token
-        self._http = httpx.Client(
-            base_url=self.url + API_PREFIX,
-            timeout=timeout,
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self.url + API_PREFIX,
+                timeout=timeout,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except httpx.InvalidURL as exc:
+            raise KawaError(f"bad host URL {url!r}: {exc}") from None
 
     def close(self) -> None:
         self._http.close()
@@ -175,7 +178,7 @@ class KawaClient:
                 params=params,
                 timeout=httpx.Timeout(None, connect=10),
             ) as r:
-                if r.status_code >= 400:
+                if r.status_code >= 300:
                     r.read()
                     raise_for(r)
                 yield from r.iter_raw()
@@ -215,7 +218,8 @@ class KawaClient:
             except ConnectionClosed:
                 continue  # the host cut a slow subscriber: re-read and go on
             except InvalidStatus as exc:
-                raise KawaError(f"event stream refused: HTTP {exc.response.status_code}") from None
+                url = calls.events_url(self.url)
+                raise refused("the event stream", url, exc.response.status_code) from None
             except OSError as exc:
                 raise unreachable(self.url, exc) from None
 

@@ -12,7 +12,7 @@ import socket
 
 from websockets.exceptions import InvalidHandshake
 
-from kawa.client.errors import KawaError, unreachable
+from kawa.client.errors import KawaError, refused, unreachable
 from kawa.client.streams import session_url
 from kawa.protocol import streams as proto
 from kawa.relay.dial import Closed, DialRefused, tunnel
@@ -39,6 +39,6 @@ def open_tunnel(
         status = exc.code - 4000 if 4400 <= exc.code < 4600 else None
         raise KawaError(str(exc), status) from None
     except DialRefused as exc:
-        raise KawaError(f"the host refused the tunnel: HTTP {exc.status}", exc.status) from None
+        raise refused("the tunnel", ws_url, exc.status) from None
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         raise unreachable(ws_url, exc) from None
