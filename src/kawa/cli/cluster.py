@@ -10,9 +10,13 @@ from typing import Annotated
 
 import typer
 
+from kawa.cli.init_tls import init_tls
 from kawa.cli.output import CliError
 
-init_app = typer.Typer(help="Write configuration and create tokens.", no_args_is_help=True)
+init_app = typer.Typer(
+    help="Write configuration and certificates, create tokens.", no_args_is_help=True
+)
+init_app.command("tls")(init_tls)
 DEFAULT_IMAGE = "kawa/base:bookworm"
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Config file (default $KAWA_CONFIG).")
