@@ -76,16 +76,35 @@ class Cluster:
     extra_host_env: dict[str, str] = field(default_factory=dict)
     runner_env: dict[str, str] = field(default_factory=dict)
     """Extra environment for runners started from now on (e.g. KAWA_RUNNER_ALLOW_NATIVE)."""
+    tls: Path | None = None
+    """A directory ``kawa init tls`` wrote (for 127.0.0.1): then the host and the runners
+    serve https with its server.pem, and every client verifies them with its ca.pem."""
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        return None if self.tls is None else self.tls / "ca.pem"
+
+    def _tls_settings(self, section: str) -> dict[str, str]:
+        """``KAWA_<SECTION>_TLS_CERT``, ``…_TLS_KEY`` and ``…_CA_FILE`` (none without TLS)."""
+        if self.tls is None:
+            return {}
+        files = {"tls_cert": "server.pem", "tls_key": "server-key.pem", "ca_file": "ca.pem"}
+        return {f"KAWA_{section}_{k.upper()}": str(self.tls / v) for k, v in files.items()}
 
     @property
     def config_file(self) -> Path:
         return self.root / "kawa.toml"
 
     def host_config(self) -> HostConfig:
+        tls = self.tls
         return HostConfig(
             bind="127.0.0.1",
             port=self.port,
@@ -94,6 +113,9 @@ class Cluster:
             heartbeat_interval=0.5,
             node_timeout=3.0,
             default_image=self.image,
+            tls_cert=None if tls is None else tls / "server.pem",
+            tls_key=None if tls is None else tls / "server-key.pem",
+            ca_file=self.ca_file,
         )
 
     def _env(self, **extra: str) -> dict[str, str]:
@@ -150,9 +172,10 @@ class Cluster:
             KAWA_RUNNER_PORT=str(r.port),
             KAWA_RUNNER_BIND="127.0.0.1",
             KAWA_RUNNER_HOST_URL=self.url,
-            KAWA_RUNNER_ADVERTISE_URL=f"http://127.0.0.1:{r.port}",
+            KAWA_RUNNER_ADVERTISE_URL=f"{self.scheme}://127.0.0.1:{r.port}",
             KAWA_RUNNER_CLUSTER_SECRET=self.secret,
             KAWA_RUNNER_DATA_DIR=str(r.data_dir),
+            **self._tls_settings("RUNNER"),
         )
         if r.cores:
             env["KAWA_RUNNER_CORES"] = str(r.cores)
@@ -183,7 +206,7 @@ class Cluster:
         r.proc = None
 
     def client(self) -> KawaClient:
-        return KawaClient(self.url, self.token, timeout=60)
+        return KawaClient(self.url, self.token, timeout=60, ca_file=self.ca_file)
 
     def containers(self, **labels: str) -> list[docker.models.containers.Container]:
         with self.client() as c:
@@ -195,10 +218,18 @@ class Cluster:
         return found
 
     def cli(
-        self, *args: str, timeout: float = 120, input: bytes | None = None
+        self,
+        *args: str,
+        timeout: float = 120,
+        input: bytes | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the ``kawa`` CLI as a user would, against this cluster."""
+        """Run the ``kawa`` CLI as a user would, against this cluster (``extra_env``
+        overrides its client settings)."""
         env = self._env(KAWA_CLIENT_URL=self.url, KAWA_CLIENT_TOKEN=self.token, COLUMNS="200")
+        if self.ca_file is not None:
+            env["KAWA_CLIENT_CA_FILE"] = str(self.ca_file)
+        env.update(extra_env or {})
         return subprocess.run(
             [*KAWA, *args],
             env=env,

@@ -189,7 +189,8 @@ def host(
             "KAWA_HOST_CLUSTER_SECRET); `kawa init config` writes one"
         )
     configure_logging()
-    run_event_loop(serve_all(server(create_app(cfg), cfg.bind, cfg.port)))
+    app = create_app(cfg)
+    run_event_loop(serve_all(server(app, cfg.bind, cfg.port, cfg.tls_cert, cfg.tls_key)))
 
 
 def runner(
@@ -213,7 +214,8 @@ def runner(
             "no cluster_secret configured ([runner] cluster_secret or KAWA_RUNNER_CLUSTER_SECRET)"
         )
     configure_logging()
-    run_event_loop(serve_all(server(create_runner_app(cfg), cfg.bind, cfg.port)))
+    app = create_runner_app(cfg)
+    run_event_loop(serve_all(server(app, cfg.bind, cfg.port, cfg.tls_cert, cfg.tls_key)))
 
 
 @init_app.command("config")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -34,7 +35,14 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
-def server(app: Any, bind: str, port: int) -> uvicorn.Server:
+def server(
+    app: Any,
+    bind: str,
+    port: int,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> uvicorn.Server:
+    """A uvicorn server for ``app``; https and wss when given a certificate and its key."""
     config = uvicorn.Config(
         app,
         host=bind,
@@ -45,6 +53,8 @@ def server(app: Any, bind: str, port: int) -> uvicorn.Server:
         ws_max_size=16 * 1024 * 1024,
         ws=DetachableWebSocketProtocol,
         ws_per_message_deflate=False,  # stream sessions carry binary frames as they are
+        ssl_certfile=None if tls_cert is None else str(tls_cert),
+        ssl_keyfile=None if tls_key is None else str(tls_key),
     )
     return uvicorn.Server(config)
 

@@ -13,6 +13,7 @@ import httpx
 from kawa.client.errors import raise_for, unreachable
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.files import FileEntry, FileList, FileWritten, MkdirRequest, MoveRequest
+from kawa.tls.contexts import PathLike, httpx_verify
 
 OnBytes = Callable[[int, int | None], None]
 CHUNK = 256 * 1024
@@ -21,12 +22,15 @@ CHUNK = 256 * 1024
 class RemoteFiles:
     """The files API of one host, with the user's token. Use as a context manager."""
 
-    def __init__(self, url: str, token: str, timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, token: str, timeout: float = 60.0, ca_file: PathLike | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url + API_PREFIX,
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"Authorization": f"Bearer {token}"},
+            verify=httpx_verify(ca_file),
         )
 
     def close(self) -> None:

@@ -85,7 +85,7 @@ class Host:
             self.cluster_id = meta.value
         self.bus = EventBus()
         self.auth = Authenticator(sessions, config.cluster_secret)
-        self.link = RunnerLink(config.cluster_secret)
+        self.link = RunnerLink(config.cluster_secret, ca_file=config.ca_file)
         self.ledger = Ledger(sessions, self.bus)
         self.tasks = TaskService(self.ledger, IdGenerator(), self.link, config.default_container)
         self.nodes = NodeService(

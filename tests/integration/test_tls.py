@@ -1,0 +1,171 @@
+"""TLS for real: certificates from ``kawa init tls``, a host and a runner serving https
+on 127.0.0.1, and clients that verify them (or, with the wrong CA, refuse them)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kawa.client import KawaClient, KawaError
+from kawa.client.streams import open_terminal, terminal_result
+from kawa.protocol.tasks import TaskAction, TaskSpec
+from tests.conftest import BASE_IMAGE
+from tests.integration.cluster import KAWA, Cluster, RunnerProc, eventually, free_port, when
+
+
+def init_tls(directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *KAWA,
+            "init",
+            "tls",
+            "--dir",
+            str(directory),
+            "--host-name",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("tls") / "tls"
+    done = init_tls(d)
+    assert done.returncode == 0, done.stderr
+    assert f'tls_cert = "{d / "server.pem"}"' in done.stdout
+    assert f'ca_file = "{d / "ca.pem"}"' in done.stdout
+    return d
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CA of another cluster (same names, different key)."""
+    d = tmp_path_factory.mktemp("other") / "tls"
+    assert init_tls(d).returncode == 0
+    return d / "ca.pem"
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    docker_available: None, tmp_path_factory: pytest.TempPathFactory, certs: Path
+) -> Iterator[Cluster]:
+    c = Cluster(Path(tmp_path_factory.mktemp("cluster")), BASE_IMAGE, tls=certs)
+    try:
+        c.start_host()
+        c.add_runner("tls1", cores=2)
+        yield c
+    finally:
+        c.close()
+
+
+def test_the_host_and_the_runner_serve_https(cluster: Cluster) -> None:
+    assert cluster.url.startswith("https://")
+    with cluster.client() as c:
+        assert c.node("tls1").url.startswith("https://")  # the host calls the runner over TLS
+
+
+def test_a_task_runs_and_its_logs_are_read_over_https(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        [t] = c.submit(TaskSpec(command=["sh", "-c", "echo over-tls"], targets=["tls1"])).tasks
+        [done] = c.wait([t.id], timeout=120)  # the event stream: wss
+        assert done.state == "completed", done
+        assert b"".join(c.logs(t.id)) == b"over-tls\n"
+
+
+def test_a_terminal_works_over_wss(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        [t] = c.submit(TaskSpec(command=["sleep", "300"], targets=["tls1"])).tasks
+        eventually(lambda: when(v := c.task(t.id), v.state == "running"), what="running")
+
+    async def session() -> tuple[bytes, int]:
+        async with open_terminal(
+            cluster.url,
+            cluster.token,
+            t.id,
+            command=["sh", "-c", "echo in-$((40+2)); exit 5"],
+            ca_file=cluster.ca_file,
+        ) as stream:
+            output = b""
+            while chunk := await asyncio.wait_for(stream.read(), 30):
+                output += chunk
+            return output, await terminal_result(stream)
+
+    try:
+        output, code = asyncio.run(session())
+    finally:
+        with cluster.client() as c:
+            c.act(t.id, TaskAction.KILL)
+    assert b"in-42" in output
+    assert code == 5
+
+
+def test_the_cli_verifies_the_host_with_its_ca_file(cluster: Cluster) -> None:
+    done = cluster.cli("node", "list")
+    assert done.returncode == 0, done.stderr
+    assert "tls1" in done.stdout
+    submitted = cluster.cli("task", "submit", "--wait", "--", "echo", "cli-over-tls")
+    assert submitted.returncode == 0, submitted.stderr
+
+
+def test_the_wrong_ca_is_refused_with_a_clear_message(cluster: Cluster, other_ca: Path) -> None:
+    done = cluster.cli("node", "list", extra_env={"KAWA_CLIENT_CA_FILE": str(other_ca)})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"cannot reach the Kawa host at {cluster.url}" in done.stderr
+    assert "not signed by a CA this client trusts: check ca_file" in done.stderr
+    with (
+        KawaClient(cluster.url, cluster.token, ca_file=other_ca) as c,
+        pytest.raises(KawaError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        c.nodes()
+
+
+def test_without_the_ca_the_system_trust_refuses_too(cluster: Cluster) -> None:
+    with (
+        KawaClient(cluster.url, cluster.token) as c,
+        pytest.raises(KawaError, match="check ca_file"),
+    ):
+        c.health()
+
+
+def test_plain_http_to_the_https_port_fails_clearly(cluster: Cluster) -> None:
+    plain = f"http://127.0.0.1:{cluster.port}"
+    done = cluster.cli("node", "list", extra_env={"KAWA_CLIENT_URL": plain})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"cannot reach the Kawa host at {plain}" in done.stderr
+    assert "use an https:// URL" in done.stderr
+    with pytest.raises(httpx.HTTPError):  # nothing answers in plain HTTP
+        httpx.get(f"{plain}/api/v1/health", timeout=10)
+
+
+def test_a_runner_with_the_wrong_ca_cannot_register(cluster: Cluster, other_ca: Path) -> None:
+    name = "wrong-ca"
+    r = RunnerProc(name, free_port(), cluster.root / "runners" / name, 1)
+    cluster.runners[name] = r
+    cluster.runner_env["KAWA_RUNNER_CA_FILE"] = str(other_ca)
+    try:
+        cluster.start_runner(name, wait=False)
+        log = cluster.root / f"runner-{name}.log"
+
+        def refused() -> str | None:
+            text = log.read_text() if log.exists() else ""
+            return when(text, "CERTIFICATE_VERIFY_FAILED" in text)
+
+        text = eventually(refused, 60, "the runner to report the host's certificate")
+        assert "registration failed" in text
+        assert cluster.node_status(name) is None
+    finally:
+        del cluster.runner_env["KAWA_RUNNER_CA_FILE"]
+        cluster.stop_runner(name)
+        del cluster.runners[name]
