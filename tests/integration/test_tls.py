@@ -4,6 +4,7 @@ on 127.0.0.1, and clients that verify them (or, with the wrong CA, refuse them).
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,11 +110,22 @@ def test_a_terminal_works_over_wss(cluster: Cluster) -> None:
     assert code == 5
 
 
-def test_the_cli_verifies_the_host_with_its_ca_file(cluster: Cluster) -> None:
-    done = cluster.cli("node", "list")
+def test_the_cli_verifies_the_host_with_its_ca_file(cluster: Cluster, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[client]\nurl = "{cluster.url}"\ntoken = "{cluster.token}"\n'
+        f'ca_file = "{cluster.ca_file}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAWA_")}
+    env["KAWA_CONFIG"] = str(config)
+
+    def kawa(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*KAWA, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    done = kawa("node", "list")
     assert done.returncode == 0, done.stderr
     assert "tls1" in done.stdout
-    submitted = cluster.cli("task", "submit", "--wait", "--", "echo", "cli-over-tls")
+    submitted = kawa("task", "submit", "--wait", "--target", "tls1", "--", "echo", "via-cli")
     assert submitted.returncode == 0, submitted.stderr
 
 
