@@ -4,19 +4,26 @@ on 127.0.0.1, and clients that verify them (or, with the wrong CA, refuse them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
 
+from kawa.cli import lite
+from kawa.cli.output import CliError
 from kawa.client import KawaClient, KawaError
 from kawa.client.streams import open_terminal, terminal_result
 from kawa.protocol.tasks import TaskAction, TaskSpec
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import KAWA, Cluster, RunnerProc, eventually, free_port, when
+from tests.integration.env_support import drop_image, has_image, loads, run, tiny_rootfs
 
 
 def init_tls(directory: Path) -> subprocess.CompletedProcess[str]:
@@ -83,6 +90,24 @@ def test_a_task_runs_and_its_logs_are_read_over_https(cluster: Cluster) -> None:
         assert b"".join(c.logs(t.id)) == b"over-tls\n"
 
 
+def test_the_runner_downloads_an_environment_from_the_host_over_https(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    with cluster.client() as c:
+        v = c.import_tarball("tls-tiny", tiny_rootfs(tmp_path / "rootfs.tar"))
+    dockerd = docker.from_env()
+    try:
+        drop_image(dockerd, v.image)  # the host's import loaded it into the same Docker
+        [t] = run(cluster, command=["true"], container="tls-tiny", targets=["tls1"])
+        # the image has no shell, so `true` cannot start; what matters is that it loaded
+        assert has_image(dockerd, v.image), t.error
+        assert loads(cluster, "tls1", v.image) == (1, "http")
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            dockerd.api.remove_image(v.image, force=True)
+        dockerd.close()
+
+
 def test_a_terminal_works_over_wss(cluster: Cluster) -> None:
     with cluster.client() as c:
         [t] = c.submit(TaskSpec(command=["sleep", "300"], targets=["tls1"])).tasks
@@ -108,6 +133,29 @@ def test_a_terminal_works_over_wss(cluster: Cluster) -> None:
             c.act(t.id, TaskAction.KILL)
     assert b"in-42" in output
     assert code == 5
+
+
+def test_kawa_proxy_relays_a_forward_session_over_wss(cluster: Cluster) -> None:
+    """No tunnels over TLS: ``kawa proxy`` (ssh's ProxyCommand) relays one stream of a
+    forward session instead, on its own."""
+    serve = (
+        "mkdir -p /srv && echo hello-tls > /srv/small"
+        " && exec python3 -m http.server 8765 --bind 127.0.0.1 --directory /srv"
+    )
+    with cluster.client() as c:
+        [t] = c.submit(TaskSpec(command=["sh", "-c", serve], targets=["tls1"])).tasks
+        eventually(lambda: when(v := c.task(t.id), v.state == "running"), what="running")
+
+    def fetched() -> str | None:
+        done = cluster.cli("proxy", t.id, "8765", input=b"GET /small HTTP/1.0\r\n\r\n", timeout=30)
+        return when(done.stdout, "hello-tls" in done.stdout)
+
+    try:
+        reply = eventually(fetched, 60, "the server in the task to answer through kawa proxy")
+    finally:
+        with cluster.client() as c:
+            c.act(t.id, TaskAction.KILL)
+    assert reply.startswith("HTTP/1.0 200")
 
 
 def test_the_cli_verifies_the_host_with_its_ca_file(cluster: Cluster, tmp_path: Path) -> None:
@@ -150,6 +198,15 @@ def test_without_the_ca_the_system_trust_refuses_too(cluster: Cluster) -> None:
         c.health()
 
 
+def test_the_quick_path_of_kawa_ssh_calls_over_https(cluster: Cluster, other_ca: Path) -> None:
+    creds = lite.Credentials(cluster.url, cluster.token, 30.0, str(cluster.ca_file))
+    with cluster.client() as c:
+        assert lite.call(creds, "GET", "/health")["cluster_id"] == c.health()["cluster_id"]
+    wrong = lite.Credentials(cluster.url, cluster.token, 30.0, str(other_ca))
+    with pytest.raises(CliError, match=r"CERTIFICATE_VERIFY_FAILED.*check ca_file"):
+        lite.call(wrong, "GET", "/health")
+
+
 def test_plain_http_to_the_https_port_fails_clearly(cluster: Cluster) -> None:
     plain = f"http://127.0.0.1:{cluster.port}"
     done = cluster.cli("node", "list", extra_env={"KAWA_CLIENT_URL": plain})
@@ -181,3 +238,23 @@ def test_a_runner_with_the_wrong_ca_cannot_register(cluster: Cluster, other_ca: 
         del cluster.runner_env["KAWA_RUNNER_CA_FILE"]
         cluster.stop_runner(name)
         del cluster.runners[name]
+
+
+def test_a_runner_serving_https_stops_promptly(cluster: Cluster) -> None:
+    """The host keeps idle connections to the runner in its pool and never reads them:
+    stopping must not wait for their TLS close (30 s per connection otherwise)."""
+    cluster.add_runner("tls2", cores=1)
+    try:
+        [t] = run(cluster, command=["true"], targets=["tls2"])
+        assert t.state == "completed", t.error
+        with cluster.client() as c:
+            assert b"".join(c.logs(t.id)) == b""  # the host asked the runner: a pooled call
+        proc = cluster.runners["tls2"].proc
+        assert proc is not None
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        assert time.monotonic() - started < 10
+    finally:
+        cluster.stop_runner("tls2")
+        del cluster.runners["tls2"]

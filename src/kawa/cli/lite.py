@@ -134,7 +134,10 @@ def call(creds: Credentials, method: str, path: str, body: Any = None) -> Any:
         finally:
             conn.close()
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise CliError(f"cannot reach the Kawa host at {creds.url}: {exc}") from None
+        from kawa.client.errors import tls_hint
+
+        hint = tls_hint(creds.url, exc)
+        raise CliError(f"cannot reach the Kawa host at {creds.url}: {exc}{hint}") from None
     if response.status >= 400:
         raise CliError(_detail(raw) or response.reason or f"HTTP {response.status}")
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kawa.relay.uvicorn_ws import DetachableWebSocketProtocol
 
@@ -35,6 +36,30 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, but an idle connection over TLS is dropped, not closed.
+
+    Closing a TLS connection sends close_notify and waits (30 s) for the client's, which
+    an idle keep-alive connection in a client's pool never reads: a server stopping, or
+    timing out such a connection, would wait that long. Idle, nothing is lost.
+    """
+
+    def _drop_if_idle_tls(self) -> bool:
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.get_extra_info("sslcontext") is not None:
+            self.transport.abort()
+            return True
+        return False
+
+    def shutdown(self) -> None:
+        if not self._drop_if_idle_tls():
+            super().shutdown()
+
+    def timeout_keep_alive_handler(self) -> None:
+        if not self.transport.is_closing() and not self._drop_if_idle_tls():
+            super().timeout_keep_alive_handler()
+
+
 def server(
     app: Any,
     bind: str,
@@ -51,6 +76,7 @@ def server(
         access_log=False,
         lifespan="on",
         ws_max_size=16 * 1024 * 1024,
+        http=HttpProtocol,
         ws=DetachableWebSocketProtocol,
         ws_per_message_deflate=False,  # stream sessions carry binary frames as they are
         ssl_certfile=None if tls_cert is None else str(tls_cert),
