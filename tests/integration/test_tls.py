@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ from kawa.cli import lite
 from kawa.cli.output import CliError
 from kawa.client import KawaClient, KawaError
 from kawa.client.streams import open_terminal, terminal_result
+from kawa.host.ssh_gateway import runner_session
 from kawa.protocol.tasks import TaskAction, TaskSpec
+from kawa.relay.stream import StreamError
+from kawa.tls.contexts import client_context
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import KAWA, Cluster, RunnerProc, eventually, free_port, when
 from tests.integration.env_support import drop_image, has_image, loads, run, tiny_rootfs
@@ -135,9 +139,9 @@ def test_a_terminal_works_over_wss(cluster: Cluster) -> None:
     assert code == 5
 
 
-def test_kawa_proxy_relays_a_forward_session_over_wss(cluster: Cluster) -> None:
-    """No tunnels over TLS: ``kawa proxy`` (ssh's ProxyCommand) relays one stream of a
-    forward session instead, on its own."""
+@pytest.fixture(scope="module")
+def web_task(cluster: Cluster) -> Iterator[str]:
+    """A task on tls1 serving /small (``hello-tls``) over HTTP on 127.0.0.1:8765."""
     serve = (
         "mkdir -p /srv && echo hello-tls > /srv/small"
         " && exec python3 -m http.server 8765 --bind 127.0.0.1 --directory /srv"
@@ -145,17 +149,51 @@ def test_kawa_proxy_relays_a_forward_session_over_wss(cluster: Cluster) -> None:
     with cluster.client() as c:
         [t] = c.submit(TaskSpec(command=["sh", "-c", serve], targets=["tls1"])).tasks
         eventually(lambda: when(v := c.task(t.id), v.state == "running"), what="running")
+    yield t.id
+    with cluster.client() as c:
+        c.act(t.id, TaskAction.KILL)
+
+
+def test_kawa_proxy_relays_a_forward_session_over_wss(cluster: Cluster, web_task: str) -> None:
+    """No tunnels over TLS: ``kawa proxy`` (ssh's ProxyCommand) relays one stream of a
+    forward session instead, on its own."""
 
     def fetched() -> str | None:
-        done = cluster.cli("proxy", t.id, "8765", input=b"GET /small HTTP/1.0\r\n\r\n", timeout=30)
+        done = cluster.cli(
+            "proxy", web_task, "8765", input=b"GET /small HTTP/1.0\r\n\r\n", timeout=30
+        )
         return when(done.stdout, "hello-tls" in done.stdout)
 
-    try:
-        reply = eventually(fetched, 60, "the server in the task to answer through kawa proxy")
-    finally:
-        with cluster.client() as c:
-            c.act(t.id, TaskAction.KILL)
+    reply = eventually(fetched, 60, "the server in the task to answer through kawa proxy")
     assert reply.startswith("HTTP/1.0 200")
+
+
+def test_the_gateway_leg_verifies_the_runner_with_the_host_ca_file(
+    cluster: Cluster, web_task: str
+) -> None:
+    """The SSH gateway's session to a runner serving https (the host's ``ca_file``)."""
+    with cluster.client() as c:
+        runner_url = c.node("tls1").url
+
+    async def fetch(tls: ssl.SSLContext | None) -> bytes:
+        async with runner_session(runner_url, cluster.secret, web_task, tls) as mux:
+            stream = await mux.open({"port": 8765})
+            await stream.write(b"GET /small HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := await asyncio.wait_for(stream.read(), 30):
+                data += chunk
+            return data
+
+    def fetched() -> bytes | None:
+        try:
+            data = asyncio.run(fetch(client_context(cluster.ca_file)))
+        except StreamError:  # the server is not listening yet
+            return None
+        return when(data, b"hello-tls" in data)
+
+    eventually(fetched, 60, "the server in the task through the gateway's leg")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        asyncio.run(fetch(None))  # the system's CAs do not know the cluster's
 
 
 def test_the_cli_verifies_the_host_with_its_ca_file(cluster: Cluster, tmp_path: Path) -> None:
