@@ -16,7 +16,6 @@ from kawa.cli.output import CliError
 init_app = typer.Typer(
     help="Write configuration and certificates, create tokens.", no_args_is_help=True
 )
-init_app.command("tls")(init_tls)
 DEFAULT_IMAGE = "kawa/base:bookworm"
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Config file (default $KAWA_CONFIG).")
@@ -321,3 +320,6 @@ def init_token(
     except ValueError as exc:
         raise CliError(str(exc), 2) from None
     typer.echo(token)
+
+
+init_app.command("tls")(init_tls)  # its own module: kawa.cli.init_tls
