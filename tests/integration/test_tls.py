@@ -31,22 +31,10 @@ from tests.integration.env_support import drop_image, has_image, loads, run, tin
 
 
 def init_tls(directory: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            *KAWA,
-            "init",
-            "tls",
-            "--dir",
-            str(directory),
-            "--host-name",
-            "localhost",
-            "--ip",
-            "127.0.0.1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """``kawa init tls`` as a user runs it, for the names the test cluster is reached at."""
+    names = ["--host-name", "localhost", "--ip", "127.0.0.1"]
+    args = [*KAWA, "init", "tls", "--dir", str(directory), *names]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
