@@ -11,9 +11,9 @@ import os
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(ValueError):
@@ -39,9 +39,31 @@ class _Section(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+                for e in exc.errors()
             )
             raise ConfigError(f"invalid [{section}] configuration: {problems}") from None
+
+
+def _loadable_ca(path: Path | None) -> Path | None:
+    from kawa.tls.contexts import client_context
+
+    client_context(path)  # TLSFileError (a ValueError) says what is wrong with it
+    return path
+
+
+CaFile = Annotated[Path | None, AfterValidator(_loadable_ca)]
+
+
+def _check_tls_pair(cert: Path | None, key: Path | None) -> None:
+    """ValueError unless neither or both are set, and then load as a certificate + key."""
+    if (cert is None) != (key is None):
+        have, lack = ("tls_cert", "tls_key") if key is None else ("tls_key", "tls_cert")
+        raise ValueError(f"{have} is set without {lack}: TLS needs both")
+    if cert is not None and key is not None:
+        from kawa.tls.contexts import check_server_files
+
+        check_server_files(cert, key)
 
 
 class HostConfig(_Section):
@@ -68,7 +90,8 @@ class HostConfig(_Section):
     stream_relay: str = Field(default="splice", pattern="^(splice|frames)$")
     """How the host carries terminal and forwarding sessions to runners: ``splice``
     passes the bytes between the two WebSockets in the kernel; ``frames`` reads and
-    checks every frame in Python (slower; for servers that cannot hand over sockets)."""
+    checks every frame in Python (slower; for servers that cannot hand over sockets).
+    With TLS on either side the bytes are encrypted per connection: ``frames`` is used."""
     vps_retention: float = Field(default=7 * 86400.0, ge=0)
     """Seconds a stopped (or otherwise ended) VPS keeps its container and snapshots before
     the host removes them as ``kawa vps rm`` does; 0 keeps them forever."""
@@ -76,6 +99,22 @@ class HostConfig(_Section):
     """Serve ``/metrics`` without a token; by default a token of any role is needed."""
     audit_max_rows: int = Field(default=100_000, ge=1)
     """Audit log entries kept; older ones are removed (at startup, then once a minute)."""
+    tls_cert: Path | None = None
+    """Certificate (PEM, intermediates after it) the API serves https and wss with."""
+    tls_key: Path | None = None
+    """The private key (PEM) of ``tls_cert``."""
+    ca_file: CaFile = None
+    """CA certificates (PEM) that runners serving https are verified with
+    (default: the system's)."""
+
+    @model_validator(mode="after")
+    def _tls(self) -> Self:
+        _check_tls_pair(self.tls_cert, self.tls_key)
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'kawa.db'}"
@@ -88,7 +127,8 @@ class RunnerConfig(_Section):
     bind: str = "0.0.0.0"
     port: int = Field(default=8421, ge=1, le=65535)
     advertise_url: str | None = None
-    """How the host reaches this runner; default ``http://<hostname>:<port>``."""
+    """How the host reaches this runner; default ``http://<hostname>:<port>``
+    (``https://`` with ``tls_cert``)."""
     cluster_secret: str = ""
     data_dir: Path = Path("/var/lib/kawa-runner")
     shared_dir: Path | None = None
@@ -104,9 +144,26 @@ class RunnerConfig(_Section):
     """Accept native tasks (run on this node's OS, outside any container)."""
     native_user: str | None = None
     """The user native tasks run as (default: the runner's own user)."""
+    tls_cert: Path | None = None
+    """Certificate (PEM) the runner serves https and wss to the host with."""
+    tls_key: Path | None = None
+    """The private key (PEM) of ``tls_cert``."""
+    ca_file: CaFile = None
+    """CA certificates (PEM) that a host serving https is verified with
+    (default: the system's)."""
+
+    @model_validator(mode="after")
+    def _tls(self) -> Self:
+        _check_tls_pair(self.tls_cert, self.tls_key)
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     def url(self) -> str:
-        return self.advertise_url or f"http://{socket.gethostname()}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return self.advertise_url or f"{scheme}://{socket.gethostname()}:{self.port}"
 
 
 class ClientConfig(_Section):
@@ -114,6 +171,9 @@ class ClientConfig(_Section):
     url: str = "http://127.0.0.1:8420"
     token: str = ""
     timeout: float = Field(default=30.0, gt=0)
+    ca_file: CaFile = None
+    """CA certificates (PEM) that a host serving https is verified with
+    (default: the system's)."""
 
 
 def config_path() -> Path:

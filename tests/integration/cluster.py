@@ -84,22 +84,44 @@ class Cluster:
     gateway_port: int | None = None
     """The host's SSH gateway port (None: the product default)."""
     _cluster_id: str = field(default="", init=False, repr=False)
+    tls: Path | None = None
+    """A directory ``kawa init tls`` wrote (for 127.0.0.1): then the host and the runners
+    serve https with its server.pem, and every client verifies them with its ca.pem."""
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        return None if self.tls is None else self.tls / "ca.pem"
+
+    def _tls_settings(self, section: str) -> dict[str, str]:
+        """``KAWA_<SECTION>_TLS_CERT``, ``…_TLS_KEY`` and ``…_CA_FILE`` (none without TLS)."""
+        if self.tls is None:
+            return {}
+        files = {"tls_cert": "server.pem", "tls_key": "server-key.pem", "ca_file": "ca.pem"}
+        return {f"KAWA_{section}_{k.upper()}": str(self.tls / v) for k, v in files.items()}
 
     @property
     def config_file(self) -> Path:
         return self.root / "kawa.toml"
 
     def host_config(self) -> HostConfig:
+        tls = self.tls
         cfg = HostConfig(
             bind="127.0.0.1",
             port=self.port,
             data_dir=self.root / "host",
             cluster_secret=self.secret,
             default_image=self.image,
+            tls_cert=None if tls is None else tls / "server.pem",
+            tls_key=None if tls is None else tls / "server-key.pem",
+            ca_file=self.ca_file,
         )
         if self.heartbeat_interval is not None:
             cfg.heartbeat_interval = self.heartbeat_interval
@@ -176,9 +198,10 @@ class Cluster:
             KAWA_RUNNER_PORT=str(r.port),
             KAWA_RUNNER_BIND="127.0.0.1",
             KAWA_RUNNER_HOST_URL=self.url,
-            KAWA_RUNNER_ADVERTISE_URL=f"http://127.0.0.1:{r.port}",
+            KAWA_RUNNER_ADVERTISE_URL=f"{self.scheme}://127.0.0.1:{r.port}",
             KAWA_RUNNER_CLUSTER_SECRET=self.secret,
             KAWA_RUNNER_DATA_DIR=str(r.data_dir),
+            **self._tls_settings("RUNNER"),
         )
         if r.cores:
             env["KAWA_RUNNER_CORES"] = str(r.cores)
@@ -221,7 +244,7 @@ class Cluster:
             proc.send_signal(signal.SIGCONT)
 
     def client(self) -> KawaClient:
-        return KawaClient(self.url, self.token, timeout=60)
+        return KawaClient(self.url, self.token, timeout=60, ca_file=self.ca_file)
 
     @property
     def cluster_id(self) -> str:
@@ -246,10 +269,18 @@ class Cluster:
         return found
 
     def cli(
-        self, *args: str, timeout: float = 120, input: bytes | None = None
+        self,
+        *args: str,
+        timeout: float = 120,
+        input: bytes | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the ``kawa`` CLI as a user would, against this cluster."""
+        """Run the ``kawa`` CLI as a user would, against this cluster (``extra_env``
+        overrides its client settings)."""
         env = self._env(KAWA_CLIENT_URL=self.url, KAWA_CLIENT_TOKEN=self.token, COLUMNS="200")
+        if self.ca_file is not None:
+            env["KAWA_CLIENT_CA_FILE"] = str(self.ca_file)
+        env.update(extra_env or {})
         return subprocess.run(
             [*KAWA, *args],
             env=env,

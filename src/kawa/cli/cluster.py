@@ -10,9 +10,12 @@ from typing import Annotated
 
 import typer
 
+from kawa.cli.init_tls import init_tls
 from kawa.cli.output import CliError
 
-init_app = typer.Typer(help="Write configuration and create tokens.", no_args_is_help=True)
+init_app = typer.Typer(
+    help="Write configuration and certificates, create tokens.", no_args_is_help=True
+)
 DEFAULT_IMAGE = "kawa/base:bookworm"
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Config file (default $KAWA_CONFIG).")
@@ -57,6 +60,10 @@ def up(
     bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     name: Annotated[str | None, typer.Option(help="Node name of the local runner.")] = None,
     image: Annotated[str, typer.Option(help="Image of the default environment.")] = DEFAULT_IMAGE,
+    tls: Annotated[
+        bool,
+        typer.Option("--tls", help="Serve https with a CA and certificate kept in DATA_DIR/tls."),
+    ] = False,
 ) -> None:
     """Bring up a single-machine cluster: host + one runner, SQLite, default environment."""
     from kawa.cli import local_runner
@@ -71,6 +78,8 @@ def up(
         if not _port_free(bind, p):
             raise CliError(f"port {p} on {bind} is in use: pick another with --port/--runner-port")
     _check_image(image)
+    files = _up_certificates(data / "tls", bind) if tls else {}
+    scheme = "https" if tls else "http"
     cluster_file = data / "cluster.toml"
     host_cfg = HostConfig.load(
         cluster_file,
@@ -79,6 +88,7 @@ def up(
         ssh_port=ssh_port,
         data_dir=data / "host",
         default_image=image,
+        **files,
     )
     if not host_cfg.cluster_secret:
         host_cfg = host_cfg.model_copy(update={"cluster_secret": new_secret()})
@@ -86,13 +96,20 @@ def up(
     runner_cfg = RunnerConfig.load(
         cluster_file,
         name=node,
-        host_url=f"http://127.0.0.1:{port}",
+        host_url=f"{scheme}://127.0.0.1:{port}",
         bind="127.0.0.1",
         port=runner_port,
-        advertise_url=f"http://127.0.0.1:{runner_port}",
+        advertise_url=f"{scheme}://127.0.0.1:{runner_port}",
         cluster_secret=host_cfg.cluster_secret,
         data_dir=data / "runners" / node,
+        **files,
     )
+    if not tls:  # the TLS files of an earlier `kawa up --tls` are not used
+        plain = {"tls_cert": None, "tls_key": None, "ca_file": None}
+        host_cfg, runner_cfg = (
+            host_cfg.model_copy(update=plain),
+            runner_cfg.model_copy(update=plain),
+        )
     write_section(cluster_file, "host", host_cfg.model_dump(mode="json"))
     write_section(cluster_file, "runner", runner_cfg.model_dump(mode="json"))
 
@@ -104,13 +121,14 @@ def up(
         token = Authenticator(sessions, host_cfg.cluster_secret).create_token("admin", "admin")
         token_file.touch(mode=0o600)
         token_file.write_text(token + "\n")
-    url = f"http://{'127.0.0.1' if bind in ('0.0.0.0', '') else bind}:{port}"
+    url = f"{scheme}://{'127.0.0.1' if bind in ('0.0.0.0', '') else bind}:{port}"
     client_file = config_path()
-    write_section(client_file, "client", ClientConfig(url=url, token=token).model_dump(mode="json"))
+    client_cfg = ClientConfig(url=url, token=token, ca_file=files.get("ca_file"))
+    write_section(client_file, "client", client_cfg.model_dump(mode="json"))
 
     configure_logging("WARNING")
     runner_pid = local_runner.fork_runner(runner_cfg)  # a process of its own, as on a node
-    host = server(create_app(host_cfg, sessions), bind, port)
+    host = server(create_app(host_cfg, sessions), bind, port, host_cfg.tls_cert, host_cfg.tls_key)
 
     import asyncio
 
@@ -118,10 +136,10 @@ def up(
 
     async def main() -> None:
         async def announce() -> None:
-            await _wait_registered(url, token, node)
+            await _wait_registered(url, token, node, client_cfg.ca_file)
             typer.echo(
                 f"Kawa is up.\n  API:          {url}  (OpenAPI docs at {url}/docs)\n"
-                f"  runner:       {node} at http://127.0.0.1:{runner_port}\n"
+                f"  runner:       {node} at {runner_cfg.url()}\n"
                 f"  data:         {data}\n  client config: {client_file}\n"
                 f"  admin token:  {token}\n"
                 f"Try: kawa task submit --wait -- echo hello",
@@ -149,14 +167,31 @@ def up(
         )
 
 
-async def _wait_registered(url: str, token: str, node: str, timeout: float = 60.0) -> None:
+def _up_certificates(directory: Path, bind: str) -> dict[str, Path]:
+    """The TLS settings of ``kawa up --tls``: certificates in ``directory``, written the
+    first time (for localhost, 127.0.0.1, this host and the bind address)."""
+    from kawa.tls.certificates import CertificateError, issue
+
+    cert, key = directory / "server.pem", directory / "server-key.pem"
+    if not cert.exists():
+        addresses = ["127.0.0.1"] + ([bind] if bind not in ("", "0.0.0.0", "127.0.0.1") else [])
+        try:
+            issue(directory, sorted({"localhost", socket.gethostname()}), addresses)
+        except CertificateError as exc:
+            raise CliError(f"cannot write certificates for --tls: {exc}") from None
+    return {"tls_cert": cert, "tls_key": key, "ca_file": directory / "ca.pem"}
+
+
+async def _wait_registered(
+    url: str, token: str, node: str, ca_file: Path | None = None, timeout: float = 60.0
+) -> None:
     import asyncio
 
     from kawa.client.async_client import AsyncKawaClient
     from kawa.client.errors import KawaError
 
     deadline = time.monotonic() + timeout
-    async with AsyncKawaClient(url, token) as c:
+    async with AsyncKawaClient(url, token, ca_file=ca_file) as c:
         while time.monotonic() < deadline:
             try:
                 if any(n.name == node for n in await c.nodes()):
@@ -185,7 +220,8 @@ def host(
             "KAWA_HOST_CLUSTER_SECRET); `kawa init config` writes one"
         )
     configure_logging()
-    run_event_loop(serve_all(server(create_app(cfg), cfg.bind, cfg.port)))
+    app = create_app(cfg)
+    run_event_loop(serve_all(server(app, cfg.bind, cfg.port, cfg.tls_cert, cfg.tls_key)))
 
 
 def runner(
@@ -209,7 +245,8 @@ def runner(
             "no cluster_secret configured ([runner] cluster_secret or KAWA_RUNNER_CLUSTER_SECRET)"
         )
     configure_logging()
-    run_event_loop(serve_all(server(create_runner_app(cfg), cfg.bind, cfg.port)))
+    app = create_runner_app(cfg)
+    run_event_loop(serve_all(server(app, cfg.bind, cfg.port, cfg.tls_cert, cfg.tls_key)))
 
 
 @init_app.command("config")
@@ -283,3 +320,6 @@ def init_token(
     except ValueError as exc:
         raise CliError(str(exc), 2) from None
     typer.echo(token)
+
+
+init_app.command("tls")(init_tls)  # its own module: kawa.cli.init_tls

@@ -19,6 +19,10 @@ strategy = "binpack"        # or "spread"
 default_container = "default"
 # shared_dir = "/mnt/cluster-share"   # optional shared filesystem (logs, tarballs)
 keep_versions = 3           # packaged versions kept per environment
+# TLS (docs/tls.md; `kawa init tls` writes the files and prints these lines):
+# tls_cert = "/etc/kawa/tls/server.pem"     # serve https with this certificate
+# tls_key = "/etc/kawa/tls/server-key.pem"
+# ca_file = "/etc/kawa/tls/ca.pem"          # verify runners serving https with it
 
 [runner]
 name = "{hostname}"
@@ -32,10 +36,14 @@ data_dir = "/var/lib/kawa-runner"           # journal and logs; never mounted in
 # cores = 16                                # offer fewer cores than the machine has
 allow_native = true                         # accept --native tasks (cgroups or systemd-run)
 # native_user = "kawa"                      # run native tasks as this user
+# tls_cert = "/etc/kawa/tls/server.pem"     # serve https to the host (docs/tls.md)
+# tls_key = "/etc/kawa/tls/server-key.pem"
+# ca_file = "/etc/kawa/tls/ca.pem"          # verify a host serving https with it
 
 [client]
 url = "http://HOST:8420"
 token = ""                  # `kawa init token` prints one
+# ca_file = "/etc/kawa/tls/ca.pem"   # verify a host serving https with it
 """
 
 

@@ -229,9 +229,10 @@ def shell(
         from kawa.cli.streams import _credentials, _run
         from kawa.client.terminal import run_terminal
 
-        url, token = _credentials()
+        url, token, ca_file = _credentials()
         argv = ["/bin/sh", "-c", command] if command else None
-        code = _run(run_terminal(url, token, name, argv, path=f"environments/{name}"))
+        where = f"environments/{name}"
+        code = _run(run_terminal(url, token, name, argv, path=where, ca_file=ca_file))
         raise typer.Exit(int(code) & 0xFF if code is not None else 1)
     stdin = sys.stdin.buffer.read()
 

@@ -20,4 +20,4 @@ def client() -> KawaClient:
             f"no API token configured: run `kawa up`, or set [client] token in "
             f"{config_path()} (or KAWA_CLIENT_TOKEN)"
         )
-    return KawaClient(config.url, config.token, config.timeout)
+    return KawaClient(config.url, config.token, config.timeout, config.ca_file)

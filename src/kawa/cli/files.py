@@ -30,7 +30,7 @@ def _files() -> Iterator[RemoteFiles]:
     from kawa.cli.context import client
     from kawa.client.files import RemoteFiles
 
-    with client() as c, RemoteFiles(c.url, c.token) as files:
+    with client() as c, RemoteFiles(c.url, c.token, ca_file=c.ca_file) as files:
         yield files
 
 

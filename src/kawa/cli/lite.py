@@ -26,6 +26,8 @@ class Credentials:
     url: str
     token: str
     timeout: float
+    ca_file: str | None = None
+    """CA certificates that an https host is verified with (default: the system's)."""
 
 
 def credentials() -> Credentials:
@@ -36,7 +38,8 @@ def credentials() -> Credentials:
         from kawa.settings import ClientConfig
 
         config = ClientConfig.load()
-        found = Credentials(config.url.rstrip("/"), config.token, config.timeout)
+        ca_file = None if config.ca_file is None else str(config.ca_file)
+        found = Credentials(config.url.rstrip("/"), config.token, config.timeout, ca_file)
     if not found.token:
         from kawa.settings import config_path
 
@@ -52,7 +55,8 @@ _DEFAULTS = {"url": "http://127.0.0.1:8420", "token": "", "timeout": 30.0}
 
 def _plain_client_config() -> Credentials | None:
     """``[client]`` read as ``ClientConfig.load`` reads it (file, then ``KAWA_CLIENT_*``),
-    without pydantic, when every value is plainly valid; None otherwise."""
+    without pydantic, when every value is plainly valid and no CA file is set (the real
+    loader checks that one); None otherwise."""
     import re
     import tomllib
 
@@ -72,6 +76,8 @@ def _plain_client_config() -> Credentials | None:
         if not isinstance(section, dict) or not set(section) <= set(_DEFAULTS):
             return None
         data.update(section)
+    if os.environ.get("KAWA_CLIENT_CA_FILE") is not None:
+        return None
     for key in _DEFAULTS:
         value = os.environ.get(f"KAWA_CLIENT_{key.upper()}")
         if value is not None:
@@ -102,7 +108,6 @@ def call(creds: Credentials, method: str, path: str, body: Any = None) -> Any:
     from urllib.parse import quote, urlsplit
 
     parts = urlsplit(creds.url)
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     headers = {"Authorization": f"Bearer {creds.token}", "Accept": "application/json"}
     data = None
     if body is not None:
@@ -110,7 +115,18 @@ def call(creds: Credentials, method: str, path: str, body: Any = None) -> Any:
         headers["Content-Type"] = "application/json"
     target = quote(parts.path.rstrip("/") + API_PREFIX + path, safe="/:@!$&'()*+,;=-._~")
     try:
-        conn = kind(parts.hostname or "", parts.port, timeout=creds.timeout)
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            import ssl
+
+            context = ssl.create_default_context(cafile=creds.ca_file)
+            conn = http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, timeout=creds.timeout, context=context
+            )
+        else:
+            conn = http.client.HTTPConnection(
+                parts.hostname or "", parts.port, timeout=creds.timeout
+            )
         try:
             conn.request(method, target, body=data, headers=headers)
             response = conn.getresponse()
@@ -118,7 +134,10 @@ def call(creds: Credentials, method: str, path: str, body: Any = None) -> Any:
         finally:
             conn.close()
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise CliError(f"cannot reach the Kawa host at {creds.url}: {exc}") from None
+        from kawa.client.errors import tls_hint
+
+        hint = tls_hint(creds.url, exc)
+        raise CliError(f"cannot reach the Kawa host at {creds.url}: {exc}{hint}") from None
     if 300 <= response.status < 400:
         from kawa.client.errors import redirected
 

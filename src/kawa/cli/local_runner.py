@@ -38,7 +38,9 @@ def fork_runner(config: RunnerConfig) -> int:
         from kawa.cli.serve import run_event_loop, serve_all, server
         from kawa.runner.app import create_runner_app
 
-        run_event_loop(serve_all(server(create_runner_app(config), "127.0.0.1", config.port)))
+        app = create_runner_app(config)
+        tls = (config.tls_cert, config.tls_key)
+        run_event_loop(serve_all(server(app, "127.0.0.1", config.port, *tls)))
         code = 0
     except KeyboardInterrupt:
         code = 0

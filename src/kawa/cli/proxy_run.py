@@ -71,7 +71,9 @@ async def open_forward(
     from kawa.client.streams import connect_session
 
     try:
-        mux, reader = await connect_session(creds.url, creds.token, task_id, "forward")
+        mux, reader = await connect_session(
+            creds.url, creds.token, task_id, "forward", ca_file=creds.ca_file
+        )
     except KawaError as exc:
         raise CliError(exc.message) from None
     try:

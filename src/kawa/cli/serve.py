@@ -6,9 +6,11 @@ import asyncio
 import logging
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kawa.relay.uvicorn_ws import DetachableWebSocketProtocol
 
@@ -34,7 +36,38 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
-def server(app: Any, bind: str, port: int) -> uvicorn.Server:
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, but an idle connection over TLS is dropped, not closed.
+
+    Closing a TLS connection sends close_notify and waits (30 s) for the client's, which
+    an idle keep-alive connection in a client's pool never reads: a server stopping, or
+    timing out such a connection, would wait that long. Idle, nothing is lost.
+    """
+
+    def _drop_if_idle_tls(self) -> bool:
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.get_extra_info("sslcontext") is not None:
+            self.transport.abort()
+            return True
+        return False
+
+    def shutdown(self) -> None:
+        if not self._drop_if_idle_tls():
+            super().shutdown()
+
+    def timeout_keep_alive_handler(self) -> None:
+        if not self.transport.is_closing() and not self._drop_if_idle_tls():
+            super().timeout_keep_alive_handler()
+
+
+def server(
+    app: Any,
+    bind: str,
+    port: int,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> uvicorn.Server:
+    """A uvicorn server for ``app``; https and wss when given a certificate and its key."""
     config = uvicorn.Config(
         app,
         host=bind,
@@ -43,8 +76,11 @@ def server(app: Any, bind: str, port: int) -> uvicorn.Server:
         access_log=False,
         lifespan="on",
         ws_max_size=16 * 1024 * 1024,
+        http=HttpProtocol,
         ws=DetachableWebSocketProtocol,
         ws_per_message_deflate=False,  # stream sessions carry binary frames as they are
+        ssl_certfile=None if tls_cert is None else str(tls_cert),
+        ssl_keyfile=None if tls_key is None else str(tls_key),
     )
     return uvicorn.Server(config)
 

@@ -91,7 +91,7 @@ def _lookup(ref: str, creds: Credentials) -> tuple[Vps, str, str]:
         return t, str(found.get("kind")), str(found.get("state"))
     from kawa.client import KawaClient
 
-    with KawaClient(creds.url, creds.token, creds.timeout) as c:
+    with KawaClient(creds.url, creds.token, creds.timeout, creds.ca_file) as c:
         view = c.task(ref)
     return Vps(view.id, view.ssh_key), view.kind.value, view.state.value
 

@@ -14,11 +14,12 @@ from kawa.cli.arguments import TaskArg
 from kawa.cli.output import CliError, visible
 
 
-def _credentials() -> tuple[str, str]:
+def _credentials() -> tuple[str, str, str | None]:
+    """URL, token and CA file (or None) of the configured host."""
     from kawa.cli.context import client
 
     with client() as c:
-        return c.url, c.token
+        return c.url, c.token, None if c.ca_file is None else str(c.ca_file)
 
 
 def _run(main: Any) -> Any:
@@ -49,14 +50,14 @@ def connect(
     """
     from kawa.client.terminal import run_terminal
 
-    url, token = _credentials()
+    url, token, ca_file = _credentials()
     if ide:
         from kawa.tui.ide import run_ide
 
-        run_ide(url, token, task_id)
+        run_ide(url, token, task_id, ca_file=ca_file)
         return
     argv = ["/bin/sh", "-c", command] if command else None
-    code = _run(run_terminal(url, token, task_id, argv))
+    code = _run(run_terminal(url, token, task_id, argv, ca_file=ca_file))
     raise typer.Exit(int(code) & 0xFF if code is not None else 1)
 
 
@@ -86,7 +87,7 @@ def forward(
 
     from kawa.client.streams import forward as forward_ports
 
-    url, token = _credentials()
+    url, token, ca_file = _credentials()
 
     def listening(host: str, bound: int, info: dict[str, Any]) -> None:
         where = visible(info.get("address", "?"))
@@ -106,6 +107,7 @@ def forward(
                 bind=bind,
                 on_listening=listening,
                 on_error=failed,
+                ca_file=ca_file,
             )
         )
     except OSError as exc:  # the local port is taken, or the address is not ours

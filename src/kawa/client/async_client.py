@@ -17,20 +17,25 @@ from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.nodes import NodeView
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
+from kawa.tls.contexts import PathLike, httpx_verify, websocket_ssl
 
 T = TypeVar("T")
 
 
 class AsyncKawaClient:
-    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, token: str, timeout: float = 30.0, ca_file: PathLike | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
+        self.ca_file = ca_file
         try:
             self._http = httpx.AsyncClient(
                 base_url=self.url + API_PREFIX,
                 timeout=timeout,
                 headers={"Authorization": f"Bearer {token}"},
                 limits=httpx.Limits(max_connections=100),
+                verify=httpx_verify(ca_file),
             )
         except httpx.InvalidURL as exc:
             raise KawaError(f"bad host URL {url!r}: {exc}") from None
@@ -106,8 +111,12 @@ class AsyncKawaClient:
         async def follow() -> list[TaskView]:
             while True:
                 try:
+                    events = calls.events_url(self.url)
                     async with connect(
-                        calls.events_url(self.url), additional_headers=headers, max_size=None
+                        events,
+                        additional_headers=headers,
+                        max_size=None,
+                        **websocket_ssl(events, self.ca_file),
                     ) as ws:
                         calls.parse_event(await ws.recv())
                         current = [await self.task(r) for r in (ids or refs)]

@@ -50,4 +50,25 @@ def refused(what: str, url: str, status: int) -> KawaError:
 
 
 def unreachable(url: str, exc: Exception) -> KawaError:
-    return KawaError(f"cannot reach the Kawa host at {url}: {exc}")
+    """The error for a host that could not be talked to, saying why when TLS is why."""
+    return KawaError(f"cannot reach the Kawa host at {url}: {exc}{tls_hint(url, exc)}")
+
+
+def tls_hint(url: str, exc: BaseException) -> str:
+    """What to check when ``exc`` (or what caused it) is a TLS failure, else ""."""
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # the causes of an httpx error: httpcore's, then ssl's
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return " (its TLS certificate is not signed by a CA this client trusts: check ca_file)"
+        if isinstance(seen, ssl.SSLError):
+            if url.startswith(("https:", "wss:")):
+                return " (a TLS handshake failed: does the host serve https on this port?)"
+            return ""
+        seen = seen.__cause__ or seen.__context__
+    if url.startswith(("http:", "ws:")) and "disconnected" in str(exc).lower():
+        return " (if the host serves https, use an https:// URL)"
+    return ""

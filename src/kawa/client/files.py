@@ -14,6 +14,7 @@ from kawa.client.errors import KawaError, raise_for, unreachable
 from kawa.client.refs import path_segment
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.files import FileEntry, FileList, FileWritten, MkdirRequest, MoveRequest
+from kawa.tls.contexts import PathLike, httpx_verify
 
 OnBytes = Callable[[int, int | None], None]
 CHUNK = 256 * 1024
@@ -26,13 +27,16 @@ def _task(ref: str) -> str:
 class RemoteFiles:
     """The files API of one host, with the user's token. Use as a context manager."""
 
-    def __init__(self, url: str, token: str, timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str, token: str, timeout: float = 60.0, ca_file: PathLike | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         try:
             self._http = httpx.Client(
                 base_url=self.url + API_PREFIX,
                 timeout=httpx.Timeout(timeout, connect=10.0),
                 headers={"Authorization": f"Bearer {token}"},
+                verify=httpx_verify(ca_file),
             )
         except httpx.InvalidURL as exc:
             raise KawaError(f"bad host URL {url!r}: {exc}") from None

@@ -9,15 +9,23 @@ from kawa.client.errors import raise_for, unreachable
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.nodes import Heartbeat, NodeRegistration, RegistrationAccepted
 from kawa.protocol.runner_api import TaskReport
+from kawa.tls.contexts import PathLike, httpx_verify
 
 
 class HostChannel:
-    def __init__(self, host_url: str, cluster_secret: str, timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        host_url: str,
+        cluster_secret: str,
+        timeout: float = 15.0,
+        ca_file: PathLike | None = None,
+    ) -> None:
         self.url = host_url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=self.url + API_PREFIX + "/runner",
             timeout=timeout,
             headers={"Authorization": f"Bearer {cluster_secret}"},
+            verify=httpx_verify(ca_file),
         )
 
     async def aclose(self) -> None:

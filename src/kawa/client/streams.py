@@ -27,6 +27,7 @@ from kawa.relay.dial import DialRefused
 from kawa.relay.mux import DEFAULT_WINDOW, Mux
 from kawa.relay.pipe import SocketPipe, relay, serve_sockets
 from kawa.relay.stream import MuxStream, SessionClosed, StreamError
+from kawa.tls.contexts import PathLike, client_context
 
 READY_TIMEOUT = 30.0
 
@@ -44,8 +45,11 @@ def session_error(exc: SessionClosed) -> KawaError:
     return KawaError(exc.reason or f"the session closed (code {exc.code})", status)
 
 
-async def session_channel(ws_url: str, token: str, kind: str) -> Channel:
-    """The session's WebSocket; KawaError if the host refuses or cannot be reached."""
+async def session_channel(
+    ws_url: str, token: str, kind: str, ca_file: PathLike | None = None
+) -> Channel:
+    """The session's WebSocket (a wss:// host verified with ``ca_file``, by default with
+    the system's CA certificates); KawaError if the host refuses or cannot be reached."""
     try:
         return await websocket.connect(
             ws_url,
@@ -53,6 +57,7 @@ async def session_channel(ws_url: str, token: str, kind: str) -> Channel:
             proto.SUBPROTOCOL,
             max_message=2 * proto.MAX_FRAME,
             timeout=15,
+            tls=client_context(ca_file),
         )
     except DialRefused as exc:
         raise refused(f"the {kind} session", ws_url, exc.status) from None
@@ -68,11 +73,12 @@ async def connect_session(
     *,
     window: int = DEFAULT_WINDOW,
     path: str | None = None,
+    ca_file: PathLike | None = None,
 ) -> tuple[Mux, asyncio.Task[None]]:
     """A session of ``kind`` (``terminal`` or ``forward``) to ``task`` (or to ``path``)
     that answered READY, and the task reading it; KawaError with the host's reason if it
     refused. The caller closes the mux and then awaits the reader."""
-    channel = await session_channel(session_url(url, task, kind, path), token, kind)
+    channel = await session_channel(session_url(url, task, kind, path), token, kind, ca_file)
     mux = Mux(channel, window=window)
     reader = asyncio.create_task(mux.run(), name=f"{kind}-session")
     try:
@@ -95,9 +101,12 @@ async def open_session(
     *,
     window: int = DEFAULT_WINDOW,
     path: str | None = None,
+    ca_file: PathLike | None = None,
 ) -> AsyncIterator[Mux]:
     """:func:`connect_session` as a context: the session is closed on the way out."""
-    mux, reader = await connect_session(url, token, task, kind, window=window, path=path)
+    mux, reader = await connect_session(
+        url, token, task, kind, window=window, path=path, ca_file=ca_file
+    )
     try:
         yield mux
     finally:
@@ -116,6 +125,7 @@ async def open_terminal(
     cols: int = 80,
     term: str = "xterm-256color",
     path: str | None = None,
+    ca_file: PathLike | None = None,
 ) -> AsyncIterator[MuxStream]:
     """A terminal in ``task``'s container (or the one ``path`` names, e.g.
     ``environments/NAME``): read its output, write keystrokes, ``resize``; after the
@@ -123,7 +133,7 @@ async def open_terminal(
     params: dict[str, Any] = {"rows": rows, "cols": cols, "term": term}
     if command:
         params["command"] = command
-    async with open_session(url, token, task, "terminal", path=path) as mux:
+    async with open_session(url, token, task, "terminal", path=path, ca_file=ca_file) as mux:
         stream = await mux.open(params)
         try:
             yield stream
@@ -155,11 +165,12 @@ async def forward(
     bind: str = "127.0.0.1",
     on_listening: Callable[[str, int, dict[str, Any]], None] | None = None,
     on_error: Notify | None = None,
+    ca_file: PathLike | None = None,
 ) -> None:
     """Listen on ``bind:local_port`` and carry each accepted connection to ``port`` in
     the task's container, all over one session. Runs until cancelled (returns) or until
     the session ends, e.g. because the task stopped (KawaError saying why)."""
-    async with open_session(url, token, task, "forward") as mux:
+    async with open_session(url, token, task, "forward", ca_file=ca_file) as mux:
         connections: set[asyncio.Task[Any]] = set()
 
         async def serve(pipe: SocketPipe) -> None:

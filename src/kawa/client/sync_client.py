@@ -20,19 +20,27 @@ from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
 from kawa.protocol.nodes import NodeHealth, NodeView
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
+from kawa.tls.contexts import PathLike, httpx_verify, websocket_ssl
 
 T = TypeVar("T")
 
 
 class KawaClient:
-    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+    """The host API at ``url`` with ``token``; an https host is verified with the CA
+    certificates in ``ca_file`` (default: the system's)."""
+
+    def __init__(
+        self, url: str, token: str, timeout: float = 30.0, ca_file: PathLike | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
+        self.ca_file = ca_file
         try:
             self._http = httpx.Client(
                 base_url=self.url + API_PREFIX,
                 timeout=timeout,
                 headers={"Authorization": f"Bearer {token}"},
+                verify=httpx_verify(ca_file),
             )
         except httpx.InvalidURL as exc:
             raise KawaError(f"bad host URL {url!r}: {exc}") from None
@@ -194,11 +202,13 @@ class KawaClient:
         headers = {"Authorization": f"Bearer {self.token}"}
         while True:
             try:
+                events = calls.events_url(self.url)
                 with connect(
-                    calls.events_url(self.url),
+                    events,
                     additional_headers=headers,
                     open_timeout=10,
                     max_size=None,
+                    **websocket_ssl(events, self.ca_file),
                 ) as ws:
                     calls.parse_event(ws.recv(timeout=10))  # hello: subscribed
                     current = [self.task(r) for r in (ids or refs)]

@@ -130,6 +130,7 @@ async def run_terminal(
     in_fd: int | None = None,
     out_fd: int | None = None,
     path: str | None = None,
+    ca_file: str | None = None,
 ) -> int:
     """A terminal in ``task`` (or at ``path``, see :func:`open_terminal`) on this
     process's standard input and output, until the remote process exits; its exit code."""
@@ -139,7 +140,15 @@ async def run_terminal(
     term = os.environ.get("TERM") or "xterm-256color"
     loop = asyncio.get_running_loop()
     async with open_terminal(
-        url, token, task, command=command, rows=rows, cols=cols, term=term, path=path
+        url,
+        token,
+        task,
+        command=command,
+        rows=rows,
+        cols=cols,
+        term=term,
+        path=path,
+        ca_file=ca_file,
     ) as stream:
         resizes: set[asyncio.Task[None]] = set()
 

@@ -92,7 +92,7 @@ class Host:
         self.bus = EventBus()
         self.auth = Authenticator(sessions, config.cluster_secret)
         self.audit = AuditLog(sessions, config.audit_max_rows)
-        self.link = RunnerLink(config.cluster_secret)
+        self.link = RunnerLink(config.cluster_secret, ca_file=config.ca_file)
         self.ledger = Ledger(sessions, self.bus)
         self.tasks = TaskService(self.ledger, IdGenerator(), self.link, config.default_container)
         self.nodes = NodeService(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 
 from kawa.protocol.runner_api import RemoveVps, RunnerAck, RunTask
+from kawa.tls.contexts import PathLike, client_context
 
 
 class RunnerUnreachable(Exception):
@@ -38,11 +40,19 @@ def _detail(response: httpx.Response) -> str:
 
 
 class RunnerLink:
-    def __init__(self, cluster_secret: str, timeout: float = 60.0) -> None:
+    """Calls to runners; a runner serving https is verified with the CA certificates in
+    ``ca_file`` (default: the system's)."""
+
+    def __init__(
+        self, cluster_secret: str, timeout: float = 60.0, ca_file: PathLike | None = None
+    ) -> None:
+        self.tls: ssl.SSLContext | None = client_context(ca_file)
+        """What wss:// stream sessions to runners are verified with (None: the default)."""
         self._http = httpx.AsyncClient(
             headers={"Authorization": f"Bearer {cluster_secret}"},
             timeout=httpx.Timeout(timeout, connect=5.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            verify=self.tls or True,
         )
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,8 +103,11 @@ async def runner_tunnel(url: str, secret: str, task_id: str) -> socket.socket | 
 
 
 @contextlib.asynccontextmanager
-async def runner_session(url: str, secret: str, task_id: str) -> AsyncIterator[Mux]:
-    """A forward session straight to the VPS's runner (the host is trusted)."""
+async def runner_session(
+    url: str, secret: str, task_id: str, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[Mux]:
+    """A forward session straight to the VPS's runner (the host is trusted); a runner
+    serving https is verified with ``tls`` (default: the system's CA certificates)."""
     target = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     channel = await websocket.connect(
         f"{target}/tasks/{task_id}/forward",
@@ -111,6 +115,7 @@ async def runner_session(url: str, secret: str, task_id: str) -> AsyncIterator[M
         proto.SUBPROTOCOL,
         max_message=2 * proto.MAX_FRAME,
         timeout=10,
+        tls=tls,
     )
     mux = Mux(channel)
     reader = asyncio.create_task(mux.run(), name=f"gateway-{task_id}")
@@ -266,7 +271,7 @@ class SSHGateway:
             if to_sshd is not None:
                 await pipe.join(to_sshd)
                 return
-            async with runner_session(url, secret, task_id) as mux:
+            async with runner_session(url, secret, task_id, self.host.link.tls) as mux:
                 stream = await mux.open({"port": SSH_PORT})
                 await relay(pipe, stream)
         except Closed as exc:

@@ -7,7 +7,9 @@ extension appears in ``scope["extensions"]`` as ``{"detach": coroutine function}
 awaiting it returns the connection's socket (a duplicate of uvicorn's descriptor, which
 uvicorn then drops) or ``None`` when the connection cannot be handed over: not yet
 accepted, closing, holding bytes the application has not read, or with an extension
-such as compression negotiated (Kawa's servers offer none). From then on the
+such as compression negotiated (Kawa's servers offer none). A connection over TLS is
+never offered: its socket carries encrypted records only its TLS layer can read. From
+then on the
 application owns the socket and uvicorn writes nothing more to it (no close frame, no
 keepalive pings).
 """
@@ -36,7 +38,7 @@ class DetachableWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
-        if scope is not None:
+        if scope is not None and self.transport.get_extra_info("sslcontext") is None:
             scope["extensions"][DETACH] = {"detach": self._detach}
 
     def connection_lost(self, exc: Exception | None) -> None:

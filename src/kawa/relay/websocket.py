@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import struct
 from collections import deque
 from collections.abc import Sequence
@@ -411,10 +412,17 @@ async def adopt(sock: socket.socket, *, client: bool, max_message: int) -> WebSo
 
 
 async def connect(
-    url: str, headers: dict[str, str], subprotocol: str, *, max_message: int, timeout: float
+    url: str,
+    headers: dict[str, str],
+    subprotocol: str,
+    *,
+    max_message: int,
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
 ) -> Channel:
     """The client side of a WebSocket to ``url``: this module's channel for ws://, the
-    ``websockets`` library's for wss:// (TLS).
+    ``websockets`` library's for wss:// (TLS, verified with ``tls``, by default with
+    the system's CA certificates).
 
     Raises DialRefused (an HTTP status other than 101), InvalidHandshake, OSError or
     TimeoutError.
@@ -434,6 +442,7 @@ async def connect(
                 compression=None,
                 max_size=max_message,
                 open_timeout=timeout,
+                ssl=True if tls is None else tls,
             )
         except InvalidStatus as exc:
             raise DialRefused(exc.response.status_code) from None

@@ -36,6 +36,7 @@ from kawa.protocol.runner_api import EnvironmentRef, RunTask
 from kawa.runner.env_fetch import ATTEMPTS, Download, FetchFailed, Retry, Step, Stream, file_stream
 from kawa.runner.executor import StartError
 from kawa.runner.journal import Journal
+from kawa.tls.contexts import PathLike, httpx_verify
 
 log = logging.getLogger(__name__)
 SHARED_SUBDIR = "kawa-containers"
@@ -73,6 +74,7 @@ class EnvironmentSync:
         node: str,
         shared_dir: Path | None,
         work_dir: Path,
+        ca_file: PathLike | None = None,
     ) -> None:
         self.docker = client
         self.journal = journal
@@ -82,6 +84,7 @@ class EnvironmentSync:
             base_url=host_url.rstrip("/") + API_PREFIX + "/runner",
             headers={"Authorization": f"Bearer {cluster_secret}"},
             timeout=httpx.Timeout(60.0, connect=5.0),
+            verify=httpx_verify(ca_file),
         )
         self.work_dir = work_dir
         self.backoff = 0.2

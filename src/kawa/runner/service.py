@@ -35,7 +35,7 @@ class RunnerService:
         self.inventory = inventory
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(config.data_dir / "journal.sqlite")
-        self.channel = HostChannel(config.host_url, config.cluster_secret)
+        self.channel = HostChannel(config.host_url, config.cluster_secret, ca_file=config.ca_file)
         self.executor: ExecutorRouter | None = None
         self.environments: EnvironmentSync | None = None
         self.ready = asyncio.Event()
@@ -90,6 +90,7 @@ class RunnerService:
             self.config.name,
             self.config.shared_dir,
             self.config.data_dir / "environments",
+            ca_file=self.config.ca_file,
         )
         live = self.journal.live() if known in (None, cluster_id) else []
         await asyncio.to_thread(executor.adopt, live)

@@ -65,10 +65,13 @@ class IdeApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, url: str, token: str, task: str, root: str = "/") -> None:
+    def __init__(
+        self, url: str, token: str, task: str, root: str = "/", ca_file: str | None = None
+    ) -> None:
         super().__init__()
         self.url, self.token, self.task_ref, self.root_path = url, token, task, root
-        self.files = RemoteFiles(url, token)
+        self.ca_file = ca_file
+        self.files = RemoteFiles(url, token, ca_file=ca_file)
         self.current: str | None = None
         self.read_only = False
         self._keys: asyncio.Queue[bytes] = asyncio.Queue()
@@ -199,7 +202,7 @@ class IdeApp(App[None]):
         rows, cols = pane.screen_.lines, pane.screen_.columns
         try:
             async with open_terminal(
-                self.url, self.token, self.task_ref, rows=rows, cols=cols
+                self.url, self.token, self.task_ref, rows=rows, cols=cols, ca_file=self.ca_file
             ) as stream:
                 if (rows, cols) != (pane.screen_.lines, pane.screen_.columns):
                     await stream.resize(pane.screen_.lines, pane.screen_.columns)
@@ -228,6 +231,6 @@ class IdeApp(App[None]):
             self.terminal_done.set()
 
 
-def run_ide(url: str, token: str, task: str, root: str = "/") -> None:
+def run_ide(url: str, token: str, task: str, root: str = "/", ca_file: str | None = None) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        IdeApp(url, token, task, root).run()
+        IdeApp(url, token, task, root, ca_file).run()

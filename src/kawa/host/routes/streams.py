@@ -5,14 +5,18 @@ same session on the task's runner. Then, by default (``stream_relay = "splice"``
 takes both sockets from their WebSocket stacks and joins them in the kernel: the user's
 frames reach the runner unparsed, and the runner, which ends every stream, checks them.
 With ``stream_relay = "frames"`` (or a server that cannot hand its socket over) the host
-relays whole frames in Python instead, validating each frame's header and size. Either
-way backpressure is end to end (docs/streams.md).
+relays whole frames in Python instead, validating each frame's header and size. So it
+does when TLS is on either leg (the host serves https or the runner does): each leg's
+bytes are encrypted for that leg alone. Either way backpressure is end to end
+(docs/streams.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import socket
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from kawa.host.app import Host
 
 router = APIRouter(tags=["streams"])
+log = logging.getLogger(__name__)
 
 
 @router.websocket("/tasks/{ref}/terminal")
@@ -95,16 +100,23 @@ async def _session(ws: WebSocket, ref: str, kind: str) -> None:
     target = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     target = f"{target}/tasks/{task_id}/{kind}"
     headers = {"Authorization": f"Bearer {host.config.cluster_secret}"}
+    tls = host.config.tls or not target.startswith("ws://")
+    if tls and host.config.stream_relay == "splice":
+        _note_tls_frames()
     splicing = (
         host.config.stream_relay == "splice"
-        and target.startswith("ws://")
+        and not tls
         and splice.available()
         and offers_detach(ws.scope)
     )
     tunnel = ws.query_params.get("tunnel") if kind == "forward" else None
     if tunnel is not None:  # raw bytes after READY: only a host that splices carries them
         if not splicing:
-            why = 'this host relays frames (stream_relay = "frames"): no tunnels'
+            why = (
+                "sessions over TLS carry no tunnels"
+                if tls
+                else 'this host relays frames (stream_relay = "frames"): no tunnels'
+            )
             await client.close(proto.CLOSE_NO_TUNNEL, why)
             return
         target += "?" + urlencode({"tunnel": tunnel})
@@ -114,7 +126,12 @@ async def _session(ws: WebSocket, ref: str, kind: str) -> None:
             raw = await asyncio.to_thread(dial, target, headers, proto.SUBPROTOCOL)
         else:
             runner = await websocket.connect(
-                target, headers, proto.SUBPROTOCOL, max_message=2 * proto.MAX_FRAME, timeout=10
+                target,
+                headers,
+                proto.SUBPROTOCOL,
+                max_message=2 * proto.MAX_FRAME,
+                timeout=10,
+                tls=host.link.tls,
             )
     except DialRefused as exc:
         why = f"the task's runner refused: HTTP {exc.status}"
@@ -136,6 +153,12 @@ async def _session(ws: WebSocket, ref: str, kind: str) -> None:
             raw.close()
             raise
     await _relay_frames(client, runner)
+
+
+@functools.cache
+def _note_tls_frames() -> None:
+    """Say once per process why ``stream_relay = "splice"`` is not followed."""
+    log.info("stream sessions over TLS are relayed as frames: TLS rules out splicing")
 
 
 async def _relay_frames(client: StarletteChannel, runner: Channel) -> None:
