@@ -87,7 +87,9 @@ class Host:
         self.auth = Authenticator(sessions, config.cluster_secret)
         self.link = RunnerLink(config.cluster_secret)
         self.ledger = Ledger(sessions, self.bus)
-        self.tasks = TaskService(self.ledger, IdGenerator(), self.link, config.default_container)
+        self.tasks = TaskService(
+            self.ledger, IdGenerator(), self.link, config.default_container, config.sweep_limit
+        )
         self.nodes = NodeService(
             self.ledger,
             self.bus,

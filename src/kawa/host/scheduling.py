@@ -6,15 +6,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
 
 from kawa.core.resources import Allocation, NodeUsage, ResourceRequest
-from kawa.core.scheduler import NodeSnapshot, Placement, QueuedTask, Strategy, place
+from kawa.core.scheduler import (
+    BatchCap,
+    NodeSnapshot,
+    Placement,
+    QueuedTask,
+    Strategy,
+    place,
+)
 from kawa.core.targets import TargetSpec
-from kawa.core.task_states import TaskEvent, TaskKind, TaskState
+from kawa.core.task_states import HOLDS_RESOURCES, TaskEvent, TaskKind, TaskState
 from kawa.host.env_versions import ref_for_task
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
@@ -71,6 +80,22 @@ def run_order(task: Task) -> RunTask:
 
 QUEUED = "queued"
 """The waiting reason of a task no scheduling pass has looked at yet."""
+
+
+def batch_caps(s: Session, limits: Mapping[int, int | None]) -> dict[int, BatchCap]:
+    """The caps of the capped batches among ``limits`` (batch id -> max parallel), each
+    with how many of its tasks hold resources now."""
+    capped = {batch: limit for batch, limit in limits.items() if limit is not None}
+    if not capped:
+        return {}
+    held = [st.value for st in HOLDS_RESOURCES]
+    counted = s.execute(
+        select(Task.batch_id, func.count())
+        .where(Task.batch_id.in_(list(capped)), Task.state.in_(held))
+        .group_by(Task.batch_id)
+    ).all()
+    active = {batch: count for batch, count in counted}
+    return {batch: BatchCap(limit, active.get(batch, 0)) for batch, limit in capped.items()}
 
 
 def _full(snapshots: list[NodeSnapshot]) -> bool:
@@ -136,24 +161,7 @@ class SchedulerLoop:
         with self.ledger.change() as change:
             s = change.session
             snapshots = node_snapshots(s)
-            query = (
-                select(
-                    Task.id,
-                    Task.cores,
-                    Task.memory,
-                    Task.gpus,
-                    Task.target,
-                    Task.priority,
-                    Task.created_at,
-                    Task.waiting_reason,
-                )
-                .where(Task.state == TaskState.PENDING.value)
-                .order_by(Task.priority.desc(), Task.id)
-                .limit(self.queue_scan)
-            )
-            if _full(snapshots):
-                # Nothing can be placed: only new arrivals need their waiting reason.
-                query = query.where(Task.waiting_reason == QUEUED)
+            query = self._queue_query(new_only=_full(snapshots))
             rows = s.execute(query).all()
             if not rows:
                 return []
@@ -164,10 +172,14 @@ class SchedulerLoop:
                     target=TargetSpec.parse(r.target) if r.target else None,
                     priority=r.priority,
                     enqueued_at=aware(r.created_at).timestamp(),
+                    batch=r.batch_id,
                 )
                 for r in rows
             ]
-            result = place(snapshots, queue, self.strategy, time.time(), self.starvation_after)
+            caps = batch_caps(s, {r.batch_id: r.batch_max_parallel for r in rows})
+            result = place(
+                snapshots, queue, self.strategy, time.time(), self.starvation_after, caps
+            )
             jobs = self._apply(change, snapshots, result.placements)
             reasons = {r.id: r.waiting_reason for r in rows}
             for task_id, reason in result.waiting.items():
@@ -177,6 +189,39 @@ class SchedulerLoop:
                         task.waiting_reason = reason
                         change.touch(task)
         return jobs
+
+    def _queue_query(self, new_only: bool) -> Select[Any]:
+        """Pending tasks in priority order, at most ``queue_scan`` of them. Of a capped
+        batch only its first ``max_parallel`` pending tasks are read: the rest could not
+        start in this pass anyway and would crowd other tasks out of the scan."""
+        rank = (
+            func.row_number()
+            .over(partition_by=Task.batch_id, order_by=(Task.priority.desc(), Task.id))
+            .label("rank")
+        )
+        pending = select(
+            Task.id,
+            Task.cores,
+            Task.memory,
+            Task.gpus,
+            Task.target,
+            Task.priority,
+            Task.created_at,
+            Task.waiting_reason,
+            Task.batch_id,
+            Task.batch_max_parallel,
+            rank,
+        ).where(Task.state == TaskState.PENDING.value)
+        if new_only:
+            # Nothing can be placed: only new arrivals need their waiting reason.
+            pending = pending.where(Task.waiting_reason == QUEUED)
+        q = pending.subquery()
+        return (
+            select(q)
+            .where(or_(q.c.batch_max_parallel.is_(None), q.c.rank <= q.c.batch_max_parallel))
+            .order_by(q.c.priority.desc(), q.c.id)
+            .limit(self.queue_scan)
+        )
 
     def _apply(
         self,
