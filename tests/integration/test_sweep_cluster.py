@@ -3,7 +3,9 @@ many run at once), and ``kawa sweep`` inside a task whose image has no kawa."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -228,3 +230,20 @@ def test_a_big_sweep_is_stored_whole_in_one_request(fresh_cluster: Cluster) -> N
     assert last.command == ["echo", "50", "40"]
     assert last.env == {"KAWA_SWEEP_INDEX": "1999", "KAWA_SWEEP_ARGS": "50 40"}
     assert shlex.split(last.env["KAWA_SWEEP_ARGS"]) == ["50", "40"]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 and os.environ.get("CI") != "true",
+    reason="native tasks need root for cgroups (and must run under CI=true)",
+)
+def test_sweep_inside_a_native_task(shared_cluster: Cluster) -> None:
+    """A native task finds the runner's program on its PATH, unless the node has a kawa."""
+    c = shared_cluster
+    own = shutil.which("kawa", path=os.environ.get("PATH", ""))
+    expected = own or str(c.runners["node2"].data_dir / "task-tools" / "kawa")
+    script = "command -v kawa; kawa sweep echo 'span:{1..2}'"
+    done = c_submit(c, "--native", "--target", "node2", "--wait", "--", "sh", "-c", script)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    task_id = done.stdout.split()[0]
+    logs = c.cli("task", "logs", task_id).stdout.splitlines()
+    assert logs == [expected, "[1] 1", "[2] 2"]
