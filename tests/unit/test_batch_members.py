@@ -49,7 +49,7 @@ def test_long_combinations_are_cut_to_fit_a_name() -> None:
     ("command", "limit", "mentions"),
     [
         (["echo", "plain"], 10, "--sweep needs a span:"),
-        (["echo", "span:{1..11}"], 10, "11 combinations (11), more than the limit of 10"),
+        (["echo", "span:{1..11}"], 10, "11 combinations, more than the limit of 10"),
         (["echo", "span:[a"], 10, "span:[ is not closed"),
     ],
 )

@@ -92,12 +92,13 @@ class Sweep:
         return math.prod(s.size for s in self.spans)
 
     def check_limit(self, limit: int = DEFAULT_LIMIT) -> None:
-        if self.count > limit:
-            sizes = " x ".join(str(s.size) for s in self.spans)
-            raise SweepError(
-                f"the sweep has {self.count:,} combinations ({sizes}), "
-                f"more than the limit of {limit:,}"
-            )
+        if self.count <= limit:
+            return
+        sizes = " x ".join(str(s.size) for s in self.spans)
+        shape = f" ({sizes})" if len(self.spans) > 1 else ""
+        raise SweepError(
+            f"the sweep has {self.count:,} combinations{shape}, more than the limit of {limit:,}"
+        )
 
     def combinations(self) -> Iterator[Combination]:
         lists = [s.items() for s in self.spans]
