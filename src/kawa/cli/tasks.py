@@ -151,10 +151,13 @@ def _validation_message(exc: Exception) -> str:
 
 
 def _print_outcomes(tasks: list[TaskView]) -> None:
+    from rich.markup import escape
+
     for t in tasks:
         code = "" if t.exit_code is None else f" (exit code {t.exit_code})"
         why = f": {t.error}" if t.error else ""
-        console.print(f"{t.id} on {t.node or '-'}: {styled(t.state.value)}{code}{why}")
+        name = f" {escape(t.name)}" if t.name else ""  # a sweep's combination
+        console.print(f"{t.id}{name} on {t.node or '-'}: {styled(t.state.value)}{code}{why}")
 
 
 @app.command("list")
