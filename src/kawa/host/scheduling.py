@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from kawa.core.resources import Allocation, NodeUsage, ResourceRequest
@@ -98,6 +98,49 @@ def batch_caps(s: Session, limits: Mapping[int, int | None]) -> dict[int, BatchC
     return {batch: BatchCap(limit, active.get(batch, 0)) for batch, limit in capped.items()}
 
 
+def pending_queue(s: Session, scan: int, new_only: bool = False) -> list[Any]:
+    """Pending tasks (light rows) in priority order, at most ``scan`` of them. Of a
+    capped batch only its first ``max_parallel`` pending tasks are read: the rest could not
+    start in this pass anyway and would crowd other tasks out of the scan."""
+    columns = (
+        Task.id,
+        Task.cores,
+        Task.memory,
+        Task.gpus,
+        Task.target,
+        Task.priority,
+        Task.created_at,
+        Task.waiting_reason,
+        Task.batch_id,
+        Task.batch_max_parallel,
+    )
+    pending = Task.state == TaskState.PENDING.value
+    if new_only:
+        # Nothing can be placed: only new arrivals need their waiting reason.
+        pending = and_(pending, Task.waiting_reason == QUEUED)
+    order = (Task.priority.desc(), Task.id)
+    free = s.execute(
+        select(*columns)
+        .where(pending, Task.batch_max_parallel.is_(None))
+        .order_by(*order)
+        .limit(scan)
+    ).all()
+    capped: list[Any] = []
+    batches = s.execute(
+        select(Task.batch_id, Task.batch_max_parallel)
+        .where(pending, Task.batch_max_parallel.is_not(None))
+        .distinct()
+    ).all()
+    for batch, cap in batches:  # few batches at a time have a cap
+        capped += s.execute(
+            select(*columns).where(pending, Task.batch_id == batch).order_by(*order).limit(cap)
+        ).all()
+    if not capped:
+        return list(free)
+    both = sorted([*free, *capped], key=lambda r: (-r.priority, r.id))
+    return both[:scan]
+
+
 def _full(snapshots: list[NodeSnapshot]) -> bool:
     """True when no schedulable node has a free core (every task asks for at least one)."""
     return all(n.usage.cores >= n.capacity.cores for n in snapshots if n.schedulable)
@@ -161,8 +204,7 @@ class SchedulerLoop:
         with self.ledger.change() as change:
             s = change.session
             snapshots = node_snapshots(s)
-            query = self._queue_query(new_only=_full(snapshots))
-            rows = s.execute(query).all()
+            rows = pending_queue(s, self.queue_scan, new_only=_full(snapshots))
             if not rows:
                 return []
             queue = [
@@ -189,39 +231,6 @@ class SchedulerLoop:
                         task.waiting_reason = reason
                         change.touch(task)
         return jobs
-
-    def _queue_query(self, new_only: bool) -> Select[Any]:
-        """Pending tasks in priority order, at most ``queue_scan`` of them. Of a capped
-        batch only its first ``max_parallel`` pending tasks are read: the rest could not
-        start in this pass anyway and would crowd other tasks out of the scan."""
-        rank = (
-            func.row_number()
-            .over(partition_by=Task.batch_id, order_by=(Task.priority.desc(), Task.id))
-            .label("rank")
-        )
-        pending = select(
-            Task.id,
-            Task.cores,
-            Task.memory,
-            Task.gpus,
-            Task.target,
-            Task.priority,
-            Task.created_at,
-            Task.waiting_reason,
-            Task.batch_id,
-            Task.batch_max_parallel,
-            rank,
-        ).where(Task.state == TaskState.PENDING.value)
-        if new_only:
-            # Nothing can be placed: only new arrivals need their waiting reason.
-            pending = pending.where(Task.waiting_reason == QUEUED)
-        q = pending.subquery()
-        return (
-            select(q)
-            .where(or_(q.c.batch_max_parallel.is_(None), q.c.rank <= q.c.batch_max_parallel))
-            .order_by(q.c.priority.desc(), q.c.id)
-            .limit(self.queue_scan)
-        )
 
     def _apply(
         self,
