@@ -220,3 +220,10 @@ def test_the_in_task_program_runs_without_kawa(tmp_path: Path) -> None:
     done = subprocess.run([*run, "task", "list"], capture_output=True, text=True)
     assert done.returncode == 2
     assert "only `kawa sweep` is available inside a task" in done.stderr
+
+
+def test_help_is_the_sweep_s_own(work: Path) -> None:
+    done = kawa_sweep("--help", cwd=work)
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: kawa sweep [--parallel [N]]")
+    assert "KAWA_SWEEP_INDEX" in done.stdout
