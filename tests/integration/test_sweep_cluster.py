@@ -109,6 +109,10 @@ def test_sweep_batch_respects_max_parallel_and_reports_failure(shared_cluster: C
         still = batch(c, batch_id)
         assert len([t for t in still if t.state.value != "pending"]) == 3
         assert all(t.waiting_reason == "its batch runs at most 3 at once" for t in pending)
+        early = c.cli("task", "logs", "--batch", batch_id)
+        assert early.returncode == 0, early.stderr
+        assert early.stderr.count("pending: no output yet") == 9, early.stderr
+        assert f"[{pending[0].env['KAWA_SWEEP_ARGS']}] pending: no output yet" in early.stderr
         (work / "gate").touch()
         out, err = waiter.communicate(timeout=300)
     finally:

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kawa.cli.context import client
-from kawa.cli.output import CliError, console, human_bytes, print_json, styled, table
+from kawa.cli.output import (
+    CliError,
+    console,
+    err_console,
+    human_bytes,
+    print_json,
+    styled,
+    table,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -254,6 +262,8 @@ def logs(
     ] = None,
 ) -> None:
     """Print a task's output (or a whole batch's with --batch)."""
+    from rich.markup import escape
+
     if (task_id is None) == (batch is None):
         raise CliError("give a task id or --batch BATCH (not both)", 2)
     stream = "stderr" if stderr else "stdout"
@@ -270,6 +280,10 @@ def logs(
         if not tasks:
             raise CliError(f"no tasks in batch {batch}", 1)
         for t in tasks:
+            if t.state.value in ("pending", "assigning"):
+                note = f"[{_combination(t)}] {t.state.value}: no output yet"
+                err_console.print(escape(note), highlight=False)
+                continue
             _print_prefixed(c.logs(t.id, stream), f"[{_combination(t)}] ".encode())
 
 
