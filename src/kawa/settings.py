@@ -85,6 +85,8 @@ class HostConfig(_Section):
     shared_dir: Path | None = None
     keep_versions: int = Field(default=3, ge=1)
     """Packaged versions kept per environment (older tarballs are removed)."""
+    sweep_limit: int = Field(default=10_000, ge=1)
+    """The most combinations one ``kawa task submit --sweep`` may have."""
     admin_ssh_keys: Path | None = None
     """authorized_keys file whose keys the SSH gateway lets reach every VPS."""
     stream_relay: str = Field(default="splice", pattern="^(splice|frames)$")

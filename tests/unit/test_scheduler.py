@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from kawa.core.resources import Allocation, NodeCapacity, NodeUsage, NumaZone, ResourceRequest
 from kawa.core.scheduler import (
+    BatchCap,
     NodeSnapshot,
     Placement,
     PlacementError,
@@ -559,3 +560,58 @@ def test_result_types() -> None:
     result = place([node("n")], [task(1)])
     assert isinstance(result.placements[0], Placement)
     assert result.waiting == {}
+
+
+# -- batch caps (--max-parallel) -------------------------------------------------------
+
+
+def batch_task(task_id: int, batch: int, cores: int = 1, priority: int = 0) -> QueuedTask:
+    return QueuedTask(task_id, ResourceRequest(cores), None, priority, 0.0, batch)
+
+
+def test_a_capped_batch_places_at_most_its_cap_and_others_go_past_it() -> None:
+    queue = [batch_task(i, batch=100) for i in range(1, 7)] + [task(7), batch_task(8, batch=200)]
+    result = place([node("a", cores=16)], queue, caps={100: BatchCap(limit=3)})
+    assert sorted(placed(result)) == [1, 2, 3, 7, 8]  # 200 has no cap
+    assert result.waiting == {i: "its batch runs at most 3 at once" for i in (4, 5, 6)}
+
+
+def test_a_cap_counts_the_batch_s_tasks_already_running() -> None:
+    queue = [batch_task(i, batch=100) for i in range(1, 5)]
+    result = place([node("a", cores=16)], queue, caps={100: BatchCap(limit=3, active=2)})
+    assert sorted(placed(result)) == [1]
+    result = place([node("a", cores=16)], queue, caps={100: BatchCap(limit=3, active=3)})
+    assert placed(result) == {}
+
+
+def test_a_capped_task_that_waits_reserves_no_node() -> None:
+    """Held back by its cap, an old task does not starve-reserve a node for itself."""
+    old = QueuedTask(1, ResourceRequest(1), None, 0, 0.0, 100)
+    result = place(
+        [node("a", cores=2)],
+        [old, task(2)],
+        now=10_000.0,
+        starvation_after=1.0,
+        caps={100: BatchCap(limit=1, active=1)},
+    )
+    assert sorted(placed(result)) == [2]
+
+
+@PROPERTY
+@given(
+    st.lists(st.tuples(st.integers(1, 3), st.integers(1, 3)), min_size=1, max_size=40),
+    st.dictionaries(st.integers(1, 3), st.tuples(st.integers(1, 4), st.integers(0, 4))),
+)
+def test_no_batch_ever_exceeds_its_cap(
+    members: list[tuple[int, int]], caps: dict[int, tuple[int, int]]
+) -> None:
+    queue = [batch_task(i, batch, cores) for i, (batch, cores) in enumerate(members, 1)]
+    batch_caps = {b: BatchCap(limit, active) for b, (limit, active) in caps.items()}
+    result = place([node("a", cores=8), node("b", cores=8)], queue, caps=batch_caps)
+    by_id = {t.id: t for t in queue}
+    for batch, cap in batch_caps.items():
+        started = sum(1 for p in result.placements if by_id[p.task_id].batch == batch)
+        assert cap.active + started <= max(cap.limit, cap.active)
+        waiting = [t for t in queue if t.batch == batch and t.id in result.waiting]
+        if cap.active + started < cap.limit:
+            assert all("at most" not in result.waiting[t.id] for t in waiting)

@@ -61,6 +61,15 @@ def display_name(value: str | None) -> str | None:
 
 
 TaskArg = Annotated[str, typer.Argument(help="Task id (or a unique prefix).", callback=task_ref)]
+
+
+def optional_task_ref(value: str | None) -> str | None:
+    return None if value is None else task_ref(value)
+
+
+OptionalTaskArg = Annotated[
+    str | None, typer.Argument(help="Task id (or a unique prefix).", callback=optional_task_ref)
+]
 VpsArg = Annotated[str, typer.Argument(help="VPS id (or a unique prefix).", callback=task_ref)]
 NodeArg = Annotated[str, typer.Argument(help="Node name.", callback=node_name)]
 EnvironmentArg = Annotated[

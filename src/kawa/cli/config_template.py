@@ -19,6 +19,7 @@ strategy = "binpack"        # or "spread"
 default_container = "default"
 # shared_dir = "/mnt/cluster-share"   # optional shared filesystem (logs, tarballs)
 keep_versions = 3           # packaged versions kept per environment
+sweep_limit = 10000         # most combinations one `kawa task submit --sweep` may have
 # TLS (docs/tls.md; `kawa init tls` writes the files and prints these lines):
 # tls_cert = "/etc/kawa/tls/server.pem"     # serve https with this certificate
 # tls_key = "/etc/kawa/tls/server-key.pem"

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import typer
 
 HELP = "Kawa: a small cluster as one computer."
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+_RAW: dict[str, Any] = {"help_option_names": []}  # sweep reads --help itself
 
 # name -> (module, attribute, kind, registration options), in `kawa --help` order
 _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
@@ -32,6 +34,7 @@ _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "ssh-config": ("kawa.cli.ssh", "ssh_config", "command", {}),
     "proxy": ("kawa.cli.ssh", "proxy", "command", {"hidden": True}),
     "audit": ("kawa.cli.audit", "audit", "command", {}),
+    "sweep": ("kawa.cli.sweep", "sweep", "command", {"context_settings": _EXTRA | _RAW}),
 }
 
 

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kawa.cli.arguments import TaskArg, display_name, task_refs
+from kawa.cli.arguments import OptionalTaskArg, TaskArg, display_name, task_refs
 from kawa.cli.command_line import AfterDashes, after_dashes
 from kawa.cli.context import client
 from kawa.cli.output import (
     CliError,
     console,
+    err_console,
     human_bytes,
     plain,
     print_json,
@@ -22,6 +23,8 @@ from kawa.cli.output import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from kawa.protocol.tasks import TaskView
 
 app = typer.Typer(
@@ -64,6 +67,13 @@ def submit(
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait; exit with the task's code.")] = False,
     json: JsonOpt = False,
+    sweep: Annotated[
+        bool,
+        typer.Option("--sweep", help="One task per combination of span:{1..3} / span:[a,b]."),
+    ] = False,
+    max_parallel: Annotated[
+        int | None, typer.Option("--max-parallel", help="At most N tasks of the batch at once.")
+    ] = None,
 ) -> None:
     """Submit a command: kawa task submit [OPTIONS] -- CMD ARGS…"""
     from pydantic import ValidationError
@@ -81,6 +91,8 @@ def submit(
         if not sep or not key:
             raise CliError(f"bad --env {item!r}: expected KEY=VALUE", 2)
         env_map[key] = value
+    if sweep:
+        _check_sweep(command)
     if container == "NULL":  # the seeds' spelling of --native
         container, native = None, True
     try:
@@ -102,6 +114,8 @@ def submit(
                 timeout=timeout,
                 priority=priority,
                 name=name,
+                sweep=sweep,
+                max_parallel=max_parallel,
             )
         )
     except (ValidationError, ValueError) as exc:
@@ -113,7 +127,10 @@ def submit(
                 return print_json(result)
             for t in result.tasks:
                 where = t.target or "auto"
-                typer.echo(f"submitted {t.id} ({visible(where)})")
+                label = f" {visible(t.name)}" if sweep and t.name else ""
+                typer.echo(f"submitted {t.id} ({visible(where)}){label}")
+            if sweep:
+                typer.echo(f"batch {result.batch_id}: {len(result.tasks)} combinations")
             return
         final = c.wait([t.id for t in result.tasks])
     if json:
@@ -121,6 +138,18 @@ def submit(
     else:
         _print_outcomes(final)
     raise typer.Exit(exit_code_of(final))
+
+
+def _check_sweep(command: list[str]) -> None:
+    """Refuse a --sweep whose command has no span or a malformed one, before any request."""
+    from kawa.core.sweep import SweepError, parse
+
+    try:
+        found = parse(command)
+    except SweepError as exc:
+        raise CliError(f"bad sweep: {exc}", 2) from None
+    if not found.spans:
+        raise CliError("--sweep needs a span:{START..END} or span:[a,b,...] in the command", 2)
 
 
 def _validation_message(exc: Exception) -> str:
@@ -140,7 +169,8 @@ def _print_outcomes(tasks: list[TaskView]) -> None:
     for t in tasks:
         code = "" if t.exit_code is None else f" (exit code {t.exit_code})"
         why = f": {plain(t.error)}" if t.error else ""
-        console.print(f"{t.id} on {plain(t.node or '-')}: {styled(t.state.value)}{code}{why}")
+        name = f" {plain(t.name)}" if t.name else ""  # a sweep's combination
+        console.print(f"{t.id}{name} on {plain(t.node or '-')}: {styled(t.state.value)}{code}{why}")
 
 
 @app.command("list")
@@ -149,13 +179,19 @@ def list_tasks(
         list[str] | None, typer.Option("--status", "-s", help="Only these states.")
     ] = None,
     node: Annotated[str | None, typer.Option(help="Only tasks on this node.")] = None,
-    batch: Annotated[str | None, typer.Option(help="Only this batch.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many (newest first).")] = 200,
+    batch: Annotated[
+        str | None, typer.Option(help="Only this batch, all of it, in submission order.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="At most this many (newest first; default 200).")
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """List tasks, newest first."""
+    """List tasks, newest first (a batch: in submission order, sweeps by combination)."""
     with client() as c:
-        tasks = c.tasks(status, node, batch, "command", limit)
+        tasks = c.tasks(status, node, batch, "command", limit or (10_000 if batch else 200))
+    if batch:
+        tasks.sort(key=lambda t: int(t.id))
     if json:
         return print_json(tasks)
     table(
@@ -222,17 +258,56 @@ def status(task_id: TaskArg, json: JsonOpt = False) -> None:
 
 @app.command()
 def logs(
-    task_id: TaskArg,
+    task_id: OptionalTaskArg = None,
     stderr: Annotated[bool, typer.Option("--stderr", help="Standard error instead.")] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow until it ends.")] = False,
+    batch: Annotated[
+        str | None,
+        typer.Option(help="Every task of this batch, lines prefixed with its combination."),
+    ] = None,
 ) -> None:
-    """Print a task's output."""
+    """Print a task's output (or a whole batch's with --batch)."""
     # The task's own bytes, control characters and all, as `docker logs` prints them:
     # unlike everything else the CLI prints from the host, they are not escaped.
+    from rich.markup import escape
+
+    if (task_id is None) == (batch is None):
+        raise CliError("give a task id or --batch BATCH (not both)", 2)
+    stream = "stderr" if stderr else "stdout"
     with client() as c:
-        for chunk in c.logs(task_id, "stderr" if stderr else "stdout", follow):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
+        if batch is None:
+            assert task_id is not None
+            for chunk in c.logs(task_id, stream, follow):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+            return
+        if follow:
+            raise CliError("--follow takes one task; wait for the batch, then read its logs", 2)
+        tasks = sorted(c.tasks(None, None, batch, "command", 10_000), key=lambda t: int(t.id))
+        if not tasks:
+            raise CliError(f"no tasks in batch {batch}", 1)
+        for t in tasks:
+            if t.state.value in ("pending", "assigning"):
+                note = f"[{_combination(t)}] {t.state.value}: no output yet"
+                err_console.print(escape(note), highlight=False)
+                continue
+            _print_prefixed(c.logs(t.id, stream), f"[{_combination(t)}] ".encode())
+
+
+def _combination(t: TaskView) -> str:
+    """How a batch's task is told apart: its sweep values, else its target, else its id."""
+    return t.env.get("KAWA_SWEEP_ARGS") or t.target or t.id
+
+
+def _print_prefixed(chunks: Iterable[bytes], prefix: bytes) -> None:
+    rest = b""
+    for chunk in chunks:
+        *lines, rest = (rest + chunk).split(b"\n")
+        for line in lines:
+            sys.stdout.buffer.write(prefix + line + b"\n")
+    if rest:
+        sys.stdout.buffer.write(prefix + rest + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def _act(task_id: str, action: str, json: bool) -> None:

@@ -10,11 +10,13 @@ Rules (SPEC §3):
 - Strategy ``binpack`` fills the busiest node that fits; ``spread`` the emptiest.
 - A NUMA-targeted task gets a cpuset of ``cores`` CPUs of that zone not pinned by others.
 - GPUs are exclusive: named ids must be free; ``gpus=N`` takes the N lowest free ids.
+- A batch with a cap (``--max-parallel N``) never has more than N tasks holding
+  resources at once; the rest of it waits, and does not block other tasks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -55,6 +57,15 @@ class QueuedTask:
     target: TargetSpec | None = None
     priority: int = 0
     enqueued_at: float = 0.0
+    batch: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchCap:
+    """How many tasks of a batch may hold resources at once, and how many do now."""
+
+    limit: int
+    active: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,12 +114,14 @@ def place(
     strategy: Strategy = Strategy.BINPACK,
     now: float = 0.0,
     starvation_after: float = 300.0,
+    caps: Mapping[int, BatchCap] | None = None,
 ) -> SchedulingResult:
-    """Place as much of ``queue`` as fits now; never over-commits a node or a GPU.
+    """Place as much of ``queue`` as fits now; never over-commits a node or a GPU, nor
+    starts more of a batch than its cap in ``caps`` (batch id -> cap) allows.
 
     The snapshots are not modified: the pass works on copies of their usage.
     """
-    return _Pass(nodes, strategy, now, starvation_after).run(queue)
+    return _Pass(nodes, strategy, now, starvation_after, caps or {}).run(queue)
 
 
 def _copy(usage: NodeUsage) -> NodeUsage:
@@ -124,8 +137,12 @@ class _Pass:
         strategy: Strategy,
         now: float,
         starvation_after: float,
+        caps: Mapping[int, BatchCap],
     ) -> None:
         self.nodes = {n.name: n for n in nodes}
+        self.caps = caps
+        self.active = {batch: cap.active for batch, cap in caps.items()}
+        """Batch id -> its tasks holding resources, counting this pass's placements."""
         self.usage = {n.name: _copy(n.usage) for n in nodes}
         self.strategy = strategy
         self.now = now
@@ -137,10 +154,16 @@ class _Pass:
 
     def run(self, queue: Sequence[QueuedTask]) -> SchedulingResult:
         for task in sorted(queue, key=lambda t: (-t.priority, t.id)):
+            batch = task.batch if task.batch in self.caps else None
+            if batch is not None and self.active[batch] >= self.caps[batch].limit:
+                self.waiting[task.id] = f"its batch runs at most {self.caps[batch].limit} at once"
+                continue
             outcome = self._try(task)
             if isinstance(outcome, Allocation):
                 self.usage[outcome.node].add(outcome)
                 self.placements.append(Placement(task.id, outcome))
+                if batch is not None:
+                    self.active[batch] += 1
                 continue
             reason, hopeless = outcome
             if not hopeless and self.now - task.enqueued_at > self.starvation_after:

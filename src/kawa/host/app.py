@@ -94,7 +94,9 @@ class Host:
         self.audit = AuditLog(sessions, config.audit_max_rows)
         self.link = RunnerLink(config.cluster_secret, ca_file=config.ca_file)
         self.ledger = Ledger(sessions, self.bus)
-        self.tasks = TaskService(self.ledger, IdGenerator(), self.link, config.default_container)
+        self.tasks = TaskService(
+            self.ledger, IdGenerator(), self.link, config.default_container, config.sweep_limit
+        )
         self.nodes = NodeService(
             self.ledger,
             self.bus,

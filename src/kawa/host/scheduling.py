@@ -6,15 +6,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
 
 from kawa.core.resources import Allocation, NodeUsage, ResourceRequest
-from kawa.core.scheduler import NodeSnapshot, Placement, QueuedTask, Strategy, place
+from kawa.core.scheduler import (
+    BatchCap,
+    NodeSnapshot,
+    Placement,
+    QueuedTask,
+    Strategy,
+    place,
+)
 from kawa.core.targets import TargetSpec
-from kawa.core.task_states import FINAL_STATES, TaskEvent, TaskKind, TaskState
+from kawa.core.task_states import FINAL_STATES, HOLDS_RESOURCES, TaskEvent, TaskKind, TaskState
 from kawa.host.env_versions import ref_for_task
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
@@ -82,6 +91,65 @@ def run_order(task: Task) -> RunTask:
 
 QUEUED = "queued"
 """The waiting reason of a task no scheduling pass has looked at yet."""
+
+
+def batch_caps(s: Session, limits: Mapping[int, int | None]) -> dict[int, BatchCap]:
+    """The caps of the capped batches among ``limits`` (batch id -> max parallel), each
+    with how many of its tasks hold resources now."""
+    capped = {batch: limit for batch, limit in limits.items() if limit is not None}
+    if not capped:
+        return {}
+    held = [st.value for st in HOLDS_RESOURCES]
+    counted = s.execute(
+        select(Task.batch_id, func.count())
+        .where(Task.batch_id.in_(list(capped)), Task.state.in_(held))
+        .group_by(Task.batch_id)
+    ).all()
+    active = {batch: count for batch, count in counted}
+    return {batch: BatchCap(limit, active.get(batch, 0)) for batch, limit in capped.items()}
+
+
+def pending_queue(s: Session, scan: int, new_only: bool = False) -> list[Any]:
+    """Pending tasks (light rows) in priority order, at most ``scan`` of them. Of a
+    capped batch only its first ``max_parallel`` pending tasks are read: the rest could not
+    start in this pass anyway and would crowd other tasks out of the scan."""
+    columns = (
+        Task.id,
+        Task.cores,
+        Task.memory,
+        Task.gpus,
+        Task.target,
+        Task.priority,
+        Task.created_at,
+        Task.waiting_reason,
+        Task.batch_id,
+        Task.batch_max_parallel,
+    )
+    pending = Task.state == TaskState.PENDING.value
+    if new_only:
+        # Nothing can be placed: only new arrivals need their waiting reason.
+        pending = and_(pending, Task.waiting_reason == QUEUED)
+    order = (Task.priority.desc(), Task.id)
+    free = s.execute(
+        select(*columns)
+        .where(pending, Task.batch_max_parallel.is_(None))
+        .order_by(*order)
+        .limit(scan)
+    ).all()
+    capped: list[Any] = []
+    batches = s.execute(
+        select(Task.batch_id, Task.batch_max_parallel)
+        .where(pending, Task.batch_max_parallel.is_not(None))
+        .distinct()
+    ).all()
+    for batch, cap in batches:  # few batches at a time have a cap
+        capped += s.execute(
+            select(*columns).where(pending, Task.batch_id == batch).order_by(*order).limit(cap)
+        ).all()
+    if not capped:
+        return list(free)
+    both = sorted([*free, *capped], key=lambda r: (-r.priority, r.id))
+    return both[:scan]
 
 
 def _full(snapshots: list[NodeSnapshot]) -> bool:
@@ -154,25 +222,7 @@ class SchedulerLoop:
         with self.ledger.change() as change:
             s = change.session
             snapshots = node_snapshots(s)
-            query = (
-                select(
-                    Task.id,
-                    Task.cores,
-                    Task.memory,
-                    Task.gpus,
-                    Task.target,
-                    Task.priority,
-                    Task.created_at,
-                    Task.waiting_reason,
-                )
-                .where(Task.state == TaskState.PENDING.value)
-                .order_by(Task.priority.desc(), Task.id)
-                .limit(self.queue_scan)
-            )
-            if _full(snapshots):
-                # Nothing can be placed: only new arrivals need their waiting reason.
-                query = query.where(Task.waiting_reason == QUEUED)
-            rows = s.execute(query).all()
+            rows = pending_queue(s, self.queue_scan, new_only=_full(snapshots))
             if not rows:
                 return []
             queue = [
@@ -182,10 +232,14 @@ class SchedulerLoop:
                     target=TargetSpec.parse(r.target) if r.target else None,
                     priority=r.priority,
                     enqueued_at=aware(r.created_at).timestamp(),
+                    batch=r.batch_id,
                 )
                 for r in rows
             ]
-            result = place(snapshots, queue, self.strategy, time.time(), self.starvation_after)
+            caps = batch_caps(s, {r.batch_id: r.batch_max_parallel for r in rows})
+            result = place(
+                snapshots, queue, self.strategy, time.time(), self.starvation_after, caps
+            )
             jobs = self._apply(change, snapshots, result.placements)
             reasons = {r.id: r.waiting_reason for r in rows}
             for task_id, reason in result.waiting.items():

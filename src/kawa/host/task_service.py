@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from kawa.core.ids import IdGenerator
 from kawa.core.resources import ResourceRequest
 from kawa.core.scheduler import PlacementError, validate
+from kawa.core.sweep import DEFAULT_LIMIT, SweepError, parse
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import (
     VPS_REMOVABLE,
@@ -51,12 +53,18 @@ _LIVE = (TaskState.RUNNING.value, TaskState.PAUSED.value)
 
 class TaskService:
     def __init__(
-        self, ledger: Ledger, ids: IdGenerator, link: RunnerLink, default_container: str
+        self,
+        ledger: Ledger,
+        ids: IdGenerator,
+        link: RunnerLink,
+        default_container: str,
+        sweep_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.ledger = ledger
         self.ids = ids
         self.link = link
         self.default_container = default_container
+        self.sweep_limit = sweep_limit
 
     # -- submit ---------------------------------------------------------------------
     def submit(self, spec: TaskSpec, who: Principal) -> SubmitResponse:
@@ -73,12 +81,13 @@ class TaskService:
             raise Forbidden("privileged containers and host mounts need the admin role")
         targets: list[TargetSpec | None] = [TargetSpec.parse(t) for t in spec.targets]
         targets = targets or [None]
+        members = batch_members(spec, targets, self.sweep_limit)
         now = datetime.now(UTC)
         with self.ledger.change() as change:
             s = change.session
             container, image = self._image_for(s, spec)
             snapshots = node_snapshots(s)
-            requests = []
+            requests: dict[TargetSpec | None, ResourceRequest] = {}
             for target in targets:
                 gpus = len(target.gpus) if target and target.gpus else spec.gpus
                 request = ResourceRequest(cores=spec.cores, memory=spec.memory, gpus=gpus)
@@ -86,52 +95,60 @@ class TaskService:
                     validate(request, target, snapshots)
                 except PlacementError as exc:
                     raise BadRequest(str(exc)) from None
-                requests.append((target, request))
+                requests[target] = request
             batch_id = self.ids.next()
-            for target, request in requests:
-                task = Task(
-                    id=self.ids.next(),
-                    batch_id=batch_id,
-                    name=spec.name,
-                    kind=spec.kind.value,
-                    state=TaskState.PENDING.value,
-                    desired="run",
-                    owner=who.user,
-                    command=spec.command,
-                    target=str(target) if target else None,
-                    node=None,
-                    numa=None,
-                    gpu_ids=[],
-                    cpuset=[],
-                    cores=request.cores,
-                    memory=request.memory,
-                    gpus=request.gpus,
-                    env=spec.env,
-                    mounts=[m.model_dump() for m in spec.mounts],
-                    container=container,
-                    image=image,
-                    native=spec.native,
-                    privileged=spec.privileged,
-                    workdir=spec.workdir,
-                    network=spec.network.value,
-                    timeout=spec.timeout,
-                    priority=spec.priority,
-                    created_at=now,
-                    waiting_reason=QUEUED,
-                    ssh_key=spec.ssh_key,
-                )
-                s.add(task)
-                s.add(
-                    TaskTransition(
-                        task_id=task.id,
-                        at=now,
-                        source=None,
-                        target="pending",
-                        event="submitted",
-                        cause=f"submitted by {who.user}",
+            cap = spec.max_parallel
+            held_back = f"its batch runs at most {cap} at once"
+            rows = []
+            for n, member in enumerate(members):
+                request = requests[member.target]
+                rows.append(
+                    dict(
+                        id=self.ids.next(),
+                        batch_id=batch_id,
+                        name=member.name,
+                        kind=spec.kind.value,
+                        state=TaskState.PENDING.value,
+                        desired="run",
+                        owner=who.user,
+                        command=member.command,
+                        target=str(member.target) if member.target else None,
+                        node=None,
+                        numa=None,
+                        gpu_ids=[],
+                        cpuset=[],
+                        cores=request.cores,
+                        memory=request.memory,
+                        gpus=request.gpus,
+                        env=member.env,
+                        mounts=[m.model_dump() for m in spec.mounts],
+                        container=container,
+                        image=image,
+                        native=spec.native,
+                        privileged=spec.privileged,
+                        workdir=spec.workdir,
+                        network=spec.network.value,
+                        timeout=spec.timeout,
+                        priority=spec.priority,
+                        created_at=now,
+                        waiting_reason=held_back if cap is not None and n >= cap else QUEUED,
+                        ssh_key=spec.ssh_key,
+                        batch_max_parallel=cap,
                     )
                 )
-                change.touch(task)
+            # One transaction, two bulk inserts: the whole batch is stored or none of it.
+            s.execute(insert(Task), rows)
+            cause = f"submitted by {who.user}"
+            s.execute(
+                insert(TaskTransition),
+                [
+                    dict(task_id=r["id"], at=now, source=None, target="pending",
+                         event="submitted", cause=cause)
+                    for r in rows
+                ],
+            )  # fmt: skip
+            for row in rows:
+                change.touch(Task(**row))
             record(s, who, *submission(spec, batch_id, list(change.touched)))
         self.ledger.on_release()  # new work: let the scheduler look
         return SubmitResponse(
@@ -380,3 +397,43 @@ def check_native(spec: TaskSpec) -> None:
         raise BadRequest("--privileged applies to containers, not to native tasks")
     if spec.network.value != "host":
         raise BadRequest("--network applies to containers; a native task uses the node's network")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One task of a submission: where it goes, what it runs, its name and environment."""
+
+    target: TargetSpec | None
+    command: list[str]
+    name: str | None
+    env: dict[str, str]
+
+
+def batch_members(spec: TaskSpec, targets: list[TargetSpec | None], limit: int) -> list[Member]:
+    """The tasks a submission makes: one per target, or with ``sweep`` one per combination
+    of the command's spans, dealt to the targets in turn (or all auto-placed)."""
+    if not spec.sweep:
+        return [Member(t, spec.command, spec.name, spec.env) for t in targets]
+    if spec.kind is not TaskKind.COMMAND:
+        raise BadRequest("--sweep applies to command tasks only")
+    try:
+        sweep = parse(spec.command)
+        sweep.check_limit(limit)
+    except SweepError as exc:
+        raise BadRequest(f"bad sweep: {exc}") from None
+    if not sweep.spans:
+        raise BadRequest("--sweep needs a span:{START..END} or span:[a,b,...] in the command")
+    base = spec.name or "sweep"
+    members = []
+    for combo in sweep.combinations():
+        name = f"{base}[{combo.label}]"
+        env = {**spec.env, "KAWA_SWEEP_INDEX": str(combo.index), "KAWA_SWEEP_ARGS": combo.label}
+        members.append(
+            Member(
+                targets[combo.index % len(targets)],
+                list(combo.argv),
+                name if len(name) <= 128 else name[:127] + "…",
+                env,
+            )
+        )
+    return members

@@ -116,6 +116,12 @@ class TaskSpec(WireModel):
         max_length=b.MAX_SSH_KEY,
         description="VPS: public key for root (OpenSSH format)",
     )
+    sweep: bool = Field(
+        default=False, description="one task per combination of the command's span: arguments"
+    )
+    max_parallel: int | None = Field(
+        default=None, ge=1, description="at most this many tasks of the batch run at once"
+    )
 
     @field_validator("ssh_key")
     @classmethod

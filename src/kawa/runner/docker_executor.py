@@ -24,7 +24,7 @@ from docker.types import DeviceRequest
 
 from kawa.protocol.runner_api import RunTask
 from kawa.protocol.tasks import NetworkMode
-from kawa.runner import vps
+from kawa.runner import task_tools, vps
 from kawa.runner.executor import (
     Deadlines,
     OnEnd,
@@ -51,8 +51,12 @@ class DockerExecutor:
         on_end: OnEnd,
         shared_data: Path | None = None,
         local_temp: Path | None = None,
+        *,
+        kawa_program: Path | None = None,
     ) -> None:
         self.docker = client
+        self.kawa_program = kawa_program
+        """The standalone sweep program, mounted read-only as ``kawa`` in every container."""
         self.journal = journal
         self.cluster_id = cluster_id
         self.node = node
@@ -96,6 +100,10 @@ class DockerExecutor:
         if self.local_temp is not None:
             binds[str(self.local_temp)] = {"bind": "/local_temp", "mode": "rw"}
             env["KAWA_LOCAL_TEMP"] = "/local_temp"
+        if self.kawa_program is not None and all(
+            m.target.rstrip("/") != task_tools.IN_CONTAINER for m in order.mounts
+        ):
+            binds[str(self.kawa_program)] = {"bind": task_tools.IN_CONTAINER, "mode": "ro"}
         for m in order.mounts:
             binds[m.source] = {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
         args: dict[str, Any] = dict(

@@ -24,6 +24,7 @@ from pathlib import Path
 from kawa.protocol.runner_api import RunTask
 from kawa.runner import native_command as nc
 from kawa.runner import native_launch as launch
+from kawa.runner import task_tools
 from kawa.runner.cgroups import CgroupError, Group, Layout
 from kawa.runner.executor import (
     Deadlines,
@@ -60,8 +61,11 @@ class NativeExecutor:
         cgroup_parent: str = "kawa",
         cgroup_root: Path | None = None,
         use_systemd: bool | None = None,
+        kawa_program: Path | None = None,
     ) -> None:
         self.journal = journal
+        self.kawa_program = kawa_program
+        """The standalone sweep program: its directory joins PATH where no kawa is."""
         self.node = node
         self.log_dir = log_dir
         self.on_end = on_end
@@ -98,6 +102,7 @@ class NativeExecutor:
         env = nc.task_environment(
             order, self.node, user=user, local_temp=self.local_temp, shared_data=self.shared_data
         )
+        env["PATH"] = task_tools.native_path(env["PATH"], self.kawa_program)
         launch.check_program(order, self.node, env)
         self.journal.begin(order)
         try:

@@ -15,6 +15,7 @@ from kawa.client.errors import KawaError
 from kawa.client.runner_channel import HostChannel
 from kawa.protocol.nodes import Heartbeat, NodeRegistration, RunnerTaskObservation
 from kawa.protocol.runner_api import ExitKind, RunTask, TaskReport
+from kawa.runner import task_tools
 from kawa.runner.cgroups import CgroupError
 from kawa.runner.docker_executor import DockerExecutor
 from kawa.runner.env_sync import EnvironmentSync
@@ -71,6 +72,7 @@ class RunnerService:
             )
         self.journal.set_meta("cluster_id", cluster_id)
         shared, local = self._dirs()
+        tools = task_tools.install(self.config.data_dir / "task-tools")
         containers = DockerExecutor(
             docker.from_env(timeout=120),
             self.journal,
@@ -80,8 +82,9 @@ class RunnerService:
             self._on_end,
             shared,
             local,
+            kawa_program=tools,
         )
-        executor = ExecutorRouter(self.journal, containers, self._native(shared, local))
+        executor = ExecutorRouter(self.journal, containers, self._native(shared, local, tools))
         self.environments = EnvironmentSync(
             docker.from_env(timeout=1800),  # a docker load of a big environment is slow
             self.journal,
@@ -199,7 +202,7 @@ class RunnerService:
                     break
                 self.journal.acknowledged(entry.task_id)
 
-    def _native(self, shared: Path | None, local: Path) -> NativeExecutor | None:
+    def _native(self, shared: Path | None, local: Path, tools: Path) -> NativeExecutor | None:
         """The native backend, unless the config forbids it or cgroups are unusable."""
         if not self.config.allow_native:
             return None
@@ -207,6 +210,7 @@ class RunnerService:
             return NativeExecutor(
                 self.journal, self.config.name, self.log_dir, self._on_end, shared, local,
                 state_dir=self.config.data_dir / "native", native_user=self.config.native_user,
+                kawa_program=tools,
             )
         except (CgroupError, OSError) as exc:
             log.warning("native execution unavailable on this node: %s", exc)

@@ -105,6 +105,8 @@ class Task(Base):
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     ssh_key: Mapped[str | None] = mapped_column(String(16384), nullable=True)
     """A VPS's authorized public key (OpenSSH one-line format); None for command tasks."""
+    batch_max_parallel: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """At most this many tasks of the task's batch hold resources at once (None: no cap)."""
 
 
 class TaskTransition(Base):
