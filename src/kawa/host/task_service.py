@@ -275,6 +275,7 @@ class TaskService:
                 change.apply(task, TaskEvent.REMOVE_REQUESTED, cause)
             except InvalidTransition as exc:
                 raise Conflict(str(exc)) from None
+            record(change.session, who, task_action(task.kind, "remove"), str(task.id))
             task_id, node, url = task.id, task.node, self._node_url(change.session, task)
         await self._remove_on_node(task_id, node, url, force)
         return self.ledger.view(str(task_id))

@@ -41,7 +41,7 @@ async def get_task(ref: TaskRef, host: HostDep, who: UserDep) -> TaskView:
 
 
 @router.post("/{ref}/remove")
-async def remove(ref: str, host: HostDep, who: UserDep, force: bool = False) -> TaskView:
+async def remove(ref: TaskRef, host: HostDep, who: UserDep, force: bool = False) -> TaskView:
     """Remove a VPS's container and snapshots; ``force`` stops a running one first."""
     return await host.tasks.remove(ref, who, force)
 
