@@ -7,8 +7,10 @@ control bytes or rich markup, while ``--json`` stays exact.
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -301,16 +303,50 @@ def test_ssh_config_keeps_a_name_out_of_the_config_unless_it_is_one_word(host: H
     assert "pwned" not in r.stdout, r.stdout
 
 
-def test_a_redirect_is_reported_as_one(host: Host) -> None:
-    """``/tasks/`` is what an empty id used to make; the host answers it with a redirect."""
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """Answers every request with a redirect, as a proxy or a web server in front of the
+    wrong port might (the Kawa host itself never redirects)."""
+
+    def do_GET(self) -> None:
+        self.send_response(307)
+        self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def redirecting_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_the_host_never_redirects(host: Host) -> None:
+    """``/tasks/`` is what an empty id used to make: a JSON 404, not a redirect."""
     url = f"{host.cluster.url}/api/v1/tasks/"
     with httpx.Client(headers={"Authorization": f"Bearer {host.cluster.token}"}) as h:
         response = h.get(url)
-    assert 300 <= response.status_code < 400, response
+    assert response.status_code == 404, response
+    assert "detail" in response.json()
+
+
+def test_a_redirect_is_reported_as_one(redirecting_url: str) -> None:
+    with httpx.Client() as h:
+        response = h.get(f"{redirecting_url}/api/v1/tasks/")
+    assert response.status_code == 307, response
     with pytest.raises(KawaError) as exc:
         raise_for(response)
     assert "redirect" in exc.value.message and "[client] url" in exc.value.message
-    creds = lite.Credentials(host.cluster.url, host.cluster.token, 30.0)
+    creds = lite.Credentials(redirecting_url, "token", 30.0)
     with pytest.raises(CliError) as quick:
         lite.call(creds, "GET", "/tasks/")
     assert "redirect" in quick.value.message and "unexpected answer" not in quick.value.message
