@@ -121,7 +121,7 @@ def test_sweep_batch_respects_max_parallel_and_reports_failure(shared_cluster: C
         waiter.communicate()  # reaps it and closes its pipes
     assert waiter.returncode != 0, (out, err)
     failed_line = next(line for line in out.decode().splitlines() if "grid[3 b]" in line)
-    assert failed_line.endswith("failed (exit code 3)"), failed_line
+    assert "failed (exit code 3): exited with code 3" in failed_line, failed_line
 
     final = batch(c, batch_id)
     combos = [(n, x) for n in "1234" for x in "abc"]
