@@ -18,7 +18,6 @@ from kawa.core.task_states import (
     TaskKind,
     TaskState,
     Transition,
-    classify_exit,
     failure_reason,
     index,
     transition,
@@ -39,7 +38,7 @@ VPS_ONLY = (
 @pytest.mark.parametrize(
     ("state", "event", "kind", "target", "actions"),
     [
-        (S.PENDING, E.PLACED, TaskKind.COMMAND, S.ASSIGNING, (A.DISPATCH,)),
+        (S.PENDING, E.PLACED, TaskKind.COMMAND, S.ASSIGNING, ()),
         (S.ASSIGNING, E.DISPATCH_FAILED, TaskKind.COMMAND, S.PENDING, (A.RELEASE,)),
         (S.ASSIGNING, E.START_FAILED, TaskKind.COMMAND, S.FAILED, (A.RELEASE,)),
         (S.ASSIGNING, E.DISPATCH_ERROR, TaskKind.COMMAND, S.FAILED, (A.RELEASE,)),
@@ -223,29 +222,6 @@ def test_failure_reason_says_what_the_exit_code_tells(exit_code: int | None, rea
     assert failure_reason(exit_code) == reason
 
 
-@pytest.mark.parametrize(
-    ("exit_code", "oom", "kill", "timeout", "expected"),
-    [
-        (0, False, False, False, E.EXITED_OK),
-        (1, False, False, False, E.EXITED_ERROR),
-        (-9, False, False, False, E.EXITED_ERROR),
-        (137, True, False, False, E.OOM_KILLED),
-        (0, True, False, False, E.OOM_KILLED),
-        (137, True, True, False, E.KILLED),
-        (0, False, True, False, E.KILLED),
-        (137, True, True, True, E.TIMED_OUT),
-        (0, False, False, True, E.TIMED_OUT),
-        (143, False, True, True, E.TIMED_OUT),
-        (137, True, False, True, E.TIMED_OUT),
-    ],
-)
-def test_classify_exit_precedence(
-    exit_code: int, oom: bool, kill: bool, timeout: bool, expected: TaskEvent
-) -> None:
-    found = classify_exit(exit_code, oom_killed=oom, kill_requested=kill, timed_out=timeout)
-    assert found is expected
-
-
 def _allowed(state: TaskState, kind: TaskKind) -> list[TaskEvent]:
     allowed = [event for (source, event) in TRANSITIONS if source is state]
     return [e for e in allowed if kind is TaskKind.VPS or e not in VPS_ONLY]
@@ -255,7 +231,7 @@ def _allowed(state: TaskState, kind: TaskKind) -> list[TaskEvent]:
 @given(kind=st.sampled_from(list(TaskKind)), data=st.data())
 def test_random_walk_from_pending(kind: TaskKind, data: st.DataObject) -> None:
     state = S.PENDING
-    holds = False  # resources acquired by DISPATCH, given back by RELEASE
+    holds = False  # resources acquired by placement, given back by RELEASE
     for _ in range(data.draw(st.integers(min_value=0, max_value=40))):
         # Half the time any event at all (most are refused), else one the table allows.
         allowed = _allowed(state, kind)
@@ -277,7 +253,7 @@ def test_random_walk_from_pending(kind: TaskKind, data: st.DataObject) -> None:
             assert state in HOLDS_RESOURCES
             assert holds
             holds = False
-        if A.DISPATCH in step.actions:
+        if event is E.PLACED:
             assert not holds
             holds = True
         state = step.target

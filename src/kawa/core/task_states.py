@@ -48,6 +48,14 @@ class TaskState(StrEnum):
     """A VPS whose container and snapshots were removed; its row stays as history."""
 
 
+class Desired(StrEnum):
+    """What was last asked of a task: to run, or to stop (a kill, or a VPS stop). A
+    runner still running a task whose desired state is ``stop`` is told to kill it."""
+
+    RUN = "run"
+    STOP = "stop"
+
+
 class TaskEvent(StrEnum):
     PLACED = "placed"
     DISPATCH_FAILED = "dispatch_failed"
@@ -81,9 +89,9 @@ class TaskEvent(StrEnum):
 
 
 class Action(StrEnum):
-    """What the host must do after a transition."""
+    """What the host must do after a transition. Placement needs none: the scheduler
+    that placed the task sends its order."""
 
-    DISPATCH = "dispatch"
     RELEASE = "release"
     SEND_KILL = "send_kill"
     SEND_PAUSE = "send_pause"
@@ -131,7 +139,7 @@ class Transition:
 
 def _rows() -> tuple[Transition, ...]:
     rows: list[Transition] = [
-        Transition(S.PENDING, E.PLACED, S.ASSIGNING, (A.DISPATCH,)),
+        Transition(S.PENDING, E.PLACED, S.ASSIGNING),
         Transition(S.ASSIGNING, E.DISPATCH_FAILED, S.PENDING, (A.RELEASE,)),
         Transition(S.ASSIGNING, E.START_FAILED, S.FAILED, (A.RELEASE,)),
         # A task called lost while its order could not reach the runner never ran there.
@@ -226,19 +234,6 @@ def transition(state: TaskState, event: TaskEvent, kind: TaskKind = TaskKind.COM
     if found is None or (kind is TaskKind.COMMAND and event in _VPS_ONLY_EVENTS):
         raise InvalidTransition(state, event, kind)
     return found
-
-
-def classify_exit(
-    exit_code: int, *, oom_killed: bool, kill_requested: bool, timed_out: bool
-) -> TaskEvent:
-    """Which ending event a finished container or process reports."""
-    if timed_out:
-        return E.TIMED_OUT
-    if kill_requested:
-        return E.KILLED
-    if oom_killed:
-        return E.OOM_KILLED
-    return E.EXITED_OK if exit_code == 0 else E.EXITED_ERROR
 
 
 def failure_reason(exit_code: int | None) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kawa.core.task_states import (
     FINAL_STATES,
     Action,
+    InvalidTransition,
     TaskEvent,
     TaskKind,
     TaskState,
@@ -66,7 +67,7 @@ class Change:
         """Like :meth:`apply`, but a stale or duplicate event is ignored."""
         try:
             return self.apply(task, event, cause)
-        except ValueError:
+        except InvalidTransition:
             return None
 
     def touch(self, task: Task) -> None:

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from kawa.core.task_states import TaskEvent, classify_exit
+from kawa.core.reports import ReportedState, report_event
+from kawa.core.task_states import Desired, TaskKind, TaskState
 from kawa.host.ledger import Ledger
 from kawa.protocol.bounds import parse_id
-from kawa.protocol.runner_api import ExitKind, TaskReport
+from kawa.protocol.runner_api import TaskReport
 from kawa.store.models import Task
-
-_STATE_EVENTS = {"running": TaskEvent.STARTED, "paused": TaskEvent.PAUSED}
-
-
-def ending_event(report: TaskReport, desired: str) -> TaskEvent:
-    kind = report.exit_kind or ExitKind.EXITED
-    if kind is ExitKind.START_FAILED:
-        return TaskEvent.START_FAILED
-    if kind is ExitKind.VANISHED:
-        return TaskEvent.EXITED_ERROR
-    return classify_exit(
-        report.exit_code if report.exit_code is not None else -1,
-        oom_killed=kind is ExitKind.OOM_KILLED,
-        kill_requested=kind is ExitKind.KILLED or desired == "stop",
-        timed_out=kind is ExitKind.TIMED_OUT,
-    )
 
 
 class ReportService:
@@ -34,22 +19,27 @@ class ReportService:
         task_id = parse_id(report.task_id)
         if task_id is None:  # not one of ours (or beyond 64 bits): nothing to apply
             return
+        if report.state not in ReportedState.__members__.values():
+            return  # a state this host does not know: nothing to apply
+        reported = ReportedState(report.state)
         with self.ledger.change() as change:
             task = change.session.get(Task, task_id)
             if task is None or task.node != report.node:
                 return
-            if report.state == "ended":
-                event = ending_event(report, task.desired)
-                if task.kind == "vps" and task.desired == "stop" and event is TaskEvent.KILLED:
-                    event = TaskEvent.STOPPED  # a VPS stopped on request can be restarted
-                cause = f"runner {report.node}: {report.exit_kind or 'exited'}"
-                if report.exit_code is not None:
-                    cause += f" (exit code {report.exit_code})"
-                if change.try_apply(task, event, cause):
-                    task.exit_code = report.exit_code
-                    task.error = report.error
-            elif report.state in _STATE_EVENTS:
-                event = _STATE_EVENTS[report.state]
-                if task.state == "paused" and event is TaskEvent.STARTED:
-                    event = TaskEvent.RESUMED
+            event = report_event(
+                reported,
+                TaskState(task.state),
+                TaskKind(task.kind),
+                Desired(task.desired),
+                report.exit_kind,
+                report.exit_code,
+            )
+            if reported is not ReportedState.ENDED:
                 change.try_apply(task, event, f"runner {report.node} reports {report.state}")
+                return
+            cause = f"runner {report.node}: {report.exit_kind or 'exited'}"
+            if report.exit_code is not None:
+                cause += f" (exit code {report.exit_code})"
+            if change.try_apply(task, event, cause):
+                task.exit_code = report.exit_code
+                task.error = report.error

@@ -23,7 +23,14 @@ from kawa.core.scheduler import (
     place,
 )
 from kawa.core.targets import TargetSpec
-from kawa.core.task_states import FINAL_STATES, HOLDS_RESOURCES, TaskEvent, TaskKind, TaskState
+from kawa.core.task_states import (
+    FINAL_STATES,
+    HOLDS_RESOURCES,
+    Desired,
+    TaskEvent,
+    TaskKind,
+    TaskState,
+)
 from kawa.host.env_versions import ref_for_task
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
@@ -347,7 +354,7 @@ class SchedulerLoop:
             task, node = s.get(Task, task_id), s.get(Node, node_name)
             if task is None or task.state not in waiting or task.node != node_name:
                 return "settled"
-            if task.desired == "stop":
+            if Desired(task.desired) is Desired.STOP:
                 return "killed"
             offline = node is None or node.status != NodeStatus.ONLINE.value
             if offline or task.state == TaskState.LOST.value:

@@ -18,6 +18,7 @@ from kawa.core.targets import TargetSpec
 from kawa.core.task_states import (
     VPS_REMOVABLE,
     Action,
+    Desired,
     InvalidTransition,
     TaskEvent,
     TaskKind,
@@ -109,7 +110,7 @@ class TaskService:
                         name=member.name,
                         kind=spec.kind.value,
                         state=TaskState.PENDING.value,
-                        desired="run",
+                        desired=Desired.RUN.value,
                         owner=who.user,
                         command=member.command,
                         target=str(member.target) if member.target else None,
@@ -222,9 +223,9 @@ class TaskService:
                 raise Conflict(str(exc)) from None
             record(change.session, who, task_action(task.kind, action.value), str(task.id))
             if action in (TaskAction.KILL, TaskAction.STOP):
-                task.desired = "stop"
+                task.desired = Desired.STOP.value
             elif action is TaskAction.RESTART:
-                task.desired, task.exit_code, task.error = "run", None, None
+                task.desired, task.exit_code, task.error = Desired.RUN.value, None, None
             url = self._node_url(change.session, task)
             task_id, pending = task.id, [a for t, a in change.actions]
         for act in pending:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import Field
 
+from kawa.core.reports import ExitKind as ExitKind
 from kawa.core.task_states import TaskKind
 from kawa.protocol import bounds as b
 from kawa.protocol.common import WireModel
@@ -48,17 +48,6 @@ class RunTask(WireModel):
     """The packaged environment ``image`` comes from, when it is one (runner syncs it)."""
     ssh_key: str | None = Field(default=None, max_length=b.MAX_SSH_KEY)
     """VPS: the public key to install for root (never put into a shell string)."""
-
-
-class ExitKind(StrEnum):
-    """How the runner saw a task end (the host maps it through the state machine)."""
-
-    EXITED = "exited"
-    OOM_KILLED = "oom_killed"
-    KILLED = "killed"
-    TIMED_OUT = "timed_out"
-    START_FAILED = "start_failed"
-    VANISHED = "vanished"
 
 
 class TaskReport(WireModel):

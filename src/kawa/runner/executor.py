@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from kawa.protocol.runner_api import ExitKind, RunTask
+from kawa.core.reports import ExitKind, classify_ending
+from kawa.protocol.runner_api import RunTask
 from kawa.runner.journal import Entry, Journal
 
 OnEnd = Callable[[str, ExitKind, "int | None", "str | None"], None]
@@ -31,24 +32,6 @@ class Executor(Protocol):
     def resume(self, task_id: str) -> None: ...
     def adopt(self, entries: list[Entry]) -> None: ...
     def log_path(self, task_id: str, stream: str) -> Path: ...
-
-
-def classify_ending(
-    entry: Entry, code: int | None, oom: bool, error: str | None
-) -> tuple[ExitKind, str | None]:
-    """How a task ended, by precedence: timeout, requested kill, OOM, vanished, exit."""
-    if entry.timed_out:
-        return ExitKind.TIMED_OUT, f"timed out after {entry.order.timeout:g}s"
-    if entry.kill_requested:
-        return ExitKind.KILLED, error
-    if oom:
-        return (
-            ExitKind.OOM_KILLED,
-            error or "killed by the kernel's OOM killer (memory limit reached)",
-        )
-    if code is None:
-        return ExitKind.VANISHED, error
-    return ExitKind.EXITED, error
 
 
 _RUNTIME_EXEC = re.compile(r"exec [^\n]+: [^\n]+\n?")
@@ -98,7 +81,14 @@ def record_ending(
     entry = journal.get(task_id)
     if entry is None:
         return
-    kind, error = classify_ending(entry, code, oom, error)
+    kind, error = classify_ending(
+        code,
+        error,
+        oom=oom,
+        kill_requested=entry.kill_requested,
+        timed_out=entry.timed_out,
+        timeout=entry.order.timeout,
+    )
     if journal.end(task_id, kind, code, error):
         on_end(task_id, kind, code, error)
 
