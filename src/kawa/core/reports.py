@@ -37,9 +37,18 @@ class ObservedState(StrEnum):
     """How a runner lists one of its tasks in a heartbeat (the exit itself is reported
     separately)."""
 
+    STARTING = "starting"
     RUNNING = "running"
     PAUSED = "paused"
     EXITED = "exited"
+
+
+def observed_state(listed: str) -> ObservedState:
+    """The state a runner lists a task in; one this host does not know counts as
+    ``starting`` (the runner has the task, in no state the host acts on)."""
+    if listed in ObservedState.__members__.values():
+        return ObservedState(listed)
+    return ObservedState.STARTING
 
 
 def classify_ending(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from kawa.core.task_states import TaskEvent, TaskState
+from kawa.core.reconcile import Memory, Reconciliation, TaskOnNode, is_silent, reconcile
+from kawa.core.reports import ObservedState, observed_state
+from kawa.core.task_states import Action, Desired, TaskEvent, TaskKind, TaskState
 from kawa.host.audit import record
 from kawa.host.auth import Principal
 from kawa.host.errors import NotFound
@@ -52,7 +54,8 @@ class NodeService:
         self.node_timeout = node_timeout
         self._history_len = max(1, int(history_seconds / heartbeat_interval))
         self._history: dict[str, deque[NodeUsageSample]] = {}
-        self._missing_since: dict[int, datetime] = {}
+        self._missing_since: dict[int, float] = {}
+        """Task id -> since when its runner has not listed it (while that matters)."""
         self.dispatching: set[int] = set()
         """Ids of tasks whose order the scheduler is sending now (its own set)."""
         self._started = datetime.now(UTC)
@@ -89,7 +92,7 @@ class NodeService:
         now = datetime.now(UTC)
         came_back = False
         resend: list[tuple[str, int]] = []
-        observed = {o.task_id: o.state for o in hb.tasks}
+        observed = {o.task_id: observed_state(o.state) for o in hb.tasks}
         with self.ledger.change() as change:
             s = change.session
             node = s.get(Node, hb.name)
@@ -103,18 +106,9 @@ class NodeService:
                 node.inventory = hb.inventory.model_dump(mode="json")
             states = [*_ON_NODE, TaskState.LOST.value]
             for task in s.scalars(select(Task).where(Task.node == hb.name, Task.state.in_(states))):
-                seen = observed.get(str(task.id))
-                if task.state == TaskState.LOST.value and seen in ("running", "paused"):
-                    event = TaskEvent.STARTED if seen == "running" else TaskEvent.PAUSED
-                    change.try_apply(task, event, f"runner {hb.name} is back and still has it")
-                if task.id in self._orphaned:
-                    self._settle_orphan(change, task, seen, hb.name)
-                if task.desired == "stop" and seen in ("running", "paused"):
+                done = self._reconcile(change, task, hb.name, observed.get(str(task.id)), now)
+                if Action.SEND_KILL in done.actions:
                     resend.append((node.url, task.id))
-                if task.state == TaskState.ASSIGNING.value or task.started_at is None:
-                    self._check_assigning(change, task, seen, now)
-                else:
-                    self._check_missing(change, task, seen, now)
         self._history.setdefault(hb.name, deque(maxlen=self._history_len)).append(hb.usage)
         if came_back:
             self._publish(hb.name)
@@ -122,56 +116,35 @@ class NodeService:
         for url, task_id in resend:
             asyncio.get_running_loop().create_task(self._resend_kill(url, task_id))
 
-    def _settle_orphan(self, change: Change, task: Task, seen: str | None, node: str) -> None:
-        """An assignment left over from an earlier host process, as its runner now
-        tells: running or paused there, or never received (back to ``pending``, to be
-        placed again). A task the runner lists as ``exited`` waits for its report."""
-        if seen == "exited":
-            return
-        self._orphaned.discard(task.id)
-        if task.state != TaskState.ASSIGNING.value:
-            return
-        if seen in ("running", "paused"):
-            cause = f"runner {node} has it (dispatched before a host restart)"
-            change.try_apply(task, TaskEvent.STARTED, cause)
-            if seen == "paused":
-                change.try_apply(task, TaskEvent.PAUSED, cause)
-        elif seen is None:
-            change.try_apply(
-                task,
-                TaskEvent.DISPATCH_FAILED,
-                f"runner {node} never received it (its dispatch died with the host)",
-            )
-
-    def _check_missing(self, change, task: Task, seen: str | None, now: datetime) -> None:  # type: ignore[no-untyped-def]
-        """A running task its runner no longer lists fails after a grace period
-        (exits are reported separately and normally arrive first)."""
-        if seen is not None or task.state not in (TaskState.RUNNING.value, TaskState.PAUSED.value):
+    def _reconcile(
+        self, change: Change, task: Task, node: str, seen: ObservedState | None, now: datetime
+    ) -> Reconciliation:
+        """Apply what the runner's listing of ``task`` means (:func:`reconcile`) and
+        remember what the next heartbeat needs."""
+        held = TaskOnNode(
+            id=task.id,
+            kind=TaskKind(task.kind),
+            state=TaskState(task.state),
+            started=task.started_at is not None,
+            desired=Desired(task.desired),
+            node=node,
+        )
+        memory = Memory(
+            orphaned=task.id in self._orphaned,
+            dispatching=task.id in self.dispatching,
+            missing_since=self._missing_since.get(task.id),
+        )
+        done = reconcile(held, seen, memory, now.timestamp(), self.node_timeout)
+        for step in done.steps:
+            if change.try_apply(task, step.event, step.cause) and step.error:
+                task.error = step.error
+        if not done.memory.orphaned:
+            self._orphaned.discard(task.id)
+        if done.memory.missing_since is None:
             self._missing_since.pop(task.id, None)
-            return
-        since = self._missing_since.setdefault(task.id, now)
-        if now - since > timedelta(seconds=self.node_timeout):
-            self._missing_since.pop(task.id, None)
-            if change.try_apply(task, TaskEvent.EXITED_ERROR, "runner no longer knows this task"):
-                task.error = "the runner lost track of this task"
-
-    def _check_assigning(self, change, task: Task, seen: str | None, now: datetime) -> None:  # type: ignore[no-untyped-def]
-        """A task never started (assigning, or lost so) whose order is no longer being
-        sent: running once its runner lists it so; failed when the runner has not listed
-        it for ``node_timeout``."""
-        if task.id in self.dispatching or seen is not None:
-            self._missing_since.pop(task.id, None)
-            if task.id not in self.dispatching and seen == "running":
-                change.try_apply(task, TaskEvent.STARTED, f"runner {task.node} reports it running")
-            return
-        since = self._missing_since.setdefault(task.id, now)
-        if now - since > timedelta(seconds=self.node_timeout):
-            self._missing_since.pop(task.id, None)
-            if change.try_apply(task, TaskEvent.ASSIGN_EXPIRED, "its runner does not have it"):
-                task.error = (
-                    f"not started: runner {task.node} has not had the task for "
-                    f"{self.node_timeout:g}s and no order is under way"
-                )
+        else:
+            self._missing_since[task.id] = done.memory.missing_since
+        return done
 
     async def _resend_kill(self, url: str, task_id: int) -> None:
         try:
@@ -182,14 +155,16 @@ class NodeService:
     # -- liveness -------------------------------------------------------------------
     def mark_offline(self) -> list[str]:
         """Nodes silent for longer than ``node_timeout`` go offline; their tasks are lost."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=self.node_timeout)
+        now = datetime.now(UTC).timestamp()
         gone: list[str] = []
-        if self._started >= cutoff:  # runners had no time yet to reach this process
-            return gone
+        if not is_silent(None, now, self.node_timeout, self._started.timestamp()):
+            return gone  # runners had no time yet to reach this process
         with self.ledger.change() as change:
             s = change.session
             for node in s.scalars(select(Node).where(Node.status == NodeStatus.ONLINE.value)):
-                if node.last_heartbeat is not None and aware(node.last_heartbeat) >= cutoff:
+                last = node.last_heartbeat
+                seen = None if last is None else aware(last).timestamp()
+                if not is_silent(seen, now, self.node_timeout, self._started.timestamp()):
                     continue
                 node.status = NodeStatus.OFFLINE.value
                 gone.append(node.name)
