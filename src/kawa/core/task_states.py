@@ -89,8 +89,9 @@ class TaskEvent(StrEnum):
 
 
 class Action(StrEnum):
-    """What the host must do after a transition. Placement needs none: the scheduler
-    that placed the task sends its order."""
+    """What the host must do after a transition: ``RELEASE`` wakes the scheduler, the
+    ``SEND_*`` ones go to the task's runner (``kawa.host.actions``). Placement needs
+    none: the scheduler that placed the task sends its order."""
 
     RELEASE = "release"
     SEND_KILL = "send_kill"

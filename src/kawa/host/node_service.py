@@ -12,12 +12,13 @@ from sqlalchemy import select
 from kawa.core.reconcile import Memory, Reconciliation, TaskOnNode, is_silent, reconcile
 from kawa.core.reports import ObservedState, observed_state
 from kawa.core.task_states import Action, Desired, TaskEvent, TaskKind, TaskState
+from kawa.host.actions import ActionRunner
 from kawa.host.audit import record
 from kawa.host.auth import Principal
-from kawa.host.errors import NotFound
+from kawa.host.errors import Conflict, NotFound
 from kawa.host.events import EventBus
 from kawa.host.ledger import Change, Ledger
-from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
+from kawa.host.runner_link import RunnerLink
 from kawa.host.snapshots import holding_by_node
 from kawa.host.views import aware, node_view
 from kawa.protocol.nodes import (
@@ -49,6 +50,7 @@ class NodeService:
         self.ledger = ledger
         self.bus = bus
         self.link = link
+        self.actions = ActionRunner(ledger, link)
         self.cluster_id = cluster_id
         self.heartbeat_interval = heartbeat_interval
         self.node_timeout = node_timeout
@@ -91,7 +93,7 @@ class NodeService:
     def heartbeat(self, hb: Heartbeat) -> None:
         now = datetime.now(UTC)
         came_back = False
-        resend: list[tuple[str, int]] = []
+        todo: list[tuple[Action, str, int]] = []
         observed = {o.task_id: observed_state(o.state) for o in hb.tasks}
         with self.ledger.change() as change:
             s = change.session
@@ -107,14 +109,13 @@ class NodeService:
             states = [*_ON_NODE, TaskState.LOST.value]
             for task in s.scalars(select(Task).where(Task.node == hb.name, Task.state.in_(states))):
                 done = self._reconcile(change, task, hb.name, observed.get(str(task.id)), now)
-                if Action.SEND_KILL in done.actions:
-                    resend.append((node.url, task.id))
+                todo.extend((action, node.url, task.id) for action in done.actions)
         self._history.setdefault(hb.name, deque(maxlen=self._history_len)).append(hb.usage)
         if came_back:
             self._publish(hb.name)
             self.ledger.on_release()
-        for url, task_id in resend:
-            asyncio.get_running_loop().create_task(self._resend_kill(url, task_id))
+        for action, url, task_id in todo:
+            asyncio.get_running_loop().create_task(self._carry_out(action, url, task_id))
 
     def _reconcile(
         self, change: Change, task: Task, node: str, seen: ObservedState | None, now: datetime
@@ -146,11 +147,11 @@ class NodeService:
             self._missing_since[task.id] = done.memory.missing_since
         return done
 
-    async def _resend_kill(self, url: str, task_id: int) -> None:
+    async def _carry_out(self, action: Action, url: str, task_id: int) -> None:
         try:
-            await self.link.control(url, str(task_id), "kill")
-        except (RunnerUnreachable, RunnerRejected) as exc:
-            log.warning("re-sent kill of %s failed: %s", task_id, exc)
+            await self.actions.carry_out(action, task_id, url)
+        except Conflict as exc:
+            log.warning("re-sent %s of %s failed: %s", action.value, task_id, exc)
 
     # -- liveness -------------------------------------------------------------------
     def mark_offline(self) -> list[str]:

@@ -17,13 +17,13 @@ from kawa.core.sweep import DEFAULT_LIMIT, SweepError, parse
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import (
     VPS_REMOVABLE,
-    Action,
     Desired,
     InvalidTransition,
     TaskEvent,
     TaskKind,
     TaskState,
 )
+from kawa.host.actions import ActionRunner
 from kawa.host.audit import record, submission, task_action
 from kawa.host.auth import Principal
 from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -44,11 +44,6 @@ _REQUESTS = {
     TaskAction.STOP: TaskEvent.STOP_REQUESTED,
     TaskAction.RESTART: TaskEvent.RESTART_REQUESTED,
 }
-_CONFIRMATIONS = {
-    ("pause", "paused"): TaskEvent.PAUSED,
-    ("resume", "running"): TaskEvent.RESUMED,
-    ("restart", "running"): TaskEvent.RESTARTED,
-}
 _LIVE = (TaskState.RUNNING.value, TaskState.PAUSED.value)
 
 
@@ -66,6 +61,7 @@ class TaskService:
         self.link = link
         self.default_container = default_container
         self.sweep_limit = sweep_limit
+        self.actions = ActionRunner(ledger, link)
 
     # -- submit ---------------------------------------------------------------------
     def submit(self, spec: TaskSpec, who: Principal) -> SubmitResponse:
@@ -229,7 +225,7 @@ class TaskService:
             url = self._node_url(change.session, task)
             task_id, pending = task.id, [a for t, a in change.actions]
         for act in pending:
-            await self._carry_out(act, task_id, url)
+            await self.actions.carry_out(act, task_id, url)
         return self.ledger.view(str(task_id))
 
     async def snapshot(self, ref: str, who: Principal) -> TaskView:
@@ -321,48 +317,6 @@ class TaskService:
     def _node_url(s: Session, task: Task) -> str | None:
         node = s.get(Node, task.node) if task.node else None
         return node.url if node else None
-
-    async def _carry_out(self, action: Action, task_id: int, url: str | None) -> None:
-        verb = {
-            Action.SEND_KILL: "kill",
-            Action.SEND_PAUSE: "pause",
-            Action.SEND_RESUME: "resume",
-            Action.SEND_STOP: "stop",
-            Action.SEND_RESTART: "restart",
-        }.get(action)
-        if verb is None or url is None:
-            return
-        try:
-            ack = await self.link.control(url, str(task_id), verb)
-        except RunnerUnreachable as exc:
-            if verb in ("kill", "stop"):
-                log.warning("kill of %s not delivered (%s); reconciliation retries", task_id, exc)
-                return
-            raise Conflict(f"cannot {verb}: the task's runner is unreachable") from None
-        except RunnerRejected as exc:
-            if verb == "kill" and exc.status == 409 and self._end_unstarted(task_id, url):
-                return
-            raise Conflict(f"runner refused to {verb} task {task_id}: {exc.detail}") from None
-        confirm = _CONFIRMATIONS.get((verb, ack.state or ""))
-        if confirm is not None:
-            done = "stopped and started the container" if verb == "restart" else f"{verb}d"
-            with self.ledger.change() as change:
-                task = change.session.get(Task, task_id)
-                if task is not None:
-                    change.try_apply(task, confirm, f"runner {done} the task")
-
-    def _end_unstarted(self, task_id: int, url: str) -> bool:
-        """A kill the runner answered with "no such task": an assigning task it never
-        got ends here, freeing what it held. (Should its order arrive after all, the
-        scheduler kills what it started.)"""
-        with self.ledger.change() as change:
-            task = change.session.get(Task, task_id)
-            if task is None or task.state != TaskState.ASSIGNING.value:
-                return False
-            if self._node_url(change.session, task) != url:
-                return False
-            cause = f"kill: runner {task.node} does not have the task"
-            return change.try_apply(task, TaskEvent.KILLED_BEFORE_START, cause) is not None
 
 
 def visible(owner: str, who: Principal) -> bool:
