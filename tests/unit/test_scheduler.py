@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kawa.core.fit import allocate, fits, free_problem, gpu_count
 from kawa.core.resources import Allocation, NodeCapacity, NodeUsage, NumaZone, ResourceRequest
 from kawa.core.scheduler import (
     BatchCap,
@@ -17,10 +17,13 @@ from kawa.core.scheduler import (
     Placement,
     PlacementError,
     QueuedTask,
+    Reservation,
     SchedulingResult,
     Strategy,
     place,
+    take,
     validate,
+    working_usage,
 )
 from kawa.core.targets import TargetSpec
 
@@ -310,6 +313,7 @@ def test_starving_task_reserves_its_node_against_backfill() -> None:
     queue = [task(1, 4, enqueued_at=0), task(2, 1, enqueued_at=500)]
     result = place(nodes, queue, now=1000, starvation_after=300)
     assert result.placements == ()
+    assert result.reservations == (Reservation(1, "n", "needs 4 cores, 2 free on n"),)
     assert result.waiting[1] == "needs 4 cores, 2 free on n; n is reserved for it (waited too long)"
     assert result.waiting[2] == "fits only on nodes reserved for starving tasks: n"
 
@@ -319,6 +323,7 @@ def test_starvation_reserves_the_freest_node_only() -> None:
     queue = [task(1, 8), task(2, 1), task(3, 1, target="b")]
     result = place(nodes, queue, now=1000, starvation_after=300)
     assert placed(result)[2].node == "a"
+    assert [(r.task_id, r.node) for r in result.reservations] == [(1, "b")]
     assert result.waiting[3] == "b is reserved for task 1, which has waited too long"
 
 
@@ -455,9 +460,7 @@ def check_invariants(
         n = by_name[a.node]
         assert n.schedulable
         assert (a.cores, a.memory) == (t.request.cores, t.request.memory or 0)
-        assert set(a.gpu_ids) <= n.capacity.gpus
-        assert not set(a.gpu_ids) & usage[a.node].gpu_ids, "GPU given twice"
-        assert not set(a.cpuset) & usage[a.node].pinned_cpus, "pinned CPU shared"
+        assert fits(a, n.capacity, usage[a.node]), "placed where it does not fit"
         if t.target is None:
             assert (a.numa, a.cpuset) == (None, ())
             assert len(a.gpu_ids) == t.request.gpus
@@ -476,8 +479,6 @@ def check_invariants(
                 assert set(a.cpuset) <= zone.cpus
                 assert len(a.cpuset) == t.request.cores
         usage[a.node].add(a)
-        assert usage[a.node].cores <= n.capacity.cores, "cores over-committed"
-        assert usage[a.node].memory <= n.capacity.memory, "memory over-committed"
     return usage
 
 
@@ -500,14 +501,13 @@ def test_placements_are_always_sound(
     assert result == place(nodes, queue, strategy, 1000.0, starvation_after)
     # A node reserved by a starving task gets no task ordered after it.
     rank = {t.id: (-t.priority, t.id) for t in queue}
-    for waiter, reason in result.waiting.items():
-        reserved = re.search(r"; (\S+) is reserved for it", reason)
-        if reserved is None:
-            continue
-        t = next(t for t in queue if t.id == waiter)
-        assert 1000.0 - t.enqueued_at > starvation_after
+    by_id = {t.id: t for t in queue}
+    assert len({r.node for r in result.reservations}) == len(result.reservations)
+    for r in result.reservations:
+        assert 1000.0 - by_id[r.task_id].enqueued_at > starvation_after
+        assert result.waiting[r.task_id] == r.reason
         for p in result.placements:
-            assert p.allocation.node != reserved[1] or rank[p.task_id] < rank[waiter]
+            assert p.allocation.node != r.node or rank[p.task_id] < rank[r.task_id]
 
 
 @PROPERTY
@@ -615,3 +615,63 @@ def test_no_batch_ever_exceeds_its_cap(
         waiting = [t for t in queue if t.batch == batch and t.id in result.waiting]
         if cap.active + started < cap.limit:
             assert all("at most" not in result.waiting[t.id] for t in waiting)
+
+
+# -- fits: the one allocation check (scheduler and the host's applier) ----------------------
+
+FIT_NODE = node("f", 4, 8 * G, numa=zones(2, 2, memory=4 * G), gpus=2)
+
+
+@pytest.mark.parametrize(
+    ("allocation", "used", "expected"),
+    [
+        (Allocation("f", 4, 8 * G), NodeUsage(), True),
+        (Allocation("f", 1, 0, (0, 1), 1, (2,)), NodeUsage(3, 0, set(), {0, 1, 3}), True),
+        (Allocation("f", 5, 0), NodeUsage(), False),  # more cores than the node has
+        (Allocation("f", 2, 0), NodeUsage(cores=3), False),  # cores held by others
+        (Allocation("f", 1, 8 * G + 1), NodeUsage(), False),  # memory
+        (Allocation("f", 1, 2 * G), NodeUsage(memory=7 * G), False),
+        (Allocation("f", 1, 0, (2,)), NodeUsage(), False),  # no such GPU
+        (Allocation("f", 1, 0, (1,)), NodeUsage(gpu_ids={1}), False),  # GPU in use
+        (Allocation("f", 2, 0, (0, 0)), NodeUsage(), False),  # one GPU given twice
+        (Allocation("f", 1, 0, (), 5, (0,)), NodeUsage(), False),  # no such NUMA zone
+        (Allocation("f", 1, 0, (), 0, (2,)), NodeUsage(), False),  # CPU of another zone
+        (Allocation("f", 1, 0, (), 0, (1,)), NodeUsage(pinned_cpus={1}), False),  # pinned
+        (Allocation("f", 2, 0, (), 0, (1, 1)), NodeUsage(), False),  # one CPU twice
+    ],
+)
+def test_fits(allocation: Allocation, used: NodeUsage, expected: bool) -> None:
+    assert fits(allocation, FIT_NODE.capacity, used) is expected
+
+
+def test_take_counts_only_what_fits_a_schedulable_node() -> None:
+    closed = node("c", 4, schedulable=False)
+    usage = working_usage([FIT_NODE, closed])
+    assert not take(closed, usage["c"], Allocation("c", 1, 0))
+    assert take(FIT_NODE, usage["f"], Allocation("f", 2, G, (1,), 0, (0, 1)))
+    assert not take(FIT_NODE, usage["f"], Allocation("f", 1, 0, (), 0, (1,)))
+    assert usage == {
+        "f": NodeUsage(2, G, {1}, {0, 1}),
+        "c": NodeUsage(),
+    }
+    assert FIT_NODE.usage == NodeUsage()  # the snapshot itself is not modified
+
+
+@PROPERTY
+@given(nodes=clusters(), request=REQUESTS, data=st.data())
+def test_a_request_fits_now_exactly_when_its_allocation_fits(
+    nodes: list[NodeSnapshot], request: ResourceRequest, data: st.DataObject
+) -> None:
+    """The scheduler's request check (``free_problem``) and the allocation check the
+    applier repeats (``fits``) agree, for every node, target and usage."""
+    n = data.draw(st.sampled_from(nodes))
+    target = data.draw(targets([n]))
+    if target is not None and target.node != n.name:
+        target = None
+    usage = n.usage
+    a = allocate(request, target, n.name, n.capacity, usage)
+    complete = len(a.gpu_ids) == gpu_count(request, target) and (
+        target is None or target.numa is None or len(a.cpuset) == request.cores
+    )
+    problem = free_problem(request, target, n.name, n.capacity, usage)
+    assert (problem is None) == (fits(a, n.capacity, usage) and complete), problem

@@ -5,8 +5,9 @@ Rules (SPEC §3):
   errors, requests that fit the cluster but not right now wait in the queue.
 - Queue order is priority (higher first), then FIFO (lower task id first).
 - Backfill: a task that cannot be placed now does not block smaller tasks behind it,
-  unless it has waited longer than ``starvation_after`` seconds; then the node it
-  would fit best on is reserved for it (no lower-ordered task is placed there).
+  unless it has waited longer than ``starvation_after`` seconds; then a node is
+  reserved for it (no lower-ordered task is placed there): its target node, else the
+  schedulable node with the most free cores of those that could ever hold it.
 - Strategy ``binpack`` fills the busiest node that fits; ``spread`` the emptiest.
 - A NUMA-targeted task gets a cpuset of ``cores`` CPUs of that zone not pinned by others.
 - GPUs are exclusive: named ids must be free; ``gpus=N`` takes the N lowest free ids.
@@ -21,11 +22,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 
-from kawa.core._fit import (
+from kawa.core.fit import (
     Problem,
     allocate,
     cluster_problem,
     could_ever_hold,
+    fits,
     free_problem,
     plural,
     request_problem,
@@ -75,10 +77,29 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """A node kept for a task that has waited too long: no task ordered after it is
+    placed there."""
+
+    task_id: int
+    node: str
+    missing: str
+    """Why the task does not fit now (e.g. "needs 4 cores, 2 free on n")."""
+
+    @property
+    def reason(self) -> str:
+        """Why the task waits, in words."""
+        return f"{self.missing}; {self.node} is reserved for it (waited too long)"
+
+
+@dataclass(frozen=True)
 class SchedulingResult:
     placements: tuple[Placement, ...]
     waiting: dict[int, str]
-    """Task id -> why it still waits (e.g. "needs 2 cores, 1 free on node1")."""
+    """Task id -> why it still waits (e.g. "needs 2 cores, 1 free on node1"); for a task
+    that holds a reservation, its :attr:`Reservation.reason`."""
+    reservations: tuple[Reservation, ...] = ()
+    """The nodes kept for starving tasks in this pass."""
 
 
 class PlacementError(ValueError):
@@ -124,8 +145,24 @@ def place(
     return _Pass(nodes, strategy, now, starvation_after, caps or {}).run(queue)
 
 
-def _copy(usage: NodeUsage) -> NodeUsage:
-    return NodeUsage(usage.cores, usage.memory, set(usage.gpu_ids), set(usage.pinned_cpus))
+def working_usage(nodes: Sequence[NodeSnapshot]) -> dict[str, NodeUsage]:
+    """Node name -> a copy of its usage, to count new allocations in (the snapshots
+    are not modified)."""
+    return {
+        n.name: NodeUsage(
+            n.usage.cores, n.usage.memory, set(n.usage.gpu_ids), set(n.usage.pinned_cpus)
+        )
+        for n in nodes
+    }
+
+
+def take(node: NodeSnapshot, usage: NodeUsage, allocation: Allocation) -> bool:
+    """Count ``allocation`` in ``usage`` (the node's working usage) if the node is
+    schedulable and the allocation :func:`fits` it; else change nothing, return False."""
+    if not (node.schedulable and fits(allocation, node.capacity, usage)):
+        return False
+    usage.add(allocation)
+    return True
 
 
 class _Pass:
@@ -143,7 +180,7 @@ class _Pass:
         self.caps = caps
         self.active = {batch: cap.active for batch, cap in caps.items()}
         """Batch id -> its tasks holding resources, counting this pass's placements."""
-        self.usage = {n.name: _copy(n.usage) for n in nodes}
+        self.usage = working_usage(nodes)
         self.strategy = strategy
         self.now = now
         self.starvation_after = starvation_after
@@ -151,6 +188,7 @@ class _Pass:
         """Node name -> id of the starving task it is kept for."""
         self.placements: list[Placement] = []
         self.waiting: dict[int, str] = {}
+        self.reservations: list[Reservation] = []
 
     def run(self, queue: Sequence[QueuedTask]) -> SchedulingResult:
         for task in sorted(queue, key=lambda t: (-t.priority, t.id)):
@@ -160,7 +198,8 @@ class _Pass:
                 continue
             outcome = self._try(task)
             if isinstance(outcome, Allocation):
-                self.usage[outcome.node].add(outcome)
+                if not take(self.nodes[outcome.node], self.usage[outcome.node], outcome):
+                    raise AssertionError(f"allocation {outcome} does not fit")
                 self.placements.append(Placement(task.id, outcome))
                 if batch is not None:
                     self.active[batch] += 1
@@ -171,9 +210,11 @@ class _Pass:
                 if node is not None:
                     holder = self.reserved.setdefault(node, task.id)
                     if holder == task.id:
-                        reason += f"; {node} is reserved for it (waited too long)"
+                        reservation = Reservation(task.id, node, reason)
+                        self.reservations.append(reservation)
+                        reason = reservation.reason
             self.waiting[task.id] = reason
-        return SchedulingResult(tuple(self.placements), self.waiting)
+        return SchedulingResult(tuple(self.placements), self.waiting, tuple(self.reservations))
 
     def _try(self, task: QueuedTask) -> Allocation | tuple[str, bool]:
         """The allocation for ``task``, or why it waits and whether it never could fit."""
@@ -257,7 +298,8 @@ class _Pass:
         return f"no node has {', '.join(parts[:-1])} and {parts[-1]} at once now{reserved}"
 
     def _reservation(self, task: QueuedTask) -> str | None:
-        """The node a starving task keeps for itself: its target, else the freest that fits."""
+        """The node a starving task keeps for itself: its target, else of the schedulable
+        nodes that could ever hold it the one with the most free cores (by name on a tie)."""
         if task.target is not None:
             return task.target.node if task.target.node in self.nodes else None
         able = [

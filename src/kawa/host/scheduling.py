@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from kawa.core.resources import Allocation, NodeUsage, ResourceRequest
+from kawa.core.resources import ResourceRequest
 from kawa.core.scheduler import (
     BatchCap,
     NodeSnapshot,
@@ -21,6 +21,8 @@ from kawa.core.scheduler import (
     QueuedTask,
     Strategy,
     place,
+    take,
+    working_usage,
 )
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import (
@@ -58,18 +60,6 @@ class Dispatch:
 def dispatch_error(node: str, what: object) -> str:
     """The error a task records when its order cannot reach or be taken by ``node``."""
     return f"dispatch to {node} failed: {str(what) or repr(what)}"
-
-
-def _fits(snapshot: NodeSnapshot, usage: NodeUsage, a: Allocation) -> bool:
-    cap = snapshot.capacity
-    return (
-        snapshot.schedulable
-        and usage.cores + a.cores <= cap.cores
-        and usage.memory + a.memory <= cap.memory
-        and not (set(a.gpu_ids) & usage.gpu_ids)
-        and set(a.gpu_ids) <= cap.gpus
-        and not (set(a.cpuset) & usage.pinned_cpus)
-    )
 
 
 def run_order(task: Task) -> RunTask:
@@ -265,21 +255,15 @@ class SchedulerLoop:
     ) -> list[Dispatch]:
         """Commit placements, re-checking each against what is held (never over-commit)."""
         nodes = {n.name: n for n in snapshots}
-        usage = {
-            n.name: NodeUsage(
-                n.usage.cores, n.usage.memory, set(n.usage.gpu_ids), set(n.usage.pinned_cpus)
-            )
-            for n in snapshots
-        }
+        usage = working_usage(snapshots)
         jobs = []
         for p in placements:
             a, task = p.allocation, change.session.get(Task, p.task_id)
             if task is None:
                 continue
-            if a.node not in nodes or not _fits(nodes[a.node], usage[a.node], a):
+            if a.node not in nodes or not take(nodes[a.node], usage[a.node], a):
                 log.error("placement of %s on %s does not fit; left pending", task.id, a.node)
                 continue
-            usage[a.node].add(a)
             task.node, task.numa = a.node, a.numa
             task.gpu_ids, task.cpuset = list(a.gpu_ids), list(a.cpuset)
             task.waiting_reason = None

@@ -1,7 +1,9 @@
-"""Whether a request fits one node, ever or right now, and what it gets there.
+"""Whether a request fits one node, ever or right now, and what it gets there; and
+whether an allocation fits (:func:`fits`, the one check the scheduler and the host's
+applier both make before they count an allocation as held).
 
-Helpers of :mod:`kawa.core.scheduler`. Each check returns ``None`` when the request
-fits, or a sentence naming the problem.
+The request checks return ``None`` when the request fits, or a sentence naming the
+problem.
 """
 
 from __future__ import annotations
@@ -202,4 +204,24 @@ def allocate(
         gpu_ids=gpu_ids,
         numa=numa,
         cpuset=cpuset,
+    )
+
+
+def fits(a: Allocation, cap: NodeCapacity, usage: NodeUsage) -> bool:
+    """Whether allocation ``a`` fits a node of capacity ``cap`` with ``usage`` held:
+    enough free cores and memory; its GPUs exist, are distinct and free; its pinned CPUs
+    are distinct, free and (with a NUMA zone) of that zone, which exists."""
+    gpus, cpus = set(a.gpu_ids), set(a.cpuset)
+    if a.numa is not None:
+        zone = cap.zone(a.numa)
+        if zone is None or not cpus <= zone.cpus:
+            return False
+    return (
+        usage.cores + a.cores <= cap.cores
+        and usage.memory + a.memory <= cap.memory
+        and len(gpus) == len(a.gpu_ids)
+        and gpus <= cap.gpus
+        and not gpus & usage.gpu_ids
+        and len(cpus) == len(a.cpuset)
+        and not cpus & usage.pinned_cpus
     )
