@@ -1,6 +1,6 @@
 """The scheduler: a pure function from a cluster snapshot and a queue to placements.
 
-Rules (SPEC §3):
+Rules:
 - Explicit targets are validated at submit (:func:`validate`); impossible requests are
   errors, requests that fit the cluster but not right now wait in the queue.
 - Queue order is priority (higher first), then FIFO (lower task id first).

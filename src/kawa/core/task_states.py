@@ -1,6 +1,6 @@
 """The task state machine: a transition table ``(state, event) -> (state, actions)``.
 
-Lifecycle (SPEC §2)::
+Lifecycle::
 
     pending ──placed──▶ assigning ──started──▶ running ◀──resumed── paused
        ▲                   │                     │  └──paused──────▶  │
@@ -17,7 +17,8 @@ Lifecycle (SPEC §2)::
          removes the container) ──removed──▶ removed
 
 Pure: no I/O. The host applies a transition, records it with its cause, and carries
-out the returned actions.
+out the returned actions. Which event a runner's report or heartbeat means is decided
+in :mod:`kawa.core.reports` and :mod:`kawa.core.reconcile`.
 """
 
 from __future__ import annotations
