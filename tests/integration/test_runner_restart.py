@@ -133,7 +133,9 @@ def test_runner_removes_its_own_orphans_only(fresh_cluster: Cluster) -> None:
     try:
         fresh_cluster.start_runner("solo")
         eventually(
-            lambda: not [c for c in client.containers.list(all=True) if c.id == mine.id],
+            # The low-level list: the high-level one inspects each container it lists and
+            # fails when one is removed in between (as the runner does here).
+            lambda: not client.api.containers(all=True, filters={"id": mine.id}),
             20,
             "orphan removed",
         )

@@ -108,12 +108,18 @@ def _entries(raw: bytes) -> list[FileEntry]:
     return out
 
 
+# find exits 0 only after printing the entry, so a success with no output means Docker
+# dropped the exec's output (it does, rarely, for processes that end at once): ask again.
+_STAT_ATTEMPTS = 3
+
+
 def _stat(container: Any, path: str) -> FileEntry:
-    raw = _exec(container, ["find", path, "-maxdepth", "0", "-printf", _FIND_FORMAT], path)
-    found = _entries(raw)
-    if not found:
-        raise HTTPException(404, f"no such file or directory: {path}")
-    return found[0]
+    for _ in range(_STAT_ATTEMPTS):
+        raw = _exec(container, ["find", path, "-maxdepth", "0", "-printf", _FIND_FORMAT], path)
+        found = _entries(raw)
+        if found:
+            return found[0]
+    raise HTTPException(404, f"no such file or directory: {path}")
 
 
 def _list(container: Any, path: str) -> FileList:
