@@ -4,7 +4,6 @@ task's ending is classified and recorded by both."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -102,23 +101,3 @@ def record_ending(
     if journal.end(task_id, kind, code, error):
         on_end(task_id, kind, code, error)
 
-
-class Deadlines:
-    """One timer per task that calls ``fire(task_id)`` when the task's timeout runs out."""
-
-    def __init__(self, fire: Callable[[str], None]) -> None:
-        self._fire = fire
-        self._timers: dict[str, threading.Timer] = {}
-
-    def arm(self, task_id: str, timeout: float | None, elapsed: float = 0.0) -> None:
-        if not timeout:
-            return
-        timer = threading.Timer(max(0.0, timeout - elapsed), self._fire, args=(task_id,))
-        timer.daemon = True
-        self._timers[task_id] = timer
-        timer.start()
-
-    def cancel(self, task_id: str) -> None:
-        timer = self._timers.pop(task_id, None)
-        if timer is not None:
-            timer.cancel()
