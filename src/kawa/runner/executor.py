@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kawa.protocol.runner_api import ExitKind, RunTask
 from kawa.runner.journal import Entry, Journal
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 OnEnd = Callable[[str, ExitKind, "int | None", "str | None"], None]
 """Called (from any thread) once a task has ended and its ending is journaled."""
@@ -24,12 +27,27 @@ class UnknownTask(Exception):
 
 
 class Executor(Protocol):
+    """A backend that runs tasks: Docker containers or native process groups."""
+
     def start(self, order: RunTask) -> None: ...
     def kill(self, task_id: str) -> None: ...
     def pause(self, task_id: str) -> None: ...
     def resume(self, task_id: str) -> None: ...
     def adopt(self, entries: list[Entry]) -> None: ...
     def log_path(self, task_id: str, stream: str) -> Path: ...
+
+
+class ContainerExecutor(Executor, Protocol):
+    """An executor that also keeps VPS containers (restart, snapshot, remove), can
+    settle a task it cannot follow, and lends its Docker client to terminals and files."""
+
+    @property
+    def docker(self) -> DockerClient: ...
+
+    def restart(self, task_id: str) -> None: ...
+    def snapshot(self, task_id: str) -> str: ...
+    def remove(self, task_id: str, force: bool) -> None: ...
+    def abandon(self, task_id: str, reason: str) -> None: ...
 
 
 def classify_ending(
