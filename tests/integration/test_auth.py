@@ -19,6 +19,7 @@ from kawa.host.app import prepare_database
 from kawa.host.auth import Authenticator
 from kawa.protocol.tasks import Mount, TaskAction, TaskSpec
 from tests.integration.cluster import KAWA, Cluster, RunnerProc, eventually, free_port
+from tests.support import run_order_fields
 
 API = "/api/v1"
 
@@ -51,23 +52,7 @@ def registration(name: str, url: str = "http://127.0.0.1:9") -> dict[str, Any]:
 
 
 def run_task_order(task_id: str = "4242") -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "kind": "command",
-        "command": ["true"],
-        "image": "kawa/base:bookworm",
-        "env": {},
-        "mounts": [],
-        "cores": 1,
-        "memory": None,
-        "gpu_ids": [],
-        "numa": None,
-        "cpuset": [],
-        "privileged": False,
-        "workdir": None,
-        "network": "host",
-        "timeout": None,
-    }
+    return run_order_fields(task_id=task_id, image="kawa/base:bookworm")
 
 
 # -- users ---------------------------------------------------------------------------------
