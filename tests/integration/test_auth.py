@@ -1,4 +1,4 @@
-"""Authentication is on by default (SPEC §8): users need a valid token, runners the
+"""Authentication is on by default: users need a valid token, runners the
 cluster secret, on HTTP and WebSocket alike; refused callers change nothing."""
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ def test_runner_with_wrong_secret_never_joins(fresh_cluster: Cluster) -> None:
         bad.wait(30)
 
 
-# -- roles and ownership (SPEC §8) ---------------------------------------------------------
+# -- roles and ownership: viewer / user / admin; a user sees and controls only their own tasks --
 
 
 @pytest.fixture(scope="module")

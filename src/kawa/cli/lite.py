@@ -1,6 +1,6 @@
 """A few API calls with the standard library, for the commands on the VPS startup path.
 
-``kawa ssh`` and ``kawa vps create`` are timed against ``docker run`` + ``ssh`` (issue 5):
+``kawa ssh`` and ``kawa vps create`` are timed against ``docker run`` + ``ssh``:
 importing httpx and the API models costs more than the calls themselves. These helpers
 send the same requests as :class:`kawa.client.KawaClient` (same URL, token and timeout
 from the client configuration) and fail with the same messages, as :class:`CliError`.

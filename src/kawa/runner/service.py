@@ -173,7 +173,7 @@ class RunnerService:
                 self.journal.acknowledged(entry.task_id)
 
     async def prepare_environment(self, order: RunTask) -> None:
-        """Fetch and load the order's packaged environment unless Docker has it (issue 3)."""
+        """Fetch and load the order's packaged environment unless Docker has it."""
         if order.environment is None:
             return
         if self.environments is None:
