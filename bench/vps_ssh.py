@@ -1,4 +1,4 @@
-"""VPS startup and SSH bulk throughput (issue 5), Kawa against plain Docker + ssh.
+"""VPS startup and SSH bulk throughput, Kawa against plain Docker + ssh.
 
 1. Startup: from ``kawa vps create --public-key-file K.pub`` (the CLI as a user types
    it) to the first ``kawa ssh ID -- true`` that succeeds, against ``docker run -d`` of

@@ -21,6 +21,7 @@ step() {
 step bootstrap bash scripts/bootstrap.sh
 step "ruff check" .venv/bin/ruff check src tests
 step mypy .venv/bin/mypy
+step lint-imports .venv/bin/lint-imports
 
 # A private PostgreSQL so the store tests run against it too (skip: KAWA_TEST_NO_POSTGRES=1).
 if [ -z "${KAWA_TEST_POSTGRES_URL:-}" ] && [ -z "${KAWA_TEST_NO_POSTGRES:-}" ]; then

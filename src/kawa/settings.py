@@ -7,17 +7,15 @@ TOML file > defaults. The file is ``$KAWA_CONFIG`` when set, else
 
 from __future__ import annotations
 
-import os
 import socket
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
-class ConfigError(ValueError):
-    """The configuration file or an override is invalid."""
+from kawa import config_file
+from kawa.config_file import CLIENT_TIMEOUT, CLIENT_URL
+from kawa.config_file import ConfigError as ConfigError
 
 
 class _Section(BaseModel):
@@ -28,12 +26,7 @@ class _Section(BaseModel):
     def load(cls, path: Path | None = None, **overrides: Any) -> Self:
         """Defaults < file section < environment < non-None ``overrides``."""
         section = cls.section
-        data: dict[str, Any] = dict(read_toml(path or config_path()).get(section, {}))
-        prefix = f"KAWA_{section.upper()}_"
-        for field in cls.model_fields:
-            value = os.environ.get(prefix + field.upper())
-            if value is not None:
-                data[field] = value
+        data = config_file.section_values(section, cls.model_fields, path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls.model_validate(data)
@@ -170,29 +163,22 @@ class RunnerConfig(_Section):
 
 class ClientConfig(_Section):
     section: ClassVar[str] = "client"
-    url: str = "http://127.0.0.1:8420"
+    url: str = CLIENT_URL
     token: str = ""
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=CLIENT_TIMEOUT, gt=0)
     ca_file: CaFile = None
     """CA certificates (PEM) that a host serving https is verified with
     (default: the system's)."""
 
 
 def config_path() -> Path:
-    explicit = os.environ.get("KAWA_CONFIG")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "kawa" / "config.toml"
+    """The configuration file (see :func:`kawa.config_file.config_path`)."""
+    return Path(config_file.config_path())
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        return tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    """The file's tables; empty when there is no file."""
+    return config_file.read_toml(path)
 
 
 def _toml_value(value: Any) -> str:

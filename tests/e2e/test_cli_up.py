@@ -1,5 +1,5 @@
 """The README path as a user types it: ``kawa up``, then plain ``kawa`` commands that find
-the cluster through the client config ``kawa up`` wrote (SPEC §1)."""
+the cluster through the client config ``kawa up`` wrote (to ``$KAWA_CONFIG`` when set)."""
 
 from __future__ import annotations
 

@@ -9,11 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import docker
 
@@ -21,8 +18,9 @@ from kawa.client import KawaClient
 from kawa.host.app import prepare_database
 from kawa.host.auth import Authenticator
 from kawa.settings import HostConfig
+from tests.support import eventually as eventually
+from tests.support import when as when
 
-T = TypeVar("T")
 KAWA = [sys.executable, "-m", "kawa.cli.main"]
 
 
@@ -30,24 +28,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def when(value: T, condition: object) -> T | None:
-    """``value`` if ``condition`` holds, else None: an ``eventually`` check that returns
-    what it looked at, typed as that (``when(t := view(...), t.state == "running")``)."""
-    return value if condition else None
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
-    """Poll ``check`` until it returns something truthy, failing after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: {last!r}")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Authentication is on by default (SPEC §8): users need a valid token, runners the
+"""Authentication is on by default: users need a valid token, runners the
 cluster secret, on HTTP and WebSocket alike; refused callers change nothing."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from kawa.host.app import prepare_database
 from kawa.host.auth import Authenticator
 from kawa.protocol.tasks import Mount, TaskAction, TaskSpec
 from tests.integration.cluster import KAWA, Cluster, RunnerProc, eventually, free_port
+from tests.support import run_order_fields
 
 API = "/api/v1"
 
@@ -51,23 +52,7 @@ def registration(name: str, url: str = "http://127.0.0.1:9") -> dict[str, Any]:
 
 
 def run_task_order(task_id: str = "4242") -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "kind": "command",
-        "command": ["true"],
-        "image": "kawa/base:bookworm",
-        "env": {},
-        "mounts": [],
-        "cores": 1,
-        "memory": None,
-        "gpu_ids": [],
-        "numa": None,
-        "cpuset": [],
-        "privileged": False,
-        "workdir": None,
-        "network": "host",
-        "timeout": None,
-    }
+    return run_order_fields(task_id=task_id, image="kawa/base:bookworm")
 
 
 # -- users ---------------------------------------------------------------------------------
@@ -304,7 +289,7 @@ def test_runner_with_wrong_secret_never_joins(fresh_cluster: Cluster) -> None:
         bad.wait(30)
 
 
-# -- roles and ownership (SPEC §8) ---------------------------------------------------------
+# -- roles and ownership: viewer / user / admin; a user sees and controls only their own tasks --
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Bad input gets a clear error naming the problem, and changes nothing (SPEC §3, §5, §8).
+"""Bad input gets a clear error naming the problem, and changes nothing: in the API, the
+CLI, the configuration and WebSocket frames alike.
 
 Every case checks three things: the message names the problem, the status (HTTP status
 through the API, a non-zero exit and ``error: …`` without a traceback through the CLI),

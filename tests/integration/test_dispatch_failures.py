@@ -30,6 +30,8 @@ from kawa.settings import HostConfig
 from kawa.store.models import Task
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import Cluster, eventually, when
+from tests.support import submit as submit_task
+from tests.support import view
 
 T = TypeVar("T")
 GIB = 1 << 30
@@ -45,14 +47,7 @@ def closed_port() -> int:
 
 
 def submit(cluster: Cluster, **spec: object) -> str:
-    with cluster.client() as c:
-        [t] = c.submit(TaskSpec(**spec)).tasks  # type: ignore[arg-type]
-    return t.id
-
-
-def view(cluster: Cluster, task_id: str) -> TaskView:
-    with cluster.client() as c:
-        return c.task(task_id)
+    return submit_task(cluster, **spec).id
 
 
 def settled(cluster: Cluster, task_id: str, timeout: float = 60) -> TaskView:

@@ -1,4 +1,4 @@
-"""The files API (SPEC §7) inside a real running container, through host and runner:
+"""The files API inside a real running container, through host and runner:
 round trips, confinement, task states, ownership, and the ``kawa files`` CLI."""
 
 from __future__ import annotations

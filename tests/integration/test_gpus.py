@@ -35,6 +35,7 @@ from kawa.runner.gpus import RecordedGpus, default_probe
 from kawa.settings import HostConfig
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import Cluster, eventually, when
+from tests.support import submit, view
 
 GPUS = Path(__file__).parents[1] / "data" / "gpus"
 A100 = GPUS / "a100-80gb-x4.json"
@@ -68,17 +69,6 @@ def gpu_cluster(
         yield c
     finally:
         c.close()
-
-
-def submit(c: Cluster, **spec: object) -> TaskView:
-    with c.client() as client:
-        [task] = client.submit(TaskSpec(command=["true"], **spec)).tasks  # type: ignore[arg-type]
-    return task
-
-
-def view(c: Cluster, task_id: str) -> TaskView:
-    with c.client() as client:
-        return client.task(task_id)
 
 
 def ended(c: Cluster, task_id: str) -> TaskView:

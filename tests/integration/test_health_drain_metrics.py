@@ -15,9 +15,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kawa.protocol.tasks import TaskAction, TaskSpec, TaskView
+from kawa.protocol.tasks import TaskAction, TaskView
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import Cluster, eventually, when
+from tests.support import submit, view
 
 TREE = Path(__file__).parents[1] / "data" / "sysfs" / "two-zones-cpu0-cpu1"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -33,17 +34,6 @@ def cluster2(docker_available: None, tmp_path_factory: pytest.TempPathFactory) -
         yield c
     finally:
         c.close()
-
-
-def submit(c: Cluster, *command: str, **spec: object) -> TaskView:
-    with c.client() as client:
-        [task] = client.submit(TaskSpec(command=list(command), **spec)).tasks  # type: ignore[arg-type]
-    return task
-
-
-def view(c: Cluster, task_id: str) -> TaskView:
-    with c.client() as client:
-        return client.task(task_id)
 
 
 def finish(c: Cluster, task_id: str) -> TaskView:

@@ -25,6 +25,7 @@ from kawa.runner.executor import StartError, UnknownTask
 from kawa.runner.journal import Journal
 from kawa.runner.native_executor import NativeExecutor
 from tests.integration.cluster import eventually
+from tests.support import run_order
 
 NODE = "node1"
 MiB = 1024 * 1024
@@ -98,26 +99,8 @@ class Harness:
 
     def order(self, command: list[str], **fields: Any) -> RunTask:
         self.count += 1
-        base: dict[str, Any] = dict(
-            task_id=f"t{self.count}-{secrets.token_hex(3)}",
-            kind="command",
-            command=command,
-            image="",
-            env={},
-            mounts=[],
-            cores=1,
-            memory=None,
-            gpu_ids=[],
-            numa=None,
-            cpuset=[],
-            privileged=False,
-            workdir=None,
-            network="host",
-            timeout=None,
-            native=True,
-        )
-        base.update(fields)
-        return RunTask.model_validate(base)
+        task_id = f"t{self.count}-{secrets.token_hex(3)}"
+        return run_order(**{"task_id": task_id, "command": command, "native": True} | fields)
 
     def start(self, command: list[str], **fields: Any) -> str:
         order = self.order(command, **fields)

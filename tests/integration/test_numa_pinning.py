@@ -19,6 +19,8 @@ from kawa.client import KawaError
 from kawa.protocol.tasks import TaskAction, TaskSpec, TaskView
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import Cluster, eventually, when
+from tests.support import submit
+from tests.support import view as state_of
 
 TREE = Path(__file__).parents[1] / "data" / "sysfs" / "two-zones-cpu0-cpu1"
 NODE = "numa"
@@ -46,17 +48,6 @@ def numa_cluster(
         yield c
     finally:
         c.close()
-
-
-def submit(c: Cluster, *command: str, **spec: object) -> TaskView:
-    with c.client() as client:
-        [task] = client.submit(TaskSpec(command=list(command), **spec)).tasks  # type: ignore[arg-type]
-    return task
-
-
-def state_of(c: Cluster, task_id: str) -> TaskView:
-    with c.client() as client:
-        return client.task(task_id)
 
 
 def stdout(c: Cluster, task_id: str) -> list[str]:

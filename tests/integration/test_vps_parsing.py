@@ -50,14 +50,11 @@ def test_proxy_command_names_the_task_and_port() -> None:
 
 
 def test_the_entrypoint_never_contains_the_key() -> None:
-    from kawa.core.task_states import TaskKind
-    from kawa.protocol.runner_api import RunTask
+    from tests.support import run_order
 
-    order = RunTask(
-        task_id="1", kind=TaskKind.VPS, command=[], image="img", env={}, mounts=[], cores=1,
-        memory=None, gpu_ids=[], numa=None, cpuset=[], privileged=False, workdir=None,
-        network="bridge", timeout=None, ssh_key=KEY,  # type: ignore[arg-type]
-    )  # fmt: skip
+    order = run_order(
+        task_id="1", kind="vps", command=[], image="img", network="bridge", ssh_key=KEY
+    )
     args = vps.adjust_args({"environment": {"A": "1"}}, order)
     assert args["environment"] == {"A": "1", "KAWA_SSH_KEY": KEY}
     assert all(KEY not in part for part in args["entrypoint"])

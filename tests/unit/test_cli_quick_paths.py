@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kawa.cli import lite, ssh_args, ssh_run
-from kawa.settings import ClientConfig
+from kawa.settings import ClientConfig, ConfigError
 
 CONFIGS = [
     pytest.param("", {}, id="defaults"),
@@ -41,6 +41,8 @@ def test_plain_client_config_reads_what_the_settings_loader_reads(
         pytest.param("[client]\nsurprise = 1\n", {}, id="unknown-key"),
         pytest.param("", {"KAWA_CLIENT_TIMEOUT": "soon"}, id="bad-env"),
         pytest.param("[client\n", {}, id="not-toml"),
+        pytest.param("client = 3\n", {}, id="not-a-table"),
+        pytest.param("", {"KAWA_CLIENT_CA_FILE": "/nowhere.pem"}, id="ca-file"),
     ],
 )
 def test_anything_unusual_is_left_to_the_settings_loader(
@@ -52,6 +54,16 @@ def test_anything_unusual_is_left_to_the_settings_loader(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert lite._plain_client_config() is None
+
+
+def test_a_section_that_is_not_a_table_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("client = 3\n")
+    monkeypatch.setenv("KAWA_CONFIG", str(path))
+    with pytest.raises(ConfigError, match=r"invalid \[client\] configuration: not a table"):
+        ClientConfig.load()
 
 
 @pytest.mark.parametrize(

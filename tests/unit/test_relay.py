@@ -17,15 +17,10 @@ from kawa.relay.mux import Mux
 from kawa.relay.pipe import SocketPipe, open_socket, relay, serve_sockets
 from kawa.relay.stream import MuxStream, SessionClosed, StreamError
 from kawa.relay.websockets_channel import WebsocketsChannel
+from tests.support import until
 
 Accept = Callable[[MuxStream], Awaitable[None]]
 SMALL_WINDOW = 256 * 1024
-
-
-async def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.01)
 
 
 async def read_all(pipe: SocketPipe | MuxStream) -> bytes:
@@ -100,7 +95,7 @@ async def test_relay_half_close_keeps_the_other_direction_open() -> None:
             await client.write_eof()
             assert await read_all(client) == b"HELLO " * 1000
             await client.close()
-            await eventually(lambda: traffic)
+            await until(lambda: traffic)
     assert (traffic[0].a_to_b, traffic[0].b_to_a) == (6000, 6000)
 
 
@@ -127,7 +122,7 @@ async def test_cancelled_relay_closes_both_ends_and_leaves_no_task() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await job
             assert not asyncio.all_tasks() - before, "the relay left tasks behind"
-            await eventually(lambda: ends)
+            await until(lambda: ends)
             assert a.transport.is_closing() and b.transport.is_closing()
             for writer in accepted:
                 writer.close()
@@ -222,7 +217,7 @@ async def test_a_stalled_stream_does_not_hold_up_the_others() -> None:
 
     async with session(serve) as (client, servers):
         stalled = await client.open({"flood": True})
-        await eventually(lambda: stalled.buffered >= SMALL_WINDOW)
+        await until(lambda: stalled.buffered >= SMALL_WINDOW)
         for _ in range(5):
             lively = await client.open({})
             await lively.write(b"ping")
@@ -231,7 +226,7 @@ async def test_a_stalled_stream_does_not_hold_up_the_others() -> None:
                 assert await read_all(lively) == b"ping"
         assert stalled.buffered <= SMALL_WINDOW
         await stalled.close()  # tear down one stream: its server handler ends
-        await eventually(lambda: stalled.id not in servers[0].streams)
+        await until(lambda: stalled.id not in servers[0].streams)
         assert len(servers[0].streams) == 0
 
 
@@ -248,7 +243,7 @@ async def test_unknown_stream_gets_an_error_and_the_session_goes_on() -> None:
         client._dispatch = spy  # type: ignore[method-assign]
         await client.send(proto.data_frame(999, b"who?"))
         await client.send(proto.resize_frame(998, 10, 10).encode())
-        await eventually(lambda: len(errors) == 2)
+        await until(lambda: len(errors) == 2)
         assert [(f.stream, f.message()) for f in errors] == [
             (999, "unknown stream id 999"),
             (998, "unknown stream id 998"),

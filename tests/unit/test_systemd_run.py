@@ -20,31 +20,13 @@ from kawa.runner.native_command import (
     unit_name,
     wrapped,
 )
+from tests.support import run_order
 
 STATUS = Path("/var/lib/kawa-runner/native/42.status")
 
 
 def order(**fields: Any) -> RunTask:
-    base: dict[str, Any] = dict(
-        task_id="42",
-        kind="command",
-        command=["python3", "train.py", "--lr", "0.1"],
-        image="",
-        env={},
-        mounts=[],
-        cores=1,
-        memory=None,
-        gpu_ids=[],
-        numa=None,
-        cpuset=[],
-        privileged=False,
-        workdir=None,
-        network="host",
-        timeout=None,
-        native=True,
-    )
-    base.update(fields)
-    return RunTask.model_validate(base)
+    return run_order(**{"command": ["python3", "train.py", "--lr", "0.1"], "native": True} | fields)
 
 
 def split(argv: list[str]) -> tuple[list[str], list[str]]:

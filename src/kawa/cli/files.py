@@ -1,4 +1,4 @@
-"""``kawa files``: files inside a running task's container (SPEC §7).
+"""``kawa files``: files inside a running task's container, confined to it.
 
 Imports of the client stay inside the commands so ``kawa --help`` stays fast.
 """

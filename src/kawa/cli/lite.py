@@ -1,6 +1,6 @@
 """A few API calls with the standard library, for the commands on the VPS startup path.
 
-``kawa ssh`` and ``kawa vps create`` are timed against ``docker run`` + ``ssh`` (issue 5):
+``kawa ssh`` and ``kawa vps create`` are timed against ``docker run`` + ``ssh``:
 importing httpx and the API models costs more than the calls themselves. These helpers
 send the same requests as :class:`kawa.client.KawaClient` (same URL, token and timeout
 from the client configuration) and fail with the same messages, as :class:`CliError`.
@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from kawa import config_file
 from kawa.cli.output import CliError
 from kawa.protocol.urls import API_PREFIX
 
@@ -41,16 +42,15 @@ def credentials() -> Credentials:
         ca_file = None if config.ca_file is None else str(config.ca_file)
         found = Credentials(config.url.rstrip("/"), config.token, config.timeout, ca_file)
     if not found.token:
-        from kawa.settings import config_path
-
         raise CliError(
             f"no API token configured: run `kawa up`, or set [client] token in "
-            f"{config_path()} (or KAWA_CLIENT_TOKEN)"
+            f"{config_file.config_path()} (or KAWA_CLIENT_TOKEN)"
         )
     return found
 
 
-_DEFAULTS = {"url": "http://127.0.0.1:8420", "token": "", "timeout": 30.0}
+_PLAIN = ("url", "token", "timeout")
+"""The ``[client]`` keys read here; ``ca_file`` (or any other) is left to the real loader."""
 
 
 def _plain_client_config() -> Credentials | None:
@@ -58,33 +58,20 @@ def _plain_client_config() -> Credentials | None:
     without pydantic, when every value is plainly valid and no CA file is set (the real
     loader checks that one); None otherwise."""
     import re
-    import tomllib
 
-    explicit = os.environ.get("KAWA_CONFIG")
-    if explicit:
-        path = explicit
-    else:
-        base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-        path = os.path.join(base, "kawa", "config.toml")
-    data: dict[str, Any] = dict(_DEFAULTS)
-    if os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                section = tomllib.loads(f.read()).get("client", {})
-        except (OSError, ValueError):
-            return None
-        if not isinstance(section, dict) or not set(section) <= set(_DEFAULTS):
-            return None
-        data.update(section)
-    if os.environ.get("KAWA_CLIENT_CA_FILE") is not None:
+    try:
+        data = config_file.section_values("client", (*_PLAIN, "ca_file"))
+    except config_file.ConfigError:
         return None
-    for key in _DEFAULTS:
-        value = os.environ.get(f"KAWA_CLIENT_{key.upper()}")
-        if value is not None:
-            if key == "timeout" and not re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
-                return None
-            data[key] = float(value) if key == "timeout" else value
-    url, token, timeout = data["url"], data["token"], data["timeout"]
+    if not set(data) <= set(_PLAIN):
+        return None
+    url = data.get("url", config_file.CLIENT_URL)
+    token = data.get("token", "")
+    timeout = data.get("timeout", config_file.CLIENT_TIMEOUT)
+    if isinstance(timeout, str):
+        if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", timeout):
+            return None
+        timeout = float(timeout)
     if not isinstance(url, str) or not isinstance(token, str):
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):

@@ -1,7 +1,7 @@
 """The runner of ``kawa up`` in a process of its own, as it runs on a node of a cluster.
 
 Sharing one interpreter with the host made the two queue behind each other's work and
-the GIL (docs/benchmarks.md, issue 5: through the SSH gateway, downloads went from 0.47x
+the GIL (docs/benchmarks.md: through the SSH gateway, downloads went from 0.47x
 to 0.59x of direct ssh once the runner ran apart). ``kawa up`` forks it once its
 configuration is written, watches it, and stops it on the way out; Linux stops it too
 if ``kawa up`` is killed outright. If it dies, ``kawa up`` stops and says so.

@@ -1,6 +1,7 @@
 """``kawa ssh`` and ``kawa vps connect``, kept light (docs/vps.md).
 
-``kawa ssh`` is on the VPS startup path (issue 5), so it is one process that imports
+``kawa ssh`` is on the VPS startup path (timed against ``docker run`` + ``ssh``, see
+docs/benchmarks.md), so it is one process that imports
 neither typer, rich, httpx nor the API models when its command line is plain:
 
 1. it reads the client configuration and looks the VPS up (:mod:`kawa.cli.lite`);

@@ -1,4 +1,5 @@
-"""``kawa connect`` and ``kawa forward``: into a running task (SPEC §7).
+"""``kawa connect`` and ``kawa forward``: a terminal into a running task, and its ports
+forwarded to this machine, over the host (no sshd or port mapping in the container).
 
 Imports stay inside the commands so ``kawa --help`` does not pay for asyncio and
 websockets.

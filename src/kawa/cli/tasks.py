@@ -93,7 +93,7 @@ def submit(
         env_map[key] = value
     if sweep:
         _check_sweep(command)
-    if container == "NULL":  # the seeds' spelling of --native
+    if container == "NULL":  # `--container NULL` is another spelling of --native
         container, native = None, True
     try:
         spec = TaskSpec.model_validate(

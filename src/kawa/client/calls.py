@@ -169,7 +169,7 @@ class WaitTracker:
         return not self.pending
 
 
-# -- container environments (issue 3) -----------------------------------------------
+# -- container environments -------------------------------------------------------
 _workspaces = TypeAdapter(list[WorkspaceView])
 _versions = TypeAdapter(list[EnvironmentVersionView])
 

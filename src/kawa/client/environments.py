@@ -6,7 +6,6 @@ Each function takes the client's ``httpx.Client`` (base URL ``…/api/v1``)."""
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import httpx
 
 from kawa.client.errors import KawaError, raise_for
 from kawa.client.refs import path_segment
+from kawa.digests import CHUNK, read_chunks, sha256_file
 from kawa.protocol.environments import (
     DIGEST_HEADER,
     VERSION_HEADER,
@@ -22,7 +22,6 @@ from kawa.protocol.environments import (
     Progress,
 )
 
-CHUNK = 1 << 20
 OnProgress = Callable[[Progress], None]
 OnBytes = Callable[[int, int | None], None]
 """``(bytes done, bytes in all or None)``"""
@@ -82,12 +81,11 @@ def import_file(
 
     def body() -> Iterator[bytes]:
         sent = 0
-        with path.open("rb") as f:
-            while chunk := f.read(CHUNK):
-                sent += len(chunk)
-                yield chunk
-                if on_upload is not None:
-                    on_upload(sent, size)
+        for chunk in read_chunks(path):
+            sent += len(chunk)
+            yield chunk
+            if on_upload is not None:
+                on_upload(sent, size)
 
     headers = {"Content-Type": "application/x-tar", "Content-Length": str(size)}
     with http.stream(
@@ -125,20 +123,12 @@ def export(
                 have += len(chunk)
                 if on_bytes is not None:
                     on_bytes(have, total)
-    got = _sha256(partial)
+    got = sha256_file(partial)
     if got != digest:
         partial.unlink()
         raise KawaError(f"the download's sha256 is {got}, the host says {digest}; try again")
     partial.replace(dest)
     return found, digest
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def run_script(

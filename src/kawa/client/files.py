@@ -1,4 +1,4 @@
-"""Files inside a task's container, from the client (SPEC §7): list, read, write,
+"""Files inside a task's container (confined to it), from the client: list, read, write,
 rename, delete, mkdir. Reads and writes stream, with an optional progress callback
 ``on_bytes(done, total)`` (total is None when unknown)."""
 

@@ -108,7 +108,7 @@ class KawaClient:
     def drain(self, name: str, draining: bool = True) -> NodeView:
         return self._do(calls.drain(name, draining))
 
-    # -- container environments (issue 3) -------------------------------------------
+    # -- container environments ---------------------------------------------------
     def _streaming(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             return fn(self._http, *args)

@@ -49,15 +49,14 @@ def beyond(s: Session, name: str, keep: int) -> list[EnvironmentVersion]:
     return versions(s, name)[max(1, keep) :]
 
 
+def _identity(row: EnvironmentVersion) -> dict[str, str]:
+    """Which version a row is, as both its view and its reference carry it."""
+    return {"name": row.name, "version": row.version, "digest": row.digest, "image": row.image}
+
+
 def view(row: EnvironmentVersion, newest: bool = False) -> EnvironmentVersionView:
     return EnvironmentVersionView(
-        name=row.name,
-        version=row.version,
-        digest=row.digest,
-        size=row.size,
-        image=row.image,
-        created_at=aware(row.created_at),
-        newest=newest,
+        **_identity(row), size=row.size, created_at=aware(row.created_at), newest=newest
     )
 
 
@@ -72,7 +71,7 @@ def views(s: Session, name: str | None = None) -> list[EnvironmentVersionView]:
 
 
 def ref(row: EnvironmentVersion) -> EnvironmentRef:
-    return EnvironmentRef(name=row.name, version=row.version, digest=row.digest, image=row.image)
+    return EnvironmentRef(**_identity(row))
 
 
 def ref_for_task(task: Task) -> EnvironmentRef | None:

@@ -30,17 +30,15 @@ from kawa.core.task_states import (
     HOLDS_RESOURCES,
     Desired,
     TaskEvent,
-    TaskKind,
     TaskState,
 )
 from kawa.host.env_versions import ref_for_task
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import node_snapshots
-from kawa.host.views import aware
+from kawa.host.views import aware, run_fields
 from kawa.protocol.nodes import NodeStatus
 from kawa.protocol.runner_api import RunTask
-from kawa.protocol.tasks import Mount, NetworkMode
 from kawa.store.models import Node, Task
 
 log = logging.getLogger(__name__)
@@ -65,24 +63,10 @@ def dispatch_error(node: str, what: object) -> str:
 def run_order(task: Task) -> RunTask:
     environment = ref_for_task(task)  # a packaged version: the runner syncs it first
     return RunTask(
+        **run_fields(task),
         task_id=str(task.id),
-        kind=TaskKind(task.kind),
-        command=list(task.command),
         image=environment.image if environment else task.image or "",
-        env=dict(task.env),
-        mounts=[Mount.model_validate(m) for m in task.mounts],
-        cores=task.cores,
-        memory=task.memory,
-        gpu_ids=list(task.gpu_ids),
-        numa=task.numa,
-        cpuset=list(task.cpuset),
-        privileged=task.privileged,
-        workdir=task.workdir,
-        network=NetworkMode(task.network),
-        timeout=task.timeout,
-        native=task.native,
         environment=environment,
-        ssh_key=task.ssh_key,
     )
 
 

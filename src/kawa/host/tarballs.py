@@ -8,7 +8,6 @@ Every version's tarball is written by :func:`save` from an image tagged
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tarfile
@@ -19,26 +18,18 @@ from typing import IO, Any
 import docker
 import docker.errors
 
+from kawa.digests import CHUNK, Sha256
 from kawa.host.errors import BadRequest
 
-CHUNK = 1 << 20
 Step = Callable[[int, int | None], None]
 """Progress of one phase: ``(bytes done, bytes expected or None)``."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 def save(client: docker.DockerClient, image: str, dest: Path, step: Step) -> tuple[str, int]:
     """``docker save image`` to ``dest`` (atomically), hashing as it goes; (digest, size)."""
     expected = client.api.inspect_image(image).get("Size")
     partial = dest.with_name(dest.name + ".partial")
-    digest, size = hashlib.sha256(), 0
+    digest, size = Sha256(), 0
     try:
         with partial.open("wb") as f:
             for chunk in client.api.get_image(image, chunk_size=CHUNK):
@@ -51,7 +42,7 @@ def save(client: docker.DockerClient, image: str, dest: Path, step: Step) -> tup
         partial.replace(dest)
     finally:
         partial.unlink(missing_ok=True)
-    return "sha256:" + digest.hexdigest(), size
+    return digest.text(), size
 
 
 class ArchiveKind:

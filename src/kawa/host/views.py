@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import overload
+from typing import Any, overload
 
 from kawa.core.resources import Allocation, NodeCapacity, NodeUsage, NumaZone
 from kawa.core.task_states import TaskKind, TaskState
@@ -24,38 +24,46 @@ def aware(at: datetime | None) -> datetime | None:
     return at
 
 
+def run_fields(task: Task) -> dict[str, Any]:
+    """What a task runs and with what, as both its view and its run order carry it
+    (the one place these fields are copied from the row)."""
+    return {
+        "kind": TaskKind(task.kind),
+        "command": list(task.command),
+        "env": dict(task.env),
+        "mounts": [Mount.model_validate(m) for m in task.mounts],
+        "cores": task.cores,
+        "memory": task.memory,
+        "gpu_ids": list(task.gpu_ids),
+        "numa": task.numa,
+        "cpuset": list(task.cpuset),
+        "privileged": task.privileged,
+        "workdir": task.workdir,
+        "network": NetworkMode(task.network),
+        "timeout": task.timeout,
+        "native": task.native,
+        "ssh_key": task.ssh_key,
+    }
+
+
 def task_view(task: Task, history: Iterable[TaskTransition] = ()) -> TaskView:
     return TaskView(
+        **run_fields(task),
         id=str(task.id),
         batch_id=str(task.batch_id),
         name=task.name,
-        kind=TaskKind(task.kind),
         state=TaskState(task.state),
         desired=task.desired,
         owner=task.owner,
-        command=list(task.command),
         target=task.target,
         node=task.node,
-        numa=task.numa,
-        gpu_ids=list(task.gpu_ids),
-        cpuset=list(task.cpuset),
-        cores=task.cores,
-        memory=task.memory,
         gpus=task.gpus,
-        env=dict(task.env),
-        mounts=[Mount.model_validate(m) for m in task.mounts],
         container=task.container,
         image=task.image,
-        native=task.native,
-        privileged=task.privileged,
-        workdir=task.workdir,
-        network=NetworkMode(task.network),
-        timeout=task.timeout,
         priority=task.priority,
         exit_code=task.exit_code,
         error=task.error,
         waiting_reason=task.waiting_reason,
-        ssh_key=task.ssh_key,
         created_at=aware(task.created_at),
         started_at=aware(task.started_at),
         finished_at=aware(task.finished_at),

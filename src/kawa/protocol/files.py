@@ -1,5 +1,5 @@
-"""The files API inside a task's container (SPEC §7): models and path rules shared by
-the host, the runner and the client. Pure: no I/O."""
+"""The files API inside a task's container (confined to it): models and path rules
+shared by the host, the runner and the client. Pure: no I/O."""
 
 from __future__ import annotations
 

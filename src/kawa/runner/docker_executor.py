@@ -25,8 +25,8 @@ from docker.types import DeviceRequest
 from kawa.protocol.runner_api import RunTask
 from kawa.protocol.tasks import NetworkMode
 from kawa.runner import task_tools, vps
+from kawa.runner.deadlines import Deadlines
 from kawa.runner.executor import (
-    Deadlines,
     OnEnd,
     StartError,
     UnknownTask,

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import httpx
 
+from kawa.digests import CHUNK, read_chunks
 from kawa.protocol.environments import DIGEST_HEADER
 from kawa.protocol.runner_api import EnvironmentRef
 
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
 ATTEMPTS = 3
 Step = Callable[[int, int], None]
 """``(bytes done, bytes in all)`` as the bytes go."""
@@ -56,11 +56,10 @@ def file_stream(path: Path, step: Step) -> Stream:
 
     def chunks() -> Generator[bytes]:
         done = 0
-        with path.open("rb") as f:
-            while chunk := f.read(CHUNK):
-                done += len(chunk)
-                yield chunk
-                step(done, size)
+        for chunk in read_chunks(path):
+            done += len(chunk)
+            yield chunk
+            step(done, size)
 
     return Stream(size, chunks())
 
@@ -108,11 +107,10 @@ class Download:
         done = 0
         try:
             if have:
-                with self.partial.open("rb") as kept:
-                    while chunk := kept.read(CHUNK):
-                        done += len(chunk)
-                        yield chunk
-                        step(done, total)
+                for chunk in read_chunks(self.partial):
+                    done += len(chunk)
+                    yield chunk
+                    step(done, total)
             # the copy kept for resuming is written beside the stream, in order; if a
             # write fails the file stops there (a correct prefix) and the stream goes on
             with self.partial.open("ab") as out, ThreadPoolExecutor(1, "env-partial") as writer:

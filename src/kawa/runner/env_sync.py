@@ -15,7 +15,6 @@ every half second).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
@@ -30,6 +29,7 @@ import httpx
 import requests.exceptions
 
 from kawa.core.environments import tarball_name
+from kawa.digests import Sha256
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import SyncProgress
 from kawa.protocol.runner_api import EnvironmentRef, RunTask
@@ -204,7 +204,7 @@ class EnvironmentSync:
         The last chunk is held back until the digest is known: on a mismatch (or when
         the source fails) the upload is cut off, Docker sees a truncated archive and
         loads nothing."""
-        hasher = hashlib.sha256()
+        hasher = Sha256()
 
         def body(hashing: ThreadPoolExecutor) -> Iterator[bytes]:
             # hashing runs beside the upload (hashlib lets go of the GIL), in order
@@ -216,7 +216,7 @@ class EnvironmentSync:
                 held = chunk
             if pending is not None:
                 pending.result()
-            got = "sha256:" + hasher.hexdigest()
+            got = hasher.text()
             if got != ref.digest:
                 raise Corrupt(f"the tarball's sha256 is {got}, expected {ref.digest}")
             yield held

@@ -4,14 +4,16 @@ task's ending is classified and recorded by both."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kawa.core.reports import ExitKind, classify_ending
 from kawa.protocol.runner_api import RunTask
 from kawa.runner.journal import Entry, Journal
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 OnEnd = Callable[[str, ExitKind, "int | None", "str | None"], None]
 """Called (from any thread) once a task has ended and its ending is journaled."""
@@ -26,12 +28,27 @@ class UnknownTask(Exception):
 
 
 class Executor(Protocol):
+    """A backend that runs tasks: Docker containers or native process groups."""
+
     def start(self, order: RunTask) -> None: ...
     def kill(self, task_id: str) -> None: ...
     def pause(self, task_id: str) -> None: ...
     def resume(self, task_id: str) -> None: ...
     def adopt(self, entries: list[Entry]) -> None: ...
     def log_path(self, task_id: str, stream: str) -> Path: ...
+
+
+class ContainerExecutor(Executor, Protocol):
+    """An executor that also keeps VPS containers (restart, snapshot, remove), can
+    settle a task it cannot follow, and lends its Docker client to terminals and files."""
+
+    @property
+    def docker(self) -> DockerClient: ...
+
+    def restart(self, task_id: str) -> None: ...
+    def snapshot(self, task_id: str) -> str: ...
+    def remove(self, task_id: str, force: bool) -> None: ...
+    def abandon(self, task_id: str, reason: str) -> None: ...
 
 
 _RUNTIME_EXEC = re.compile(r"exec [^\n]+: [^\n]+\n?")
@@ -92,23 +109,3 @@ def record_ending(
     if journal.end(task_id, kind, code, error):
         on_end(task_id, kind, code, error)
 
-
-class Deadlines:
-    """One timer per task that calls ``fire(task_id)`` when the task's timeout runs out."""
-
-    def __init__(self, fire: Callable[[str], None]) -> None:
-        self._fire = fire
-        self._timers: dict[str, threading.Timer] = {}
-
-    def arm(self, task_id: str, timeout: float | None, elapsed: float = 0.0) -> None:
-        if not timeout:
-            return
-        timer = threading.Timer(max(0.0, timeout - elapsed), self._fire, args=(task_id,))
-        timer.daemon = True
-        self._timers[task_id] = timer
-        timer.start()
-
-    def cancel(self, task_id: str) -> None:
-        timer = self._timers.pop(task_id, None)
-        if timer is not None:
-            timer.cancel()

@@ -1,31 +1,41 @@
-"""One executor in front of the two backends: Docker, and native when allowed."""
+"""One executor in front of the backends it is given: containers, and native when allowed."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kawa.protocol.runner_api import RunTask
-from kawa.runner.docker_executor import DockerExecutor
-from kawa.runner.executor import StartError, UnknownTask
+from kawa.runner.executor import ContainerExecutor, Executor, StartError, UnknownTask
 from kawa.runner.journal import Entry, Journal
-from kawa.runner.native_executor import NativeExecutor
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+NATIVE_OFF = "this runner does not accept native tasks (allow_native = false)"
 
 
 class ExecutorRouter:
     """Sends each task to the backend its order names and keeps both adopted."""
 
     def __init__(
-        self, journal: Journal, docker: DockerExecutor, native: NativeExecutor | None,
-        native_refusal: str = "this runner does not accept native tasks (allow_native = false)",
+        self,
+        journal: Journal,
+        containers: ContainerExecutor,
+        native: Executor | None,
+        native_refusal: str = NATIVE_OFF,
     ) -> None:
         self.journal = journal
-        self.containers = docker
+        self.containers = containers
         self.native = native
         self.native_refusal = native_refusal
-        self.docker = docker.docker
-        """The Docker client (terminals and files reach containers through it)."""
 
-    def _for(self, task_id: str) -> DockerExecutor | NativeExecutor:
+    @property
+    def docker(self) -> DockerClient:
+        """The Docker client (terminals and files reach containers through it)."""
+        return self.containers.docker
+
+    def _for(self, task_id: str) -> Executor:
         entry = self.journal.get(task_id)
         if entry is None:
             raise UnknownTask(f"task {task_id} is not running here")
@@ -66,6 +76,10 @@ class ExecutorRouter:
             raise UnknownTask(f"task {task_id} is native: only a VPS can be snapshotted")
         return self.containers.snapshot(task_id)
 
+    def abandon(self, task_id: str, reason: str) -> None:
+        """Settle a journaled task no backend can follow (reported as vanished)."""
+        self.containers.abandon(task_id, reason)
+
     def adopt(self, entries: list[Entry]) -> None:
         self.containers.adopt([e for e in entries if not e.order.native])
         native = [e for e in entries if e.order.native]
@@ -73,7 +87,7 @@ class ExecutorRouter:
             self.native.adopt(native)
         else:
             for e in native:  # cannot be followed without the native backend
-                self.containers.abandon(e.task_id, "native execution is off on this runner")
+                self.abandon(e.task_id, "native execution is off on this runner")
 
     def log_path(self, task_id: str, stream: str) -> Path:
         return self.containers.log_path(task_id, stream)

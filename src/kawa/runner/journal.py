@@ -185,7 +185,7 @@ class Journal:
             cutoff.isoformat(),
         )
 
-    # -- environments this runner has loaded (issue 3) --------------------------------
+    # -- environments this runner has loaded ------------------------------------------
     def loaded_environment(self, image: str) -> tuple[str, str] | None:
         """(digest, image id) of the tarball last loaded as ``image``."""
         rows = self._exec("SELECT digest, image_id FROM environments WHERE image = ?", image)

@@ -26,8 +26,8 @@ from kawa.runner import native_command as nc
 from kawa.runner import native_launch as launch
 from kawa.runner import task_tools
 from kawa.runner.cgroups import CgroupError, Group, Layout
+from kawa.runner.deadlines import Deadlines
 from kawa.runner.executor import (
-    Deadlines,
     OnEnd,
     StartError,
     UnknownTask,

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import docker
 
@@ -15,29 +14,28 @@ from kawa.client.errors import KawaError
 from kawa.client.runner_channel import HostChannel
 from kawa.protocol.nodes import Heartbeat, NodeRegistration, RunnerTaskObservation
 from kawa.protocol.runner_api import ExitKind, RunTask, TaskReport
-from kawa.runner import task_tools
-from kawa.runner.cgroups import CgroupError
-from kawa.runner.docker_executor import DockerExecutor
+from kawa.runner.backends import BuildExecutor
 from kawa.runner.env_sync import EnvironmentSync
-from kawa.runner.executor import StartError
-from kawa.runner.executor_router import ExecutorRouter
+from kawa.runner.executor import ContainerExecutor, StartError
 from kawa.runner.inventory import Inventory
 from kawa.runner.journal import Journal
-from kawa.runner.native_executor import NativeExecutor
 from kawa.settings import RunnerConfig
 
 log = logging.getLogger(__name__)
-LOG_SUBDIR = "kawa-logs"
 
 
 class RunnerService:
-    def __init__(self, config: RunnerConfig, inventory: Inventory) -> None:
+    def __init__(
+        self, config: RunnerConfig, inventory: Inventory, build_executor: BuildExecutor
+    ) -> None:
         self.config = config
         self.inventory = inventory
+        self._build_executor = build_executor
+        """Composes the executor once the host has named the cluster."""
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(config.data_dir / "journal.sqlite")
         self.channel = HostChannel(config.host_url, config.cluster_secret, ca_file=config.ca_file)
-        self.executor: ExecutorRouter | None = None
+        self.executor: ContainerExecutor | None = None
         self.environments: EnvironmentSync | None = None
         self.ready = asyncio.Event()
         self.heartbeat_interval = 2.0
@@ -45,21 +43,6 @@ class RunnerService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.preparing: set[str] = set()
         """Tasks whose packaged environment is being fetched (not journaled yet)."""
-
-    # -- paths ----------------------------------------------------------------------
-    @property
-    def log_dir(self) -> Path:
-        if self.config.shared_dir is not None:
-            return self.config.shared_dir / LOG_SUBDIR
-        return self.config.data_dir / "logs"
-
-    def _dirs(self) -> tuple[Path | None, Path]:
-        shared = self.config.shared_dir / "shared_data" if self.config.shared_dir else None
-        local = self.config.local_temp_dir or self.config.data_dir / "local_temp"
-        for d in (shared, local):
-            if d is not None:
-                d.mkdir(parents=True, exist_ok=True)
-        return shared, local
 
     # -- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
@@ -71,20 +54,7 @@ class RunnerService:
                 "journal belongs to cluster %s, host is %s: starting afresh", known, cluster_id
             )
         self.journal.set_meta("cluster_id", cluster_id)
-        shared, local = self._dirs()
-        tools = task_tools.install(self.config.data_dir / "task-tools")
-        containers = DockerExecutor(
-            docker.from_env(timeout=120),
-            self.journal,
-            cluster_id,
-            self.config.name,
-            self.log_dir,
-            self._on_end,
-            shared,
-            local,
-            kawa_program=tools,
-        )
-        executor = ExecutorRouter(self.journal, containers, self._native(shared, local, tools))
+        executor = self._build_executor(self.journal, cluster_id, self._on_end)
         self.environments = EnvironmentSync(
             docker.from_env(timeout=1800),  # a docker load of a big environment is slow
             self.journal,
@@ -202,22 +172,8 @@ class RunnerService:
                     break
                 self.journal.acknowledged(entry.task_id)
 
-    def _native(self, shared: Path | None, local: Path, tools: Path) -> NativeExecutor | None:
-        """The native backend, unless the config forbids it or cgroups are unusable."""
-        if not self.config.allow_native:
-            return None
-        try:
-            return NativeExecutor(
-                self.journal, self.config.name, self.log_dir, self._on_end, shared, local,
-                state_dir=self.config.data_dir / "native", native_user=self.config.native_user,
-                kawa_program=tools,
-            )
-        except (CgroupError, OSError) as exc:
-            log.warning("native execution unavailable on this node: %s", exc)
-            return None
-
     async def prepare_environment(self, order: RunTask) -> None:
-        """Fetch and load the order's packaged environment unless Docker has it (issue 3)."""
+        """Fetch and load the order's packaged environment unless Docker has it."""
         if order.environment is None:
             return
         if self.environments is None:

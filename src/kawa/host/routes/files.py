@@ -1,4 +1,4 @@
-"""/api/v1/tasks/{id}/files: files inside a task's container (SPEC §7).
+"""/api/v1/tasks/{id}/files: files inside a task's container, confined to it.
 
 Thin: check the caller (ownership like task actions: others' tasks are "not found", the
 viewer role reads but does not write), the path and the task's state, then pass the
