@@ -86,6 +86,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", f"{API}/nodes"): Rule.ANY,
     ("GET", f"{API}/nodes/{{name}}"): Rule.ANY,
     ("GET", f"{API}/nodes/{{name}}/health"): Rule.ANY,
+    ("GET", f"{API}/nodes/{{name}}/history"): Rule.ANY,
     ("POST", f"{API}/nodes/{{name}}/drain"): Rule.ADMIN,
     ("POST", f"{API}/nodes/{{name}}/undrain"): Rule.ADMIN,
     (WS, f"{API}/events"): Rule.ANY,
