@@ -23,6 +23,7 @@ from websockets.sync.client import connect
 
 from kawa import __version__
 from kawa.client import KawaClient, KawaError
+from kawa.client.async_client import AsyncKawaClient
 from kawa.host.app import prepare_database
 from kawa.host.auth import Authenticator
 from kawa.protocol.events import Event
@@ -374,6 +375,28 @@ def test_new_ssh_key_pair_is_a_working_openssh_pair(dash: Dash, tmp_path: Path) 
     assert body.encode() not in logs, "a private key was logged"
     r = httpx.post(url, headers=dash.headers(VIEWER))
     assert r.status_code == 403 and "viewer" in r.json()["detail"]
+
+
+# -- the async client ------------------------------------------------------------------------
+
+
+async def test_the_async_client_reads_the_same(dash: Dash) -> None:
+    with dash.client(ALICE) as sync:
+        counts, me = sync.task_counts(), sync.whoami()
+    async with AsyncKawaClient(dash.cluster.url, dash.tokens[ALICE]) as c:
+        assert await c.whoami() == me
+        assert (await c.info()).cluster_id == dash.cluster.cluster_id
+        assert await c.task_counts() == counts
+        assert (await c.node_history("node1", "24h")).resolution_s == 60.0
+        [would] = (await c.dry_run(TaskSpec(command=["true"], targets=["node2"]))).tasks
+        assert would.starts_now and would.node == "node2"
+        assert len(await c.tasks(limit=1, before=str(2**62))) == 1
+        pair = await c.new_ssh_key()
+        assert pair.public_key.startswith("ssh-ed25519 ")
+        stream = c.events(after=1)
+        hello, reset = await anext(stream), await anext(stream)
+        await stream.aclose()
+        assert (hello.type, reset.type, reset.seq) == ("hello", "reset", hello.seq)
 
 
 # -- the CLI ---------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -135,7 +135,7 @@ class AsyncKawaClient:
             async for chunk in r.aiter_raw():
                 yield chunk
 
-    async def events(self, after: int | None = None) -> AsyncIterator[Event]:
+    async def events(self, after: int | None = None) -> AsyncGenerator[Event, None]:
         """The event stream, ``hello`` first; with ``after``, the kept events after that
         number (or one ``reset``) before live ones. Ends when the host closes it."""
         url = calls.events_url(self.url, after)
