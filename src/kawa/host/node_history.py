@@ -163,9 +163,6 @@ class NodeHistories:
             series = self._series[node] = Series(self._fine_points)
         series.add(point)
 
-    def forget(self, node: str) -> None:
-        self._series.pop(node, None)
-
     def window(self, node: str, window: HistoryWindow, now: float | None = None) -> NodeHistory:
         """The node's points in ``window`` up to ``now`` (default: the clock), oldest first."""
         now = time.time() if now is None else now
