@@ -66,9 +66,15 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/docs/oauth2-redirect"): Rule.PUBLIC,
     ("GET", "/redoc"): Rule.PUBLIC,
     ("GET", "/metrics"): Rule.ANY,
+    # the caller and how to connect
+    ("GET", f"{API}/whoami"): Rule.ANY,
+    ("GET", f"{API}/info"): Rule.ANY,
+    ("POST", f"{API}/ssh-keys"): Rule.USER,
     # tasks
     ("POST", f"{API}/tasks"): Rule.USER,
     ("GET", f"{API}/tasks"): Rule.ANY,
+    ("POST", f"{API}/tasks/dry-run"): Rule.USER,
+    ("GET", f"{API}/tasks/counts"): Rule.ANY,
     ("GET", f"{API}/tasks/{{ref}}"): Rule.OWN_READ,
     ("POST", f"{API}/tasks/{{ref}}/{{action}}"): Rule.OWN,
     ("POST", f"{API}/tasks/{{ref}}/remove"): Rule.OWN,
@@ -86,6 +92,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", f"{API}/nodes"): Rule.ANY,
     ("GET", f"{API}/nodes/{{name}}"): Rule.ANY,
     ("GET", f"{API}/nodes/{{name}}/health"): Rule.ANY,
+    ("GET", f"{API}/nodes/{{name}}/history"): Rule.ANY,
     ("POST", f"{API}/nodes/{{name}}/drain"): Rule.ADMIN,
     ("POST", f"{API}/nodes/{{name}}/undrain"): Rule.ADMIN,
     (WS, f"{API}/events"): Rule.ANY,
@@ -117,6 +124,7 @@ NO_ENV = "Not-An-Environment"
 
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", f"{API}/tasks"): {"json": {"command": ["true"]}},
+    ("POST", f"{API}/tasks/dry-run"): {"json": {"command": ["true"]}},
     ("POST", f"{API}/environments"): {"json": {"name": NO_ENV}},
     ("PUT", f"{API}/tasks/{{ref}}/files/content"): {"content": b"x"},
     ("POST", f"{API}/tasks/{{ref}}/files/mkdir"): {"json": {"path": "/tmp/auth-table"}},

@@ -711,6 +711,27 @@ REST: list[Any] = [
     pytest.param(get("/nodes/node1%0Ax", 422, "name", "control character"), id="node-newline"),
     pytest.param(get("/nodes/" + "n" * 64, 422, "name", "at most 63"), id="node-64"),
     pytest.param(Bad("POST", "/nodes/ghost/drain", 404, ("ghost",)), id="drain-unknown-node"),
+    pytest.param(get("/nodes/ghost/history", 404, "ghost"), id="history-unknown-node"),
+    pytest.param(get("/nodes/node1/history", 422, "window", window="7d"), id="history-window"),
+    pytest.param(
+        get("/tasks", 422, "before", "less than or equal", before="9" * 20), id="before-huge"
+    ),
+    pytest.param(get("/tasks", 422, "q", "NUL", q="a\x00b"), id="text-filter-nul"),
+    pytest.param(get("/tasks", 422, "owner", "at most 64", owner="o" * 65), id="owner-65"),
+    pytest.param(
+        Bad(
+            "POST",
+            "/tasks/dry-run",
+            400,
+            ("no node has 99 cores",),
+            json={"command": ["true"], "cores": 99},
+        ),
+        id="dry-run-impossible",
+    ),
+    pytest.param(
+        Bad("POST", "/tasks/dry-run", 422, ("command",), json={"command": "true"}),
+        id="dry-run-malformed",
+    ),
     pytest.param(
         Bad(
             "POST", "/environments", 422, ("name", "control character"), json={"name": "py\x1b312"}

@@ -6,12 +6,13 @@ from typing import Annotated
 
 import typer
 
+from kawa.cli import node_history
 from kawa.cli.arguments import NodeArg, node_name
 from kawa.cli.context import client
 from kawa.cli.output import human_bytes, plain, print_json, styled, table, visible
 from kawa.protocol.nodes import NodeHealth, NodeUsageSample
 
-app = typer.Typer(help="Nodes: list, health, drain.", no_args_is_help=True)
+app = typer.Typer(help="Nodes: list, health, history, drain.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -158,3 +159,6 @@ def undrain(node: NodeArg, json: JsonOpt = False) -> None:
     with client() as c:
         view = c.drain(node, False)
     print_json(view) if json else typer.echo(f"{visible(view.name)}: {view.status.value}")
+
+
+app.command("history")(node_history.history)

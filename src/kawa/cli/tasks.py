@@ -74,6 +74,9 @@ def submit(
     max_parallel: Annotated[
         int | None, typer.Option("--max-parallel", help="At most N tasks of the batch at once.")
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say where each task would start; submit nothing.")
+    ] = False,
 ) -> None:
     """Submit a command: kawa task submit [OPTIONS] -- CMD ARGS…"""
     from pydantic import ValidationError
@@ -121,6 +124,10 @@ def submit(
     except (ValidationError, ValueError) as exc:
         raise CliError(_validation_message(exc), 2) from None
     with client() as c:
+        if dry_run:
+            from kawa.cli.dry_run import dry_run as show
+
+            return show(c, spec, json)
         result = c.submit(spec)
         if not wait:
             if json:

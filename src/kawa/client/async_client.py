@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -15,7 +15,11 @@ from kawa.client import calls
 from kawa.client.errors import KawaError, raise_for, unreachable
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
+from kawa.protocol.events import Event
+from kawa.protocol.history import HistoryWindow, NodeHistory
+from kawa.protocol.meta import HostInfo, SshKeyPair, WhoAmI
 from kawa.protocol.nodes import NodeView
+from kawa.protocol.task_queries import DryRunResponse, TaskCounts
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
 from kawa.tls.contexts import PathLike, httpx_verify, websocket_ssl
 
@@ -70,13 +74,42 @@ class AsyncKawaClient:
     async def submit(self, spec: TaskSpec) -> SubmitResponse:
         return await self._do(calls.submit(spec))
 
+    async def dry_run(self, spec: TaskSpec) -> DryRunResponse:
+        """What submitting ``spec`` now would do, task by task; nothing is stored."""
+        return await self._do(calls.dry_run(spec))
+
+    async def task_counts(self) -> TaskCounts:
+        return await self._do(calls.task_counts())
+
+    async def whoami(self) -> WhoAmI:
+        return await self._do(calls.whoami())
+
+    async def info(self) -> HostInfo:
+        return await self._do(calls.info())
+
+    async def new_ssh_key(self) -> SshKeyPair:
+        """A new Ed25519 key pair made by the host, which keeps no copy (shown once)."""
+        return await self._do(calls.new_ssh_key())
+
+    async def node_history(self, name: str, window: HistoryWindow = "1h") -> NodeHistory:
+        return await self._do(calls.node_history(name, window))
+
     async def task(self, ref: str) -> TaskView:
         return await self._do(calls.get_task(ref))
 
     async def tasks(
-        self, states: list[str] | None = None, node: str | None = None, batch: str | None = None
+        self,
+        states: list[str] | None = None,
+        node: str | None = None,
+        batch: str | None = None,
+        kind: str | None = None,
+        limit: int = 200,
+        owner: str | None = None,
+        q: str | None = None,
+        before: str | None = None,
     ) -> list[TaskView]:
-        return await self._do(calls.list_tasks(states, node, batch))
+        """Tasks, newest first; ``before`` (a task id) pages to older ones."""
+        return await self._do(calls.list_tasks(states, node, batch, kind, limit, owner, q, before))
 
     async def act(self, ref: str, action: TaskAction) -> TaskView:
         return await self._do(calls.act(ref, action))
@@ -101,6 +134,21 @@ class AsyncKawaClient:
                 raise_for(r)
             async for chunk in r.aiter_raw():
                 yield chunk
+
+    async def events(self, after: int | None = None) -> AsyncGenerator[Event, None]:
+        """The event stream, ``hello`` first; with ``after``, the kept events after that
+        number (or one ``reset``) before live ones. Ends when the host closes it."""
+        url = calls.events_url(self.url, after)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with connect(
+            url, additional_headers=headers, max_size=None, **websocket_ssl(url, self.ca_file)
+        ) as ws:
+            while True:
+                try:
+                    text = await ws.recv()
+                except ConnectionClosed:
+                    return
+                yield calls.parse_event(text)
 
     async def wait(self, refs: list[str], timeout: float | None = None) -> list[TaskView]:
         """Wait for every task to be done, driven by the event stream."""

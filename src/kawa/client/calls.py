@@ -17,7 +17,10 @@ from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, WorkspaceView
 from kawa.protocol.events import Event
+from kawa.protocol.history import HistoryWindow, NodeHistory
+from kawa.protocol.meta import HostInfo, SshKeyPair, WhoAmI
 from kawa.protocol.nodes import NodeHealth, NodeView
+from kawa.protocol.task_queries import DryRunResponse, TaskCounts
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
 
 T = TypeVar("T")
@@ -66,6 +69,27 @@ def submit(spec: TaskSpec) -> Call[SubmitResponse]:
     return Call("POST", "/tasks", SubmitResponse.model_validate, json=body)
 
 
+def dry_run(spec: TaskSpec) -> Call[DryRunResponse]:
+    body = spec.model_dump(mode="json", exclude_defaults=True)
+    return Call("POST", "/tasks/dry-run", DryRunResponse.model_validate, json=body)
+
+
+def task_counts() -> Call[TaskCounts]:
+    return Call("GET", "/tasks/counts", TaskCounts.model_validate)
+
+
+def whoami() -> Call[WhoAmI]:
+    return Call("GET", "/whoami", WhoAmI.model_validate)
+
+
+def info() -> Call[HostInfo]:
+    return Call("GET", "/info", HostInfo.model_validate)
+
+
+def new_ssh_key() -> Call[SshKeyPair]:
+    return Call("POST", "/ssh-keys", SshKeyPair.model_validate)
+
+
 def get_task(ref: str) -> Call[TaskView]:
     return Call("GET", f"/tasks/{_task(ref)}", TaskView.model_validate)
 
@@ -76,8 +100,20 @@ def list_tasks(
     batch: str | None = None,
     kind: str | None = None,
     limit: int = 200,
+    owner: str | None = None,
+    q: str | None = None,
+    before: str | None = None,
 ) -> Call[list[TaskView]]:
-    params = {"state": states or [], "node": node, "batch": batch, "kind": kind, "limit": limit}
+    params = {
+        "state": states or [],
+        "node": node,
+        "batch": batch,
+        "kind": kind,
+        "limit": limit,
+        "owner": owner,
+        "q": q,
+        "before": before,
+    }
     return Call(
         "GET",
         "/tasks",
@@ -105,6 +141,15 @@ def get_node(name: str) -> Call[NodeView]:
 
 def node_health(name: str) -> Call[NodeHealth]:
     return Call("GET", f"/nodes/{_node(name)}/health", NodeHealth.model_validate)
+
+
+def node_history(name: str, window: HistoryWindow = "1h") -> Call[NodeHistory]:
+    return Call(
+        "GET",
+        f"/nodes/{_node(name)}/history",
+        NodeHistory.model_validate,
+        params={"window": window},
+    )
 
 
 def drain(name: str, draining: bool) -> Call[NodeView]:
@@ -135,9 +180,11 @@ def logs_path(ref: str) -> str:
     return f"{API_PREFIX}/tasks/{_task(ref)}/logs"
 
 
-def events_url(base: str) -> str:
+def events_url(base: str, after: int | None = None) -> str:
+    """The event stream's URL; with ``after``, kept events after that number come first."""
+    query = "" if after is None else f"?after={after}"
     return base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + (
-        f"{API_PREFIX}/events"
+        f"{API_PREFIX}/events{query}"
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +18,11 @@ from kawa.client.errors import KawaError, raise_for, refused, unreachable
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
+from kawa.protocol.events import Event
+from kawa.protocol.history import HistoryWindow, NodeHistory
+from kawa.protocol.meta import HostInfo, SshKeyPair, WhoAmI
 from kawa.protocol.nodes import NodeHealth, NodeView
+from kawa.protocol.task_queries import DryRunResponse, TaskCounts
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
 from kawa.tls.contexts import PathLike, httpx_verify, websocket_ssl
 
@@ -76,6 +80,25 @@ class KawaClient:
     def submit(self, spec: TaskSpec) -> SubmitResponse:
         return self._do(calls.submit(spec))
 
+    def dry_run(self, spec: TaskSpec) -> DryRunResponse:
+        """What submitting ``spec`` now would do, task by task; nothing is stored."""
+        return self._do(calls.dry_run(spec))
+
+    def task_counts(self) -> TaskCounts:
+        """How many tasks the caller may see, by state."""
+        return self._do(calls.task_counts())
+
+    def whoami(self) -> WhoAmI:
+        return self._do(calls.whoami())
+
+    def info(self) -> HostInfo:
+        """Version, cluster id, the API's URL and the SSH gateway's address."""
+        return self._do(calls.info())
+
+    def new_ssh_key(self) -> SshKeyPair:
+        """A new Ed25519 key pair made by the host, which keeps no copy (shown once)."""
+        return self._do(calls.new_ssh_key())
+
     def task(self, ref: str) -> TaskView:
         return self._do(calls.get_task(ref))
 
@@ -86,8 +109,12 @@ class KawaClient:
         batch: str | None = None,
         kind: str | None = None,
         limit: int = 200,
+        owner: str | None = None,
+        q: str | None = None,
+        before: str | None = None,
     ) -> list[TaskView]:
-        return self._do(calls.list_tasks(states, node, batch, kind, limit))
+        """Tasks, newest first; ``before`` (a task id) pages to older ones."""
+        return self._do(calls.list_tasks(states, node, batch, kind, limit, owner, q, before))
 
     def act(self, ref: str, action: TaskAction) -> TaskView:
         return self._do(calls.act(ref, action))
@@ -104,6 +131,9 @@ class KawaClient:
 
     def node_health(self, name: str) -> NodeHealth:
         return self._do(calls.node_health(name))
+
+    def node_history(self, name: str, window: HistoryWindow = "1h") -> NodeHistory:
+        return self._do(calls.node_history(name, window))
 
     def drain(self, name: str, draining: bool = True) -> NodeView:
         return self._do(calls.drain(name, draining))
@@ -191,6 +221,33 @@ class KawaClient:
                     raise_for(r)
                 yield from r.iter_raw()
         except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from None
+
+    def events(
+        self, after: int | None = None, timeout: float | None = None
+    ) -> Generator[Event, None, None]:
+        """The event stream, ``hello`` first; with ``after``, the kept events after that
+        number (or one ``reset``) before live ones. Each wait for an event is bounded by
+        ``timeout`` (TimeoutError); the iteration ends when the host closes the stream."""
+        url = calls.events_url(self.url, after)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            with connect(
+                url,
+                additional_headers=headers,
+                open_timeout=10,
+                max_size=None,
+                **websocket_ssl(url, self.ca_file),
+            ) as ws:
+                while True:
+                    try:
+                        text = ws.recv(timeout=timeout)
+                    except ConnectionClosed:
+                        return
+                    yield calls.parse_event(text)
+        except InvalidStatus as exc:
+            raise refused("the event stream", url, exc.response.status_code) from None
+        except OSError as exc:
             raise unreachable(self.url, exc) from None
 
     def wait(self, refs: list[str], timeout: float | None = None) -> list[TaskView]:

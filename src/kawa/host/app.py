@@ -21,6 +21,7 @@ from kawa.core.ids import IdGenerator
 from kawa.host.audit import AuditLog
 from kawa.host.auth import Authenticator
 from kawa.host.body_limit import BodyLimit, Limit
+from kawa.host.dry_run import DryRun
 from kawa.host.environments import EnvironmentService
 from kawa.host.errors import ServiceError, error_responses
 from kawa.host.events import EventBus
@@ -32,6 +33,7 @@ from kawa.host.report_service import ReportService
 from kawa.host.routes import environments, events, nodes, runner_environments, runners, tasks
 from kawa.host.routes.audit import router as audit_router
 from kawa.host.routes.files import router as files_router
+from kawa.host.routes.meta import router as meta_router
 from kawa.host.routes.streams import router as streams_router
 from kawa.host.runner_link import RunnerLink
 from kawa.host.scheduling import SchedulerLoop
@@ -116,6 +118,9 @@ class Host:
         self.nodes.dispatching = self.scheduler.dispatching
         self.ledger.on_release = self.scheduler.wake
         self.vps_retention = VpsRetention(self.ledger, self.tasks, config.vps_retention)
+        self.dry_run = DryRun(self.tasks, self.scheduler)
+        self.gateway_port: int | None = None
+        """The port the SSH gateway listens on; None while it does not."""
 
     async def run_loops(self) -> None:
         await asyncio.gather(
@@ -182,10 +187,12 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loops = asyncio.create_task(host.run_loops())
         gateway = await start_ssh_gateway(host)
+        host.gateway_port = None if gateway is None else host.config.ssh_port
         try:
             yield
         finally:
             if gateway is not None:
+                host.gateway_port = None
                 await gateway.stop()
             loops.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -213,6 +220,7 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     for module in (environments, runner_environments):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(audit_router, prefix=API_PREFIX)  # who changed what (admin)
+    app.include_router(meta_router, prefix=API_PREFIX)  # whoami, info, new SSH keys
     app.include_router(metrics_router(host))  # Prometheus: /metrics (a token unless public)
 
     @app.get(API_PREFIX + "/health", tags=["meta"])

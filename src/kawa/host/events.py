@@ -1,15 +1,27 @@
-"""In-process publish/subscribe of task and node changes, feeding the event stream."""
+"""In-process publish/subscribe of task and node changes, feeding the event stream.
+
+Sequence numbers rise by one per event and start, in each host process, at the
+microseconds since the epoch when it started: a later process never reuses an earlier
+one's numbers, so a client that reconnects after a host restart with an old number is
+told to reset instead of being sent the wrong events. (They stay below 2**53, exact in
+a JavaScript number.)
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 from kawa.protocol.events import Event
 from kawa.protocol.nodes import NodeView
 from kawa.protocol.tasks import TaskView
+
+REPLAY_EVENTS = 4096
+"""Recent events kept for replay to a client that reconnects (``?after=SEQ``)."""
 
 
 class Subscription:
@@ -27,11 +39,18 @@ class Subscription:
 
 class EventBus:
     """Fan-out to subscribers; a subscriber that falls too far behind is cut off
-    (its stream ends, and the client re-reads state when it reconnects)."""
+    (its stream ends, and the client re-reads state when it reconnects). The last
+    ``replay_size`` events are kept for subscribers that resume after a sequence number."""
 
-    def __init__(self, queue_size: int = 10_000) -> None:
+    def __init__(self, queue_size: int = 10_000, replay_size: int = REPLAY_EVENTS) -> None:
+        if not 0 < replay_size < queue_size:
+            raise ValueError("the replay ring must be smaller than a subscriber's queue")
         self._subs: set[Subscription] = set()
-        self._seq = itertools.count(1)
+        start = time.time_ns() // 1000
+        self._seq = itertools.count(start)
+        self.current = start - 1
+        """The last sequence number published (one below the first before any)."""
+        self._recent: deque[Event] = deque(maxlen=replay_size)
         self._size = queue_size
 
     def publish_task(self, task: TaskView) -> None:
@@ -41,18 +60,39 @@ class EventBus:
         self._publish(Event(seq=next(self._seq), type="node", node=node))
 
     def _publish(self, event: Event) -> None:
+        self.current = event.seq
+        self._recent.append(event)
         for sub in list(self._subs):
-            if sub.overflowed:
-                continue
-            if sub.queue.qsize() >= self._size - 1:
-                sub.overflowed = True
-                sub.queue.put_nowait(None)
-            else:
-                sub.queue.put_nowait(event)
+            self._offer(sub, event)
+
+    def _offer(self, sub: Subscription, event: Event) -> None:
+        if sub.overflowed:
+            return
+        if sub.queue.qsize() >= self._size - 1:
+            sub.overflowed = True
+            sub.queue.put_nowait(None)
+        else:
+            sub.queue.put_nowait(event)
+
+    def replay(self, after: int) -> list[Event] | None:
+        """The kept events after ``after``, oldest first; None when some of them are no
+        longer kept (or ``after`` is not a number this process has reached)."""
+        first = self._recent[0].seq if self._recent else self.current + 1
+        if after > self.current or after + 1 < first:
+            return None
+        return [e for e in self._recent if e.seq > after]
 
     @contextmanager
-    def subscribe(self) -> Iterator[Subscription]:
+    def subscribe(self, after: int | None = None) -> Iterator[Subscription]:
+        """A subscription to events from now on; with ``after``, the kept events after
+        it come first, or (when they are not all kept) one ``reset`` event."""
         sub = Subscription(self._size)
+        if after is not None:
+            backlog = self.replay(after)
+            if backlog is None:
+                backlog = [Event(seq=self.current, type="reset")]
+            for event in backlog:  # fewer than the queue holds: never cut off here
+                sub.queue.put_nowait(event)
         self._subs.add(sub)
         try:
             yield sub

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from datetime import UTC, datetime
 
@@ -18,9 +19,11 @@ from kawa.host.auth import Principal
 from kawa.host.errors import Conflict, NotFound
 from kawa.host.events import EventBus
 from kawa.host.ledger import Change, Ledger
+from kawa.host.node_history import NodeHistories, point_of
 from kawa.host.runner_link import RunnerLink
 from kawa.host.snapshots import holding_by_node
 from kawa.host.views import aware, node_view
+from kawa.protocol.history import HistoryWindow, NodeHistory
 from kawa.protocol.nodes import (
     Heartbeat,
     NodeHealth,
@@ -56,6 +59,8 @@ class NodeService:
         self.node_timeout = node_timeout
         self._history_len = max(1, int(history_seconds / heartbeat_interval))
         self._history: dict[str, deque[NodeUsageSample]] = {}
+        self.histories = NodeHistories(heartbeat_interval)
+        """Each node's measurements for graphs (an hour per heartbeat, a day per minute)."""
         self._missing_since: dict[int, float] = {}
         """Task id -> since when its runner has not listed it (while that matters)."""
         self.dispatching: set[int] = set()
@@ -104,6 +109,7 @@ class NodeService:
             node.status = NodeStatus.ONLINE.value
             node.last_heartbeat = now
             node.usage = hb.usage.model_dump(mode="json")
+            memory = int(node.inventory.get("memory", 0))
             if hb.inventory is not None:
                 node.inventory = hb.inventory.model_dump(mode="json")
             states = [*_ON_NODE, TaskState.LOST.value]
@@ -111,6 +117,7 @@ class NodeService:
                 done = self._reconcile(change, task, hb.name, observed.get(str(task.id)), now)
                 todo.extend((action, node.url, task.id) for action in done.actions)
         self._history.setdefault(hb.name, deque(maxlen=self._history_len)).append(hb.usage)
+        self.histories.add(hb.name, point_of(hb.usage, time.time(), memory))
         if came_back:
             self._publish(hb.name)
             self.ledger.on_release()
@@ -212,6 +219,14 @@ class NodeService:
 
     def health(self, name: str) -> NodeHealth:
         return NodeHealth(node=self.get(name), history=list(self._history.get(name, ())))
+
+    def history(self, name: str, window: HistoryWindow) -> NodeHistory:
+        """The node's measurements over ``window``; 404 for a node never registered."""
+        with self.ledger.sessions() as s:
+            if s.get(Node, name) is None:
+                known = ", ".join(s.scalars(select(Node.name))) or "none"
+                raise NotFound(f"unknown node {name!r}; known nodes: {known}")
+        return self.histories.window(name, window)
 
     def set_draining(self, name: str, draining: bool, who: Principal) -> NodeView:
         with self.ledger.sessions.begin() as s:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, cast, func, insert, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from kawa.core.ids import IdGenerator
 from kawa.core.resources import ResourceRequest
-from kawa.core.scheduler import PlacementError, validate
+from kawa.core.scheduler import NodeSnapshot, PlacementError, validate
 from kawa.core.sweep import DEFAULT_LIMIT, SweepError, parse
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import (
@@ -32,6 +34,7 @@ from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.scheduling import QUEUED
 from kawa.host.snapshots import node_snapshots
 from kawa.host.views import task_view
+from kawa.protocol.task_queries import TaskCounts
 from kawa.protocol.tasks import NetworkMode, SubmitResponse, TaskAction, TaskSpec, TaskView
 from kawa.store.models import Environment, Node, Task, TaskTransition
 
@@ -65,39 +68,16 @@ class TaskService:
 
     # -- submit ---------------------------------------------------------------------
     def submit(self, spec: TaskSpec, who: Principal) -> SubmitResponse:
-        if who.role == "viewer":
-            raise Forbidden("the viewer role cannot submit tasks")
-        if spec.kind is TaskKind.VPS:
-            spec = vps_spec(spec)  # first: a VPS is never native, whatever else it asks
-        else:
-            if spec.native:
-                check_native(spec)
-            if spec.ssh_key is not None:
-                raise BadRequest("an SSH key applies to VPS tasks only")
-        if (spec.privileged or spec.mounts) and not who.is_admin:
-            raise Forbidden("privileged containers and host mounts need the admin role")
-        targets: list[TargetSpec | None] = [TargetSpec.parse(t) for t in spec.targets]
-        targets = targets or [None]
-        members = batch_members(spec, targets, self.sweep_limit)
         now = datetime.now(UTC)
         with self.ledger.change() as change:
             s = change.session
-            container, image = self._image_for(s, spec)
-            snapshots = node_snapshots(s)
-            requests: dict[TargetSpec | None, ResourceRequest] = {}
-            for target in targets:
-                gpus = len(target.gpus) if target and target.gpus else spec.gpus
-                request = ResourceRequest(cores=spec.cores, memory=spec.memory, gpus=gpus)
-                try:
-                    validate(request, target, snapshots)
-                except PlacementError as exc:
-                    raise BadRequest(str(exc)) from None
-                requests[target] = request
+            checked = self.prepare(s, spec, who)
+            spec, requests = checked.spec, checked.requests
             batch_id = self.ids.next()
             cap = spec.max_parallel
             held_back = f"its batch runs at most {cap} at once"
             rows = []
-            for n, member in enumerate(members):
+            for n, member in enumerate(checked.members):
                 request = requests[member.target]
                 rows.append(
                     dict(
@@ -119,8 +99,8 @@ class TaskService:
                         gpus=request.gpus,
                         env=member.env,
                         mounts=[m.model_dump() for m in spec.mounts],
-                        container=container,
-                        image=image,
+                        container=checked.container,
+                        image=checked.image,
                         native=spec.native,
                         privileged=spec.privileged,
                         workdir=spec.workdir,
@@ -152,6 +132,36 @@ class TaskService:
             batch_id=str(batch_id), tasks=[task_view(t) for t in change.touched.values()]
         )
 
+    def prepare(self, s: Session, spec: TaskSpec, who: Principal) -> Prepared:
+        """Check a submission as submitting does (the same errors) and say what it
+        makes: the spec as it runs, its tasks, each target's request and the image."""
+        if who.role == "viewer":
+            raise Forbidden("the viewer role cannot submit tasks")
+        if spec.kind is TaskKind.VPS:
+            spec = vps_spec(spec)  # first: a VPS is never native, whatever else it asks
+        else:
+            if spec.native:
+                check_native(spec)
+            if spec.ssh_key is not None:
+                raise BadRequest("an SSH key applies to VPS tasks only")
+        if (spec.privileged or spec.mounts) and not who.is_admin:
+            raise Forbidden("privileged containers and host mounts need the admin role")
+        targets: list[TargetSpec | None] = [TargetSpec.parse(t) for t in spec.targets]
+        targets = targets or [None]
+        members = batch_members(spec, targets, self.sweep_limit)
+        container, image = self._image_for(s, spec)
+        snapshots = node_snapshots(s)
+        requests: dict[TargetSpec | None, ResourceRequest] = {}
+        for target in targets:
+            gpus = len(target.gpus) if target and target.gpus else spec.gpus
+            request = ResourceRequest(cores=spec.cores, memory=spec.memory, gpus=gpus)
+            try:
+                validate(request, target, snapshots)
+            except PlacementError as exc:
+                raise BadRequest(str(exc)) from None
+            requests[target] = request
+        return Prepared(spec, members, requests, container, image, snapshots)
+
     def _image_for(self, s: Session, spec: TaskSpec) -> tuple[str | None, str | None]:
         if spec.native:
             return None, None
@@ -179,7 +189,12 @@ class TaskService:
         batch: str | None = None,
         kind: str | None = None,
         limit: int = 200,
+        owner: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
     ) -> list[TaskView]:
+        """Tasks the caller may see, newest first: of ``owner``, whose name or command
+        contains ``text`` (any case), with ids below ``before`` (the next page's cursor)."""
         bad = [x for x in states if x not in TaskState.__members__.values()]
         if bad:
             raise BadRequest(
@@ -190,6 +205,12 @@ class TaskService:
         query = select(Task).order_by(Task.id.desc()).limit(max(1, min(limit, 10_000)))
         if not who.is_admin:
             query = query.where(Task.owner == who.user)
+        if owner is not None:
+            query = query.where(Task.owner == owner)
+        if text:
+            query = query.where(_contains(text))
+        if before is not None:
+            query = query.where(Task.id < before)
         if states:
             query = query.where(Task.state.in_(list(states)))
         if node:
@@ -202,6 +223,15 @@ class TaskService:
             query = query.where(Task.batch_id == int(batch))
         with self.ledger.sessions() as s:
             return [task_view(t) for t in s.scalars(query)]
+
+    def counts(self, who: Principal) -> TaskCounts:
+        """How many tasks the caller may see, by state: one GROUP BY, no rows read."""
+        query = select(Task.state, func.count()).group_by(Task.state)
+        if not who.is_admin:
+            query = query.where(Task.owner == who.user)
+        with self.ledger.sessions() as s:
+            by_state = {state: int(n) for state, n in s.execute(query).all()}
+        return TaskCounts(by_state=by_state, total=sum(by_state.values()))
 
     # -- control --------------------------------------------------------------------
     async def act(self, ref: str, action: TaskAction, who: Principal) -> TaskView:
@@ -319,6 +349,20 @@ class TaskService:
         return node.url if node else None
 
 
+def _contains(text: str) -> ColumnElement[bool]:
+    """Name or command contains ``text``, any case. A command is stored as JSON, so
+    ``text`` is looked for as JSON writes it (quotes, backslashes, non-ASCII escaped)."""
+    def pattern(fragment: str) -> str:
+        escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+    in_json = json.dumps(text)[1:-1]
+    return or_(
+        Task.name.ilike(pattern(text), escape="\\"),
+        cast(Task.command, String).ilike(pattern(in_json), escape="\\"),
+    )
+
+
 def visible(owner: str, who: Principal) -> bool:
     """A user sees their own tasks; admins see all."""
     return who.is_admin or owner == who.user
@@ -353,6 +397,20 @@ def check_native(spec: TaskSpec) -> None:
         raise BadRequest("--privileged applies to containers, not to native tasks")
     if spec.network.value != "host":
         raise BadRequest("--network applies to containers; a native task uses the node's network")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A checked submission: the spec as it runs, its tasks, each target's request and
+    the image (or environment) the tasks run in."""
+
+    spec: TaskSpec
+    members: list[Member]
+    requests: dict[TargetSpec | None, ResourceRequest]
+    container: str | None
+    image: str | None
+    snapshots: list[NodeSnapshot]
+    """The cluster as the checks saw it."""
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,8 @@ class NodeUsageSample(WireModel):
     cpu_percent: b.Percent
     memory_used: b.Count
     memory_percent: b.Percent
+    memory_total: b.Count | None = Field(default=None, description="bytes")
+    """The machine's memory (None from runners that do not report it)."""
     load: list[b.Measure] = Field(default=[], max_length=16)
     gpus: list[GpuInfo] = Field(default=[], max_length=b.MAX_LIST)
     numa: list[NumaUsage] = Field(default=[], max_length=b.MAX_LIST)

@@ -112,6 +112,7 @@ class Inventory:
             cpu_percent=psutil.cpu_percent(None),
             memory_used=vm.total - vm.available,
             memory_percent=vm.percent,
+            memory_total=vm.total,
             load=list(os.getloadavg()),
             gpus=self.probe.read(),
             numa=numa_usage(zones, psutil.cpu_percent(None, percpu=True)),

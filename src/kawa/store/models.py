@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -71,6 +81,11 @@ class EnvironmentVersion(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
+    __table_args__ = (
+        # a user's own tasks (every listing of a non-admin, the owner filter) and their
+        # counts by state
+        Index("ix_tasks_owner_state", "owner", "state"),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     batch_id: Mapped[int] = mapped_column(BigInteger, index=True)
     name: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from kawa.host.deps import HostDep, NodeNamePath, UserDep
 from kawa.host.errors import Forbidden
+from kawa.protocol.history import HistoryWindow, NodeHistory
 from kawa.protocol.nodes import NodeHealth, NodeView
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
+WINDOW = "1h: a point per heartbeat; 24h: a point per minute (the mean of its heartbeats)"
 
 
 @router.get("")
@@ -24,6 +28,18 @@ async def get_node(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
 @router.get("/{name}/health")
 async def node_health(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeHealth:
     return host.nodes.health(name)
+
+
+@router.get("/{name}/history")
+async def node_history(
+    name: NodeNamePath,
+    host: HostDep,
+    who: UserDep,
+    window: Annotated[HistoryWindow, Query(description=WINDOW)] = "1h",
+) -> NodeHistory:
+    """The node's CPU, memory and GPU measurements, oldest first. Kept in the host's
+    memory only: a host restart clears them."""
+    return host.nodes.history(name, window)
 
 
 @router.post("/{name}/drain")

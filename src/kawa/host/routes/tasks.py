@@ -6,19 +6,35 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
 from kawa.host.deps import BatchId, HostDep, NodeNameQuery, TaskRef, UserDep
 from kawa.host.routes.responses import BYTES
-from kawa.protocol.bounds import MAX_SHORT
+from kawa.protocol.bounds import MAX_ID, MAX_SHORT, NoNul, QueryText
+from kawa.protocol.task_queries import DryRunResponse, TaskCounts
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 Word = Annotated[str, Query(max_length=MAX_SHORT, pattern=r"^[a-z_]*$")]
+UserName = Annotated[str, Field(min_length=1, max_length=64), NoNul]
 
 
 @router.post("", status_code=201)
 async def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
     return host.tasks.submit(spec, who)
+
+
+@router.post("/dry-run")
+async def dry_run(spec: TaskSpec, host: HostDep, who: UserDep) -> DryRunResponse:
+    """What submitting ``spec`` now would do, task by task: start on a node, or wait and
+    why. Checked as a submission is (the same errors); nothing is stored."""
+    return host.dry_run.run(spec, who)
+
+
+@router.get("/counts")
+async def counts(host: HostDep, who: UserDep) -> TaskCounts:
+    """How many tasks the caller may see (admins: all), by state."""
+    return host.tasks.counts(who)
 
 
 @router.get("")
@@ -30,9 +46,19 @@ async def list_tasks(
     batch: BatchId = None,
     kind: Word | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    owner: Annotated[UserName | None, Query(description="only this user's tasks")] = None,
+    q: Annotated[
+        QueryText | None, Query(description="name or command contains this (any case)")
+    ] = None,
+    before: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_ID, description="only tasks older than this task id (paging)"),
+    ] = None,
 ) -> list[TaskView]:
+    """Tasks the caller may see (admins: all), newest first; the next page is
+    ``before=<the last id>``."""
     batch_text = None if batch is None else str(batch)
-    return host.tasks.list(who, state, node, batch_text, kind, limit)
+    return host.tasks.list(who, state, node, batch_text, kind, limit, owner, q, before)
 
 
 @router.get("/{ref}")
