@@ -58,6 +58,10 @@ async def test_app_routes_answer_index_and_api_paths_stay_api(built: Path) -> No
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/json"
         assert (await client.get("/assets/gone-000.js")).status_code == 404
+        for method in ("POST", "PUT", "DELETE"):  # not 405: the path is not the app's
+            answer = await client.request(method, "/api/v1/no-such-thing")
+            assert answer.status_code == 404, method
+        assert (await client.get("/api")).status_code == 404
 
 
 async def test_paths_outside_the_build_are_not_served(built: Path) -> None:

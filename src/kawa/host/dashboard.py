@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 """Where ``vite build`` writes the app (package data of an installed Kawa)."""
@@ -31,6 +32,22 @@ as usual under <a href="/docs">/api/v1</a>.</p>
 or run <code>scripts/bootstrap.sh</code>, then reload this page.</p>
 </body></html>
 """
+
+
+class AppPath(Convertor[str]):
+    """A path of the app: anything but ``api`` and what lies under it, so that any
+    method on an unknown API path still answers the API's own 404."""
+
+    regex = r"(?!api(?:/|$)).*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("kawa_app_path", AppPath())
 
 
 def dashboard_router(dist: Path = DIST) -> APIRouter:
@@ -57,10 +74,8 @@ def dashboard_router(dist: Path = DIST) -> APIRouter:
     async def index() -> Response:
         return _index()
 
-    @router.api_route("/{path:path}", methods=["GET", "HEAD"])
+    @router.api_route("/{path:kawa_app_path}", methods=["GET", "HEAD"])
     async def app_path(path: str) -> Response:
-        if path == "api" or path.startswith("api/"):
-            raise HTTPException(404, "Not Found")  # an unknown API path stays an API 404
         found = _file(path)
         if path.startswith("assets/"):
             if found is None:
