@@ -52,6 +52,7 @@ export class TerminalSession {
     if (f.type === T.READY) {
       this._send(openFrame(STREAM, { rows: this.rows, cols: this.cols, term: this.term }))
       this.opened = true
+      this._flush() // keys typed while the session was connecting
       this.onReady()
       return
     }
