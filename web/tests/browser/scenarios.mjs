@@ -232,6 +232,29 @@ const scenarios = {
     })
     return { dark, light }
   },
+
+  /** For bench/dashboard_load.py: milliseconds from navigation to a live overview. */
+  async overview_timing() {
+    return withPage({}, async (page) => {
+      await login(page)
+      const live = () => page.waitForFunction(() => document.querySelector('[data-test=connection].live') && /\b\d+ online/.test(document.querySelector('[data-test=node-counts]')?.textContent || ''))
+      const app = []
+      const baseline = []
+      for (let i = 0; i < (args.runs || 10); i += 1) {
+        await page.goto('about:blank')
+        let t = Date.now()
+        await page.goto(`${args.url}/api/v1/health`)
+        baseline.push(Date.now() - t)
+        await page.goto('about:blank')
+        t = Date.now()
+        await page.goto(`${args.url}/`)
+        await live()
+        app.push(Date.now() - t)
+      }
+      await shot(page, 'overview-timed')
+      return { app, baseline }
+    })
+  },
 }
 
 const name = process.argv[2]
