@@ -27,6 +27,8 @@ WEB = ROOT / "web"
 SCENARIOS = WEB / "tests" / "browser" / "scenarios.mjs"
 CHROMIUM = os.environ.get("KAWA_CHROMIUM", "/usr/bin/chromium")
 NODE = "node1"
+GPU_NODE = "gpunode"
+DATA = ROOT / "tests" / "data"
 
 
 def browser_problem() -> str | None:
@@ -56,11 +58,19 @@ def browser_ready() -> None:
 def cluster(
     docker_available: None, browser_ready: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    """A host (SSH gateway on a port of its own) and one runner with 2 cores."""
+    """A host (SSH gateway on a port of its own), a runner with 2 cores, and one with two
+    NUMA zones (this machine's CPUs 0 and 1) and four recorded A100 GPUs (shown, not used:
+    Docker has no GPU runtime on a machine without GPUs)."""
     c = Cluster(Path(tmp_path_factory.mktemp("cluster")), BASE_IMAGE, gateway_port=free_port())
     try:
         c.start_host()
         c.add_runner(NODE, cores=2)
+        c.add_runner(
+            GPU_NODE,
+            cores=2,
+            gpu_inventory=DATA / "gpus" / "a100-80gb-x4.json",
+            sysfs_root=DATA / "sysfs" / "two-zones-cpu0-cpu1",
+        )
         yield c
     finally:
         c.close()
@@ -76,7 +86,14 @@ def shots(tmp_path: Path) -> Path:
 
 def scenario(name: str, cluster: Cluster, shots: Path, timeout: float = 240, **extra: Any) -> Any:
     """Run one browser scenario against ``cluster``; its JSON result."""
-    args = {"url": cluster.url, "token": cluster.token, "node": NODE, "shots": str(shots), **extra}
+    args = {
+        "url": cluster.url,
+        "token": cluster.token,
+        "node": NODE,
+        "gpu_node": GPU_NODE,
+        "shots": str(shots),
+        **extra,
+    }
     env = {**os.environ, "KAWA_BROWSER": json.dumps(args), "KAWA_CHROMIUM": CHROMIUM}
     done = subprocess.run(
         ["node", str(SCENARIOS), name],

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kawa.host.app import prepare_database
 from kawa.host.auth import Authenticator
 from kawa.protocol.tasks import TaskAction, TaskSpec
-from tests.browser.conftest import NODE, scenario
+from tests.browser.conftest import GPU_NODE, NODE, scenario
 from tests.integration.cluster import Cluster, eventually, when
 
 TICKS = (
@@ -20,13 +20,31 @@ TICKS = (
 
 
 def test_login_node_board_overview_and_shortcuts(cluster: Cluster, shots: Path) -> None:
-    r = scenario("login_nodes", cluster, shots)
+    with cluster.client() as c:
+        task = c.submit(TaskSpec(command=["sleep", "600"], targets=[f"{GPU_NODE}:1"])).tasks[0]
+        eventually(lambda: when(t := c.task(task.id), t.state.value == "running"), 90, "running")
+        try:
+            r = scenario("login_nodes", cluster, shots, gpu_task=task.id)
+        finally:
+            c.act(task.id, TaskAction.KILL)
     assert "NUMA 0" in r["boardText"]
     assert "0 / 2 cores held" in r["boardText"]  # an idle node holds nothing
     assert r["cpus"] >= 2  # one cell per CPU of the node's zones
-    assert re.fullmatch(r"\d+ / 2 used", r["cores"]), r["cores"]
+    # the GPU node: two zones, the task's CPU held in zone 1; its GPUs with utilisation
+    assert "NUMA 0 — 0 held, 1 free" in r["gpuBoard"], r["gpuBoard"]
+    assert "NUMA 1 — 1 held, 0 free" in r["gpuBoard"], r["gpuBoard"]
+    assert "1 / 2 cores held" in r["gpuBoard"] and "1 running" in r["gpuBoard"]
+    assert len(r["gpuCells"]) == 4
+    assert "GPU 1 55%" in r["gpuCells"][1] and "free" in r["gpuCells"][0]
+    assert r["charts"] == ["CPU / memory %", "GPU 0", "GPU 1", "GPU 2", "GPU 3"]
+    assert re.fullmatch(r"\d+ / 4 used", r["cores"]), r["cores"]
     assert "g" in r["help"] and "search tasks" in r["help"]
-    assert sorted(p.name for p in shots.iterdir()) == ["login.png", "nodes.png", "overview.png"]
+    assert sorted(p.name for p in shots.iterdir()) == [
+        "login.png",
+        "node-history.png",
+        "nodes.png",
+        "overview.png",
+    ]
 
 
 def test_submit_with_a_target_follows_logs_to_completion(cluster: Cluster, shots: Path) -> None:

@@ -84,19 +84,28 @@ const scenarios = {
       const boardText = await board.innerText()
       check(/NUMA \d+/.test(boardText), `no NUMA zone on the board: ${boardText}`)
       const cpus = await board.locator('.cpu').count()
+      const gpuBoard = page.locator(`[data-node="${args.gpu_node}"]`)
+      await page.waitForFunction((n) => (document.querySelector(`[data-node="${n}"]`)?.innerText || '').includes('1 running'), args.gpu_node)
+      const gpuCells = await gpuBoard.locator('[data-test=gpu-cell]').allInnerTexts()
+      const gpuBoardText = await gpuBoard.innerText()
+      // history charts (uPlot, loaded on demand): CPU/memory and one per GPU
+      await gpuBoard.locator('button', { hasText: 'history' }).click()
+      await page.waitForFunction((n) => document.querySelectorAll(`[data-node="${n}"] .uplot`).length >= 5, args.gpu_node)
+      const charts = await gpuBoard.locator('.uplot .u-title').allInnerTexts()
+      await shot(page, 'node-history')
       await shot(page, 'nodes')
       // g o: the overview, by keyboard
       await page.locator('body').click({ position: { x: 5, y: 300 } })
       await page.keyboard.press('g')
       await page.keyboard.press('o')
       await page.waitForURL(`${args.url}/`)
-      await page.waitForFunction(() => /\b1 online/.test(document.querySelector('[data-test=node-counts]')?.textContent || ''))
+      await page.waitForFunction(() => /\b2 online/.test(document.querySelector('[data-test=node-counts]')?.textContent || ''))
       const cores = await text(page, '[data-test=cores]')
       await shot(page, 'overview')
       await page.keyboard.press('?')
       await page.waitForSelector('[data-test=help]')
       const help = await text(page, '[data-test=help]')
-      return { boardText, cpus, cores, help }
+      return { boardText, cpus, gpuBoard: gpuBoardText, gpuCells, charts, cores, help }
     })
   },
 
