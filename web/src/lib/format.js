@@ -113,3 +113,11 @@ export function gpuCells(node, tasks) {
     }
   })
 }
+
+/** Order task ids (decimal strings past 2^53) numerically: newest last. */
+export function compareIds(a, b) {
+  const x = String(a)
+  const y = String(b)
+  if (x.length !== y.length) return x.length - y.length
+  return x < y ? -1 : x > y ? 1 : 0
+}

@@ -2,6 +2,7 @@
 // WebSocket per tab.
 import { defineStore } from 'pinia'
 import { EventSocket, eventsUrl } from '../lib/events.js'
+import { compareIds } from '../lib/format.js'
 import { useSession } from './session.js'
 
 const RECENT = 50
@@ -18,7 +19,7 @@ export const useCluster = defineStore('cluster', {
   }),
   getters: {
     nodeList: (s) => Object.values(s.nodes).sort((a, b) => a.name.localeCompare(b.name)),
-    taskList: (s) => Object.values(s.tasks).sort((a, b) => Number(b.id) - Number(a.id)),
+    taskList: (s) => Object.values(s.tasks).sort((a, b) => compareIds(b.id, a.id)),
   },
   actions: {
     async reload() {

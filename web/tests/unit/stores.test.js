@@ -27,8 +27,8 @@ describe('cluster store', () => {
   })
   it('lists tasks newest first by id', () => {
     const c = useCluster()
-    for (const id of ['9', '10', '2']) c.putTask(task(id, 'running'))
-    expect(c.taskList.map((t) => t.id)).toEqual(['10', '9', '2'])
+    for (const id of ['9', '10', '2', '386769687926538241', '386769687926538242']) c.putTask(task(id, 'running'))
+    expect(c.taskList.map((t) => t.id)).toEqual(['386769687926538242', '386769687926538241', '10', '9', '2'])
   })
   it('reloads everything on a reset event', () => {
     const c = useCluster()
