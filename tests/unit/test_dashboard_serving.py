@@ -75,6 +75,6 @@ async def test_without_a_build_a_page_says_how_to_build(tmp_path: Path) -> None:
     async with app_for(tmp_path / "never-built") as client:
         for path in ("/", "/tasks"):
             r = await client.get(path)
-            assert r.status_code == 503
+            assert r.status_code == 404
             assert "npm ci" in r.text and "has not been built" in r.text
         assert (await client.get("/api/v1/health")).status_code == 200

@@ -3,8 +3,8 @@
 Hashed files under ``/assets/`` never change under one name, so browsers may keep them
 for a year; ``index.html`` and the other top-level files are revalidated on every load,
 so a new build is picked up at once. Any other GET outside ``/api/`` is a route of the
-app and answers ``index.html``. Without a build, every such GET answers 503 with a short
-page saying how to build it (never a 500).
+app and answers ``index.html``. Without a build, every such GET answers 404 with a short
+page saying how to build it. The files are public: the data behind them needs a token.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def dashboard_router(dist: Path = DIST) -> APIRouter:
     def _index() -> Response:
         index = root / "index.html"
         if not index.is_file():
-            return HTMLResponse(NOT_BUILT, status_code=503, headers={"Cache-Control": REVALIDATE})
+            return HTMLResponse(NOT_BUILT, status_code=404, headers={"Cache-Control": REVALIDATE})
         return FileResponse(index, media_type="text/html", headers={"Cache-Control": REVALIDATE})
 
     @router.api_route("/", methods=["GET", "HEAD"])
