@@ -39,6 +39,7 @@ def test_login_node_board_overview_and_shortcuts(cluster: Cluster, shots: Path) 
     assert r["charts"] == ["CPU / memory %", "GPU 0", "GPU 1", "GPU 2", "GPU 3"]
     assert re.fullmatch(r"\d+ / 4 used", r["cores"]), r["cores"]
     assert "g" in r["help"] and "search tasks" in r["help"]
+    assert r["drained"] == "draining"
     assert sorted(p.name for p in shots.iterdir()) == [
         "login.png",
         "node-history.png",
@@ -72,11 +73,15 @@ def test_web_terminal_in_a_running_task(cluster: Cluster, shots: Path) -> None:
         try:
             r = scenario("terminal", cluster, shots, task=task.id)
         finally:
-            c.act(task.id, TaskAction.KILL)
+            if c.task(task.id).state.value in ("running", "paused"):
+                c.act(task.id, TaskAction.KILL)
     assert re.search(r"^42\s*$", r["first"], re.M), r["first"]
     assert r["cols"] != r["before"]
     assert f"{r['rows']} {r['cols']}" in r["after"]  # stty saw the browser's new size
     assert r["ended"].startswith("ended: exit code 0"), r["ended"]
+    assert r["seen"] == ["paused", "running", "killed"]
+    with cluster.client() as c:
+        assert c.task(task.id).state.value == "killed"
 
 
 def test_create_a_vps_and_read_its_connect_card(cluster: Cluster, shots: Path) -> None:

@@ -105,7 +105,15 @@ const scenarios = {
       await page.keyboard.press('?')
       await page.waitForSelector('[data-test=help]')
       const help = await text(page, '[data-test=help]')
-      return { boardText, cpus, gpuBoard: gpuBoardText, gpuCells, charts, cores, help }
+      await page.keyboard.press('Escape')
+      // an admin drains node1 and takes it back
+      await page.goto(`${args.url}/nodes`)
+      await page.locator(`[data-node="${args.node}"] [data-test=drain]`).click()
+      await page.waitForFunction((n) => (document.querySelector(`[data-node="${n}"] [data-test=node-status]`)?.textContent || '').trim() === 'draining', args.node)
+      const drained = await page.locator(`[data-node="${args.node}"] [data-test=node-status]`).innerText()
+      await page.locator(`[data-node="${args.node}"] [data-test=undrain]`).click()
+      await page.waitForFunction((n) => (document.querySelector(`[data-node="${n}"] [data-test=node-status]`)?.textContent || '').trim() === 'online', args.node)
+      return { drained, boardText, cpus, gpuBoard: gpuBoardText, gpuCells, charts, cores, help }
     })
   },
 
@@ -182,7 +190,17 @@ const scenarios = {
       const ended = await text(page, '[data-test=term-status]')
       await page.click('[data-test=reconnect]')
       await page.waitForFunction(() => document.querySelector('[data-test=term-status]')?.textContent.trim() === 'connected', null, { timeout: LONG })
-      return { first, before, rows, cols, after, ended }
+      // the task's controls: pause, resume, kill (confirmed), each seen live
+      page.on('dialog', (d) => d.accept())
+      await page.goto(`${args.url}/tasks/${args.task}`)
+      const seen = []
+      for (const [action, state] of [['pause', 'paused'], ['resume', 'running'], ['kill', 'killed']]) {
+        await page.click(`[data-test=act-${action}]`)
+        await page.waitForFunction((want) => document.querySelector('[data-test=detail-state]')?.textContent.trim() === want, state, { timeout: LONG })
+        seen.push(await text(page, '[data-test=detail-state]'))
+      }
+      await shot(page, 'task-killed')
+      return { first, before, rows, cols, after, ended, seen }
     })
   },
 
