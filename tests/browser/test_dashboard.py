@@ -104,6 +104,19 @@ def test_create_a_vps_and_read_its_connect_card(cluster: Cluster, shots: Path) -
     assert "ProxyJump kawa@127.0.0.1:" in r["config"]
 
 
+def test_workspace_create_shell_stop_delete(cluster: Cluster, shots: Path) -> None:
+    try:
+        r = scenario("environments", cluster, shots)
+    finally:
+        with cluster.client() as c:
+            names = [w.name for w in c.workspaces()]
+            if "webws" in names:  # the scenario failed before deleting it
+                c.delete_workspace("webws", force=True)
+    assert r["stopped"] == "exited", r["stopped"]
+    assert r["error"] == 0
+    assert "webws" not in names  # deleted from the page
+
+
 def test_a_viewer_sees_no_controls(cluster: Cluster, shots: Path) -> None:
     viewer = Authenticator(prepare_database(cluster.host_config()), cluster.secret).create_token(
         "vera", "viewer"

@@ -224,6 +224,39 @@ const scenarios = {
     })
   },
 
+  async environments() {
+    return withPage({}, async (page) => {
+      page.on('dialog', (d) => d.accept())
+      await login(page)
+      await page.keyboard.press('g')
+      await page.keyboard.press('e')
+      await page.waitForURL(/\/environments$/)
+      await page.fill('[data-test=ws-name]', 'webws')
+      await page.click('[data-test=ws-create]')
+      const row = page.locator('[data-ws=webws]')
+      const state = () => row.locator('[data-test=ws-state]').innerText()
+      await row.waitFor({ timeout: LONG })
+      await page.waitForFunction(() => document.querySelector('[data-ws=webws] [data-test=ws-state]')?.textContent.startsWith('running'), null, { timeout: LONG })
+      await shot(page, 'environments')
+      await row.locator('a', { hasText: 'shell' }).click()
+      await page.waitForURL(/\/terminal\/environments\/webws$/)
+      await page.waitForFunction(() => document.querySelector('[data-test=term-status]')?.textContent.trim() === 'connected', null, { timeout: LONG })
+      await page.click('[data-test=terminal]')
+      await page.keyboard.type('echo ws-$((6*7))\n')
+      await page.waitForFunction(() => /^ws-42\s*$/m.test(document.querySelector('.xterm-rows')?.innerText || ''), null, { timeout: LONG })
+      await shot(page, 'workspace-shell')
+      await page.goto(`${args.url}/environments`)
+      await row.waitFor()
+      await row.locator('button', { hasText: 'stop' }).click()
+      await page.waitForFunction(() => !document.querySelector('[data-ws=webws] [data-test=ws-state]')?.textContent.startsWith('running'), null, { timeout: LONG })
+      const stopped = await state()
+      await row.locator('button', { hasText: 'delete' }).click()
+      await row.waitFor({ state: 'detached', timeout: LONG })
+      const error = await page.locator('[data-test=env-error]').count()
+      return { stopped, error }
+    })
+  },
+
   async viewer() {
     return withPage({}, async (page) => {
       await login(page)
