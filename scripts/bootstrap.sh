@@ -4,6 +4,9 @@
 #   2. a Docker daemon: reuse a running one, else start dockerd in the background
 #   3. .venv with `pip install -e '.[dev]'` (redone only when pyproject.toml changes)
 #   4. the registry-free base image kawa/base:bookworm (scripts/base-image.sh)
+#   5. the dashboard: `npm ci` in web/ when its lockfile changed, `npm run build` (into
+#      src/kawa/web/dist) when web/ changed since the last build (nodejs, npm and, for
+#      the browser tests, chromium come from apt in step 1)
 # Environment:
 #   KAWA_PYTHON        interpreter for the venv (default python3, needs >= 3.11)
 #   KAWA_DOCKERD_ARGS  extra arguments for a dockerd this script starts
@@ -31,6 +34,9 @@ command -v dockerd >/dev/null || missing+=(docker.io)   # a bare docker client i
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v ssh >/dev/null || missing+=(openssh-client)   # kawa ssh / vps connect run stock ssh
 [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+command -v node >/dev/null || missing+=(nodejs)          # builds and tests the dashboard
+command -v npm >/dev/null || missing+=(npm)
+command -v chromium >/dev/null || missing+=(chromium fonts-liberation)  # browser tests
 if ! command -v "$python" >/dev/null; then
     missing+=(python3 python3-venv)
 elif ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
@@ -64,7 +70,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     command -v dockerd >/dev/null || die "dockerd still missing after installing docker.io"
     command -v debootstrap >/dev/null || die "debootstrap still missing after apt-get install"
 else
-    log "apt: docker.io, debootstrap present"
+    log "apt: docker.io, debootstrap, nodejs, npm, chromium present"
 fi
 command -v docker >/dev/null || die "docker client missing (package docker.io)"
 
@@ -144,5 +150,34 @@ fi
 bash "$KAWA_ROOT/scripts/base-image.sh" "$base_image" 9<&- |
     while IFS= read -r line; do log "$line"; done ||
     die "could not build the base image $base_image (scripts/base-image.sh)"
+
+# ---------------------------------------------------------------- 5. dashboard
+web=$KAWA_ROOT/web
+dist=$KAWA_ROOT/src/kawa/web/dist
+# What the build depends on: every file of web/ but its installed packages and stamps.
+web_digest() {
+    (cd "$web" && find . -path ./node_modules -prune -o -type f ! -name '.*-stamp' -print0 |
+        LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+}
+want=$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)
+if [ "$want" = "$(cat "$web/.npm-stamp" 2>/dev/null || true)" ] && [ -d "$web/node_modules" ]; then
+    log "dashboard: npm packages up to date"
+else
+    log "dashboard: npm ci ..."
+    rm -f "$web/.npm-stamp"
+    (cd "$web" && npm ci --no-audit --no-fund --loglevel=error) 9<&- ||
+        die "npm ci in web/ failed"
+    echo "$want" >"$web/.npm-stamp"
+fi
+want=$(web_digest)
+if [ "$want" = "$(cat "$web/.build-stamp" 2>/dev/null || true)" ] && [ -f "$dist/index.html" ]; then
+    log "dashboard: build up to date"
+else
+    log "dashboard: npm run build ..."
+    rm -f "$web/.build-stamp"
+    (cd "$web" && npm run build --silent) 9<&- >/dev/null || die "the dashboard build failed (cd web && npm run build)"
+    echo "$want" >"$web/.build-stamp"
+    log "dashboard: built into src/kawa/web/dist"
+fi
 
 log "ready in $(( $(now_s) - t0 )) s"

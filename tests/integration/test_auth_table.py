@@ -70,6 +70,9 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", f"{API}/whoami"): Rule.ANY,
     ("GET", f"{API}/info"): Rule.ANY,
     ("POST", f"{API}/ssh-keys"): Rule.USER,
+    # the dashboard's files and pages (every API call they make needs a token)
+    ("GET", "/"): Rule.PUBLIC,
+    ("GET", "/{path:kawa_app_path}"): Rule.PUBLIC,
     # tasks
     ("POST", f"{API}/tasks"): Rule.USER,
     ("GET", f"{API}/tasks"): Rule.ANY,
@@ -211,6 +214,8 @@ class Rig:
         }
 
     def path(self, template: str) -> str:
+        if template.startswith("/{path:"):
+            return "/tasks"  # a page of the dashboard
         name = "node1" if "/nodes/" in template else NO_ENV
         return template.format(ref=self.task, action="kill", name=name, version="1")
 

@@ -139,6 +139,7 @@ def up(
             await _wait_registered(url, token, node, client_cfg.ca_file)
             typer.echo(
                 f"Kawa is up.\n  API:          {url}  (OpenAPI docs at {url}/docs)\n"
+                f"  dashboard:    {url}/  (log in with the admin token)\n"
                 f"  runner:       {node} at {runner_cfg.url()}\n"
                 f"  data:         {data}\n  client config: {client_file}\n"
                 f"  admin token:  {token}\n"

@@ -21,6 +21,7 @@ from kawa.core.ids import IdGenerator
 from kawa.host.audit import AuditLog
 from kawa.host.auth import Authenticator
 from kawa.host.body_limit import BodyLimit, Limit
+from kawa.host.dashboard import dashboard_router
 from kawa.host.dry_run import DryRun
 from kawa.host.environments import EnvironmentService
 from kawa.host.errors import ServiceError, error_responses
@@ -227,4 +228,5 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     def health() -> dict[str, str]:
         return {"status": "ok", "cluster_id": host.cluster_id, "version": __version__}
 
+    app.include_router(dashboard_router())  # the web app at / (last: it answers any GET)
     return app

@@ -1,0 +1,141 @@
+"""What a user does in the dashboard, in headless Chromium, against a real cluster."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kawa.host.app import prepare_database
+from kawa.host.auth import Authenticator
+from kawa.protocol.tasks import TaskAction, TaskSpec
+from tests.browser.conftest import GPU_NODE, NODE, scenario
+from tests.integration.cluster import Cluster, eventually, when
+
+TICKS = (
+    "for i in 1 2 3 4 5 6; do echo tick-$i; sleep 1; done; echo to-stderr >&2; echo done-$((6*7))"
+)
+
+
+def test_login_node_board_overview_and_shortcuts(cluster: Cluster, shots: Path) -> None:
+    with cluster.client() as c:
+        task = c.submit(TaskSpec(command=["sleep", "600"], targets=[f"{GPU_NODE}:1"])).tasks[0]
+        eventually(lambda: when(t := c.task(task.id), t.state.value == "running"), 90, "running")
+        try:
+            r = scenario("login_nodes", cluster, shots, gpu_task=task.id)
+        finally:
+            c.act(task.id, TaskAction.KILL)
+    assert "NUMA 0" in r["boardText"]
+    assert "0 / 2 cores held" in r["boardText"]  # an idle node holds nothing
+    assert r["cpus"] >= 2  # one cell per CPU of the node's zones
+    # the GPU node: two zones, the task's CPU held in zone 1; its GPUs with utilisation
+    assert "NUMA 0 — 0 held, 1 free" in r["gpuBoard"], r["gpuBoard"]
+    assert "NUMA 1 — 1 held, 0 free" in r["gpuBoard"], r["gpuBoard"]
+    assert "1 / 2 cores held" in r["gpuBoard"] and "1 running" in r["gpuBoard"]
+    assert len(r["gpuCells"]) == 4
+    assert "GPU 1 55%" in r["gpuCells"][1] and "free" in r["gpuCells"][0]
+    assert r["charts"] == ["CPU / memory %", "GPU 0", "GPU 1", "GPU 2", "GPU 3"]
+    assert re.fullmatch(r"\d+ / 4 used", r["cores"]), r["cores"]
+    assert "g" in r["help"] and "search tasks" in r["help"]
+    assert r["drained"] == "draining"
+    assert sorted(p.name for p in shots.iterdir()) == [
+        "login.png",
+        "node-history.png",
+        "nodes.png",
+        "overview.png",
+    ]
+
+
+def test_submit_with_a_target_follows_logs_to_completion(cluster: Cluster, shots: Path) -> None:
+    r = scenario("submit_logs", cluster, shots, command=f"sh -c '{TICKS}'")
+    assert "memory" in r["memoryError"].lower() or "lots" in r["memoryError"], r["memoryError"]
+    assert f"{NODE}:0" in r["targets"]
+    assert r["check"]  # the host's answer, or why it cannot check
+    assert r["stateAtFirstLine"] in ("running", "completed")
+    assert "tick-1" in r["log"] and "done-42" in r["log"]
+    assert r["exit"] == "exit code 0"
+    assert "completed" in r["history"]
+    assert "completed" in r["row"] and "from-the-form" in r["row"]
+    with cluster.client() as c:
+        task = c.task(r["id"])
+    assert task.state.value == "completed" and task.exit_code == 0
+    assert task.target == f"{NODE}:0" and task.node == NODE and task.numa == 0
+    assert task.name == "from-the-form"
+    assert task.command == ["sh", "-c", TICKS]
+
+
+def test_web_terminal_in_a_running_task(cluster: Cluster, shots: Path) -> None:
+    with cluster.client() as c:
+        task = c.submit(TaskSpec(command=["sleep", "600"], name="shell-here")).tasks[0]
+        eventually(lambda: when(t := c.task(task.id), t.state.value == "running"), 90, "running")
+        try:
+            r = scenario("terminal", cluster, shots, task=task.id)
+        finally:
+            if c.task(task.id).state.value in ("running", "paused"):
+                c.act(task.id, TaskAction.KILL)
+    assert re.search(r"^42\s*$", r["first"], re.M), r["first"]
+    assert r["cols"] != r["before"]
+    assert f"{r['rows']} {r['cols']}" in r["after"]  # stty saw the browser's new size
+    assert r["ended"].startswith("ended: exit code 0"), r["ended"]
+    assert r["seen"] == ["paused", "running", "killed"]
+    with cluster.client() as c:
+        assert c.task(task.id).state.value == "killed"
+
+
+def test_create_a_vps_and_read_its_connect_card(cluster: Cluster, shots: Path) -> None:
+    key = Ed25519PrivateKey.generate().public_key()
+    public = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    r = scenario("vps", cluster, shots, public_key=public.decode() + " browser@test")
+    with cluster.client() as c:
+        vps = c.task(r["id"])
+        try:
+            assert vps.kind.value == "vps" and vps.name == "web-vps"
+            if not r["generated"]:
+                assert vps.ssh_key == public.decode() + " browser@test"
+            assert vps.state.value == "running"
+        finally:
+            c.act(vps.id, TaskAction.KILL)
+    assert r["line"] == f"ssh -J kawa@127.0.0.1:{cluster.gateway_port} root@{vps.id}" or (
+        r["line"] == f"ssh -J kawa@127.0.0.1:8422 root@{vps.id}"  # a host without /info
+    ), r["line"]
+    assert f"HostName {vps.id}" in r["config"] and "User root" in r["config"]
+    assert "ProxyJump kawa@127.0.0.1:" in r["config"]
+
+
+def test_workspace_create_shell_stop_delete(cluster: Cluster, shots: Path) -> None:
+    try:
+        r = scenario("environments", cluster, shots)
+    finally:
+        with cluster.client() as c:
+            names = [w.name for w in c.workspaces()]
+            if "webws" in names:  # the scenario failed before deleting it
+                c.delete_workspace("webws", force=True)
+    assert r["stopped"] == "exited", r["stopped"]
+    assert r["error"] == 0
+    assert "webws" not in names  # deleted from the page
+
+
+def test_a_viewer_sees_no_controls(cluster: Cluster, shots: Path) -> None:
+    viewer = Authenticator(prepare_database(cluster.host_config()), cluster.secret).create_token(
+        "vera", "viewer"
+    )
+    with cluster.client() as c:
+        task = c.submit(TaskSpec(command=["true"], name="for-viewers")).tasks[0]
+    r = scenario("viewer", cluster, shots, token=viewer, task=task.id)
+    assert r["role"].endswith("viewer"), r["role"]
+    assert r["submitLinks"] == 0 and r["drains"] == 0 and r["vpsForms"] == 0
+    assert "no task" in r["taskError"]  # another user's task is not shown, as in the API
+
+
+def luminance(css: str) -> float:
+    red, green, blue = (int(v) for v in re.findall(r"\d+", css)[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+def test_dark_theme_follows_the_system(cluster: Cluster, shots: Path) -> None:
+    r = scenario("themes", cluster, shots)
+    assert luminance(r["dark"]["body"]) < 0.2, r["dark"]["body"]
+    assert luminance(r["light"]["body"]) > 0.8, r["light"]["body"]
+    assert NODE in r["dark"]["board"] and "online" in r["dark"]["board"]

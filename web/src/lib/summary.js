@@ -1,0 +1,23 @@
+// Cluster totals for the overview: held vs total resources, nodes and tasks by state.
+
+export function summary(nodes, tasks) {
+  const s = {
+    cores: { used: 0, total: 0 },
+    memory: { used: 0, total: 0 },
+    gpus: { used: 0, total: 0 },
+    nodes: { online: 0, offline: 0, draining: 0 },
+    byState: {},
+  }
+  for (const n of nodes) {
+    s.nodes[n.status] = (s.nodes[n.status] || 0) + 1
+    if (n.status === 'offline') continue
+    s.cores.total += n.inventory.cores
+    s.cores.used += n.held.cores
+    s.memory.total += n.inventory.memory
+    s.memory.used += n.held.memory
+    s.gpus.total += (n.inventory.gpus || []).length
+    s.gpus.used += (n.held.gpu_ids || []).length
+  }
+  for (const t of tasks) s.byState[t.state] = (s.byState[t.state] || 0) + 1
+  return s
+}

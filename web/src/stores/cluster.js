@@ -1,0 +1,104 @@
+// What the cluster looks like: nodes, tasks and recent events, kept live by one events
+// WebSocket per tab.
+import { defineStore } from 'pinia'
+import { EventSocket, eventsUrl } from '../lib/events.js'
+import { compareIds } from '../lib/format.js'
+import { useSession } from './session.js'
+
+const RECENT = 50
+const TASK_LIMIT = 1000
+
+export const useCluster = defineStore('cluster', {
+  state: () => ({
+    nodes: {},
+    tasks: {},
+    events: [],
+    status: 'offline',
+    loaded: false,
+    error: '',
+  }),
+  getters: {
+    nodeList: (s) => Object.values(s.nodes).sort((a, b) => a.name.localeCompare(b.name)),
+    taskList: (s) => Object.values(s.tasks).sort((a, b) => compareIds(b.id, a.id)),
+  },
+  actions: {
+    async reload() {
+      const api = useSession().api()
+      try {
+        const [nodes, tasks] = await Promise.all([
+          api.get('/nodes'),
+          api.get('/tasks', { limit: TASK_LIMIT }),
+        ])
+        this.nodes = Object.fromEntries(nodes.map((n) => [n.name, n]))
+        this.tasks = Object.fromEntries(tasks.map((t) => [t.id, t]))
+        this.loaded = true
+        this.error = ''
+      } catch (exc) {
+        this.error = exc.message
+      }
+    },
+    putTask(task) {
+      this.tasks[task.id] = task
+    },
+    putNode(node) {
+      this.nodes[node.name] = node
+    },
+    apply(event) {
+      if (event.type === 'reset') {
+        this.reload()
+        return
+      }
+      let changed
+      if (event.type === 'task' && event.task) {
+        changed = this.tasks[event.task.id]?.state !== event.task.state
+        this.putTask(event.task)
+      } else if (event.type === 'node' && event.node) {
+        changed = this.nodes[event.node.name]?.status !== event.node.status
+        this.putNode(event.node)
+      } else {
+        return
+      }
+      if (!changed) return  // a heartbeat or a field update: no line in the event list
+      this.events.unshift({
+        seq: event.seq,
+        at: new Date().toISOString(),
+        type: event.type,
+        text: describe(event),
+      })
+      if (this.events.length > RECENT) this.events.length = RECENT
+    },
+    connect() {
+      if (this.socket) return
+      const session = useSession()
+      this.socket = new EventSocket({
+        url: (after) => eventsUrl(window.location, session.token, after),
+        onEvent: (e) => this.apply(e),
+        onStatus: (s) => {
+          this.status = s
+        },
+        onReconnect: () => this.reload(),
+        onRefused: () => session.identify().catch(() => {}),
+      })
+      this.socket.start()
+      this.reload()
+    },
+    disconnect() {
+      if (this.socket) this.socket.stop()
+      this.socket = null
+      this.nodes = {}
+      this.tasks = {}
+      this.events = []
+      this.loaded = false
+    },
+  },
+})
+
+export function describe(event) {
+  if (event.type === 'task') {
+    const t = event.task
+    const where = t.node ? ` on ${t.node}` : ''
+    return `task ${t.id}${t.name ? ` (${t.name})` : ''} ${t.state}${where}`
+  }
+  if (event.type === 'node') return `node ${event.node.name} ${event.node.status}`
+  return event.type
+}

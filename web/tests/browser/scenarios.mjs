@@ -1,0 +1,331 @@
+// Browser scenarios for tests/browser (pytest): real headless Chromium driven by
+// playwright-core against a running Kawa host. Usage:
+//   node scenarios.mjs SCENARIO   with KAWA_BROWSER = JSON {url, token, shots, ...}
+// Prints one JSON line of results on success; exits 1 with the reason on failure.
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+
+const args = JSON.parse(process.env.KAWA_BROWSER || '{}')
+const CHROMIUM = process.env.KAWA_CHROMIUM || '/usr/bin/chromium'
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run']
+const LONG = 90_000
+
+function check(condition, message) {
+  if (!condition) throw new Error(message)
+}
+
+async function withPage(options, body) {
+  const profile = mkdtempSync(join(tmpdir(), 'kawa-chromium-'))
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    viewport: { width: 1280, height: 860 },
+    ...options,
+  })
+  const problems = []
+  try {
+    const page = context.pages()[0] || (await context.newPage())
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`))
+    page.setDefaultTimeout(30_000)
+    try {
+      const result = await body(page)
+      check(!problems.length, problems.join('\n'))
+      return result
+    } catch (exc) {
+      await shot(page, 'failure').catch(() => {})
+      const shown = await page.locator('body').innerText().catch(() => '')
+      exc.message += `\n--- page at ${page.url()} ---\n${shown.slice(0, 3000)}`
+      throw exc
+    }
+  } finally {
+    await context.close()
+    rmSync(profile, { recursive: true, force: true })
+  }
+}
+
+async function shot(page, name) {
+  mkdirSync(args.shots, { recursive: true })
+  await page.screenshot({ path: join(args.shots, `${name}.png`), fullPage: true })
+}
+
+async function login(page, token = args.token) {
+  await page.goto(`${args.url}/`)
+  await page.waitForURL(/\/login/)
+  await page.fill('[data-test=token]', token)
+  await page.click('[data-test=login]')
+  await page.waitForSelector('[data-test=connection].live')
+}
+
+const text = (page, selector) => page.locator(selector).first().innerText()
+
+const scenarios = {
+  async login_nodes() {
+    return withPage({}, async (page) => {
+      await page.goto(`${args.url}/nodes`)
+      await page.waitForURL(/\/login\?next=/)
+      await shot(page, 'login')
+      await page.fill('[data-test=token]', 'not-a-token')
+      await page.click('[data-test=login]')
+      const refused = await text(page, '[data-test=login-error]')
+      check(refused.includes('refused'), `a bad token: ${refused}`)
+      await page.fill('[data-test=token]', args.token)
+      await page.click('[data-test=login]')
+      await page.waitForURL(/\/nodes$/) // back where the user was going
+      await page.waitForSelector('[data-test=connection].live')
+      const board = page.locator(`[data-node="${args.node}"]`)
+      await board.waitFor()
+      await page.waitForFunction((n) => {
+        const el = document.querySelector(`[data-node="${n}"] [data-test=node-status]`)
+        return el && el.textContent.trim() === 'online'
+      }, args.node)
+      const boardText = await board.innerText()
+      check(/NUMA \d+/.test(boardText), `no NUMA zone on the board: ${boardText}`)
+      const cpus = await board.locator('.cpu').count()
+      const gpuBoard = page.locator(`[data-node="${args.gpu_node}"]`)
+      await page.waitForFunction((n) => (document.querySelector(`[data-node="${n}"]`)?.innerText || '').includes('1 running'), args.gpu_node)
+      const gpuCells = await gpuBoard.locator('[data-test=gpu-cell]').allInnerTexts()
+      const gpuBoardText = await gpuBoard.innerText()
+      // history charts (uPlot, loaded on demand): CPU/memory and one per GPU
+      await gpuBoard.locator('button', { hasText: 'history' }).click()
+      await page.waitForFunction((n) => document.querySelectorAll(`[data-node="${n}"] .uplot`).length >= 5, args.gpu_node)
+      const charts = await gpuBoard.locator('.uplot .u-title').allInnerTexts()
+      await shot(page, 'node-history')
+      await shot(page, 'nodes')
+      // g o: the overview, by keyboard
+      await page.locator('body').click({ position: { x: 5, y: 300 } })
+      await page.keyboard.press('g')
+      await page.keyboard.press('o')
+      await page.waitForURL(`${args.url}/`)
+      await page.waitForFunction(() => /\b2 online/.test(document.querySelector('[data-test=node-counts]')?.textContent || ''))
+      const cores = await text(page, '[data-test=cores]')
+      await shot(page, 'overview')
+      await page.keyboard.press('?')
+      await page.waitForSelector('[data-test=help]')
+      const help = await text(page, '[data-test=help]')
+      await page.keyboard.press('Escape')
+      // an admin drains node1 and takes it back
+      await page.goto(`${args.url}/nodes`)
+      await page.locator(`[data-node="${args.node}"] [data-test=drain]`).click()
+      await page.waitForFunction((n) => (document.querySelector(`[data-node="${n}"] [data-test=node-status]`)?.textContent || '').trim() === 'draining', args.node)
+      const drained = await page.locator(`[data-node="${args.node}"] [data-test=node-status]`).innerText()
+      await page.locator(`[data-node="${args.node}"] [data-test=undrain]`).click()
+      await page.waitForFunction((n) => (document.querySelector(`[data-node="${n}"] [data-test=node-status]`)?.textContent || '').trim() === 'online', args.node)
+      return { drained, boardText, cpus, gpuBoard: gpuBoardText, gpuCells, charts, cores, help }
+    })
+  },
+
+  async submit_logs() {
+    return withPage({}, async (page) => {
+      await login(page)
+      await page.click('[data-test=nav-submit]')
+      await page.waitForURL(/\/submit$/)
+      await page.fill('[data-test=command]', args.command)
+      await page.fill('[data-test=name]', 'from-the-form')
+      // a bad memory value first: the host's error shows next to the field
+      await page.fill('[data-test=memory]', 'lots')
+      await page.click('[data-test=submit]')
+      await page.waitForFunction(() => document.querySelector('[data-test=error-memory]')?.textContent.trim())
+      const memoryError = await text(page, '[data-test=error-memory]')
+      await page.fill('[data-test=memory]', '')
+      await page.selectOption('[data-test=pick-node]', args.node)
+      await page.selectOption('[data-test=pick-numa]', '0')
+      await page.click('[data-test=add-target]')
+      const targets = await text(page, '[data-test=targets]')
+      await page.click('[data-test=check]')
+      await page.waitForFunction(() => document.querySelector('[data-test=check-result]')?.textContent.trim() && !document.querySelector('[data-test=check-result]').textContent.includes('…'))
+      const check_ = await text(page, '[data-test=check-result]')
+      await shot(page, 'submit')
+      await page.click('[data-test=submit]')
+      await page.waitForURL(/\/tasks\/\d+$/)
+      const id = page.url().split('/').pop()
+      // live logs: the first line shows while the task still runs
+      await page.waitForFunction(() => (document.querySelector('[data-test=log-text]')?.textContent || '').includes('tick-1'), null, { timeout: LONG })
+      const stateAtFirstLine = await text(page, '[data-test=detail-state]')
+      await shot(page, 'task-running')
+      await page.waitForFunction(() => document.querySelector('[data-test=detail-state]')?.textContent.trim() === 'completed', null, { timeout: LONG })
+      await page.waitForFunction(() => (document.querySelector('[data-test=log-text]')?.textContent || '').includes('done-42'), null, { timeout: LONG })
+      await page.waitForFunction(() => document.querySelector('[data-test=log-status]')?.textContent.trim() === 'end of log', null, { timeout: LONG })
+      const log = await text(page, '[data-test=log-text]')
+      const exit = await text(page, '[data-test=exit-code]')
+      const history = await text(page, '[data-test=history]')
+      await shot(page, 'task-completed')
+      await page.click('[data-test=stderr]')
+      await page.waitForFunction(() => (document.querySelector('[data-test=log-text]')?.textContent || '').includes('to-stderr'))
+      // the task list, updated live, newest first
+      await page.goto(`${args.url}/tasks`)
+      await page.waitForSelector(`[data-task="${id}"]`)
+      const row = await page.locator(`[data-task="${id}"]`).innerText()
+      await shot(page, 'tasks')
+      return { id, memoryError, targets, check: check_, stateAtFirstLine, log, exit, history, row }
+    })
+  },
+
+  async terminal() {
+    return withPage({}, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/tasks/${args.task}`)
+      await page.click('[data-test=open-terminal]')
+      await page.waitForURL(/\/terminal\/tasks\/\d+$/)
+      await page.waitForFunction(() => document.querySelector('[data-test=term-status]')?.textContent.trim() === 'connected', null, { timeout: LONG })
+      const screen = () => page.locator('.xterm-rows').innerText()
+      await page.click('[data-test=terminal]')
+      await page.keyboard.type('echo $((6*7))\n')
+      await page.waitForFunction(() => /^42\s*$/m.test(document.querySelector('.xterm-rows')?.innerText || ''), null, { timeout: LONG })
+      const first = await screen()
+      await shot(page, 'terminal')
+      const before = await page.locator('[data-test=term-size]').getAttribute('data-cols')
+      await page.setViewportSize({ width: 900, height: 600 })
+      await page.waitForFunction((b) => document.querySelector('[data-test=term-size]')?.dataset.cols !== b, before)
+      const rows = await page.locator('[data-test=term-size]').getAttribute('data-rows')
+      const cols = await page.locator('[data-test=term-size]').getAttribute('data-cols')
+      await page.keyboard.type('stty size\n')
+      await page.waitForFunction((want) => (document.querySelector('.xterm-rows')?.innerText || '').includes(want), `${rows} ${cols}`, { timeout: LONG })
+      const after = await screen()
+      await shot(page, 'terminal-resized')
+      await page.keyboard.type('exit\n')
+      await page.waitForFunction(() => document.querySelector('[data-test=term-status]')?.textContent.startsWith('ended'), null, { timeout: LONG })
+      const ended = await text(page, '[data-test=term-status]')
+      await page.click('[data-test=reconnect]')
+      await page.waitForFunction(() => document.querySelector('[data-test=term-status]')?.textContent.trim() === 'connected', null, { timeout: LONG })
+      // the task's controls: pause, resume, kill (confirmed), each seen live
+      page.on('dialog', (d) => d.accept())
+      await page.goto(`${args.url}/tasks/${args.task}`)
+      const seen = []
+      for (const [action, state] of [['pause', 'paused'], ['resume', 'running'], ['kill', 'killed']]) {
+        await page.click(`[data-test=act-${action}]`)
+        await page.waitForFunction((want) => document.querySelector('[data-test=detail-state]')?.textContent.trim() === want, state, { timeout: LONG })
+        seen.push(await text(page, '[data-test=detail-state]'))
+      }
+      await shot(page, 'task-killed')
+      return { first, before, rows, cols, after, ended, seen }
+    })
+  },
+
+  async vps() {
+    return withPage({}, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/vps`)
+      await page.click('[data-test=generate-key]')
+      await page.waitForFunction(() => document.querySelector('[data-test=vps-key]')?.value || document.querySelector('[data-test=vps-form] .muted')?.textContent.includes('cannot make keys'))
+      const generated = await page.inputValue('[data-test=vps-key]')
+      if (!generated) await page.fill('[data-test=vps-key]', args.public_key)
+      await page.fill('[data-test=vps-name]', 'web-vps')
+      await page.click('[data-test=vps-create]')
+      await page.waitForSelector('[data-test=connect-card]')
+      const id = await page.locator('[data-vps]').first().getAttribute('data-vps')
+      await page.waitForFunction((i) => document.querySelector(`[data-vps="${i}"] [data-test=vps-state]`)?.textContent.trim() === 'running', id, { timeout: LONG })
+      const line = await text(page, '[data-test=ssh-line]')
+      const config = await text(page, '[data-test=ssh-config]')
+      await shot(page, 'vps')
+      return { id, generated: Boolean(generated), line, config }
+    })
+  },
+
+  async environments() {
+    return withPage({}, async (page) => {
+      page.on('dialog', (d) => d.accept())
+      await login(page)
+      await page.keyboard.press('g')
+      await page.keyboard.press('e')
+      await page.waitForURL(/\/environments$/)
+      await page.fill('[data-test=ws-name]', 'webws')
+      await page.click('[data-test=ws-create]')
+      const row = page.locator('[data-ws=webws]')
+      const state = () => row.locator('[data-test=ws-state]').innerText()
+      await row.waitFor({ timeout: LONG })
+      await page.waitForFunction(() => document.querySelector('[data-ws=webws] [data-test=ws-state]')?.textContent.startsWith('running'), null, { timeout: LONG })
+      await shot(page, 'environments')
+      await row.locator('a', { hasText: 'shell' }).click()
+      await page.waitForURL(/\/terminal\/environments\/webws$/)
+      await page.waitForFunction(() => document.querySelector('[data-test=term-status]')?.textContent.trim() === 'connected', null, { timeout: LONG })
+      await page.click('[data-test=terminal]')
+      await page.keyboard.type('echo ws-$((6*7))\n')
+      await page.waitForFunction(() => /^ws-42\s*$/m.test(document.querySelector('.xterm-rows')?.innerText || ''), null, { timeout: LONG })
+      await shot(page, 'workspace-shell')
+      await page.goto(`${args.url}/environments`)
+      await row.waitFor()
+      await row.locator('button', { hasText: 'stop' }).click()
+      await page.waitForFunction(() => !document.querySelector('[data-ws=webws] [data-test=ws-state]')?.textContent.startsWith('running'), null, { timeout: LONG })
+      const stopped = await state()
+      await row.locator('button', { hasText: 'delete' }).click()
+      await row.waitFor({ state: 'detached', timeout: LONG })
+      const error = await page.locator('[data-test=env-error]').count()
+      return { stopped, error }
+    })
+  },
+
+  async viewer() {
+    return withPage({}, async (page) => {
+      await login(page)
+      const role = await text(page, '[data-test=role]')
+      const submitLinks = await page.locator('[data-test=nav-submit]').count()
+      await page.goto(`${args.url}/nodes`)
+      await page.locator(`[data-node="${args.node}"]`).waitFor()
+      const drains = await page.locator('[data-test=drain], [data-test=undrain]').count()
+      await page.goto(`${args.url}/tasks/${args.task}`)
+      await page.waitForSelector('[data-test=task-error]')
+      const taskError = await text(page, '[data-test=task-error]')
+      await page.goto(`${args.url}/vps`)
+      await page.waitForSelector('[data-test=vps-table]')
+      const vpsForms = await page.locator('[data-test=vps-form]').count()
+      await shot(page, 'viewer-vps')
+      return { role, submitLinks, drains, taskError, vpsForms }
+    })
+  },
+
+  async themes() {
+    const background = (page) => page.evaluate(() => getComputedStyle(document.body).backgroundColor)
+    const dark = await withPage({ colorScheme: 'dark' }, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/nodes`)
+      await page.locator(`[data-node="${args.node}"]`).waitFor()
+      await shot(page, 'dark-nodes')
+      return { body: await background(page), board: await text(page, `[data-node="${args.node}"]`) }
+    })
+    const light = await withPage({ colorScheme: 'light' }, async (page) => {
+      await login(page)
+      await shot(page, 'light-overview')
+      return { body: await background(page) }
+    })
+    return { dark, light }
+  },
+
+  /** For bench/dashboard_load.py: milliseconds from navigation to a live overview. */
+  async overview_timing() {
+    return withPage({}, async (page) => {
+      await login(page)
+      const live = () => page.waitForFunction(() => document.querySelector('[data-test=connection].live') && /\b\d+ online/.test(document.querySelector('[data-test=node-counts]')?.textContent || ''))
+      const app = []
+      const baseline = []
+      for (let i = 0; i < (args.runs || 10); i += 1) {
+        await page.goto('about:blank')
+        let t = Date.now()
+        await page.goto(`${args.url}/api/v1/health`)
+        baseline.push(Date.now() - t)
+        await page.goto('about:blank')
+        t = Date.now()
+        await page.goto(`${args.url}/`)
+        await live()
+        app.push(Date.now() - t)
+      }
+      await shot(page, 'overview-timed')
+      return { app, baseline }
+    })
+  },
+}
+
+const name = process.argv[2]
+if (!scenarios[name]) {
+  console.error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(', ')}`)
+  process.exit(2)
+}
+try {
+  const result = await scenarios[name]()
+  console.log(JSON.stringify(result))
+} catch (exc) {
+  console.error(`${name}: ${exc.stack || exc}`)
+  process.exit(1)
+}

@@ -1,0 +1,154 @@
+import { describe, expect, it, vi } from 'vitest'
+import { ApiError, createApi, query } from '../../src/lib/api.js'
+import { INITIAL_WINDOW, T, closeFrame, decode, encode, openFrame, readI32, readU32, resizeFrame } from '../../src/lib/frames.js'
+import { gpuCells, splitCommand, targetText, zones } from '../../src/lib/format.js'
+import { buildBody, emptyForm } from '../../src/lib/submitBody.js'
+import { shortcutFor } from '../../src/lib/shortcuts.js'
+import { connectLines } from '../../src/lib/connect.js'
+import { filterTasks } from '../../src/lib/taskFilter.js'
+import { summary } from '../../src/lib/summary.js'
+import { actionsFor } from '../../src/lib/actions.js'
+
+describe('frames', () => {
+  it('round-trips a frame with its header', () => {
+    const f = decode(openFrame(7, { rows: 24, cols: 80 }))
+    expect(f.type).toBe(T.OPEN)
+    expect(f.stream).toBe(7)
+    expect(JSON.parse(new TextDecoder().decode(f.payload))).toEqual({ rows: 24, cols: 80 })
+  })
+  it('writes sizes and integers big-endian', () => {
+    const r = resizeFrame(1, 40, 132)
+    expect([...r]).toEqual([T.RESIZE, 0, 0, 0, 0, 1, 0, 40, 0, 132])
+    const exit = encode(T.EXIT, 1, new Uint8Array([0xff, 0xff, 0xff, 0xfe]))
+    expect(readI32(decode(exit).payload)).toBe(-2)
+    expect(readU32(new Uint8Array([0, 4, 0, 0]))).toBe(INITIAL_WINDOW)
+    expect(closeFrame(3).length).toBe(6)
+  })
+  it('refuses a message shorter than the header', () => {
+    expect(() => decode(new Uint8Array([1, 0, 0]))).toThrow(/too short/)
+  })
+})
+
+describe('format', () => {
+  it('splits a command line as a shell does', () => {
+    expect(splitCommand(`sh -c 'echo "a b"; echo $((6*7))'`)).toEqual(['sh', '-c', 'echo "a b"; echo $((6*7))'])
+    expect(splitCommand('echo "x \\"y\\"" z\\ w ""')).toEqual(['echo', 'x "y"', 'z w', ''])
+    expect(() => splitCommand("echo 'open")).toThrow(/unterminated/)
+  })
+  it('writes targets as the API reads them', () => {
+    expect(targetText('node1', '', [])).toBe('node1')
+    expect(targetText('node1', '1', [])).toBe('node1:1')
+    expect(targetText('node1', '0', [3, 1])).toBe('node1:0::1,3')
+    expect(targetText('node1', '', [2])).toBe('node1::2')
+  })
+  const node = {
+    name: 'n1',
+    inventory: {
+      cores: 4, memory: 8,
+      numa: [{ id: 0, cpus: [0, 1], memory: 4 }, { id: 1, cpus: [2, 3], memory: 4 }],
+      gpus: [{ index: 0, name: 'A', memory_total: 10 }, { index: 1, name: 'A', memory_total: 10 }],
+    },
+    held: { cores: 1, memory: 0, gpu_ids: [1], pinned_cpus: [2] },
+    usage: { gpus: [{ index: 1, utilization: 80, memory_used: 5 }] },
+  }
+  it('counts held and free cores per NUMA zone', () => {
+    expect(zones(node).map((z) => [z.id, z.held, z.free])).toEqual([[0, 0, 2], [1, 1, 1]])
+    const flat = zones({ inventory: { cores: 3, memory: 1, numa: [] }, held: { pinned_cpus: [] } })
+    expect(flat).toHaveLength(1)
+    expect(flat[0].free).toBe(3)
+  })
+  it('labels each GPU with its utilisation and holder', () => {
+    const tasks = [{ id: '9', node: 'n1', state: 'running', gpu_ids: [1] }, { id: '8', node: 'n1', state: 'completed', gpu_ids: [0] }]
+    const cells = gpuCells(node, tasks)
+    expect(cells[0]).toMatchObject({ index: 0, held: false, holder: null, util: null })
+    expect(cells[1]).toMatchObject({ index: 1, held: true, util: 80, memory_used: 5 })
+    expect(cells[1].holder.id).toBe('9')
+  })
+})
+
+describe('submit body', () => {
+  it('builds a TaskSpec from the form', () => {
+    const form = { ...emptyForm(), command: 'echo hi', cores: '2', memory: '1G', env: 'A=1\nB=x=y', mounts: '/d:/data:ro', targets: ['node1:0'], priority: '5', timeout: '1h' }
+    const { body, errors } = buildBody(form)
+    expect(errors).toEqual({})
+    expect(body).toEqual({
+      kind: 'command', command: ['echo', 'hi'], cores: 2, memory: '1G', env: { A: '1', B: 'x=y' },
+      mounts: [{ source: '/d', target: '/data', read_only: true }], timeout: '1h', priority: 5, targets: ['node1:0'],
+    })
+  })
+  it('names the field of each mistake', () => {
+    const { errors } = buildBody({ ...emptyForm(), command: '', cores: '0', env: 'novalue', mounts: 'just-one' })
+    expect(Object.keys(errors).sort()).toEqual(['command', 'cores', 'env', 'mounts'])
+  })
+  it('needs no command for a VPS', () => {
+    const { body, errors } = buildBody({ ...emptyForm(), kind: 'vps', ssh_key: ' ssh-ed25519 AAAA k ' })
+    expect(errors).toEqual({})
+    expect(body.ssh_key).toBe('ssh-ed25519 AAAA k')
+    expect(body.command).toBeUndefined()
+  })
+})
+
+describe('api', () => {
+  const answer = (status, body) => Promise.resolve(new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } }))
+
+  it('sends the token and maps validation errors to fields', async () => {
+    const fetchImpl = vi.fn(() => answer(422, { detail: 'cores: too small', errors: [{ loc: ['body', 'cores'], msg: 'too small' }, { loc: ['body'], msg: 'no command' }] }))
+    const api = createApi({ token: () => 'tok', fetchImpl })
+    const exc = await api.post('/tasks', { cores: 0 }).catch((e) => e)
+    expect(exc).toBeInstanceOf(ApiError)
+    expect(exc.fieldErrors()).toEqual({ cores: 'too small', _: 'no command' })
+    const [url, init] = fetchImpl.mock.calls[0]
+    expect(url).toBe('/api/v1/tasks')
+    expect(init.headers.Authorization).toBe('Bearer tok')
+  })
+  it('calls onUnauthorized on a 401 and answers null for a missing endpoint', async () => {
+    const onUnauthorized = vi.fn()
+    const statuses = [401, 404]
+    const api = createApi({ token: () => 't', onUnauthorized, fetchImpl: () => answer(statuses.shift(), { detail: 'no' }) })
+    await expect(api.get('/nodes')).rejects.toMatchObject({ status: 401 })
+    expect(onUnauthorized).toHaveBeenCalledWith('no')
+    expect(await api.optional('/whoami')).toBeNull()
+  })
+  it('writes query strings, repeating lists and leaving out empty values', () => {
+    expect(query({ state: ['a', 'b'], node: '', limit: 5, x: null })).toBe('?state=a&state=b&limit=5')
+  })
+})
+
+describe('pages logic', () => {
+  it('maps keys to shortcuts', () => {
+    expect(shortcutFor('', 'g')).toEqual({ run: null, pending: 'g' })
+    expect(shortcutFor('g', 'n').run).toBe('/nodes')
+    expect(shortcutFor('g', 'x').run).toBeNull()
+    expect(shortcutFor('', '/').run).toBe('search')
+    expect(shortcutFor('', '?').run).toBe('help')
+  })
+  it('writes the ssh -J line and config block', () => {
+    const c = connectLines({ id: '42', name: 'box' }, { ssh_gateway: { host: 'gw.example', port: 2222 } }, 'ignored')
+    expect(c.jump).toBe('ssh -J kawa@gw.example:2222 root@42')
+    expect(c.config).toContain('Host kawa-box\n    HostName 42\n    User root\n    ProxyJump kawa@gw.example:2222')
+    expect(connectLines({ id: '42', name: 'a b' }, null, 'h').jump).toBe('ssh -J kawa@h:8422 root@42')
+    expect(connectLines({ id: '42' }, { ssh_gateway: null }, 'h').gatewayOff).toBe(true)
+  })
+  it('filters tasks by state, node, batch and words', () => {
+    const tasks = [
+      { id: '3', batch_id: '3', state: 'running', node: 'a', owner: 'ann', name: 'train', command: ['python', 'x.py'] },
+      { id: '2', batch_id: '1', state: 'completed', node: 'b', owner: 'bob', name: null, command: ['echo'] },
+    ]
+    expect(filterTasks(tasks, { state: 'running' }).map((t) => t.id)).toEqual(['3'])
+    expect(filterTasks(tasks, { node: 'b' }).map((t) => t.id)).toEqual(['2'])
+    expect(filterTasks(tasks, { batch: '1' }).map((t) => t.id)).toEqual(['2'])
+    expect(filterTasks(tasks, { q: 'PYTHON ann' }).map((t) => t.id)).toEqual(['3'])
+  })
+  it('sums what online nodes hold', () => {
+    const n = (status, cores, held) => ({ status, inventory: { cores, memory: 10, gpus: [{}] }, held: { cores: held, memory: 1, gpu_ids: [] } })
+    const s = summary([n('online', 4, 1), n('offline', 8, 0), n('draining', 2, 2)], [{ state: 'running' }, { state: 'running' }])
+    expect(s.cores).toEqual({ used: 3, total: 6 })
+    expect(s.nodes).toEqual({ online: 1, offline: 1, draining: 1 })
+    expect(s.byState).toEqual({ running: 2 })
+  })
+  it('offers only the actions a state allows', () => {
+    expect(actionsFor({ kind: 'command', state: 'running' })).toEqual(['pause', 'kill'])
+    expect(actionsFor({ kind: 'command', state: 'completed' })).toEqual([])
+    expect(actionsFor({ kind: 'vps', state: 'stopped' })).toContain('restart')
+  })
+})

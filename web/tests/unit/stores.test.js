@@ -1,0 +1,86 @@
+import { beforeEach, describe, expect, it, vi } from 'vitest'
+import { createPinia, setActivePinia } from 'pinia'
+import { mount } from '@vue/test-utils'
+import { ApiError } from '../../src/lib/api.js'
+import { describe as describeEvent, useCluster } from '../../src/stores/cluster.js'
+import { inferRole, useSession } from '../../src/stores/session.js'
+import ConnectCard from '../../src/components/ConnectCard.vue'
+
+beforeEach(() => {
+  setActivePinia(createPinia())
+  localStorage.clear()
+})
+
+const task = (id, state, extra = {}) => ({ id, state, name: null, node: 'n1', ...extra })
+
+describe('cluster store', () => {
+  it('applies task and node events and lists a line only when a state changes', () => {
+    const c = useCluster()
+    c.apply({ seq: 1, type: 'task', task: task('5', 'pending') })
+    c.apply({ seq: 2, type: 'task', task: task('5', 'pending', { waiting_reason: 'no cores' }) })
+    c.apply({ seq: 3, type: 'task', task: task('5', 'running') })
+    c.apply({ seq: 4, type: 'node', node: { name: 'n1', status: 'online' } })
+    c.apply({ seq: 5, type: 'node', node: { name: 'n1', status: 'online' } })
+    c.apply({ seq: 0, type: 'hello' })
+    expect(c.tasks['5'].state).toBe('running')
+    expect(c.events.map((e) => e.text)).toEqual(['node n1 online', 'task 5 running on n1', 'task 5 pending on n1'])
+  })
+  it('lists tasks newest first by id', () => {
+    const c = useCluster()
+    for (const id of ['9', '10', '2', '386769687926538241', '386769687926538242']) c.putTask(task(id, 'running'))
+    expect(c.taskList.map((t) => t.id)).toEqual(['386769687926538242', '386769687926538241', '10', '9', '2'])
+  })
+  it('reloads everything on a reset event', () => {
+    const c = useCluster()
+    const reload = vi.spyOn(c, 'reload').mockResolvedValue()
+    c.apply({ seq: 9, type: 'reset' })
+    expect(reload).toHaveBeenCalledTimes(1)
+    expect(describeEvent({ type: 'task', task: task('1', 'failed', { name: 'x' }) })).toBe('task 1 (x) failed on n1')
+  })
+})
+
+describe('session store', () => {
+  it('keeps the token only after the host accepted it, and forgets it on logout', async () => {
+    const s = useSession()
+    s._api = { optional: vi.fn(async (path) => (path === '/whoami' ? { name: 'ann', role: 'user' } : null)) }
+    await s.login(' tok ')
+    expect(localStorage.getItem('kawa.token')).toBe('tok')
+    expect(s.canAct).toBe(true)
+    expect(s.isAdmin).toBe(false)
+    s.logout('token expired')
+    expect(localStorage.getItem('kawa.token')).toBeNull()
+    expect(s.loggedIn).toBe(false)
+    expect(s.expired).toBe('token expired')
+  })
+  it('does not keep a refused token', async () => {
+    const s = useSession()
+    s._api = { optional: vi.fn(async () => { throw new ApiError(401, 'bad token') }) }
+    await expect(s.login('nope')).rejects.toMatchObject({ status: 401 })
+    expect(s.token).toBe('')
+    expect(localStorage.getItem('kawa.token')).toBeNull()
+  })
+  it('infers the role on a host without /whoami', async () => {
+    const api = (auditStatus, tarballStatus) => ({
+      get: vi.fn(async (path) => {
+        const status = path === '/audit' ? auditStatus : tarballStatus
+        if (status === 200) return []
+        throw new ApiError(status, 'x')
+      }),
+    })
+    expect(await inferRole(api(200, 400))).toBe('admin')
+    expect(await inferRole(api(403, 400))).toBe('user')
+    expect(await inferRole(api(403, 403))).toBe('viewer')
+    await expect(inferRole(api(401, 400))).rejects.toMatchObject({ status: 401 })
+  })
+})
+
+describe('components', () => {
+  it('ConnectCard shows the ssh -J line from the host info', () => {
+    const s = useSession()
+    s.info = { ssh_gateway: { host: 'gw', port: 2200 } }
+    const w = mount(ConnectCard, { props: { task: { id: '77', name: 'dev' } } })
+    expect(w.find('[data-test=ssh-line]').text()).toBe('ssh -J kawa@gw:2200 root@77')
+    expect(w.find('[data-test=ssh-config]').text()).toContain('Host kawa-dev')
+    s.info = { ssh_gateway: null }
+  })
+})
