@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncssh
 
-from kawa.host.ssh_transport import CIPHERS, WINDOW, Framing
+from kawa.gateway.channel import CIPHERS, WINDOW, Framing
 
 Session = Any
 """What a channel's session is: an asyncssh session object."""

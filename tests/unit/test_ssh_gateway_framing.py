@@ -1,4 +1,4 @@
-"""The SSH gateway's framing of asyncssh connections (src/kawa/host/ssh_transport.py).
+"""The SSH gateway's framing of asyncssh connections (src/kawa.gateway.channel.py).
 
 ``Framing`` reaches into asyncssh (pinned) to coalesce its writes, split large reads and
 drop its empty IGNORE packets. These tests run a real asyncssh server and client over
@@ -19,8 +19,9 @@ import asyncssh
 import pytest
 import uvloop
 
-from kawa.host import ssh_data_packets, ssh_transport
-from kawa.host.ssh_transport import CIPHERS, Framing
+from kawa.gateway import channel as ssh_transport
+from kawa.gateway import sent_packets as ssh_data_packets
+from kawa.gateway.channel import CIPHERS, Framing
 from tests.unit.ssh_rig import framed, round_trip, until
 
 

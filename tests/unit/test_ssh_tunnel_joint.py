@@ -22,8 +22,8 @@ from typing import Any
 import asyncssh
 import uvloop
 
-from kawa.host import ssh_data_packets
-from kawa.host.ssh_transport import ChannelSession
+from kawa.gateway import sent_packets as ssh_data_packets
+from kawa.gateway.channel import ChannelSession
 from tests.unit.ssh_rig import framed, round_trip, until
 
 MB = 1024 * 1024

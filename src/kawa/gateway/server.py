@@ -27,9 +27,9 @@ from sqlalchemy import select
 from websockets.exceptions import InvalidHandshake
 
 from kawa.core.task_states import TaskKind, TaskState
-from kawa.host import ssh_data_packets
+from kawa.gateway import sent_packets
+from kawa.gateway.channel import CIPHERS, WINDOW, ChannelSession, Framing, quiet_packet_log
 from kawa.host.errors import ServiceError
-from kawa.host.ssh_transport import CIPHERS, WINDOW, ChannelSession, Framing, quiet_packet_log
 from kawa.protocol import streams as proto
 from kawa.relay import websocket
 from kawa.relay.dial import Closed, DialRefused, tunnel
@@ -236,7 +236,7 @@ class SSHGateway:
                 chan = self.conn.create_tcp_channel(window=WINDOW)
                 quiet_packet_log(chan)
                 session = ChannelSession(lambda pipe: gateway.spawn(task_id, url, pipe))
-                session.packets = ssh_data_packets.install(self.conn, chan)
+                session.packets = sent_packets.install(self.conn, chan)
                 if self.framing is not None and self.framing.received is not None:
                     self.framing.received.register(chan)
                 return chan, session

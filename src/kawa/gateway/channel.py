@@ -15,11 +15,11 @@ from typing import Any, cast
 
 import asyncssh
 
-from kawa.host import ssh_received_packets
-from kawa.host.asyncssh_internals import packet_log_on
-from kawa.host.ssh_data_packets import DataPackets
-from kawa.host.ssh_received_packets import ReceivedPackets
-from kawa.host.ssh_tunnel_joint import TunnelJoint
+from kawa.gateway import received_packets
+from kawa.gateway.asyncssh_fast_path import packet_log_on
+from kawa.gateway.received_packets import ReceivedPackets
+from kawa.gateway.sent_packets import DataPackets
+from kawa.gateway.tunnel import TunnelJoint
 from kawa.protocol import streams as proto
 from kawa.relay.pipe import Inbox
 
@@ -52,7 +52,7 @@ class Framing(asyncio.Protocol):
       turn go out in one ``writelines``, and the empty IGNORE packets are dropped (they
       are padding against CBC-mode attacks; the gateway offers AES-GCM only);
     - reads: the channel data, window and ignore packets of registered channels are
-      opened by :attr:`received` (:mod:`kawa.host.ssh_received_packets`); what goes on
+      opened by :attr:`received` (:mod:`kawa.gateway.received_packets`); what goes on
       to asyncssh, which keeps unparsed input in ``bytes`` and copies the rest of it
       after every packet (quadratic in the size of a read; uvloop reads up to 256 KiB),
       is handed on in pieces of at most :data:`READ_SPLIT` bytes.
@@ -91,7 +91,7 @@ class Framing(asyncio.Protocol):
             send_packet(pkttype, *args, handler=handler)
 
         conn.send_packet = no_empty_ignore  # type: ignore[method-assign]
-        framing.received = ssh_received_packets.install(conn, framing.to_asyncssh)
+        framing.received = received_packets.install(conn, framing.to_asyncssh)
         return framing
 
     # -- the transport asyncssh sees ------------------------------------------------
@@ -232,7 +232,7 @@ class ChannelSession(Inbox, asyncssh.SSHTCPSession[bytes]):
 
     async def join(self, sock: socket.socket) -> None:
         """Carry the channel to and from a connected socket until both are closed
-        (:class:`~kawa.host.ssh_tunnel_joint.TunnelJoint`), in place of :func:`relay`."""
+        (:class:`~kawa.gateway.tunnel.TunnelJoint`), in place of :func:`relay`."""
         await TunnelJoint(self).join(sock)
 
     def pause_source(self) -> bool:

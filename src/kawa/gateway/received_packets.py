@@ -29,7 +29,7 @@ import asyncssh
 from asyncssh.encryption import GCMEncryption
 from cryptography.exceptions import InvalidTag
 
-from kawa.host.asyncssh_internals import GcmKey, missing, packet_log_on
+from kawa.gateway.asyncssh_fast_path import GcmKey, missing, packet_log_on
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +176,7 @@ class ReceivedPackets:
             return False
         if kind == MSG_CHANNEL_DATA:
             datalen = int.from_bytes(plain[6:10], "big")
-            if (
-                10 + datalen != end
-                or chan._recv_state != "open"
-                or datalen > chan._recv_window
-            ):
+            if 10 + datalen != end or chan._recv_state != "open" or datalen > chan._recv_window:
                 return False
             self._step(cipher)
             self.conn._auth_final = True

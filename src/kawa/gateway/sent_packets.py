@@ -14,6 +14,7 @@ count) as asyncssh's ``send_packet`` does; asyncssh is pinned and
 tests/unit/test_ssh_gateway_framing.py checks the result against a real client, across
 key re-exchanges.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,7 @@ from typing import Any
 import asyncssh
 from asyncssh.encryption import GCMEncryption
 
-from kawa.host.asyncssh_internals import GcmKey, missing, packet_log_on
+from kawa.gateway.asyncssh_fast_path import GcmKey, missing, packet_log_on
 
 log = logging.getLogger(__name__)
 
