@@ -1,33 +1,22 @@
-"""The SSH gateway's channels and connection plumbing, tuned for bulk transfers
-(measured in docs/benchmarks.md, issue 5): the ciphers it offers, a ``direct-tcpip``
-channel as a relay pipe on asyncssh's session callbacks, and :class:`Framing`, which
-trims asyncssh's per-packet costs by reaching into its internals (asyncssh is pinned;
-tests/unit/test_ssh_gateway_framing.py fails if those internals move)."""
+"""A ``direct-tcpip`` channel of the SSH gateway as a relay pipe, and the channel and
+cipher parameters the gateway serves with (tuned for bulk transfers, measured in
+docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import socket
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from kawa.gateway import received_packets
-from kawa.gateway.asyncssh_fast_path import packet_log_on
-from kawa.gateway.received_packets import ReceivedPackets
-from kawa.gateway.sent_packets import DataPackets
 from kawa.gateway.tunnel import TunnelJoint
 from kawa.protocol import streams as proto
 from kawa.relay.pipe import Inbox
 
-log = logging.getLogger(__name__)
-
-MSG_IGNORE = 2
-_EMPTY_STRING = asyncssh.packet.String(b"")
-
+if TYPE_CHECKING:
+    from kawa.gateway.asyncssh_fast_path import DataPackets
 
 CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]
 """Ciphers of the outer SSH layer (client <-> gateway), which asyncssh decrypts and
@@ -39,131 +28,6 @@ the client's choice."""
 WINDOW = 8 * 1024 * 1024
 """Bytes the client may have in flight to the gateway on one channel (asyncssh's default
 is 2 MiB): also the most a paused channel buffers here."""
-READ_SPLIT = 64 * 1024
-"""Largest piece of received bytes handed to asyncssh at once (see :class:`Framing`)."""
-
-
-class Framing(asyncio.Protocol):
-    """Sits between an asyncssh connection and its socket to cut asyncssh's per-packet
-    costs in bulk transfers (measured in docs/benchmarks.md, issue 5):
-
-    - writes: asyncssh writes every packet on its own (a system call each, and an empty
-      ``SSH_MSG_IGNORE`` before every data packet); here the packets of one event-loop
-      turn go out in one ``writelines``, and the empty IGNORE packets are dropped (they
-      are padding against CBC-mode attacks; the gateway offers AES-GCM only);
-    - reads: the channel data, window and ignore packets of registered channels are
-      opened by :attr:`received` (:mod:`kawa.gateway.received_packets`); what goes on
-      to asyncssh, which keeps unparsed input in ``bytes`` and copies the rest of it
-      after every packet (quadratic in the size of a read; uvloop reads up to 256 KiB),
-      is handed on in pieces of at most :data:`READ_SPLIT` bytes.
-
-    It relies on asyncssh internals (its connection's ``_transport`` and ``send_packet``,
-    asyncssh is pinned); when they are not there, the connection is left as it is.
-    """
-
-    def __init__(self, conn: asyncssh.SSHServerConnection, transport: asyncio.Transport):
-        self.conn, self.transport = conn, transport
-        self.loop = asyncio.get_running_loop()
-        self.pending: list[bytes | bytearray] = []
-        self.scheduled = False
-        self.received: ReceivedPackets | None = None
-        """Opens channel data and window packets past asyncssh (set by :meth:`install`)."""
-
-    @classmethod
-    def install(cls, conn: asyncssh.SSHServerConnection) -> Framing | None:
-        transport = getattr(conn, "_transport", None)
-        send_packet = getattr(conn, "send_packet", None)
-        needs = ("write", "writelines", "set_protocol", "is_closing", "close", "abort")
-        if (
-            transport is None
-            or send_packet is None
-            or not all(hasattr(transport, n) for n in needs)
-        ):
-            log.debug("asyncssh connection without the expected internals: not framed")
-            return None
-        framing = cls(conn, cast(asyncio.Transport, transport))  # uvloop's are no subclasses
-        conn._transport = framing  # type: ignore[assignment]
-        transport.set_protocol(framing)
-
-        def no_empty_ignore(pkttype: int, *args: bytes, handler: Any = None) -> None:
-            if pkttype == MSG_IGNORE and args == (_EMPTY_STRING,):
-                return
-            send_packet(pkttype, *args, handler=handler)
-
-        conn.send_packet = no_empty_ignore  # type: ignore[method-assign]
-        framing.received = received_packets.install(conn, framing.to_asyncssh)
-        return framing
-
-    # -- the transport asyncssh sees ------------------------------------------------
-    def write(self, data: bytes) -> None:
-        self.pending.append(data)
-        if not self.scheduled:
-            self.scheduled = True
-            self.loop.call_soon(self.flush)
-
-    def writelines(self, data: list[bytes | bytearray]) -> None:
-        self.pending += data
-        if not self.scheduled:
-            self.scheduled = True
-            self.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self.scheduled = False
-        if self.pending:
-            pending, self.pending = self.pending, []
-            if not self.transport.is_closing():
-                self.transport.writelines(pending)
-
-    def close(self) -> None:
-        self.flush()
-        self.transport.close()
-
-    def abort(self) -> None:
-        self.pending.clear()
-        self.transport.abort()
-
-    def __getattr__(self, name: str) -> Any:  # everything else is the socket's transport
-        return getattr(self.transport, name)
-
-    # -- the protocol the socket sees -----------------------------------------------
-    def data_received(self, data: bytes) -> None:
-        if self.received is not None:
-            self.received.feed(data)
-        else:
-            self.to_asyncssh(data)
-
-    def to_asyncssh(self, data: bytes) -> None:
-        if len(data) <= READ_SPLIT:
-            self.conn.data_received(data)
-            return
-        view = memoryview(data)
-        for start in range(0, len(data), READ_SPLIT):
-            self.conn.data_received(bytes(view[start : start + READ_SPLIT]))
-
-    def eof_received(self) -> None:
-        self.conn.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self.conn.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.conn.resume_writing()
-
-
-def _no_packet_log(*args: Any, **kwargs: Any) -> None:
-    pass
-
-
-def quiet_packet_log(chan: asyncssh.SSHTCPChannel[bytes]) -> None:
-    """Skip asyncssh's per-packet debug log of a data channel when it is off: asyncssh
-    formats each packet's log line (type name, size) before it checks the level, ~5% of
-    the gateway's time in a download. Its packet log is written from debug level 3 on."""
-    if not packet_log_on():
-        chan.log_sent_packet = _no_packet_log  # type: ignore[method-assign]
-        chan.log_received_packet = _no_packet_log  # type: ignore[method-assign]
 
 
 class ChannelSession(Inbox, asyncssh.SSHTCPSession[bytes]):

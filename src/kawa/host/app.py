@@ -161,7 +161,7 @@ async def start_ssh_gateway(host: Host) -> SSHGateway | None:
         return None
     from kawa.gateway.server import SSHGateway
 
-    gateway = SSHGateway(host)
+    gateway = SSHGateway(host.config, host.tasks, host.link.tls)
     try:
         await gateway.start()
     except OSError as exc:
