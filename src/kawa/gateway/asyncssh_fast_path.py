@@ -154,6 +154,14 @@ def _fall_back(reason: str) -> None:
         log.warning("SSH gateway fast path off: %s; using asyncssh's own (slower) path", reason)
 
 
+def available() -> bool:
+    """Whether the installed asyncssh gets the fast path (if not, the reason is logged)."""
+    reason = unsupported()
+    if reason is not None:
+        _fall_back(reason)
+    return reason is None
+
+
 def install(conn: asyncssh.SSHServerConnection) -> FastPath | None:
     """Put ``conn`` (just made, before any packet) on the fast path; None, and nothing
     changed, where the installed asyncssh is not a supported version or lacks an

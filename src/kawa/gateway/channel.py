@@ -49,7 +49,8 @@ class ChannelSession(Inbox, asyncssh.SSHTCPSession[bytes]):
         self.start = start
         self.chan: asyncssh.SSHTCPChannel[bytes] | None = None
         self.packets: DataPackets | None = None
-        """Seals the channel's data packets (set by the gateway where it can)."""
+        """Seals the channel's data packets (set where the connection is on the fast path
+        through asyncssh's internals; None: the data goes through asyncssh's own path)."""
         self.joint: TunnelJoint | None = None
         """Set once the channel is joined to a tunnel socket (:meth:`join`)."""
 

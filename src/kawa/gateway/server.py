@@ -86,7 +86,8 @@ class SSHGateway:
         self.tasks = tasks
         self.runner_tls = runner_tls
         self.fast_path = config.ssh_fast_path
-        """Whether connections go on asyncssh's fast path (where its version allows)."""
+        """Whether connections go on the fast path through asyncssh's internals (off:
+        ``host.ssh_fast_path`` or an asyncssh version it was not written for)."""
         self.server: asyncssh.SSHAcceptor | None = None
         self.relays: set[asyncio.Task[None]] = set()
 
@@ -123,6 +124,8 @@ class SSHGateway:
         gateway = self
         if not self.fast_path:
             log.info("SSH gateway fast path off (host.ssh_fast_path): asyncssh's own path")
+        else:
+            self.fast_path = asyncssh_fast_path.available()
 
         class Server(asyncssh.SSHServer):
             def __init__(self) -> None:
