@@ -49,7 +49,7 @@ version before it is added to :data:`SUPPORTED_VERSIONS`):
   bytes reach asyncssh in order, one whole packet at a time around the ones opened
   here; a packet cut across reads waits for its rest.
 
-tests/unit/test_ssh_gateway_framing.py fails if the pinned asyncssh no longer takes the
+tests/unit/test_gateway_fast_path.py fails if the pinned asyncssh no longer takes the
 fast path, and checks the bytes against a real client across key re-exchanges.
 """
 
