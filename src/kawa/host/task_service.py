@@ -363,7 +363,6 @@ class TaskService:
             cause = f"kill: runner {task.node} does not have the task"
             return change.try_apply(task, TaskEvent.KILLED_BEFORE_START, cause) is not None
 
-
     # -- what the SSH gateway asks -----------------------------------------------------
     def vps_has_key(self, key_type: str, key_data: str) -> bool:
         """Whether some VPS was created with the public key ``key_type key_data``."""
