@@ -82,6 +82,9 @@ class HostConfig(_Section):
     """The most combinations one ``kawa task submit --sweep`` may have."""
     admin_ssh_keys: Path | None = None
     """authorized_keys file whose keys the SSH gateway lets reach every VPS."""
+    ssh_fast_path: bool = True
+    """Let the SSH gateway trim asyncssh's per-packet costs through its internals (only
+    on the asyncssh versions that was written for); false: asyncssh's own, slower path."""
     stream_relay: str = Field(default="splice", pattern="^(splice|frames)$")
     """How the host carries terminal and forwarding sessions to runners: ``splice``
     passes the bytes between the two WebSockets in the kernel; ``frames`` reads and

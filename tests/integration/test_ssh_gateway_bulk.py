@@ -1,11 +1,12 @@
 """Bulk data through the SSH gateway (`ssh -J`) with stock OpenSSH and a real VPS.
 
-The gateway decrypts and re-encrypts the outer SSH layer itself and frames it on its own
-(src/kawa/host/ssh_transport.py: AES-GCM only, coalesced writes, split reads, the channel
-as a session instead of streams); these tests check that every byte arrives intact both
-ways, also both ways at once, that the cipher a plain OpenSSH client negotiates is
-AES-GCM, and that a client that stops reading does not make the gateway buffer without
-bound.
+The gateway decrypts and re-encrypts the outer SSH layer itself (kawa.gateway: AES-GCM
+only, the channel as a session instead of streams, and on its fast path through
+asyncssh's internals coalesced writes, split reads and packets sealed and opened
+itself); these tests check, on the fast path and on asyncssh's own, that every byte
+arrives intact both ways, also both ways at once, that the cipher a plain OpenSSH client
+negotiates is AES-GCM, and that a client that stops reading does not make the gateway
+buffer without bound.
 """
 
 from __future__ import annotations
@@ -64,13 +65,15 @@ class Gateway:
         )
 
 
-@pytest.fixture(scope="module")
-def gateway(docker_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+@pytest.fixture(scope="module", params=[True, False], ids=["fast-path", "asyncssh-path"])
+def gateway(
+    docker_available: None, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("gw-bulk")
     home = tmp / "home"
     (home / ".ssh").mkdir(parents=True)
     port = free_port()
-    cluster = GatewayCluster(tmp / "c", BASE_IMAGE, ssh_port=port)
+    cluster = GatewayCluster(tmp / "c", BASE_IMAGE, ssh_port=port, fast_path=request.param)
     try:
         cluster.root.mkdir()
         cluster.start_host()
@@ -102,6 +105,7 @@ def test_plain_openssh_negotiates_aes_gcm_with_the_gateway(gateway: Gateway) -> 
     # two SSH layers: the jump (client <-> gateway) and the VPS's own sshd, end to end
     assert len(kex) == 2, kex
     assert sum("aes128-gcm@openssh.com" in line for line in kex) >= 1, kex
+    assert gateway.cluster.fast_path_taken() == gateway.cluster.fast_path
 
 
 def test_download_and_upload_arrive_intact(gateway: Gateway) -> None:

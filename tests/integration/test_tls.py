@@ -21,7 +21,7 @@ from kawa.cli import lite
 from kawa.cli.output import CliError
 from kawa.client import KawaClient, KawaError
 from kawa.client.streams import open_terminal, terminal_result
-from kawa.host.ssh_gateway import runner_session
+from kawa.gateway.upstream import runner_session
 from kawa.protocol.tasks import TaskAction, TaskSpec
 from kawa.relay.stream import StreamError
 from kawa.tls.contexts import client_context

@@ -454,22 +454,34 @@ class GatewayCluster(Cluster):
 
     ssh_port: int = 0
     admin_keys: Path | None = None
+    fast_path: bool = True
+    """The host's ``ssh_fast_path`` (False: the gateway runs on asyncssh's own path)."""
 
     def host_config(self) -> HostConfig:
         admin = Path(f"{self.admin_keys}.pub") if self.admin_keys else None
-        return (
-            super()
-            .host_config()
-            .model_copy(update={"ssh_port": self.ssh_port, "admin_ssh_keys": admin})
-        )
+        update = {
+            "ssh_port": self.ssh_port,
+            "admin_ssh_keys": admin,
+            "ssh_fast_path": self.fast_path,
+        }
+        return super().host_config().model_copy(update=update)
+
+    def fast_path_taken(self) -> bool:
+        """Whether the host's gateway runs on asyncssh's fast path, by its log."""
+        log = (self.root / "host.log").read_text(errors="replace")
+        return "SSH gateway fast path off" not in log
 
 
-def test_ssh_gateway(docker_available: None, tmp_path: Path, home: Path) -> None:
-    """`ssh -J kawa@HOST:PORT root@<vps>` with stock OpenSSH; everything else refused."""
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "asyncssh-path"])
+def test_ssh_gateway(docker_available: None, tmp_path: Path, home: Path, fast_path: bool) -> None:
+    """`ssh -J kawa@HOST:PORT root@<vps>` with stock OpenSSH; everything else refused.
+    On the gateway's fast path through asyncssh's internals and on asyncssh's own."""
     port = free_port()
     admin = tmp_path / "admin"
     keygen(admin)
-    cluster = GatewayCluster(tmp_path / "c", BASE_IMAGE, ssh_port=port, admin_keys=admin)
+    cluster = GatewayCluster(
+        tmp_path / "c", BASE_IMAGE, ssh_port=port, admin_keys=admin, fast_path=fast_path
+    )
     vps_id = ""
     try:
         cluster.root.mkdir()
@@ -538,6 +550,7 @@ def test_ssh_gateway(docker_available: None, tmp_path: Path, home: Path) -> None
         assert missing.returncode != 0 and "no VPS" in missing.stderr
         shell = ssh(key, "-o", "LogLevel=INFO", "gateway", "true")
         assert shell.returncode != 0 and "no shells here" in shell.stderr, shell.stderr
+        assert cluster.fast_path_taken() == fast_path
     finally:
         cluster.close()
 

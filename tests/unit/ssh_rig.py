@@ -1,5 +1,6 @@
-"""A framed asyncssh server as the SSH gateway runs one, and a client connected to it:
-shared by the tests of the gateway's framing, packets and tunnel joint."""
+"""An asyncssh server set up as the SSH gateway sets one up (on asyncssh's fast path, or
+not), and a client connected to it: shared by the tests of the gateway's fast path and
+tunnel joint."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 
 import asyncssh
 
-from kawa.host.ssh_transport import CIPHERS, WINDOW, Framing
+from kawa.gateway import asyncssh_fast_path
+from kawa.gateway.asyncssh_fast_path import DataPackets, FastPath
+from kawa.gateway.channel import CIPHERS, WINDOW
 
 Session = Any
 """What a channel's session is: an asyncssh session object."""
@@ -19,36 +22,41 @@ Session = Any
 
 @dataclass
 class Served:
-    """What the server side made: one framing per connection, one channel per request."""
+    """What the server side made: one fast path per connection (None: not taken), one
+    channel and its data packet sealer per request."""
 
-    framings: list[Framing | None] = field(default_factory=list)
+    fast_paths: list[FastPath | None] = field(default_factory=list)
     channels: list[asyncssh.SSHTCPChannel[bytes]] = field(default_factory=list)
+    packets: list[DataPackets | None] = field(default_factory=list)
 
     @property
-    def framing(self) -> Framing:
-        [framing] = self.framings
-        assert framing is not None, "framing not installed"
-        return framing
+    def fast(self) -> FastPath:
+        [fast] = self.fast_paths
+        assert fast is not None, "not on the fast path"
+        return fast
 
 
 @contextlib.asynccontextmanager
-async def framed(
-    session: Callable[[asyncssh.SSHServerConnection, asyncssh.SSHTCPChannel[bytes]], Session],
+async def served(
+    session: Callable[[DataPackets | None], Session],
     *,
+    fast: bool = True,
     on_connection: Callable[[asyncssh.SSHServerConnection], None] | None = None,
     server_ciphers: list[str] = CIPHERS,
     **client_options: Any,
 ) -> AsyncIterator[tuple[asyncssh.SSHClientConnection, Served]]:
-    """A server that frames each connection (``on_connection`` runs first) and answers
-    each ``direct-tcpip`` request with a channel (window :data:`WINDOW`, registered for
-    received packets) and ``session(conn, chan)``; a client connected to it."""
-    served = Served()
+    """A server that puts each connection on the fast path when ``fast`` holds
+    (``on_connection`` runs first) and answers each ``direct-tcpip`` request with a
+    channel (window :data:`WINDOW`, on the fast path too) and ``session(packets)``,
+    ``packets`` sealing the channel's data where the fast path does; a client
+    connected to it."""
+    made = Served()
 
     class Server(asyncssh.SSHServer):
         def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
             if on_connection is not None:
                 on_connection(conn)
-            served.framings.append(Framing.install(conn))
+            made.fast_paths.append(asyncssh_fast_path.install(conn) if fast else None)
             self.conn = conn
 
         def begin_auth(self, username: str) -> bool:
@@ -58,11 +66,11 @@ async def framed(
             self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
         ) -> Any:
             chan = self.conn.create_tcp_channel(window=WINDOW)
-            framing = served.framings[-1]
-            if framing is not None and framing.received is not None:
-                framing.received.register(chan)
-            served.channels.append(chan)
-            return chan, session(self.conn, chan)
+            path = made.fast_paths[-1]
+            packets = path.channel(chan) if path is not None else None
+            made.channels.append(chan)
+            made.packets.append(packets)
+            return chan, session(packets)
 
     server = await asyncssh.create_server(
         Server,
@@ -77,7 +85,7 @@ async def framed(
         async with asyncssh.connect(
             "127.0.0.1", port, known_hosts=None, username="u", client_keys=None, **client_options
         ) as client:
-            yield client, served
+            yield client, made
     finally:
         server.close()
         await server.wait_closed()

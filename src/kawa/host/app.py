@@ -47,7 +47,7 @@ from kawa.store.database import make_engine, migrate, session_factory
 from kawa.store.models import ClusterMeta, Environment
 
 if TYPE_CHECKING:
-    from kawa.host.ssh_gateway import SSHGateway
+    from kawa.gateway.server import SSHGateway
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,9 @@ async def start_ssh_gateway(host: Host) -> SSHGateway | None:
     """The SSH gateway on ``host.ssh_port`` (0: off); a port in use is logged, not fatal."""
     if not host.config.ssh_port:
         return None
-    from kawa.host.ssh_gateway import SSHGateway
+    from kawa.gateway.server import SSHGateway
 
-    gateway = SSHGateway(host)
+    gateway = SSHGateway(host.config, host.tasks, host.link.tls)
     try:
         await gateway.start()
     except OSError as exc:

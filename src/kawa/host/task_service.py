@@ -28,7 +28,7 @@ from kawa.core.task_states import (
 from kawa.host.actions import ActionRunner
 from kawa.host.audit import record, submission, task_action
 from kawa.host.auth import Principal
-from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound
+from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError
 from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.scheduling import QUEUED
@@ -361,6 +361,57 @@ def _contains(text: str) -> ColumnElement[bool]:
         Task.name.ilike(pattern(text), escape="\\"),
         cast(Task.command, String).ilike(pattern(in_json), escape="\\"),
     )
+
+    # -- what the SSH gateway asks -----------------------------------------------------
+    def vps_has_key(self, key_type: str, key_data: str) -> bool:
+        """Whether some VPS was created with the public key ``key_type key_data``."""
+        with self.ledger.sessions() as s:
+            rows = s.scalars(
+                select(Task.ssh_key).where(
+                    Task.kind == TaskKind.VPS.value, Task.ssh_key.like(f"{key_type} {key_data}%")
+                )
+            ).all()
+        return any((r or "").split()[:2] == [key_type, key_data] for r in rows)
+
+    def vps_access(self, ref: str) -> VpsAccess | None:
+        """The VPS ``ref`` names (its id, a unique id prefix, either after ``kawa-``, or
+        its name: the newest VPS of that name); None if there is none."""
+        ref = ref.strip().removeprefix("kawa-")
+        with self.ledger.sessions() as s:
+            task: Task | None = None
+            if ref.isdigit():
+                try:
+                    task = self.ledger.find(s, ref)
+                except ServiceError:
+                    task = None
+                if task is not None and task.kind != TaskKind.VPS.value:
+                    task = None
+            if task is None:
+                task = s.scalars(
+                    select(Task)
+                    .where(Task.kind == TaskKind.VPS.value, Task.name == ref)
+                    .order_by(Task.id.desc())
+                    .limit(1)
+                ).first()
+            if task is None:
+                return None
+            return VpsAccess(
+                task_id=str(task.id),
+                state=TaskState(task.state),
+                ssh_key=task.ssh_key,
+                node_url=self._node_url(s, task),
+            )
+
+
+@dataclass(frozen=True)
+class VpsAccess:
+    """What the SSH gateway needs of a VPS: which it is, whether it runs, the public
+    key it was created with and the URL of its node's runner (None: not placed)."""
+
+    task_id: str
+    state: TaskState
+    ssh_key: str | None
+    node_url: str | None
 
 
 def visible(owner: str, who: Principal) -> bool:

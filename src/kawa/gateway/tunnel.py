@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, cast
 import asyncssh
 
 if TYPE_CHECKING:
-    from kawa.host.ssh_transport import ChannelSession
+    from kawa.gateway.channel import ChannelSession
 
 CLOSE_TIMEOUT = 5.0
 """Seconds a closed channel's last bytes may take to leave the socket before it is reset."""

@@ -1,6 +1,7 @@
-"""A gateway channel joined to a socket (src/kawa/host/ssh_tunnel_joint.py).
+"""A gateway channel joined to a socket (kawa.gateway.tunnel).
 
-A real asyncssh server, framed and sealing as the gateway does, joins each
+A real asyncssh server, set up as the gateway sets one up (on asyncssh's fast path and
+without it), joins each
 ``direct-tcpip`` channel to a TCP connection to a local peer (where the gateway joins it
 to the runner's tunnel to a VPS's sshd); a real asyncssh client drives the channel.
 Checked: bytes intact both ways with half-close, what the client sent before the join
@@ -17,14 +18,14 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncssh
+import pytest
 import uvloop
 
-from kawa.host import ssh_data_packets
-from kawa.host.ssh_transport import ChannelSession
-from tests.unit.ssh_rig import framed, round_trip, until
+from kawa.gateway.asyncssh_fast_path import DataPackets
+from kawa.gateway.channel import ChannelSession
+from tests.unit.ssh_rig import round_trip, served, until
 
 MB = 1024 * 1024
 Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -38,10 +39,10 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def _rig(peer: Peer, hold: asyncio.Event | None = None) -> AsyncIterator[Rig]:
-    """A framed server joining each channel to a connection to ``peer``, sealing as the
-    gateway does; with ``hold``, each join waits for that event (the channel buffers
-    what arrives meanwhile)."""
+async def _rig(peer: Peer, fast: bool, hold: asyncio.Event | None = None) -> AsyncIterator[Rig]:
+    """A server joining each channel to a connection to ``peer``, on the fast path (and
+    sealing) as the gateway does when ``fast``; with ``hold``, each join waits for that
+    event (the channel buffers what arrives meanwhile)."""
     far = await asyncio.start_server(peer, "127.0.0.1", 0)
     far_port = far.sockets[0].getsockname()[1]
     joins: list[asyncio.Task[None]] = []
@@ -58,14 +59,15 @@ async def _rig(peer: Peer, hold: asyncio.Event | None = None) -> AsyncIterator[R
     def start(session: ChannelSession) -> None:
         joins.append(asyncio.get_running_loop().create_task(join(session)))
 
-    def joined(conn: asyncssh.SSHServerConnection, chan: Any) -> ChannelSession:
+    def joined(packets: DataPackets | None) -> ChannelSession:
         session = ChannelSession(start)
-        session.packets = ssh_data_packets.install(conn, chan)
+        session.packets = packets
         sessions.append(session)
         return session
 
     try:
-        async with framed(joined) as (client, _):
+        async with served(joined, fast=fast) as (client, made):
+            assert [path is not None for path in made.fast_paths] == [fast]
             yield Rig(client, joins, sessions)
     finally:
         for task in joins:
@@ -87,16 +89,17 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     await writer.wait_closed()
 
 
-def test_bytes_pass_both_ways_and_the_join_ends_with_both_sides() -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "asyncssh-path"])
+def test_bytes_pass_both_ways_and_the_join_ends_with_both_sides(fast: bool) -> None:
     """9 MiB out and back through a joined channel (more than the channel window and
     any read), the client's EOF passed on as a half-close and the peer's back; the join
     returns once both the channel and the socket are closed."""
-    uvloop.run(_both_ways())
+    uvloop.run(_both_ways(fast))
 
 
-async def _both_ways() -> None:
+async def _both_ways(fast: bool) -> None:
     data = os.urandom(9 * MB + 11)
-    async with _rig(_echo) as rig:
+    async with _rig(_echo, fast) as rig:
         back = await round_trip(rig.client, data)
         assert len(back) == len(data) and _digest(back) == _digest(data)
         [join] = rig.joins
@@ -105,15 +108,16 @@ async def _both_ways() -> None:
         assert session.joint is not None and session.joint.ended == {"channel", "socket"}
 
 
-def test_what_the_channel_received_before_the_join_goes_first() -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "asyncssh-path"])
+def test_what_the_channel_received_before_the_join_goes_first(fast: bool) -> None:
     """The runner's tunnel takes a moment to open: the client's first bytes (an SSH
     client's version line) arrive before it and must reach the peer first, in order."""
-    uvloop.run(_early())
+    uvloop.run(_early(fast))
 
 
-async def _early() -> None:
+async def _early(fast: bool) -> None:
     hold = asyncio.Event()
-    async with _rig(_echo, hold) as rig:
+    async with _rig(_echo, fast, hold) as rig:
         reader, writer = await rig.client.open_connection("vps", 22)
         writer.write(b"SSH-2.0-early\r\n")
         await until(lambda: bool(rig.sessions) and bool(rig.sessions[0].chunks))
@@ -124,14 +128,15 @@ async def _early() -> None:
         assert back == b"SSH-2.0-early\r\nafter the join"
 
 
-def test_a_peer_that_stops_reading_stalls_the_client() -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "asyncssh-path"])
+def test_a_peer_that_stops_reading_stalls_the_client(fast: bool) -> None:
     """While the peer reads nothing, the client can put no more than about the
     channel window (plus socket buffers) into the gateway: the channel's reading is
     paused. Once the peer reads, every byte arrives."""
-    uvloop.run(_peer_stalls())
+    uvloop.run(_peer_stalls(fast))
 
 
-async def _peer_stalls() -> None:
+async def _peer_stalls(fast: bool) -> None:
     reading = asyncio.Event()
     got: list[bytes] = []
 
@@ -142,7 +147,7 @@ async def _peer_stalls() -> None:
         writer.close()
 
     data = os.urandom(96 * MB)
-    async with _rig(slow_peer) as rig:
+    async with _rig(slow_peer, fast) as rig:
         _, writer = await rig.client.open_connection("vps", 22)
         sent = 0
         with contextlib.suppress(TimeoutError):
@@ -161,14 +166,15 @@ async def _peer_stalls() -> None:
         assert _digest(b"".join(got)) == _digest(data)
 
 
-def test_a_client_that_stops_reading_stalls_the_peer() -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "asyncssh-path"])
+def test_a_client_that_stops_reading_stalls_the_peer(fast: bool) -> None:
     """While the client reads nothing, the peer can write no more than about the
     channel window (plus socket buffers): reading from the socket is paused. Once the
     client reads, every byte arrives."""
-    uvloop.run(_client_stalls())
+    uvloop.run(_client_stalls(fast))
 
 
-async def _client_stalls() -> None:
+async def _client_stalls(fast: bool) -> None:
     data = os.urandom(96 * MB)
     written = [0]
     done = asyncio.Event()
@@ -183,7 +189,7 @@ async def _client_stalls() -> None:
         await reader.read()
         writer.close()
 
-    async with _rig(pushing_peer) as rig:
+    async with _rig(pushing_peer, fast) as rig:
         reader, writer = await rig.client.open_connection("vps", 22)
         await until(lambda: written[0] > 0)
         before = -1
@@ -197,13 +203,14 @@ async def _client_stalls() -> None:
         writer.write_eof()
 
 
-def test_cancelling_the_join_resets_both_sides() -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "asyncssh-path"])
+def test_cancelling_the_join_resets_both_sides(fast: bool) -> None:
     """The gateway stopping cancels its joins: the client's channel and the peer's
     connection both end at once."""
-    uvloop.run(_cancelled())
+    uvloop.run(_cancelled(fast))
 
 
-async def _cancelled() -> None:
+async def _cancelled(fast: bool) -> None:
     peer_done = asyncio.Event()
 
     async def waiting_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -212,7 +219,7 @@ async def _cancelled() -> None:
         peer_done.set()
         writer.close()
 
-    async with _rig(waiting_peer) as rig:
+    async with _rig(waiting_peer, fast) as rig:
         reader, writer = await rig.client.open_connection("vps", 22)
         writer.write(b"hello")
         await until(lambda: bool(rig.joins) and bool(rig.sessions[0].joint))

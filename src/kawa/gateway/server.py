@@ -14,37 +14,28 @@ through the VPS's runner over the same forward session as ``kawa forward``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
-from sqlalchemy import select
-from websockets.exceptions import InvalidHandshake
 
-from kawa.core.task_states import TaskKind, TaskState
-from kawa.host import ssh_data_packets
-from kawa.host.errors import ServiceError
-from kawa.host.ssh_transport import CIPHERS, WINDOW, ChannelSession, Framing, quiet_packet_log
-from kawa.protocol import streams as proto
-from kawa.relay import websocket
-from kawa.relay.dial import Closed, DialRefused, tunnel
-from kawa.relay.mux import Mux
+from kawa.core.task_states import TaskState
+from kawa.gateway import asyncssh_fast_path
+from kawa.gateway.channel import CIPHERS, WINDOW, ChannelSession
+from kawa.gateway.upstream import SSH_PORT, runner_session, runner_tunnel
+from kawa.relay.dial import Closed
 from kawa.relay.pipe import relay
 from kawa.relay.stream import SessionClosed, StreamError
-from kawa.store.models import Node, Task
 
 if TYPE_CHECKING:
-    from kawa.host.app import Host
+    from kawa.host.task_service import TaskService
+    from kawa.settings import HostConfig
 
 log = logging.getLogger(__name__)
 
 HOST_KEY_FILE = "ssh_gateway_host_key"
-SSH_PORT = 22
 _PROHIBITED = asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED
 
 
@@ -84,52 +75,19 @@ def admin_keys(path: Path | None) -> set[tuple[str, str]]:
     return keys
 
 
-async def runner_tunnel(url: str, secret: str, task_id: str) -> socket.socket | None:
-    """A socket tunnelled straight to the VPS's sshd through its runner (the host is
-    trusted); None if the runner carries no tunnels. Raises Closed if the runner refuses."""
-    target = url.replace("http://", "ws://", 1)
-    if not target.startswith("ws://"):
-        return None
-    ws_url = f"{target}/tasks/{task_id}/forward?tunnel={SSH_PORT}"
-    try:
-        sock = await asyncio.to_thread(tunnel, ws_url, {"Authorization": f"Bearer {secret}"})
-    except Closed as exc:
-        if exc.code == proto.CLOSE_NO_TUNNEL:
-            return None
-        raise
-    except (DialRefused, InvalidHandshake) as exc:
-        raise Closed(proto.CLOSE_UNREACHABLE, str(exc)) from None
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def runner_session(
-    url: str, secret: str, task_id: str, tls: ssl.SSLContext | None = None
-) -> AsyncIterator[Mux]:
-    """A forward session straight to the VPS's runner (the host is trusted); a runner
-    serving https is verified with ``tls`` (default: the system's CA certificates)."""
-    target = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    channel = await websocket.connect(
-        f"{target}/tasks/{task_id}/forward",
-        {"Authorization": f"Bearer {secret}"},
-        proto.SUBPROTOCOL,
-        max_message=2 * proto.MAX_FRAME,
-        timeout=10,
-        tls=tls,
-    )
-    mux = Mux(channel)
-    reader = asyncio.create_task(mux.run(), name=f"gateway-{task_id}")
-    try:
-        await mux.ready(30.0)
-        yield mux
-    finally:
-        await mux.close()
-        await asyncio.gather(reader, return_exceptions=True)
-
-
 class SSHGateway:
-    def __init__(self, host: Host) -> None:
-        self.host = host
+    """The gateway's SSH server. It asks ``tasks`` which VPS a reference names and
+    which keys open it, and reaches runners served over https with ``runner_tls``."""
+
+    def __init__(
+        self, config: HostConfig, tasks: TaskService, runner_tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.config = config
+        self.tasks = tasks
+        self.runner_tls = runner_tls
+        self.fast_path = config.ssh_fast_path
+        """Whether connections go on the fast path through asyncssh's internals (off:
+        ``host.ssh_fast_path`` or an asyncssh version it was not written for)."""
         self.server: asyncssh.SSHAcceptor | None = None
         self.relays: set[asyncio.Task[None]] = set()
 
@@ -138,66 +96,47 @@ class SSHGateway:
         kid = _key_id(key.export_public_key().decode())
         if kid is None:
             return False
-        if kid in admin_keys(self.host.config.admin_ssh_keys):
+        if kid in admin_keys(self.config.admin_ssh_keys):
             return True
-        with self.host.ledger.sessions() as s:
-            rows = s.scalars(
-                select(Task.ssh_key).where(
-                    Task.kind == TaskKind.VPS.value, Task.ssh_key.like(f"{kid[0]} {kid[1]}%")
-                )
-            ).all()
-        return any(_key_id(r or "") == kid for r in rows)
+        return self.tasks.vps_has_key(*kid)
 
     def resolve(self, ref: str, key: asyncssh.SSHKey) -> tuple[str, str]:
         """(task id, runner URL) of the VPS ``ref`` that ``key`` may reach."""
         kid = _key_id(key.export_public_key().decode())
-        with self.host.ledger.sessions() as s:
-            task = self._find(s, ref)
-            if task is None:
-                raise asyncssh.ChannelOpenError(_PROHIBITED, f"no VPS {ref!r}")
-            is_admin = kid in admin_keys(self.host.config.admin_ssh_keys)
-            if not is_admin and _key_id(task.ssh_key or "") != kid:
-                raise asyncssh.ChannelOpenError(_PROHIBITED, f"no VPS {ref!r}")
-            if task.state != TaskState.RUNNING.value:
-                raise asyncssh.ChannelOpenError(
-                    asyncssh.OPEN_CONNECT_FAILED, f"VPS {task.id} is {task.state}, not running"
-                )
-            node = s.get(Node, task.node) if task.node else None
-            if node is None:
-                raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "VPS has no node")
-            return str(task.id), node.url
-
-    def _find(self, s: Any, ref: str) -> Task | None:
-        ref = ref.strip().removeprefix("kawa-")
-        if ref.isdigit():
-            try:
-                task = self.host.ledger.find(s, ref)
-            except ServiceError:
-                task = None
-            if task is not None and task.kind == TaskKind.VPS.value:
-                return task
-        named = s.scalars(
-            select(Task)
-            .where(Task.kind == TaskKind.VPS.value, Task.name == ref)
-            .order_by(Task.id.desc())
-            .limit(1)
-        ).first()
-        return named if isinstance(named, Task) else None
+        vps = self.tasks.vps_access(ref)
+        if vps is None:
+            raise asyncssh.ChannelOpenError(_PROHIBITED, f"no VPS {ref!r}")
+        is_admin = kid in admin_keys(self.config.admin_ssh_keys)
+        if not is_admin and _key_id(vps.ssh_key or "") != kid:
+            raise asyncssh.ChannelOpenError(_PROHIBITED, f"no VPS {ref!r}")
+        if vps.state is not TaskState.RUNNING:
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_CONNECT_FAILED,
+                f"VPS {vps.task_id} is {vps.state.value}, not running",
+            )
+        if vps.node_url is None:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "VPS has no node")
+        return vps.task_id, vps.node_url
 
     # -- serving --------------------------------------------------------------------
     async def start(self) -> None:
-        config = self.host.config
+        config = self.config
         gateway = self
+        if not self.fast_path:
+            log.info("SSH gateway fast path off (host.ssh_fast_path): asyncssh's own path")
+        else:
+            self.fast_path = asyncssh_fast_path.available()
 
         class Server(asyncssh.SSHServer):
             def __init__(self) -> None:
                 self.key: asyncssh.SSHKey | None = None
                 self.conn: asyncssh.SSHServerConnection | None = None
-                self.framing: Framing | None = None
+                self.fast: asyncssh_fast_path.FastPath | None = None
 
             def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
                 self.conn = conn
-                self.framing = Framing.install(conn)
+                if gateway.fast_path:
+                    self.fast = asyncssh_fast_path.install(conn)
 
             def begin_auth(self, username: str) -> bool:
                 return True
@@ -234,11 +173,9 @@ class SSHGateway:
                 assert self.key is not None and self.conn is not None
                 task_id, url = gateway.resolve(dest_host, self.key)
                 chan = self.conn.create_tcp_channel(window=WINDOW)
-                quiet_packet_log(chan)
                 session = ChannelSession(lambda pipe: gateway.spawn(task_id, url, pipe))
-                session.packets = ssh_data_packets.install(self.conn, chan)
-                if self.framing is not None and self.framing.received is not None:
-                    self.framing.received.register(chan)
+                if self.fast is not None:
+                    session.packets = self.fast.channel(chan)
                 return chan, session
 
         self.server = await asyncssh.create_server(
@@ -265,13 +202,13 @@ class SSHGateway:
     async def carry(self, task_id: str, url: str, pipe: ChannelSession) -> None:
         """Relay the channel to the VPS's sshd: through a tunnel to the runner (raw
         bytes, docs/streams.md) or, where the runner has none, a forward session."""
-        secret = self.host.config.cluster_secret
+        secret = self.config.cluster_secret
         try:
             to_sshd = await runner_tunnel(url, secret, task_id)
             if to_sshd is not None:
                 await pipe.join(to_sshd)
                 return
-            async with runner_session(url, secret, task_id, self.host.link.tls) as mux:
+            async with runner_session(url, secret, task_id, self.runner_tls) as mux:
                 stream = await mux.open({"port": SSH_PORT})
                 await relay(pipe, stream)
         except Closed as exc:
