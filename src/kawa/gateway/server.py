@@ -24,13 +24,13 @@ import asyncssh
 from kawa.core.task_states import TaskState
 from kawa.gateway import asyncssh_fast_path
 from kawa.gateway.channel import CIPHERS, WINDOW, ChannelSession
+from kawa.gateway.directory import VpsDirectory
 from kawa.gateway.upstream import SSH_PORT, runner_session, runner_tunnel
 from kawa.relay.dial import Closed
 from kawa.relay.pipe import relay
 from kawa.relay.stream import SessionClosed, StreamError
 
 if TYPE_CHECKING:
-    from kawa.host.task_service import TaskService
     from kawa.settings import HostConfig
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class SSHGateway:
     which keys open it, and reaches runners served over https with ``runner_tls``."""
 
     def __init__(
-        self, config: HostConfig, tasks: TaskService, runner_tls: ssl.SSLContext | None = None
+        self, config: HostConfig, tasks: VpsDirectory, runner_tls: ssl.SSLContext | None = None
     ) -> None:
         self.config = config
         self.tasks = tasks

@@ -25,6 +25,7 @@ from kawa.core.task_states import (
     TaskKind,
     TaskState,
 )
+from kawa.gateway.directory import VpsAccess
 from kawa.host.actions import ActionRunner
 from kawa.host.audit import record, submission, task_action
 from kawa.host.auth import Principal
@@ -348,20 +349,6 @@ class TaskService:
         node = s.get(Node, task.node) if task.node else None
         return node.url if node else None
 
-
-def _contains(text: str) -> ColumnElement[bool]:
-    """Name or command contains ``text``, any case. A command is stored as JSON, so
-    ``text`` is looked for as JSON writes it (quotes, backslashes, non-ASCII escaped)."""
-    def pattern(fragment: str) -> str:
-        escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return f"%{escaped}%"
-
-    in_json = json.dumps(text)[1:-1]
-    return or_(
-        Task.name.ilike(pattern(text), escape="\\"),
-        cast(Task.command, String).ilike(pattern(in_json), escape="\\"),
-    )
-
     # -- what the SSH gateway asks -----------------------------------------------------
     def vps_has_key(self, key_type: str, key_data: str) -> bool:
         """Whether some VPS was created with the public key ``key_type key_data``."""
@@ -403,15 +390,19 @@ def _contains(text: str) -> ColumnElement[bool]:
             )
 
 
-@dataclass(frozen=True)
-class VpsAccess:
-    """What the SSH gateway needs of a VPS: which it is, whether it runs, the public
-    key it was created with and the URL of its node's runner (None: not placed)."""
+def _contains(text: str) -> ColumnElement[bool]:
+    """Name or command contains ``text``, any case. A command is stored as JSON, so
+    ``text`` is looked for as JSON writes it (quotes, backslashes, non-ASCII escaped)."""
 
-    task_id: str
-    state: TaskState
-    ssh_key: str | None
-    node_url: str | None
+    def pattern(fragment: str) -> str:
+        escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+    in_json = json.dumps(text)[1:-1]
+    return or_(
+        Task.name.ilike(pattern(text), escape="\\"),
+        cast(Task.command, String).ilike(pattern(in_json), escape="\\"),
+    )
 
 
 def visible(owner: str, who: Principal) -> bool:
