@@ -11,7 +11,7 @@ from kawa.cli.context import client
 from kawa.cli.output import human_bytes, plain, print_json, styled, table, visible
 from kawa.protocol.nodes import NodeHealth, NodeUsageSample
 
-app = typer.Typer(help="Nodes: list, health, drain.", no_args_is_help=True)
+app = typer.Typer(help="Nodes: list, health, drain, remove.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -158,3 +158,17 @@ def undrain(node: NodeArg, json: JsonOpt = False) -> None:
     with client() as c:
         view = c.drain(node, False)
     print_json(view) if json else typer.echo(f"{visible(view.name)}: {view.status.value}")
+
+
+@app.command()
+def remove(
+    node: NodeArg,
+    force: Annotated[
+        bool, typer.Option("--force", help="Even if online or busy (its tasks become lost).")
+    ] = False,
+) -> None:
+    """Forget a node (admin): drained or offline, with no task on it, unless --force.
+    Its tasks keep their history; joining again under the same name finds it."""
+    with client() as c:
+        c.remove_node(node, force)
+    typer.echo(f"node {node} removed (a runner still running there registers again: stop it)")

@@ -74,6 +74,11 @@ def create_runner_app(config: RunnerConfig) -> FastAPI:
     app.include_router(files_router)  # issue 4: files inside a task's container
     Exec = Annotated[ExecutorRouter, Depends(executor)]
 
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """The host asks this before it registers the runner (can it reach it back?)."""
+        return {"status": "ok", "name": config.name}
+
     @app.post("/tasks")
     async def run_task(order: RunTask, ex: Exec) -> RunnerAck:
         try:
