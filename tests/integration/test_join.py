@@ -6,9 +6,14 @@ namespaces, where the host and the runners have addresses of their own.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import json
 import os
 import signal
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +293,61 @@ def test_force_removes_a_busy_node_and_its_tasks_are_lost(fresh_cluster: Cluster
         assert "r2" not in {n.name for n in c.nodes()}
     missing = cluster.cli("node", "remove", "r2")
     assert missing.returncode == 1 and "unknown node 'r2'" in missing.stderr
+
+
+@contextlib.contextmanager
+def fake_host(health: dict[str, Any]) -> Iterator[str]:
+    """A local HTTP server answering ``/api/v1/health`` with ``health`` (an older or
+    foreign host), 404 elsewhere; its URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(health).encode() if self.path == f"{API}/health" else b"{}"
+            self.send_response(200 if self.path == f"{API}/health" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.mark.parametrize(
+    ("health", "message"),
+    [
+        ({"status": "ok", "cluster_id": "0123456789ab", "version": "0.0.9"}, "runs an older Kawa"),
+        (
+            {"status": "ok", "cluster_id": "0123456789ab", "protocol_version": 999},
+            "protocol mismatch: the host at",
+        ),
+        ({"status": "ok"}, "does not answer as a Kawa host"),
+    ],
+    ids=["older-host", "newer-protocol", "not-kawa"],
+)
+def test_kawa_join_tells_an_incompatible_host(
+    tmp_path: Path, health: dict[str, Any], message: str
+) -> None:
+    data = tmp_path / "runner"
+    with fake_host(health) as url:
+        done = subprocess.run(
+            [*KAWA, "join", url, "kawajoin.0123456789ab.ff", "--data-dir", str(data), "--no-start"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("KAWA_")},
+        )
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert not data.exists()
