@@ -35,6 +35,13 @@ def closed_port() -> int:
     return free_port()  # nothing listens on a port just freed
 
 
+def plain_env() -> dict[str, str]:
+    """No KAWA_* settings; wide lines (messages are not wrapped)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAWA_")}
+    env["COLUMNS"] = "300"
+    return env
+
+
 def registration(name: str, url: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -222,7 +229,7 @@ def test_kawa_join_starts_a_runner_that_takes_tasks(fresh_cluster: Cluster) -> N
         capture_output=True,
         text=True,
         timeout=60,
-        env={k: v for k, v in os.environ.items() if not k.startswith("KAWA_")},
+        env=plain_env(),
     )
     assert again.returncode == 1 and "used up" in again.stderr, again.stderr
 
@@ -234,24 +241,31 @@ def test_kawa_join_starts_a_runner_that_takes_tasks(fresh_cluster: Cluster) -> N
         ("http://127.0.0.1:{closed}", "kawajoin.a.b", "cannot reach the Kawa host"),
         ("{url}", "not-a-token", "not a join token"),
         ("{url}", "kawajoin.0123456789ab.ff", "this join token is for cluster 0123456789ab"),
+        ("{url}", "{token}", "is not a writable directory"),
     ],
-    ids=["scheme", "unreachable", "shape", "other-cluster"],
+    ids=["scheme", "unreachable", "shape", "other-cluster", "data-dir"],
 )
 def test_kawa_join_bad_input(
     fresh_cluster: Cluster, tmp_path: Path, url: str, token: str, message: str
 ) -> None:
     url = url.format(url=fresh_cluster.url, closed=closed_port())
     data = tmp_path / "runner"
+    if token == "{token}":  # a data directory under a file: refused before the token is used
+        (tmp_path / "file").write_text("")
+        data = tmp_path / "file" / "runner"
+        token_id, token = make_token(fresh_cluster)
     done = subprocess.run(
         [*KAWA, "join", url, token, "--data-dir", str(data), "--no-start"],
         capture_output=True,
         text=True,
         timeout=60,
-        env={k: v for k, v in os.environ.items() if not k.startswith("KAWA_")},
+        env=plain_env(),
     )
     assert done.returncode != 0 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not data.exists()
+    if data.parent.name == "file":
+        assert token_state(fresh_cluster, token_id) == ("valid", 0)
 
 
 # -- removing nodes -----------------------------------------------------------------------
@@ -347,7 +361,7 @@ def test_kawa_join_tells_an_incompatible_host(
             capture_output=True,
             text=True,
             timeout=60,
-            env={k: v for k, v in os.environ.items() if not k.startswith("KAWA_")},
+            env=plain_env(),
         )
     assert done.returncode == 1 and message in done.stderr, done.stderr
     assert not data.exists()

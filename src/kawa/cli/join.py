@@ -139,6 +139,8 @@ def join(
         raise CliError("--service needs systemd running as PID 1; run without it (foreground)", 2)
     data = (data_dir or _default_data_dir()).resolve()
     config_file = (config or data / "runner.toml").resolve()
+    for path in (data, config_file.parent):
+        _check_writable(path)
     accepted = exchange(host_url, token, node, ca_file)
     try:
         cfg = RunnerConfig.load(
@@ -172,6 +174,16 @@ def join(
     configure_logging()
     app = create_runner_app(cfg)
     run_event_loop(serve_all(server(app, cfg.bind, cfg.port, cfg.tls_cert, cfg.tls_key)))
+
+
+def _check_writable(path: Path) -> None:
+    """CliError unless ``path`` exists writable or can be made (checked before the token
+    is used, so a refusal here costs no use)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise CliError(f"cannot write {path} ({existing} is not a writable directory)", 2)
 
 
 def _install_service(config_file: Path) -> None:
