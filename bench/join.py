@@ -6,6 +6,9 @@
    (a byte source as a process on the runner machine's address) against ``kawa
    forward`` (client → host → runner → a container on the runner), ``--size-mb`` per
    pull, medians over ``--rounds``.
+3. ssh: ``ssh -J`` through the host's gateway from the client machine to a VPS on the
+   runner machine, against direct ssh to the same VPS from the machine's own namespace
+   (where Docker's bridge is: no boundary, no gateway), ``head -c`` of ``--size-mb``.
 
     .venv/bin/python bench/join.py [--rounds 5] [--size-mb 256]
 
@@ -16,17 +19,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.forward import SOURCE_AT, pull
 from tests.integration.cluster import KAWA
-from tests.netns.conftest import CLIENT, HOST, R1, NetCluster, eventually
+from tests.netns.conftest import CLIENT, HOST, R1, SSH_PORT, NetCluster, eventually
 from tests.netns.lab import Lab, lab_problem
 
 from kawa.protocol.tasks import TaskSpec
@@ -87,6 +95,54 @@ def throughput(net: NetCluster, size: int, rounds: int) -> tuple[list[float], li
     return raw, forward
 
 
+def ssh_rates(net: NetCluster, size: int, rounds: int) -> tuple[list[float], list[float]]:
+    """MB/s of ``ssh -J`` (client machine, via the gateway) and of direct ssh (this
+    namespace, to the container's address), reading ``size`` bytes from the VPS."""
+    key = net.root / "bench-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    made = net.cli("vps", "create", "--target", R1, "--public-key-file", f"{key}.pub", "--json")
+    if made.returncode != 0:
+        raise SystemExit(made.stderr)
+    vps = str(json.loads(made.stdout)["id"])
+    eventually(lambda: net.api(lambda c: c.task(vps)).state == "running", 120, "the VPS")
+    config = net.root / "ssh-config"
+    config.write_text(
+        f"Host gateway\n  HostName {net.lab.machines[HOST].address}\n  Port {SSH_PORT}\n"
+        f"  User kawa\nHost *\n  IdentityFile {key}\n  IdentitiesOnly yes\n"
+        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
+        "  BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 20\n"
+    )
+    with contextlib.closing(docker.from_env()) as client:
+        [box] = client.containers.list(filters={"label": f"kawa.task={vps}"})
+        ip = next(n["IPAddress"] for n in box.attrs["NetworkSettings"]["Networks"].values())
+    read = f"head -c {size} /dev/zero"
+    jump = ["ssh", "-F", str(config), "-J", "gateway", f"root@{vps}", read]
+    direct = ["ssh", "-F", str(config), f"root@{ip}", read]
+
+    def timed(run: Callable[[], subprocess.CompletedProcess[bytes]]) -> float:
+        started = time.perf_counter()
+        done = run()
+        if done.returncode != 0 or len(done.stdout) != size:
+            raise SystemExit(f"ssh failed: {done.stderr!r}")
+        return size / (time.perf_counter() - started) / 1e6
+
+    def via_gateway() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            ["ip", "netns", "exec", net.lab.machines[CLIENT].ns, *jump],
+            capture_output=True, timeout=300, check=False,
+        )  # fmt: skip
+
+    def straight() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(direct, capture_output=True, timeout=300, check=False)
+
+    eventually(lambda: via_gateway().returncode == 0, 60, "ssh -J")
+    gateway, plain = [], []
+    for _ in range(rounds):
+        gateway.append(timed(via_gateway))
+        plain.append(timed(straight))
+    return gateway, plain
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -117,6 +173,11 @@ def main() -> None:
             print(f"raw TCP (to r1)          median {mraw:.0f} MB/s  {[round(x) for x in raw]}")
             print(f"kawa forward (via host)  median {mfw:.0f} MB/s  {[round(x) for x in forward]}")
             print(f"forward / raw            {mfw / mraw:.2f}x")
+            jump, direct = ssh_rates(net, args.size_mb << 20, args.rounds)
+            mj, md = statistics.median(jump), statistics.median(direct)
+            print(f"ssh -J (client machine)  median {mj:.0f} MB/s  {[round(x) for x in jump]}")
+            print(f"ssh direct (no boundary) median {md:.0f} MB/s  {[round(x) for x in direct]}")
+            print(f"ssh -J / direct          {mj / md:.2f}x")
         finally:
             lab.close()
             with contextlib.suppress(Exception):
