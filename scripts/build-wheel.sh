@@ -21,6 +21,9 @@ import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 needed = ["kawa/store/migrations/versions/0001_initial_schema.py", "kawa/cli/main.py"]
 missing = [n for n in needed if n not in names]
+for script in ("lib.sh", "bootstrap.sh", "base-image.sh"):  # for `kawa node bootstrap`
+    if not any(n.endswith(f".data/data/share/kawa/scripts/{script}") for n in names):
+        missing.append(f"share/kawa/scripts/{script}")
 if missing:
     sys.exit(f"{sys.argv[1]} lacks {missing}")
 web = sum(n.startswith("kawa/web/dist/") for n in names)

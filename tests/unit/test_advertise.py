@@ -49,3 +49,4 @@ def test_url_host(address: str, shown: str) -> None:
 )
 def test_token_cluster(token: str, cluster: str | None) -> None:
     assert token_cluster(token) == cluster
+

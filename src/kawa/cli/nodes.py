@@ -172,3 +172,17 @@ def remove(
     with client() as c:
         c.remove_node(node, force)
     typer.echo(f"node {node} removed (a runner still running there registers again: stop it)")
+
+
+def _bootstrap(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would run, run nothing.")
+    ] = False,
+) -> None:
+    """Prepare this machine as a node: Docker, debootstrap, the base image (as root)."""
+    from kawa.cli.node_bootstrap import bootstrap
+
+    bootstrap(dry_run)
+
+
+app.command("bootstrap")(_bootstrap)
