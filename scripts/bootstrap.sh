@@ -2,7 +2,8 @@
 # Install what Kawa's development and tests need; idempotent, fast when done.
 #   1. apt packages when missing: docker.io, debootstrap, openssh-client (+ python3-venv)
 #   2. a Docker daemon: reuse a running one, else start dockerd in the background
-#   3. .venv with `pip install -e '.[dev]'` (redone only when pyproject.toml changes)
+#   3. .venv with `pip install -e '.[dev]'` (redone only when pyproject.toml changes;
+#      skipped with KAWA_BOOTSTRAP_VENV=0: a node with Kawa installed from a wheel)
 #   4. the registry-free base image kawa/base:bookworm (scripts/base-image.sh)
 #   5. the dashboard: `npm ci` in web/ when its lockfile changed, `npm run build` (into
 #      src/kawa/web/dist) when web/ changed since the last build (nodejs, npm and, for
@@ -118,6 +119,9 @@ else
 fi
 
 # ---------------------------------------------------------------- 3. venv
+if [ "${KAWA_BOOTSTRAP_VENV:-1}" = 0 ]; then
+    log "venv: skipped (KAWA_BOOTSTRAP_VENV=0)"
+else
 venv=$KAWA_ROOT/.venv
 marker=$venv/.kawa-installed
 venv_ok() {
@@ -144,6 +148,7 @@ else
         die "pip install -e '.[dev]' failed"
     echo "$want" >"$marker"
     log "venv: installed"
+fi
 fi
 
 # ---------------------------------------------------------------- 4. base image

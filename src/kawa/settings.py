@@ -104,6 +104,9 @@ class HostConfig(_Section):
     ca_file: CaFile = None
     """CA certificates (PEM) that runners serving https are verified with
     (default: the system's)."""
+    check_runner_reachable: bool = True
+    """Refuse a runner's registration unless the host reaches it back at the URL it
+    advertises (a GET of its ``/health`` with a short timeout)."""
 
     @model_validator(mode="after")
     def _tls(self) -> Self:
@@ -125,8 +128,9 @@ class RunnerConfig(_Section):
     bind: str = "0.0.0.0"
     port: int = Field(default=8421, ge=1, le=65535)
     advertise_url: str | None = None
-    """How the host reaches this runner; default ``http://<hostname>:<port>``
-    (``https://`` with ``tls_cert``)."""
+    """How the host reaches this runner; default ``http://<address>:<port>``
+    (``https://`` with ``tls_cert``), where address is this machine's own address on
+    its route to the host (no traffic is sent to find it)."""
     cluster_secret: str = ""
     data_dir: Path = Path("/var/lib/kawa-runner")
     shared_dir: Path | None = None
@@ -160,8 +164,11 @@ class RunnerConfig(_Section):
         return self.tls_cert is not None
 
     def url(self) -> str:
-        scheme = "https" if self.tls else "http"
-        return self.advertise_url or f"{scheme}://{socket.gethostname()}:{self.port}"
+        if self.advertise_url:
+            return self.advertise_url
+        from kawa.advertise import advertise_url
+
+        return advertise_url(self.host_url, self.port, self.tls, self.bind)
 
 
 class ClientConfig(_Section):

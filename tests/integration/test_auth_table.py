@@ -98,6 +98,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", f"{API}/nodes/{{name}}/history"): Rule.ANY,
     ("POST", f"{API}/nodes/{{name}}/drain"): Rule.ADMIN,
     ("POST", f"{API}/nodes/{{name}}/undrain"): Rule.ADMIN,
+    ("POST", f"{API}/nodes/{{name}}/remove"): Rule.ADMIN,
     (WS, f"{API}/events"): Rule.ANY,
     # environments
     ("GET", f"{API}/environments"): Rule.ANY,
@@ -112,6 +113,11 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", f"{API}/environments/{{name}}/package"): Rule.ADMIN,
     ("POST", f"{API}/environments/{{name}}/import"): Rule.ADMIN,
     ("POST", f"{API}/environments/{{name}}/bootstrap"): Rule.ADMIN,
+    # joining nodes: the join token in the body is the credential
+    ("POST", f"{API}/join"): Rule.PUBLIC,
+    ("POST", f"{API}/join-tokens"): Rule.ADMIN,
+    ("GET", f"{API}/join-tokens"): Rule.ADMIN,
+    ("POST", f"{API}/join-tokens/{{token_id}}/revoke"): Rule.ADMIN,
     # the audit log
     ("GET", f"{API}/audit"): Rule.ADMIN,
     # runners
@@ -129,6 +135,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", f"{API}/tasks"): {"json": {"command": ["true"]}},
     ("POST", f"{API}/tasks/dry-run"): {"json": {"command": ["true"]}},
     ("POST", f"{API}/environments"): {"json": {"name": NO_ENV}},
+    ("POST", f"{API}/join-tokens"): {"json": {"ttl": 1}},
     ("PUT", f"{API}/tasks/{{ref}}/files/content"): {"content": b"x"},
     ("POST", f"{API}/tasks/{{ref}}/files/mkdir"): {"json": {"path": "/tmp/auth-table"}},
     ("POST", f"{API}/tasks/{{ref}}/files/move"): {
@@ -217,7 +224,9 @@ class Rig:
         if template.startswith("/{path:"):
             return "/tasks"  # a page of the dashboard
         name = "node1" if "/nodes/" in template else NO_ENV
-        return template.format(ref=self.task, action="kill", name=name, version="1")
+        return template.format(
+            ref=self.task, action="kill", name=name, version="1", token_id="1"
+        )
 
     def answer(self, method: str, template: str, caller: str) -> int:
         """The HTTP status, or for a WebSocket: the handshake's refusal, the close code

@@ -104,14 +104,31 @@ def test_a_failure_without_a_message_gets_one_from_its_exit_code(cluster: Cluste
 
 
 # -- runners that cannot be reached -----------------------------------------------------
+UNCHECKED = {"KAWA_HOST_CHECK_RUNNER_REACHABLE": "false"}
+"""A host that registers runners without reaching them back first (else a ghost runner
+is refused at registration: tests/integration/test_join.py)."""
+
+
+@pytest.fixture
+def unchecked_cluster(docker_available: None, tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, BASE_IMAGE, extra_host_env=UNCHECKED)
+    try:
+        c.start_host()
+        yield c
+    finally:
+        c.close()
+
+
 def ghost_runner(cluster: Cluster) -> None:
     """A live runner (it registers and heartbeats) that advertises an address where
-    nothing listens: every order to it is refused a connection."""
+    nothing listens: every order to it is refused a connection (its host must not check
+    registrations: :data:`UNCHECKED`)."""
     cluster.runner_env = {"KAWA_RUNNER_ADVERTISE_URL": f"http://127.0.0.1:{closed_port()}"}
     cluster.add_runner("ghost", cores=1)
 
 
-def test_a_runner_unreachable_at_its_address_fails_the_task(fresh_cluster: Cluster) -> None:
+def test_a_runner_unreachable_at_its_address_fails_the_task(unchecked_cluster: Cluster) -> None:
+    fresh_cluster = unchecked_cluster
     ghost_runner(fresh_cluster)
     t = settled(fresh_cluster, submit(fresh_cluster, command=["true"]), timeout=60)
     assert t.state == "failed"
@@ -127,7 +144,8 @@ def test_a_runner_unreachable_at_its_address_fails_the_task(fresh_cluster: Clust
 @pytest.fixture
 def slow_timeout_cluster(docker_available: None, tmp_path: Path) -> Iterator[Cluster]:
     """A cluster whose host takes 30 s to call a silent node offline."""
-    c = Cluster(tmp_path, BASE_IMAGE, extra_host_env={"KAWA_HOST_NODE_TIMEOUT": "30"})
+    env = {"KAWA_HOST_NODE_TIMEOUT": "30", **UNCHECKED}
+    c = Cluster(tmp_path, BASE_IMAGE, extra_host_env=env)
     try:
         c.start_host()
         yield c

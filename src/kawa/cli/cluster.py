@@ -6,7 +6,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -122,6 +122,7 @@ def up(
         token_file.touch(mode=0o600)
         token_file.write_text(token + "\n")
     url = f"{scheme}://{'127.0.0.1' if bind in ('0.0.0.0', '') else bind}:{port}"
+    add_machine = _join_line_for_up(sessions, host_cfg, bind, scheme, port)
     client_file = config_path()
     client_cfg = ClientConfig(url=url, token=token, ca_file=files.get("ca_file"))
     write_section(client_file, "client", client_cfg.model_dump(mode="json"))
@@ -143,7 +144,8 @@ def up(
                 f"  runner:       {node} at {runner_cfg.url()}\n"
                 f"  data:         {data}\n  client config: {client_file}\n"
                 f"  admin token:  {token}\n"
-                f"Try: kawa task submit --wait -- echo hello",
+                f"Try: kawa task submit --wait -- echo hello"
+                + add_machine,
             )
 
         announcer = asyncio.create_task(announce())
@@ -166,6 +168,36 @@ def up(
             f"the local runner stopped on its own (exit code {runner_ended[0]}); "
             "the host was stopped too (its output above says why)"
         )
+
+
+UP_JOIN_TTL = 3600.0
+UP_JOIN_USES = 10
+
+
+def _join_line_for_up(sessions: Any, cfg: Any, bind: str, scheme: str, port: int) -> str:
+    """The lines ``kawa up`` prints to add another machine: a join token made now (valid
+    an hour, for ten nodes) in the command to run there; a hint instead when the host
+    listens on loopback only (no other machine can reach it)."""
+    from kawa.advertise import primary_address, url_host
+    from kawa.cli.join import join_line
+    from kawa.host.auth import local_principal
+    from kawa.host.join_service import JoinService
+    from kawa.protocol.join import JoinTokenCreate
+    from kawa.store.models import ClusterMeta
+
+    if bind.startswith("127.") or bind in ("localhost", "::1"):
+        return "\n(with --bind 0.0.0.0 other machines can join this cluster)"
+    address = primary_address() if bind in ("0.0.0.0", "", "::") else bind
+    with sessions() as s:
+        cluster_id = s.get(ClusterMeta, "cluster_id").value
+    joins = JoinService(sessions, cluster_id, cfg.cluster_secret, cfg.heartbeat_interval)
+    spec = JoinTokenCreate(ttl=UP_JOIN_TTL, uses=UP_JOIN_USES, note="kawa up")
+    made = joins.create(spec, local_principal())
+    line = join_line(f"{scheme}://{url_host(address)}:{port}", made.token)
+    return (
+        f"\nAdd a machine (token valid 1h, {UP_JOIN_USES} uses; more: kawa join-token create):"
+        f"\n  {line}"
+    )
 
 
 def _up_certificates(directory: Path, bind: str) -> dict[str, Path]:
@@ -222,6 +254,10 @@ def host(
         )
     configure_logging()
     app = create_app(cfg)
+    typer.echo(
+        f"Kawa host on {cfg.bind}:{cfg.port}. To add a machine, run `kawa join-token create` "
+        "(admin) and the line it prints on that machine."
+    )
     run_event_loop(serve_all(server(app, cfg.bind, cfg.port, cfg.tls_cert, cfg.tls_key)))
 
 
@@ -324,3 +360,21 @@ def init_token(
 
 
 init_app.command("tls")(init_tls)  # its own module: kawa.cli.init_tls
+
+
+def _init_join_token(
+    ttl: Annotated[str, typer.Option(help="How long it is valid: 30m, 1h, 2d.")] = "1h",
+    uses: Annotated[int, typer.Option(help="How many nodes may join with it.")] = 1,
+    note: Annotated[str, typer.Option(help="A note shown by `kawa join-token list`.")] = "",
+    url: Annotated[
+        str | None, typer.Option(help="Host URL for the printed join line (default: found).")
+    ] = None,
+) -> None:
+    """Make a join token and print the line to run on a new machine (as `kawa join-token
+    create`; `kawa join-token list` and `revoke` manage them)."""
+    from kawa.cli.join import create
+
+    create(ttl=ttl, uses=uses, note=note, url=url)
+
+
+init_app.command("join-token")(_init_join_token)

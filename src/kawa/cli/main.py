@@ -27,6 +27,8 @@ _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "up": ("kawa.cli.cluster", "up", "command", {}),
     "host": ("kawa.cli.cluster", "host", "command", {}),
     "runner": ("kawa.cli.cluster", "runner", "command", {}),
+    "join": ("kawa.cli.join", "join", "command", {}),
+    "join-token": ("kawa.cli.join", "tokens_app", "group", {}),
     "connect": ("kawa.cli.streams", "connect", "command", {}),
     "forward": ("kawa.cli.streams", "forward", "command", {}),
     "vps": ("kawa.cli.vps", "app", "group", {}),

@@ -12,7 +12,7 @@ from kawa.cli.context import client
 from kawa.cli.output import human_bytes, plain, print_json, styled, table, visible
 from kawa.protocol.nodes import NodeHealth, NodeUsageSample
 
-app = typer.Typer(help="Nodes: list, health, history, drain.", no_args_is_help=True)
+app = typer.Typer(help="Nodes: list, health, history, drain, remove.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -162,3 +162,31 @@ def undrain(node: NodeArg, json: JsonOpt = False) -> None:
 
 
 app.command("history")(node_history.history)
+
+
+@app.command()
+def remove(
+    node: NodeArg,
+    force: Annotated[
+        bool, typer.Option("--force", help="Even if online or busy (its tasks become lost).")
+    ] = False,
+) -> None:
+    """Forget a node (admin): drained or offline, with no task on it, unless --force.
+    Its tasks keep their history; joining again under the same name finds it."""
+    with client() as c:
+        c.remove_node(node, force)
+    typer.echo(f"node {node} removed (a runner still running there registers again: stop it)")
+
+
+def _bootstrap(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would run, run nothing.")
+    ] = False,
+) -> None:
+    """Prepare this machine as a node: Docker, debootstrap, the base image (as root)."""
+    from kawa.cli.node_bootstrap import bootstrap
+
+    bootstrap(dry_run)
+
+
+app.command("bootstrap")(_bootstrap)

@@ -18,6 +18,13 @@ from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, WorkspaceView
 from kawa.protocol.events import Event
 from kawa.protocol.history import HistoryWindow, NodeHistory
+from kawa.protocol.join import (
+    JoinAccepted,
+    JoinRequest,
+    JoinTokenCreate,
+    JoinTokenCreated,
+    JoinTokenView,
+)
 from kawa.protocol.meta import HostInfo, SshKeyPair, WhoAmI
 from kawa.protocol.nodes import NodeHealth, NodeView
 from kawa.protocol.task_queries import DryRunResponse, TaskCounts
@@ -158,6 +165,31 @@ def drain(name: str, draining: bool) -> Call[NodeView]:
         f"/nodes/{_node(name)}/{'drain' if draining else 'undrain'}",
         NodeView.model_validate,
     )
+
+
+def remove_node(name: str, force: bool) -> Call[dict[str, Any]]:
+    params = {"force": "true"} if force else {}
+    return Call("POST", f"/nodes/{_node(name)}/remove", dict, params=params)
+
+
+_join_tokens = TypeAdapter(list[JoinTokenView])
+
+
+def join(req: JoinRequest) -> Call[JoinAccepted]:
+    return Call("POST", "/join", JoinAccepted.model_validate, json=req.model_dump(mode="json"))
+
+
+def create_join_token(spec: JoinTokenCreate) -> Call[JoinTokenCreated]:
+    body = spec.model_dump(mode="json")
+    return Call("POST", "/join-tokens", JoinTokenCreated.model_validate, json=body)
+
+
+def join_tokens() -> Call[list[JoinTokenView]]:
+    return Call("GET", "/join-tokens", _join_tokens.validate_python)
+
+
+def revoke_join_token(token_id: int) -> Call[JoinTokenView]:
+    return Call("POST", f"/join-tokens/{token_id}/revoke", JoinTokenView.model_validate)
 
 
 _audit = TypeAdapter(list[AuditEntryView])

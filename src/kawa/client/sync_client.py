@@ -20,6 +20,13 @@ from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
 from kawa.protocol.events import Event
 from kawa.protocol.history import HistoryWindow, NodeHistory
+from kawa.protocol.join import (
+    JoinAccepted,
+    JoinRequest,
+    JoinTokenCreate,
+    JoinTokenCreated,
+    JoinTokenView,
+)
 from kawa.protocol.meta import HostInfo, SshKeyPair, WhoAmI
 from kawa.protocol.nodes import NodeHealth, NodeView
 from kawa.protocol.task_queries import DryRunResponse, TaskCounts
@@ -43,7 +50,7 @@ class KawaClient:
             self._http = httpx.Client(
                 base_url=self.url + API_PREFIX,
                 timeout=timeout,
-                headers={"Authorization": f"Bearer {token}"},
+                headers={"Authorization": f"Bearer {token}"} if token else {},
                 verify=httpx_verify(ca_file),
             )
         except httpx.InvalidURL as exc:
@@ -137,6 +144,24 @@ class KawaClient:
 
     def drain(self, name: str, draining: bool = True) -> NodeView:
         return self._do(calls.drain(name, draining))
+
+    def remove_node(self, name: str, force: bool = False) -> None:
+        """Forget a node (admin): offline or draining and empty, unless ``force``."""
+        self._do(calls.remove_node(name, force))
+
+    # -- joining nodes ---------------------------------------------------------------
+    def join(self, req: JoinRequest) -> JoinAccepted:
+        """Trade a join token for a runner's credentials (no API token needed)."""
+        return self._do(calls.join(req))
+
+    def create_join_token(self, spec: JoinTokenCreate) -> JoinTokenCreated:
+        return self._do(calls.create_join_token(spec))
+
+    def join_tokens(self) -> list[JoinTokenView]:
+        return self._do(calls.join_tokens())
+
+    def revoke_join_token(self, token_id: int) -> JoinTokenView:
+        return self._do(calls.revoke_join_token(token_id))
 
     # -- container environments ---------------------------------------------------
     def _streaming(self, fn: Callable[..., T], *args: Any) -> T:

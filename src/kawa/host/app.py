@@ -26,12 +26,13 @@ from kawa.host.dry_run import DryRun
 from kawa.host.environments import EnvironmentService
 from kawa.host.errors import ServiceError, error_responses
 from kawa.host.events import EventBus
+from kawa.host.join_service import JoinService
 from kawa.host.ledger import Ledger
 from kawa.host.log_service import LogService
 from kawa.host.metrics import metrics_router
 from kawa.host.node_service import NodeService
 from kawa.host.report_service import ReportService
-from kawa.host.routes import environments, events, nodes, runner_environments, runners, tasks
+from kawa.host.routes import environments, events, join, nodes, runner_environments, runners, tasks
 from kawa.host.routes.audit import router as audit_router
 from kawa.host.routes.files import router as files_router
 from kawa.host.routes.meta import router as meta_router
@@ -42,6 +43,7 @@ from kawa.host.task_service import TaskService
 from kawa.host.vps_retention import VpsRetention
 from kawa.protocol.bounds import MAX_BODY, MAX_SCRIPT_BODY
 from kawa.protocol.common import API_PREFIX, ErrorItem, ErrorResponse
+from kawa.protocol.join import PROTOCOL_VERSION
 from kawa.settings import HostConfig
 from kawa.store.database import make_engine, migrate, session_factory
 from kawa.store.models import ClusterMeta, Environment
@@ -107,6 +109,9 @@ class Host:
             self.cluster_id,
             config.heartbeat_interval,
             config.node_timeout,
+        )
+        self.joins = JoinService(
+            sessions, self.cluster_id, config.cluster_secret, config.heartbeat_interval
         )
         self.reports = ReportService(self.ledger)
         self.logs = LogService(self.ledger, self.link, config.shared_dir)
@@ -214,7 +219,7 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(BodyLimit, default=MAX_BODY, limits=BODY_LIMITS)
-    for module in (tasks, nodes, runners, events):
+    for module in (tasks, nodes, runners, events, join):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(streams_router, prefix=API_PREFIX)  # terminal, forward (WebSocket)
     app.include_router(files_router, prefix=API_PREFIX)  # files in a task's container
@@ -225,8 +230,13 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     app.include_router(metrics_router(host))  # Prometheus: /metrics (a token unless public)
 
     @app.get(API_PREFIX + "/health", tags=["meta"])
-    def health() -> dict[str, str]:
-        return {"status": "ok", "cluster_id": host.cluster_id, "version": __version__}
+    def health() -> dict[str, str | int]:
+        return {
+            "status": "ok",
+            "cluster_id": host.cluster_id,
+            "version": __version__,
+            "protocol_version": PROTOCOL_VERSION,
+        }
 
     app.include_router(dashboard_router())  # the web app at / (last: it answers any GET)
     return app

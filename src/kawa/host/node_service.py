@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -24,6 +24,7 @@ from kawa.host.runner_link import RunnerLink
 from kawa.host.snapshots import holding_by_node
 from kawa.host.views import aware, node_view
 from kawa.protocol.history import HistoryWindow, NodeHistory
+from kawa.protocol.join import PROTOCOL_VERSION
 from kawa.protocol.nodes import (
     Heartbeat,
     NodeHealth,
@@ -77,6 +78,31 @@ class NodeService:
             return set(s.scalars(query))
 
     # -- runner side ----------------------------------------------------------------
+    def check_registration(self, reg: NodeRegistration) -> None:
+        """Conflict when the runner speaks another protocol, or when a node of that name
+        is online at another address (two machines under one name)."""
+        if reg.protocol_version is not None and reg.protocol_version != PROTOCOL_VERSION:
+            raise Conflict(
+                f"protocol mismatch: this host speaks Kawa protocol {PROTOCOL_VERSION}, "
+                f"runner {reg.name} {reg.protocol_version}: install the same Kawa release on both"
+            )
+        url = reg.url.rstrip("/")
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.node_timeout)
+        with self.ledger.sessions() as s:
+            node = s.get(Node, reg.name)
+            if (
+                node is not None
+                and node.url != url
+                and node.status == NodeStatus.ONLINE.value
+                and node.last_heartbeat is not None
+                and aware(node.last_heartbeat) >= cutoff
+            ):
+                raise Conflict(
+                    f"node {reg.name} is already online at {node.url}: choose another name "
+                    f"(--name) or stop that runner first (it counts as gone "
+                    f"{self.node_timeout:g}s after its last heartbeat)"
+                )
+
     def register(self, reg: NodeRegistration) -> RegistrationAccepted:
         now = datetime.now(UTC)
         with self.ledger.sessions.begin() as s:
@@ -238,6 +264,37 @@ class NodeService:
         if not draining:
             self.ledger.on_release()
         return self._publish(name)
+
+    def remove(self, name: str, force: bool, who: Principal) -> None:
+        """Forget node ``name``: it must be offline or draining, with nothing on it,
+        unless ``force`` (then its tasks are lost). Its tasks keep their history under
+        its name, and a runner that joins again under that name finds it."""
+        with self.ledger.change() as change:
+            s = change.session
+            node = s.get(Node, name)
+            if node is None:
+                raise NotFound(f"unknown node {name!r}")
+            active = list(
+                s.scalars(select(Task).where(Task.node == name, Task.state.in_(_ON_NODE)))
+            )
+            if not force:
+                if node.status == NodeStatus.ONLINE.value and not node.draining:
+                    raise Conflict(
+                        f"node {name} is online and not draining: drain it first "
+                        f"(kawa node drain {name}) or use --force"
+                    )
+                if active:
+                    ids = ", ".join(str(t.id) for t in active[:5])
+                    raise Conflict(
+                        f"node {name} still has {len(active)} task(s) ({ids}): wait for them, "
+                        "kill them, or use --force (they become lost)"
+                    )
+            for task in active:
+                change.apply(task, TaskEvent.RUNNER_LOST, f"node {name} was removed by {who.user}")
+            s.delete(node)
+            record(s, who, "node.remove", name, "forced" if force else "")
+        self._history.pop(name, None)
+        log.info("node %s removed", name)
 
     def _publish(self, name: str) -> NodeView:
         view = self.get(name)

@@ -82,6 +82,8 @@ class NodeRegistration(WireModel):
     url: b.Url = Field(description="base URL where the host reaches the runner")
     inventory: NodeInventory
     version: b.Short = ""
+    protocol_version: int | None = Field(default=None, ge=0, le=1_000_000)
+    """The host↔runner protocol the runner speaks (None: a runner from before it was sent)."""
 
 
 class RegistrationAccepted(WireModel):

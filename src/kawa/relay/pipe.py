@@ -262,8 +262,19 @@ class SocketPipe:
         self.transport.abort()
 
 
-async def open_socket(host: str, port: int, timeout: float = 10.0) -> SocketPipe:
+async def open_socket(
+    host: str, port: int, timeout: float = 10.0, sock: socket.socket | None = None
+) -> SocketPipe:
+    """A TCP connection to ``host:port`` (made with ``sock``, a fresh non-blocking
+    socket, when given: one from another network namespace)."""
     loop = asyncio.get_running_loop()
+    if sock is not None:
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
+        except BaseException:
+            sock.close()
+            raise
+        return await adopt_socket(sock)
     made = await asyncio.wait_for(loop.create_connection(_Buffered, host, port), timeout)
     return SocketPipe(*made)
 

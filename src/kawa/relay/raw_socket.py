@@ -80,12 +80,16 @@ def splice_available() -> bool:
     return hasattr(os, "splice")
 
 
-async def connect_raw(host: str, port: int, timeout: float = 10.0) -> RawSocketPipe:
-    """A TCP connection to ``host:port`` as a :class:`RawSocketPipe`."""
+async def connect_raw(
+    host: str, port: int, timeout: float = 10.0, sock: socket.socket | None = None
+) -> RawSocketPipe:
+    """A TCP connection to ``host:port`` as a :class:`RawSocketPipe` (made with ``sock``,
+    a fresh non-blocking socket, when given: one from another network namespace)."""
     loop = asyncio.get_running_loop()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
+    if sock is None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
     try:
         await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -53,4 +53,10 @@ def create_runner_app(config: RunnerConfig) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(streams_router)  # terminal, forward (WebSocket)
     app.include_router(files_router)  # files inside a task's container
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """The host asks this before it registers the runner (can it reach it back?)."""
+        return {"status": "ok", "name": config.name}
+
     return app

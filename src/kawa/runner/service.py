@@ -12,6 +12,7 @@ import docker
 from kawa import __version__
 from kawa.client.errors import KawaError
 from kawa.client.runner_channel import HostChannel
+from kawa.protocol.join import PROTOCOL_VERSION
 from kawa.protocol.nodes import Heartbeat, NodeRegistration, RunnerTaskObservation
 from kawa.protocol.runner_api import ExitKind, RunTask, TaskReport
 from kawa.runner.backends import BuildExecutor
@@ -82,12 +83,21 @@ class RunnerService:
                 url=self.config.url(),
                 inventory=self.inventory.read(),
                 version=__version__,
+                protocol_version=PROTOCOL_VERSION,
             )
             try:
                 accepted = await self.channel.register(reg)
             except KawaError as exc:
                 if exc.status == 401:
                     log.error("host refused registration: %s (check cluster_secret)", exc)
+                elif exc.status in (400, 409):  # unreachable address, name taken, protocol
+                    log.error("host refused registration: %s", exc)
+                elif exc.status == 422:  # a host older than this runner's registration
+                    log.error(
+                        "host refused registration: %s (an older host? install the same "
+                        "Kawa release on host and runners)",
+                        exc,
+                    )
                 elif delay >= 5.0:
                     log.warning("registration failed: %s; retrying", exc)
                 await asyncio.sleep(delay)

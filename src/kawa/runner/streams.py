@@ -26,6 +26,7 @@ from kawa.relay.raw_socket import connect_raw, splice_available
 from kawa.relay.splice import splice_sockets
 from kawa.relay.stream import MuxStream, SessionClosed
 from kawa.relay.uvicorn_ws import detach_socket
+from kawa.runner.container_net import container_socket
 from kawa.runner.journal import Entry
 from kawa.runner.terminal_service import serve_terminal
 
@@ -146,7 +147,8 @@ async def _tunnel(ws: WebSocket, task_id: str, raw_port: str) -> None:
     where = f"port {port} of task {task_id}"
     try:
         info.update(await asyncio.to_thread(_address, entry, client))
-        target = await connect_raw(info["address"], port)
+        sock = await container_socket(client, entry.container or "", info["address"])
+        target = await connect_raw(info["address"], port, sock=sock)
     except ConnectionRefusedError:
         await channel.close(proto.CLOSE_CONFLICT, f"connection refused: nothing listens on {where}")
         return
@@ -220,14 +222,15 @@ async def _serve_forward(
     where = f"port {port} of task {entry.task_id}"
     try:
         pipe: Pipe
+        sock = await container_socket(client, entry.container or "", info["address"])
         if splice_available():  # the container's bytes reach the session in the kernel
-            pipe = await connect_raw(info["address"], port)
+            pipe = await connect_raw(info["address"], port, sock=sock)
         else:
-            pipe = await open_socket(info["address"], port)
+            pipe = await open_socket(info["address"], port, sock=sock)
     except ConnectionRefusedError:
         await stream.fail(f"connection refused: nothing listens on {where}")
         return
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, LookupError, docker.errors.DockerException) as exc:
         await stream.fail(f"cannot connect to {where}: {exc or 'timed out'}")
         return
     with contextlib.suppress(ConnectionError):

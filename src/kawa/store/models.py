@@ -150,3 +150,18 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(256))
     detail: Mapped[str] = mapped_column(String(1024), default="")
+
+
+class JoinToken(Base):
+    """A token that lets a node join the cluster: only its SHA-256 is stored."""
+
+    __tablename__ = "join_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    uses: Mapped[int] = mapped_column(Integer)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(String(128), default="")

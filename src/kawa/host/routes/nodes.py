@@ -54,3 +54,16 @@ async def undrain(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
     if not who.is_admin:
         raise Forbidden("undraining a node needs the admin role")
     return host.nodes.set_draining(name, False, who)
+
+
+@router.post("/{name}/remove")
+async def remove(
+    name: NodeNamePath,
+    host: HostDep,
+    who: UserDep,
+    force: Annotated[bool, Query(description="remove it even if online or busy")] = False,
+) -> dict[str, str]:
+    if not who.is_admin:
+        raise Forbidden("removing a node needs the admin role")
+    host.nodes.remove(name, force, who)
+    return {"removed": name}

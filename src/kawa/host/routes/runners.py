@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kawa.host.deps import HostDep, RunnerAuth
+from kawa.host.runner_probe import check_reachable
 from kawa.protocol.nodes import Heartbeat, NodeRegistration, RegistrationAccepted
 from kawa.protocol.runner_api import RunnerAck, TaskReport
 
@@ -13,6 +14,9 @@ router = APIRouter(prefix="/runner", tags=["runner"], dependencies=[RunnerAuth])
 
 @router.post("/register")
 async def register(reg: NodeRegistration, host: HostDep) -> RegistrationAccepted:
+    host.nodes.check_registration(reg)
+    if host.config.check_runner_reachable:
+        await check_reachable(host.link.http, reg.name, reg.url)
     return host.nodes.register(reg)
 
 
