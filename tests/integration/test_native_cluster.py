@@ -31,7 +31,7 @@ def test_native_task_runs_in_its_cgroup_with_output(cluster: Cluster) -> None:
     assert f"/kawa/node1/{task.id}" in out.splitlines()[0]
 
 
-def test_container_null_is_the_seeds_spelling_of_native(cluster: Cluster, tmp_path: Path) -> None:
+def test_container_null_is_another_spelling_of_native(cluster: Cluster, tmp_path: Path) -> None:
     marker = tmp_path / "only-on-the-node"  # a container would not see this file
     marker.write_text("node file\n")
     r = cluster.cli(

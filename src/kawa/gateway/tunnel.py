@@ -4,7 +4,7 @@ The relay primitive (:func:`kawa.relay.pipe.relay`) moves each chunk through a
 coroutine, an inbox and an event per direction. Between an SSH channel and a raw tunnel
 both ends already have asyncio-style callbacks, so a :class:`TunnelJoint` hands bytes
 from one side's callback straight to the other side's write (measured in
-docs/benchmarks.md, issue 5). Backpressure is the two sides pausing each other: the
+docs/benchmarks.md). Backpressure is the two sides pausing each other: the
 socket's send buffer past its high-water mark pauses reading from the channel
 (asyncssh then grants the client no more window), and the channel's send buffer past
 asyncssh's high-water mark (the client's window is used up) pauses reading from the
