@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from kawa.core.dispatch import RetryVerdict, giving_up, retry_verdict
 from kawa.core.resources import ResourceRequest
 from kawa.core.scheduler import (
     BatchCap,
@@ -28,11 +29,14 @@ from kawa.core.targets import TargetSpec
 from kawa.core.task_states import (
     FINAL_STATES,
     HOLDS_RESOURCES,
+    Action,
     Desired,
     TaskEvent,
     TaskState,
 )
+from kawa.host.actions import ActionRunner
 from kawa.host.env_versions import ref_for_task
+from kawa.host.errors import Conflict
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import node_snapshots
@@ -154,6 +158,7 @@ class SchedulerLoop:
     ) -> None:
         self.ledger = ledger
         self.link = link
+        self.actions = ActionRunner(ledger, link)
         self.strategy = Strategy(strategy)
         self.starvation_after = starvation_after
         self.idle_interval = idle_interval
@@ -309,45 +314,22 @@ class SchedulerLoop:
                 return
             now = time.monotonic()
             verdict = self._retry_verdict(task_id, job.node)
-            if verdict == "retry" and now < deadline:
+            if verdict is RetryVerdict.RETRY and now < deadline:
                 await asyncio.sleep(min(next(delays, RETRY_DELAYS[-1]), deadline - now))
                 continue
-            self._give_up(task_id, job.node, verdict, failure)
+            end = giving_up(verdict, job.node, dispatch_error(job.node, failure), self.retry_window)
+            if end is not None:
+                self._settle(task_id, end.event, end.cause, end.error)
             return
 
-    def _retry_verdict(self, task_id: int, node_name: str) -> str:
-        """``retry`` while the task still waits for this online node, else why not."""
-        waiting = (TaskState.ASSIGNING.value, TaskState.LOST.value)
+    def _retry_verdict(self, task_id: int, node_name: str) -> RetryVerdict:
         with self.ledger.sessions() as s:
             task, node = s.get(Task, task_id), s.get(Node, node_name)
-            if task is None or task.state not in waiting or task.node != node_name:
-                return "settled"
-            if Desired(task.desired) is Desired.STOP:
-                return "killed"
-            offline = node is None or node.status != NodeStatus.ONLINE.value
-            if offline or task.state == TaskState.LOST.value:
-                return "offline"
-            return "retry"
-
-    def _give_up(self, task_id: int, node: str, verdict: str, failure: Exception) -> None:
-        reason = dispatch_error(node, failure)
-        if verdict == "killed":
-            self._settle(
-                task_id,
-                TaskEvent.KILLED_BEFORE_START,
-                f"killed before its order reached runner {node}",
-                None,
-            )
-        elif verdict == "offline":  # never delivered: another node (or this one, back) runs it
-            self._settle(
-                task_id, TaskEvent.DISPATCH_FAILED, f"{reason}; node {node} is offline", None
-            )
-        elif verdict == "retry":  # online by heartbeat, yet its runner cannot be reached
-            self._settle(
-                task_id,
-                TaskEvent.DISPATCH_ERROR,
-                f"runner {node} unreachable for {self.retry_window:g}s",
-                reason,
+            if task is None:
+                return retry_verdict(None, Desired.RUN, False, False)
+            online = node is not None and node.status == NodeStatus.ONLINE.value
+            return retry_verdict(
+                TaskState(task.state), Desired(task.desired), task.node == node_name, online
             )
 
     def _started(self, task_id: int, job: Dispatch, state: str | None) -> None:
@@ -365,8 +347,8 @@ class SchedulerLoop:
 
     async def _kill(self, job: Dispatch, task_id: int) -> None:
         try:
-            await self.link.control(job.url, str(task_id), "kill")
-        except (RunnerUnreachable, RunnerRejected) as exc:
+            await self.actions.carry_out(Action.SEND_KILL, task_id, job.url)
+        except Conflict as exc:
             log.warning("kill of ended task %s on %s failed: %s", task_id, job.node, exc)
 
     def _settle(self, task_id: int, event: TaskEvent, cause: str, error: str | None) -> bool:
