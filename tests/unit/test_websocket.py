@@ -1,4 +1,4 @@
-"""Kawa's own WebSocket (``kawa.relay.websocket``), its dialer and uvicorn's socket
+"""Kawa's own WebSocket (``kawa.ws.websocket``), its dialer and uvicorn's socket
 hand-over, over real sockets on 127.0.0.1: against each other, against the
 ``websockets`` library on either side, and against hand-made malformed frames."""
 
@@ -21,15 +21,15 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
+from kawa.mux.session import Mux
+from kawa.mux.stream import MuxStream
 from kawa.protocol import streams as proto
 from kawa.protocol.streams import SUBPROTOCOL, FrameError
-from kawa.relay import websocket
-from kawa.relay.channel import ChannelClosed
-from kawa.relay.dial import DialRefused, dial
-from kawa.relay.mux import Mux
 from kawa.relay.pipe import adopt_socket, relay
-from kawa.relay.stream import MuxStream
-from kawa.relay.uvicorn_ws import DetachableWebSocketProtocol, detach_socket
+from kawa.ws import websocket
+from kawa.ws.channel import ChannelClosed
+from kawa.ws.dial import DialRefused, dial
+from kawa.ws.uvicorn_detach import DetachableWebSocketProtocol, detach_socket
 
 LIMIT = 1 << 20
 Scope = dict[str, Any]

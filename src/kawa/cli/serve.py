@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from kawa.relay.uvicorn_ws import DetachableWebSocketProtocol
+from kawa.ws.uvicorn_detach import DetachableWebSocketProtocol
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:

@@ -30,13 +30,13 @@ from kawa.core.task_states import TaskKind, TaskState
 from kawa.host import ssh_data_packets
 from kawa.host.errors import ServiceError
 from kawa.host.ssh_transport import CIPHERS, WINDOW, ChannelSession, Framing, quiet_packet_log
+from kawa.mux.session import Mux
+from kawa.mux.stream import SessionClosed, StreamError
 from kawa.protocol import streams as proto
-from kawa.relay import websocket
-from kawa.relay.dial import Closed, DialRefused, tunnel
-from kawa.relay.mux import Mux
 from kawa.relay.pipe import relay
-from kawa.relay.stream import SessionClosed, StreamError
 from kawa.store.models import Node, Task
+from kawa.ws import websocket
+from kawa.ws.dial import Closed, DialRefused, tunnel
 
 if TYPE_CHECKING:
     from kawa.host.app import Host

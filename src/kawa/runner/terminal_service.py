@@ -12,8 +12,8 @@ from typing import Any
 
 import docker
 
+from kawa.mux.stream import MuxStream
 from kawa.relay.pipe import relay
-from kawa.relay.stream import MuxStream
 from kawa.runner.exec_tty import DEFAULT_SHELL, ExecError, ExecTTY
 
 

@@ -25,6 +25,8 @@ from kawa.host.deps import HostDep, UserDep
 from kawa.host.environments import Work, valid_name
 from kawa.host.errors import Conflict, Forbidden, ServiceError, error_responses
 from kawa.host.routes.responses import NDJSON, TARBALL
+from kawa.mux.session import Mux
+from kawa.mux.stream import MuxStream, SessionClosed
 from kawa.protocol import streams as proto
 from kawa.protocol.bounds import QueryText, Short, Url
 from kawa.protocol.environments import (
@@ -36,11 +38,9 @@ from kawa.protocol.environments import (
     WorkspaceCreate,
     WorkspaceView,
 )
-from kawa.relay.asgi import StarletteChannel
-from kawa.relay.mux import Mux
-from kawa.relay.stream import MuxStream, SessionClosed
 from kawa.runner.terminal_service import serve_terminal
 from kawa.store.models import EnvironmentVersion
+from kawa.ws.asgi import StarletteChannel
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/environments", tags=["environments"], responses=error_responses(503))

@@ -30,13 +30,14 @@ from kawa.host.errors import Conflict, Forbidden, ServiceError
 from kawa.protocol import streams as proto
 from kawa.protocol.streams import FrameError
 from kawa.protocol.tasks import TaskView
-from kawa.relay import splice, websocket
-from kawa.relay.asgi import StarletteChannel
-from kawa.relay.channel import Channel, ChannelClosed, sendable
-from kawa.relay.dial import DialRefused, dial
+from kawa.relay import splice
 from kawa.relay.pipe import relay
-from kawa.relay.uvicorn_ws import detach_socket, offers_detach
 from kawa.store.models import Node
+from kawa.ws import websocket
+from kawa.ws.asgi import StarletteChannel
+from kawa.ws.channel import Channel, ChannelClosed, sendable
+from kawa.ws.dial import DialRefused, dial
+from kawa.ws.uvicorn_detach import detach_socket, offers_detach
 
 if TYPE_CHECKING:
     from kawa.host.app import Host

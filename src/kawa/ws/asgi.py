@@ -1,4 +1,4 @@
-"""Starlette's server-side WebSocket as a :class:`~kawa.relay.channel.Channel`."""
+"""Starlette's server-side WebSocket as a :class:`~kawa.ws.channel.Channel`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from kawa.protocol.streams import SUBPROTOCOL, FrameError, close_reason
-from kawa.relay.channel import ChannelClosed
+from kawa.relay.kernel_pipe import drain_pipe
+from kawa.ws.channel import ChannelClosed, DirectRoute
 
 
 class StarletteChannel:
@@ -43,6 +44,14 @@ class StarletteChannel:
 
     async def send_parts(self, parts: Sequence[bytes | memoryview]) -> None:
         await self.send(b"".join(parts))
+
+    async def send_spliced(
+        self, parts: Sequence[bytes | memoryview], pipe_r: int, size: int
+    ) -> None:
+        await self.send_parts((*parts, drain_pipe(pipe_r, size)))
+
+    def route_direct(self, route: DirectRoute) -> bool:
+        return False  # every payload passes through the library
 
     async def close(self, code: int, reason: str) -> None:
         if self._ended is None:
