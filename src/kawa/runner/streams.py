@@ -27,7 +27,7 @@ from kawa.runner.terminal_service import serve_terminal
 from kawa.ws import websocket
 from kawa.ws.asgi import StarletteChannel
 from kawa.ws.channel import Channel
-from kawa.ws.uvicorn_detach import detach_socket
+from kawa.ws.detach import detach_socket
 
 router = APIRouter(tags=["streams"])
 WATCH_INTERVAL = 0.5

@@ -36,8 +36,8 @@ from kawa.store.models import Node
 from kawa.ws import websocket
 from kawa.ws.asgi import StarletteChannel
 from kawa.ws.channel import Channel, ChannelClosed, sendable
+from kawa.ws.detach import detach_socket, offers_detach
 from kawa.ws.dial import DialRefused, dial
-from kawa.ws.uvicorn_detach import detach_socket, offers_detach
 
 if TYPE_CHECKING:
     from kawa.host.app import Host
