@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Sequence
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -10,6 +11,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from kawa.protocol.streams import SUBPROTOCOL, FrameError, close_reason
 from kawa.relay.kernel_pipe import drain_pipe
 from kawa.ws.channel import ChannelClosed, DirectRoute
+from kawa.ws.detach import detach_socket, offers_detach
 
 
 class StarletteChannel:
@@ -20,6 +22,15 @@ class StarletteChannel:
     async def accept(self) -> None:
         offered = self.ws.scope.get("subprotocols") or []
         await self.ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+
+    def offers_detach(self) -> bool:
+        """Whether the server may hand this connection's socket over (:meth:`detach`)."""
+        return offers_detach(self.ws.scope)
+
+    async def detach(self) -> socket.socket | None:
+        """The accepted connection's socket, now the caller's; None if the server
+        cannot let go of it (:mod:`kawa.ws.detach`)."""
+        return await detach_socket(self.ws.scope)
 
     async def recv(self) -> bytes:
         if self._ended is not None:
