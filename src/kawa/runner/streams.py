@@ -15,6 +15,7 @@ import docker
 import docker.errors
 from fastapi import APIRouter, WebSocket
 
+from kawa.docker_exec.terminal import serve_terminal
 from kawa.mux.session import Mux
 from kawa.mux.stream import MuxStream, SessionClosed
 from kawa.protocol import streams as proto
@@ -23,7 +24,6 @@ from kawa.relay.pipe import Pipe, open_socket, relay
 from kawa.relay.raw_socket import connect_raw, splice_available
 from kawa.relay.splice import splice_sockets
 from kawa.runner.journal import Entry
-from kawa.runner.terminal_service import serve_terminal
 from kawa.ws import websocket
 from kawa.ws.asgi import StarletteChannel
 from kawa.ws.channel import Channel

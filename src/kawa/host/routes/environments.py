@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query, Request, Response, WebSocket
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
+from kawa.docker_exec.terminal import serve_terminal
 from kawa.host.auth import Principal
 from kawa.host.deps import HostDep, UserDep
 from kawa.host.environments import Work, valid_name
@@ -38,7 +39,6 @@ from kawa.protocol.environments import (
     WorkspaceCreate,
     WorkspaceView,
 )
-from kawa.runner.terminal_service import serve_terminal
 from kawa.store.models import EnvironmentVersion
 from kawa.ws.asgi import StarletteChannel
 
