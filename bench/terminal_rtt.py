@@ -15,6 +15,7 @@ import os
 import select
 import statistics
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -35,8 +36,14 @@ def round_trip(fd: int) -> float:
 
 
 def ready(fd: int) -> None:
-    """Wait until the remote cat answers (raw mode set, process started)."""
+    """Wait until the client has put its terminal in raw mode (until then the local
+    terminal echoes what is typed: no answer from the far end) and the remote cat
+    answers (raw mode set there, process started)."""
     deadline = time.monotonic() + 30
+    while termios.tcgetattr(fd)[3] & termios.ECHO:
+        if time.monotonic() > deadline:
+            raise SystemExit("the client did not put its terminal in raw mode")
+        time.sleep(0.05)
     while time.monotonic() < deadline:
         os.write(fd, b"r")
         if select.select([fd], [], [], 0.2)[0] and b"r" in os.read(fd, 1024):

@@ -22,8 +22,8 @@ from kawa.cli.output import CliError
 from kawa.client import KawaClient, KawaError
 from kawa.client.streams import open_terminal, terminal_result
 from kawa.gateway.upstream import runner_session
+from kawa.mux.stream import StreamError
 from kawa.protocol.tasks import TaskAction, TaskSpec
-from kawa.relay.stream import StreamError
 from kawa.tls.contexts import client_context
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import KAWA, Cluster, RunnerProc, eventually, free_port, when

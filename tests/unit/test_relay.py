@@ -12,11 +12,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
+from kawa.mux.session import Mux
+from kawa.mux.stream import MuxStream, SessionClosed, StreamError
 from kawa.protocol import streams as proto
-from kawa.relay.mux import Mux
 from kawa.relay.pipe import SocketPipe, open_socket, relay, serve_sockets
-from kawa.relay.stream import MuxStream, SessionClosed, StreamError
-from kawa.relay.websockets_channel import WebsocketsChannel
+from kawa.ws.websockets_channel import WebsocketsChannel
 from tests.support import until
 
 Accept = Callable[[MuxStream], Awaitable[None]]

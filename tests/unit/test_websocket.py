@@ -1,4 +1,4 @@
-"""Kawa's own WebSocket (``kawa.relay.websocket``), its dialer and uvicorn's socket
+"""Kawa's own WebSocket (``kawa.ws.websocket``), its dialer and uvicorn's socket
 hand-over, over real sockets on 127.0.0.1: against each other, against the
 ``websockets`` library on either side, and against hand-made malformed frames."""
 
@@ -10,7 +10,9 @@ import os
 import socket
 import struct
 import time
+import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,15 +23,22 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
+from kawa.mux.session import Mux
+from kawa.mux.stream import MuxStream
 from kawa.protocol import streams as proto
 from kawa.protocol.streams import SUBPROTOCOL, FrameError
-from kawa.relay import websocket
-from kawa.relay.channel import ChannelClosed
-from kawa.relay.dial import DialRefused, dial
-from kawa.relay.mux import Mux
 from kawa.relay.pipe import adopt_socket, relay
-from kawa.relay.stream import MuxStream
-from kawa.relay.uvicorn_ws import DetachableWebSocketProtocol, detach_socket
+from kawa.ws import websocket
+from kawa.ws.channel import ChannelClosed
+from kawa.ws.detach import (
+    PUBLIC_PROTOCOL,
+    WRITTEN_FOR,
+    detach_socket,
+    offers_detach,
+    server_protocol,
+)
+from kawa.ws.dial import DialRefused, dial
+from kawa.ws.uvicorn_detach import DetachableWebSocketProtocol
 
 LIMIT = 1 << 20
 Scope = dict[str, Any]
@@ -312,6 +321,55 @@ async def test_uvicorn_keeps_a_socket_with_compression_negotiated() -> None:
             with pytest.raises(ConnectionClosed):
                 await conn.recv()
         assert results == [None]
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def test_the_detachable_protocol_is_chosen_only_on_the_uvicorn_it_was_written_for() -> None:
+    """The subclass of uvicorn's private protocol follows the pinned uvicorn: bumping
+    the pin means checking the subclass and adding the version to WRITTEN_FOR."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    pinned = [d.split("==", 1)[1] for d in dependencies if d.startswith("uvicorn==")]
+    assert len(pinned) == 1, dependencies
+    assert pinned[0] in WRITTEN_FOR
+    assert uvicorn.__version__ in WRITTEN_FOR, "the installed uvicorn is not the pinned one"
+    assert server_protocol() is DetachableWebSocketProtocol
+    assert server_protocol(pinned[0]) is DetachableWebSocketProtocol
+    assert server_protocol("0.0.1") == PUBLIC_PROTOCOL
+
+
+async def test_on_another_uvicorn_sessions_work_without_detach() -> None:
+    """The public fallback: uvicorn's own protocol offers no detach, and the
+    application's WebSocket works through ASGI messages as before."""
+    offered: list[bool] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
+        offered.append(offers_detach(scope))
+        assert await detach_socket(scope) is None
+        message = await receive()
+        await send({"type": "websocket.send", "bytes": message["bytes"]})
+        await send({"type": "websocket.close", "code": 1000})
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    cfg = config(app)
+    cfg.ws = server_protocol("0.0.1")
+    server = uvicorn.Server(cfg)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                await asyncio.sleep(0.01)
+        url = f"ws://127.0.0.1:{sock.getsockname()[1]}/"
+        channel = await lean_client(url)
+        await channel.send(b"hello")
+        assert await asyncio.wait_for(channel.recv(), 10) == b"hello"
+        await channel.close(1000, "")
+        assert offered == [False]
     finally:
         server.should_exit = True
         await task

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import socket
 
     from kawa.cli.lite import Credentials
-    from kawa.relay.mux import Mux
+    from kawa.mux.session import Mux
     from kawa.relay.pipe import Pipe
 
 SSHD_WAIT = 10.0
@@ -90,7 +90,7 @@ async def open_forward(
 async def _server_first(mux: Mux, port: int) -> tuple[Pipe, bytes]:
     import asyncio
 
-    from kawa.relay.stream import StreamError
+    from kawa.mux.stream import StreamError
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SSHD_WAIT
@@ -165,7 +165,7 @@ def run_proxy(task_id: str, port: int) -> int:
     from kawa.cli import lite
     from kawa.client.errors import KawaError
     from kawa.client.tunnel import TunnelUnavailable, open_tunnel
-    from kawa.relay.stream import SessionClosed, StreamError
+    from kawa.mux.stream import SessionClosed, StreamError
 
     creds = lite.credentials()
     try:

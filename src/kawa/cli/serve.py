@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from kawa.relay.uvicorn_ws import DetachableWebSocketProtocol
+from kawa.ws.detach import server_protocol
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -77,7 +77,7 @@ def server(
         lifespan="on",
         ws_max_size=16 * 1024 * 1024,
         http=HttpProtocol,
-        ws=DetachableWebSocketProtocol,
+        ws=server_protocol(),
         ws_per_message_deflate=False,  # stream sessions carry binary frames as they are
         ssl_certfile=None if tls_cert is None else str(tls_cert),
         ssl_keyfile=None if tls_key is None else str(tls_key),

@@ -185,8 +185,8 @@ async def _carry(
     import signal
     import socket
 
+    from kawa.mux.stream import SessionClosed, StreamError
     from kawa.relay.pipe import adopt_socket, relay
-    from kawa.relay.stream import SessionClosed, StreamError
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -19,15 +19,15 @@ from websockets.exceptions import InvalidHandshake
 
 from kawa.client.errors import KawaError, refused, unreachable
 from kawa.client.refs import path_segment
+from kawa.mux.session import DEFAULT_WINDOW, Mux
+from kawa.mux.stream import MuxStream, SessionClosed, StreamError
 from kawa.protocol import streams as proto
 from kawa.protocol.urls import API_PREFIX
-from kawa.relay import websocket
-from kawa.relay.channel import Channel
-from kawa.relay.dial import DialRefused
-from kawa.relay.mux import DEFAULT_WINDOW, Mux
 from kawa.relay.pipe import SocketPipe, relay, serve_sockets
-from kawa.relay.stream import MuxStream, SessionClosed, StreamError
 from kawa.tls.contexts import PathLike, client_context
+from kawa.ws import websocket
+from kawa.ws.channel import Channel
+from kawa.ws.dial import DialRefused
 
 READY_TIMEOUT = 30.0
 

@@ -17,8 +17,8 @@ from collections import deque
 from collections.abc import Iterator
 
 from kawa.client.streams import open_terminal, terminal_result
+from kawa.mux.stream import SessionClosed, StreamError
 from kawa.relay.pipe import relay
-from kawa.relay.stream import SessionClosed, StreamError
 
 _READ = 65536
 _HIGH = 1024 * 1024  # stop reading the keyboard while this much input waits

@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidHandshake
 from kawa.client.errors import KawaError, refused, unreachable
 from kawa.client.streams import session_url
 from kawa.protocol import streams as proto
-from kawa.relay.dial import Closed, DialRefused, tunnel
+from kawa.ws.dial import Closed, DialRefused, tunnel
 
 
 class TunnelUnavailable(KawaError):

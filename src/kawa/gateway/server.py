@@ -26,9 +26,9 @@ from kawa.gateway import asyncssh_fast_path
 from kawa.gateway.channel import CIPHERS, WINDOW, ChannelSession
 from kawa.gateway.directory import VpsDirectory
 from kawa.gateway.upstream import SSH_PORT, runner_session, runner_tunnel
-from kawa.relay.dial import Closed
+from kawa.mux.stream import SessionClosed, StreamError
 from kawa.relay.pipe import relay
-from kawa.relay.stream import SessionClosed, StreamError
+from kawa.ws.dial import Closed
 
 if TYPE_CHECKING:
     from kawa.settings import HostConfig

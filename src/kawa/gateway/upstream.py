@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 
 from websockets.exceptions import InvalidHandshake
 
+from kawa.mux.session import Mux
 from kawa.protocol import streams as proto
-from kawa.relay import websocket
-from kawa.relay.dial import Closed, DialRefused, tunnel
-from kawa.relay.mux import Mux
+from kawa.ws import websocket
+from kawa.ws.dial import Closed, DialRefused, tunnel
 
 SSH_PORT = 22
 

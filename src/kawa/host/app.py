@@ -39,6 +39,7 @@ from kawa.host.routes.meta import router as meta_router
 from kawa.host.routes.streams import router as streams_router
 from kawa.host.runner_link import RunnerLink
 from kawa.host.scheduling import SchedulerLoop
+from kawa.host.stream_sessions import StreamSessions
 from kawa.host.task_service import TaskService
 from kawa.host.vps_retention import VpsRetention
 from kawa.protocol.bounds import MAX_BODY, MAX_SCRIPT_BODY
@@ -115,6 +116,7 @@ class Host:
         )
         self.reports = ReportService(self.ledger)
         self.logs = LogService(self.ledger, self.link, config.shared_dir)
+        self.stream_sessions = StreamSessions(config, self.auth, self.tasks, self.ledger, self.link)
         self.environments = EnvironmentService(config, sessions, self.ledger, self.cluster_id)
         self.scheduler = SchedulerLoop(
             self.ledger, self.link, config.strategy, config.starvation_after

@@ -2,7 +2,7 @@
 teardown (modelled on asyncssh's forwarder, on asyncio streams instead of protocols).
 
 A :class:`Pipe` is anything that reads chunks and writes them with flow control: a TCP
-connection (:class:`SocketPipe`), a multiplexed stream (:class:`~kawa.relay.mux.MuxStream`),
+connection (:class:`SocketPipe`), a multiplexed stream (:class:`~kawa.mux.stream.MuxStream`),
 a terminal, a WebSocket of frames. :func:`relay` copies both ways until both directions
 have ended. Each ``write`` waits until the destination can take more, so at most one
 chunk per direction is held here: a slow reader slows the writer and memory stays

@@ -2,7 +2,7 @@
 received bytes can also be spliced straight into a kernel pipe.
 
 The runner reaches container ports with it: what the container sends goes to the
-user's stream through :meth:`~kawa.relay.stream.MuxStream.splice_from` without entering
+user's stream through :meth:`~kawa.mux.stream.MuxStream.splice_from` without entering
 Python; what the user sends is written with the event loop's ``sock_sendall``.
 """
 
@@ -14,7 +14,6 @@ import os
 import socket
 
 from kawa.protocol.streams import MAX_PAYLOAD
-from kawa.relay.stream import MuxStream
 
 
 class RawSocketPipe:
@@ -70,10 +69,13 @@ class RawSocketPipe:
 
     async def splice_to(self, dst: object) -> int | None:
         """Send everything this socket receives to ``dst`` through the kernel, if ``dst``
-        is a multiplexed stream; None (nothing done) otherwise."""
-        if not isinstance(dst, MuxStream):
+        takes a kernel source (``splice_from``, as a multiplexed stream does); None
+        (nothing done) otherwise."""
+        splice_from = getattr(dst, "splice_from", None)
+        if splice_from is None:
             return None
-        return await dst.splice_from(self)
+        moved: int = await splice_from(self)
+        return moved
 
 
 def splice_available() -> bool:

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import socket
 import threading
 
+from kawa.relay.kernel_pipe import open_pipe
 from kawa.relay.pipe import Traffic
 
 CHUNK = 1 << 20
 """Bytes asked of the kernel per ``splice`` call (and the pipe's capacity)."""
-_F_SETPIPE_SZ = 1031
 
 
 def available() -> bool:
@@ -33,10 +32,8 @@ def available() -> bool:
 def _pump(src: socket.socket, dst: socket.socket) -> int:
     """Move ``src``'s bytes to ``dst`` until ``src`` ends; the count moved."""
     moved = 0
-    r, w = os.pipe2(os.O_CLOEXEC)
+    r, w = open_pipe(CHUNK)
     try:
-        with contextlib.suppress(OSError):  # a smaller pipe only means more calls
-            fcntl.fcntl(w, _F_SETPIPE_SZ, CHUNK)
         while True:
             n = os.splice(src.fileno(), w, CHUNK, flags=os.SPLICE_F_MOVE)
             if n == 0:

@@ -15,20 +15,20 @@ import docker
 import docker.errors
 from fastapi import APIRouter, WebSocket
 
+from kawa.docker_exec.terminal import serve_terminal
+from kawa.mux.session import Mux
+from kawa.mux.stream import MuxStream, SessionClosed
 from kawa.protocol import streams as proto
 from kawa.protocol.tasks import NetworkMode
-from kawa.relay import websocket
-from kawa.relay.asgi import StarletteChannel
-from kawa.relay.channel import Channel
-from kawa.relay.mux import Mux
 from kawa.relay.pipe import Pipe, open_socket, relay
 from kawa.relay.raw_socket import connect_raw, splice_available
 from kawa.relay.splice import splice_sockets
-from kawa.relay.stream import MuxStream, SessionClosed
-from kawa.relay.uvicorn_ws import detach_socket
 from kawa.runner.container_net import container_socket
 from kawa.runner.journal import Entry
-from kawa.runner.terminal_service import serve_terminal
+from kawa.ws import websocket
+from kawa.ws.asgi import StarletteChannel
+from kawa.ws.channel import Channel
+from kawa.ws.detach import detach_socket
 
 router = APIRouter(tags=["streams"])
 WATCH_INTERVAL = 0.5

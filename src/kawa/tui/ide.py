@@ -22,8 +22,8 @@ from textual.widgets import Footer, Static, TextArea, Tree
 from kawa.client.errors import KawaError
 from kawa.client.files import RemoteFiles
 from kawa.client.streams import open_terminal
+from kawa.mux.stream import SessionClosed, StreamError
 from kawa.protocol.files import FileEntry, FileType
-from kawa.relay.stream import SessionClosed, StreamError
 
 MAX_EDIT = 4 * 1024 * 1024
 LANGUAGES = {

@@ -20,11 +20,14 @@ from fastapi import APIRouter, Query, Request, Response, WebSocket
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
+from kawa.docker_exec.terminal import serve_terminal
 from kawa.host.auth import Principal
 from kawa.host.deps import HostDep, UserDep
 from kawa.host.environments import Work, valid_name
 from kawa.host.errors import Conflict, Forbidden, ServiceError, error_responses
 from kawa.host.routes.responses import NDJSON, TARBALL
+from kawa.mux.session import Mux
+from kawa.mux.stream import MuxStream, SessionClosed
 from kawa.protocol import streams as proto
 from kawa.protocol.bounds import QueryText, Short, Url
 from kawa.protocol.environments import (
@@ -36,11 +39,8 @@ from kawa.protocol.environments import (
     WorkspaceCreate,
     WorkspaceView,
 )
-from kawa.relay.asgi import StarletteChannel
-from kawa.relay.mux import Mux
-from kawa.relay.stream import MuxStream, SessionClosed
-from kawa.runner.terminal_service import serve_terminal
 from kawa.store.models import EnvironmentVersion
+from kawa.ws.asgi import StarletteChannel
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/environments", tags=["environments"], responses=error_responses(503))

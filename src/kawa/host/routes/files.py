@@ -26,7 +26,7 @@ from kawa.host.errors import (
     error_responses,
 )
 from kawa.host.routes.responses import BYTES
-from kawa.host.routes.streams import not_running
+from kawa.host.stream_sessions import not_running
 from kawa.protocol.bounds import MAX_PATH
 from kawa.protocol.files import (
     FileEntry,

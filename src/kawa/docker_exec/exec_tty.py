@@ -1,4 +1,4 @@
-"""A process in a task's container behind ``docker exec`` with a TTY, as a relay pipe.
+"""A process in a container behind ``docker exec`` with a TTY, as a relay pipe.
 
 The exec is created with the Docker SDK; its start is the raw ``POST /exec/ID/start``
 upgrade done here on an asyncio connection to the daemon, so no output can be lost to

@@ -1,5 +1,11 @@
 """uvicorn's WebSocket protocol with one addition: an accepted connection's socket can
-be handed to the application (the ``kawa.socket.detach`` ASGI extension).
+be handed to the application (the ``kawa.socket.detach`` ASGI extension,
+:mod:`kawa.ws.detach`).
+
+It subclasses uvicorn's ``WebSocketsSansIOProtocol``, which is not public API: a fast
+path, used only on the uvicorn versions it was written for
+(:data:`kawa.ws.detach.WRITTEN_FOR`). On any other, :func:`kawa.ws.detach.server_protocol`
+falls back to uvicorn's own protocol by its public name, and this module is not imported.
 
 The host's stream sessions use it to pass frames between the user and the runner in the
 kernel (:mod:`kawa.relay.splice`) instead of parsing every frame in Python. The
@@ -9,9 +15,8 @@ uvicorn then drops) or ``None`` when the connection cannot be handed over: not y
 accepted, closing, holding bytes the application has not read, or with an extension
 such as compression negotiated (Kawa's servers offer none). A connection over TLS is
 never offered: its socket carries encrypted records only its TLS layer can read. From
-then on the
-application owns the socket and uvicorn writes nothing more to it (no close frame, no
-keepalive pings).
+then on the application owns the socket and uvicorn writes nothing more to it (no close
+frame, no keepalive pings).
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import MutableMapping
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-DETACH = "kawa.socket.detach"
+from kawa.ws.detach import DETACH
+
 _LOST_TIMEOUT = 5.0
 
 
@@ -79,16 +84,3 @@ class DetachableWebSocketProtocol(WebSocketsSansIOProtocol):
         while not self.queue.empty():  # the disconnect uvicorn queued for the app
             self.queue.get_nowait()
         return socket.socket(fileno=fd)
-
-
-async def detach_socket(scope: MutableMapping[str, Any]) -> socket.socket | None:
-    """The connection's socket, if the server offers :data:`DETACH` and can hand it over."""
-    extension = scope.get("extensions", {}).get(DETACH)
-    if not extension:
-        return None
-    result: socket.socket | None = await extension["detach"]()
-    return result
-
-
-def offers_detach(scope: MutableMapping[str, Any]) -> bool:
-    return DETACH in scope.get("extensions", {})

@@ -1,8 +1,8 @@
 """A WebSocket on a socket Kawa holds itself (RFC 6455: binary messages, no extensions),
-as a :class:`~kawa.relay.channel.Channel` for stream sessions.
+as a :class:`~kawa.ws.channel.Channel` for stream sessions.
 
-Clients get the socket from :func:`kawa.relay.dial.dial`, the runner from uvicorn
-(:mod:`kawa.relay.uvicorn_ws`). Compared with a general WebSocket library this one does
+Clients get the socket from :func:`kawa.ws.dial.dial`, the runner from uvicorn
+(:mod:`kawa.ws.uvicorn_detach`). Compared with a general WebSocket library this one does
 less and copies less: a frame's payload is read from the kernel straight into the
 buffer it is handed on in (asyncio's ``BufferedProtocol``), and a frame is written as
 its header plus the payload parts, never joined. Pings are answered; text messages
@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from typing import cast
 
 from kawa.protocol.streams import FrameError, close_reason
-from kawa.relay.channel import Channel, ChannelClosed, drain_pipe, sendable
-from kawa.relay.dial import DialRefused, dial
-from kawa.relay.websocket_direct import DIRECT_MIN, DIRECT_PREFIX, DirectPayloads
+from kawa.relay.kernel_pipe import drain_pipe
+from kawa.ws.channel import Channel, ChannelClosed, sendable
+from kawa.ws.dial import DialRefused, dial
+from kawa.ws.direct import DIRECT_MIN, DIRECT_PREFIX, DirectPayloads
 
 try:
     from websockets.speedups import apply_mask
@@ -432,7 +433,7 @@ async def connect(
         from websockets.exceptions import InvalidStatus
         from websockets.typing import Subprotocol
 
-        from kawa.relay.websockets_channel import WebsocketsChannel
+        from kawa.ws.websockets_channel import WebsocketsChannel
 
         try:
             conn = await websockets_connect(

@@ -1,23 +1,21 @@
 """One stream of a multiplexed session: a :class:`~kawa.relay.pipe.Pipe` with its own
-credit windows in each direction (see docs/streams.md, "Flow control")."""
+credit windows in each direction (see docs/streams.md, "Flow control").
+
+A stream sees its session (:class:`~kawa.mux.session.Mux`) only through
+:class:`Session`, so this module does not import the session's."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, cast
 
 from kawa.protocol import streams as proto
+from kawa.relay.kernel_pipe import open_pipe
 
-if TYPE_CHECKING:
-    from kawa.relay.mux import Mux
-
-
-_F_SETPIPE_SZ = 1031
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 
 
@@ -46,6 +44,25 @@ class SessionClosed(Exception):
         self.code, self.reason = code, reason
 
 
+class Session(Protocol):
+    """What a stream needs of its session: the window sizes it grants, sending frames,
+    background work for the session's lifetime, and being forgotten once it ends."""
+
+    window: int
+    max_window: int
+    closed: SessionClosed | None
+
+    async def send(self, frame: bytes) -> None: ...
+
+    async def send_data(self, stream: int, payload: bytes | memoryview) -> None: ...
+
+    async def send_spliced(self, stream: int, pipe_r: int, size: int) -> None: ...
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None: ...
+
+    def forget(self, sid: int) -> None: ...
+
+
 class MuxStream:
     """A stream's two directions. Receiving: at most ``window`` bytes are ever buffered,
     because the peer may only send what this side granted; bytes are granted back as
@@ -53,7 +70,7 @@ class MuxStream:
     whenever the consumer has emptied the buffer, so a fast path is never held back by
     grants in flight. Sending: ``write`` waits for the peer's grants."""
 
-    def __init__(self, mux: Mux, stream_id: int, params: dict[str, Any]) -> None:
+    def __init__(self, mux: Session, stream_id: int, params: dict[str, Any]) -> None:
         self.mux, self.id, self.params = mux, stream_id, params
         self._chunks: deque[bytes | bytearray] = deque()
         self._readable = asyncio.Event()
@@ -62,8 +79,8 @@ class MuxStream:
         self._allowed = proto.INITIAL_WINDOW  # bytes the peer may still send us
         self._unacked = 0  # read by us, not yet granted back
         self.window = mux.window
-        self._starved = False  # read() waited for bytes since the last grant
         """This side's receive window: grows while the consumer keeps up (to max_window)."""
+        self._starved = False  # read() waited for bytes since the last grant
         self.eof_in = self.eof_out = False
         self.ended = False
         self.error: str | None = None
@@ -128,10 +145,8 @@ class MuxStream:
         kernel pipe (never through Python) where the session's WebSocket allows it.
         Returns the byte count; the caller half-closes as after ``write``."""
         moved = 0
-        pipe_r, pipe_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        pipe_r, pipe_w = open_pipe(proto.MAX_PAYLOAD, nonblocking=True)
         try:
-            with contextlib.suppress(OSError):  # a smaller pipe only means more calls
-                fcntl.fcntl(pipe_w, _F_SETPIPE_SZ, proto.MAX_PAYLOAD)
             while True:
                 while self._credit <= 0 and not self.ended:
                     self._writable.clear()

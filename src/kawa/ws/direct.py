@@ -1,8 +1,9 @@
 """Payloads that go from a WebSocket's socket to their destination through a kernel
 pipe, never through Python (the client side of a stream session; docs/streams.md).
 
-:class:`DirectPayloads` is the part of :class:`~kawa.relay.websocket.WebSocketChannel`
-that does it: when the channel's reader (:attr:`direct`) names a destination for a large
+:class:`DirectPayloads` is the part of :class:`~kawa.ws.websocket.WebSocketChannel`
+that does it: when the channel's reader (:attr:`direct`, set by
+:meth:`~kawa.ws.channel.Channel.route_direct`) names a destination for a large
 binary message, the channel stops its transport from reading, splices the rest of the
 message from a duplicate of the socket's descriptor into a pipe and from the pipe to the
 destination, and hands whatever the destination does not take at once to the ordinary
@@ -12,13 +13,11 @@ path, in order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import os
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from kawa.relay.channel import drain_pipe
+from kawa.relay.kernel_pipe import drain_pipe, open_pipe
+from kawa.ws.channel import DirectRoute, DirectSink
 
 DIRECT_PREFIX = 6  # bytes of a message shown to ``direct`` (a stream frame's header)
 DIRECT_MIN = 32 * 1024  # smaller remainders are not worth a splice
@@ -27,27 +26,7 @@ HOLD_TURNS = 4
 """Turns of the event loop a large message's header may wait for its payload to be able to
 go direct (see ``_direct_or_hold``)."""
 _PIPE_SIZE = 1 << 20
-_F_SETPIPE_SZ = 1031
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
-
-
-class DirectSink(Protocol):
-    """Where a message's payload goes without passing through Python (see
-    :attr:`WebSocketChannel.direct`)."""
-
-    def write(self, data: memoryview) -> int:
-        """Write what the destination takes now; the count."""
-        ...
-
-    def splice(self, pipe_r: int, size: int) -> int:
-        """Move up to ``size`` bytes from the pipe to the destination; the count."""
-        ...
-
-    def overflow(self, data: bytes) -> None:
-        """Bytes that could not go straight there: deliver them the ordinary way."""
-        ...
-
-
 
 
 class DirectPayloads:
@@ -56,9 +35,10 @@ class DirectPayloads:
     transport: asyncio.Transport | None
 
     def _init_direct(self) -> None:
-        self.direct: Callable[[bytes, int], DirectSink | None] | None = None
-        """Set by the reader of this channel: given the first ``DIRECT_PREFIX`` bytes of
-        a large binary message and its length, where to splice the rest (or None)."""
+        self.direct: DirectRoute | None = None
+        """Set by the reader of this channel (:meth:`route_direct`): given the first
+        ``DIRECT_PREFIX`` bytes of a large binary message and its length, where to splice
+        the rest (or None)."""
         self._direct: list[Any] | None = None
         self._pipe: tuple[int, int] | None = None
         self._dupfd = -1
@@ -69,6 +49,13 @@ class DirectPayloads:
         self._peek = False  # the last message went direct: read the next header alone
         self.direct_bytes = 0
         """Payload bytes that went from the socket to their destination without Python."""
+
+    def route_direct(self, route: DirectRoute) -> bool:
+        """Payloads go straight where ``route`` says, where the platform splices (Linux)."""
+        if not hasattr(os, "splice"):
+            return False
+        self.direct = route
+        return True
 
     def _close_direct(self) -> None:
         if self._direct is not None:
@@ -140,10 +127,8 @@ class DirectPayloads:
         if transport is None or raw is None:
             raise RuntimeError("a direct payload needs the channel's socket")
         if self._pipe is None:
-            self._pipe = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            self._pipe = open_pipe(_PIPE_SIZE, nonblocking=True)
             self._dupfd = os.dup(raw.fileno())  # ours: never reused while we hold it
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(self._pipe[1], _F_SETPIPE_SZ, _PIPE_SIZE)
         overflowing = False
         if first:
             written = sink.write(first)

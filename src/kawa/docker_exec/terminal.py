@@ -12,9 +12,9 @@ from typing import Any
 
 import docker
 
+from kawa.docker_exec.exec_tty import DEFAULT_SHELL, ExecError, ExecTTY
+from kawa.mux.stream import MuxStream
 from kawa.relay.pipe import relay
-from kawa.relay.stream import MuxStream
-from kawa.runner.exec_tty import DEFAULT_SHELL, ExecError, ExecTTY
 
 
 def terminal_args(params: dict[str, Any]) -> tuple[list[str], int, int, str]:

@@ -11,17 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from kawa.mux.stream import MuxStream, SessionClosed, StreamError
 from kawa.protocol import streams as proto
 from kawa.protocol.streams import FrameError, FrameType
-from kawa.relay.channel import Channel, ChannelClosed, drain_pipe
-from kawa.relay.stream import MuxStream, SessionClosed, StreamError
-from kawa.relay.websocket import WebSocketChannel
-from kawa.relay.websocket_direct import DirectSink
+from kawa.ws.channel import Channel, ChannelClosed, DirectSink
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +52,7 @@ class Mux:
         self.channel, self.accept, self.window = channel, accept, window
         self.max_window = min(max(window, max_window), proto.MAX_WINDOW)
         self.background: set[asyncio.Task[None]] = set()
-        if isinstance(channel, WebSocketChannel) and hasattr(os, "splice"):
-            channel.direct = self._direct_sink  # payloads may bypass Python (stream.py)
+        channel.route_direct(self._direct_sink)  # where it can, payloads bypass Python
         self.streams: dict[int, MuxStream] = {}
         self._gone: deque[int] = deque(maxlen=_REMEMBER)
         self._gone_set: set[int] = set()
@@ -83,11 +79,7 @@ class Mux:
         header = proto.data_header(stream)
         async with self._lock:
             try:
-                spliced = getattr(self.channel, "send_spliced", None)
-                if spliced is not None:
-                    await spliced((header,), pipe_r, size)
-                else:
-                    await self.channel.send_parts((header, drain_pipe(pipe_r, size)))
+                await self.channel.send_spliced((header,), pipe_r, size)
             except ChannelClosed as exc:
                 self._closed(exc.code, exc.reason)
                 raise SessionClosed(exc.code, exc.reason) from None

@@ -1,4 +1,4 @@
-"""The ``websockets`` library's asyncio connections as a :class:`~kawa.relay.channel.Channel`
+"""The ``websockets`` library's asyncio connections as a :class:`~kawa.ws.channel.Channel`
 (wss:// sessions, and tests that speak to the library on purpose)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
 from kawa.protocol.streams import FrameError, close_reason
-from kawa.relay.channel import ChannelClosed
+from kawa.relay.kernel_pipe import drain_pipe
+from kawa.ws.channel import ChannelClosed, DirectRoute
 
 
 class WebsocketsChannel:
@@ -40,6 +41,14 @@ class WebsocketsChannel:
 
     async def send_parts(self, parts: Sequence[bytes | memoryview]) -> None:
         await self.send(b"".join(parts))
+
+    async def send_spliced(
+        self, parts: Sequence[bytes | memoryview], pipe_r: int, size: int
+    ) -> None:
+        await self.send_parts((*parts, drain_pipe(pipe_r, size)))
+
+    def route_direct(self, route: DirectRoute) -> bool:
+        return False  # every payload passes through the library
 
     async def close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
