@@ -18,6 +18,7 @@ from kawa.client.errors import KawaError, raise_for, refused, unreachable
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
+from kawa.protocol.events import Event
 from kawa.protocol.nodes import NodeHealth, NodeView
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
 from kawa.tls.contexts import PathLike, httpx_verify, websocket_ssl
@@ -177,8 +178,13 @@ class KawaClient:
         ``stdin``); its exit status. Output goes to ``on_output(stream, bytes)``."""
         return self._streaming(envs.run_script, name, stdin, command, on_output or _ignore)
 
-    def logs(self, ref: str, stream: str = "stdout", follow: bool = False) -> Iterator[bytes]:
+    def logs(
+        self, ref: str, stream: str = "stdout", follow: bool = False, offset: int = 0
+    ) -> Iterator[bytes]:
+        """The task's ``stream`` from byte ``offset`` on (with ``follow``: until it ends)."""
         params = {"stream": stream, "follow": str(follow).lower()}
+        if offset:
+            params["offset"] = str(offset)
         try:
             with self._http.stream(
                 "GET",
@@ -192,6 +198,36 @@ class KawaClient:
                 yield from r.iter_raw()
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from None
+
+    def events(self, tick: float | None = None) -> Iterator[Event | None]:
+        """The host's event stream, for as long as the caller reads it. ``None`` comes
+        first and after every reconnection (the host cuts slow subscribers): the caller
+        re-reads what it follows, as events before it may be missed; with ``tick``, also
+        after ``tick`` seconds without an event. KawaError if refused or unreachable."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        url = calls.events_url(self.url)
+        while True:
+            try:
+                with connect(
+                    url,
+                    additional_headers=headers,
+                    open_timeout=10,
+                    max_size=None,
+                    **websocket_ssl(url, self.ca_file),
+                ) as ws:
+                    calls.parse_event(ws.recv(timeout=10))  # hello: subscribed
+                    yield None
+                    while True:
+                        try:
+                            yield calls.parse_event(ws.recv(timeout=tick))
+                        except TimeoutError:
+                            yield None
+            except ConnectionClosed:
+                continue
+            except InvalidStatus as exc:
+                raise refused("the event stream", url, exc.response.status_code) from None
+            except OSError as exc:
+                raise unreachable(self.url, exc) from None
 
     def wait(self, refs: list[str], timeout: float | None = None) -> list[TaskView]:
         """Block until every task is done (final, lost or stopped), driven by the event

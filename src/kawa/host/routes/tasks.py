@@ -58,7 +58,10 @@ async def logs(
     who: UserDep,
     stream: Word = "stdout",
     follow: bool = False,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> StreamingResponse:
+    """The task's output from byte ``offset`` on (a client that lost its connection
+    resumes where it stopped); ``follow``: until the task ends."""
     host.tasks.get(ref, who)  # 404 unless the caller may see it
-    body = await host.logs.stream(ref, stream, follow)
+    body = await host.logs.stream(ref, stream, follow, offset)
     return StreamingResponse(body, media_type="application/octet-stream")
