@@ -19,6 +19,7 @@ _RAW: dict[str, Any] = {"help_option_names": []}  # sweep reads --help itself
 
 # name -> (module, attribute, kind, registration options), in `kawa --help` order
 _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    "run": ("kawa.cli.run", "run", "command", {"after_dashes": True}),
     "task": ("kawa.cli.tasks", "app", "group", {}),
     "node": ("kawa.cli.nodes", "app", "group", {}),
     "container": ("kawa.cli.containers", "app", "group", {}),

@@ -25,7 +25,7 @@ from kawa.cli.output import (
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from kawa.protocol.tasks import TaskView
+    from kawa.protocol.tasks import TaskSpec, TaskView
 
 app = typer.Typer(
     help="Command tasks: submit, list, status, logs, kill, pause, resume, wait.",
@@ -76,13 +76,76 @@ def submit(
     ] = None,
 ) -> None:
     """Submit a command: kawa task submit [OPTIONS] -- CMD ARGS…"""
+    command = after_dashes(ctx)
+    if command is None:
+        raise CliError("put the command after --: kawa task submit [OPTIONS] -- CMD ARGS…", 2)
+    spec = task_spec(
+        command,
+        target=target,
+        cores=cores,
+        memory=memory,
+        gpus=gpus,
+        env=env,
+        mount=mount,
+        container=container,
+        image=image,
+        native=native,
+        privileged=privileged,
+        workdir=workdir,
+        network=network,
+        timeout=timeout,
+        priority=priority,
+        name=name,
+        sweep=sweep,
+        max_parallel=max_parallel,
+    )
+    with client() as c:
+        result = c.submit(spec)
+        if not wait:
+            if json:
+                return print_json(result)
+            for t in result.tasks:
+                where = t.target or "auto"
+                label = f" {visible(t.name)}" if sweep and t.name else ""
+                typer.echo(f"submitted {t.id} ({visible(where)}){label}")
+            if sweep:
+                typer.echo(f"batch {result.batch_id}: {len(result.tasks)} combinations")
+            return
+        final = c.wait([t.id for t in result.tasks])
+    if json:
+        print_json(final)
+    else:
+        _print_outcomes(final)
+    raise typer.Exit(exit_code_of(final))
+
+
+def task_spec(
+    command: list[str],
+    *,
+    target: list[str] | None = None,
+    cores: int = 1,
+    memory: str | None = None,
+    gpus: int = 0,
+    env: list[str] | None = None,
+    mount: list[str] | None = None,
+    container: str | None = None,
+    image: str | None = None,
+    native: bool = False,
+    privileged: bool = False,
+    workdir: str | None = None,
+    network: str = "host",
+    timeout: str | None = None,
+    priority: int = 0,
+    name: str | None = None,
+    sweep: bool = False,
+    max_parallel: int | None = None,
+) -> TaskSpec:
+    """The spec that ``kawa task submit``'s options describe (shared with ``kawa run``);
+    :class:`CliError` (exit code 2) for bad input, before any request."""
     from pydantic import ValidationError
 
     from kawa.protocol.tasks import Mount, TaskSpec
 
-    command = after_dashes(ctx)
-    if command is None:
-        raise CliError("put the command after --: kawa task submit [OPTIONS] -- CMD ARGS…", 2)
     if not command:
         raise CliError("no command given after --", 2)
     env_map: dict[str, str] = {}
@@ -120,24 +183,7 @@ def submit(
         )
     except (ValidationError, ValueError) as exc:
         raise CliError(_validation_message(exc), 2) from None
-    with client() as c:
-        result = c.submit(spec)
-        if not wait:
-            if json:
-                return print_json(result)
-            for t in result.tasks:
-                where = t.target or "auto"
-                label = f" {visible(t.name)}" if sweep and t.name else ""
-                typer.echo(f"submitted {t.id} ({visible(where)}){label}")
-            if sweep:
-                typer.echo(f"batch {result.batch_id}: {len(result.tasks)} combinations")
-            return
-        final = c.wait([t.id for t in result.tasks])
-    if json:
-        print_json(final)
-    else:
-        _print_outcomes(final)
-    raise typer.Exit(exit_code_of(final))
+    return spec
 
 
 def _check_sweep(command: list[str]) -> None:
@@ -166,11 +212,15 @@ def _validation_message(exc: Exception) -> str:
 
 
 def _print_outcomes(tasks: list[TaskView]) -> None:
+    from kawa.cli.failures import reason
+
     for t in tasks:
         code = "" if t.exit_code is None else f" (exit code {t.exit_code})"
-        why = f": {plain(t.error)}" if t.error else ""
+        found = reason(t)
+        why = f": {plain(found)}" if found else ""
         name = f" {plain(t.name)}" if t.name else ""  # a sweep's combination
-        console.print(f"{t.id}{name} on {plain(t.node or '-')}: {styled(t.state.value)}{code}{why}")
+        line = f"{t.id}{name} on {plain(t.node or '-')}: {styled(t.state.value)}{code}{why}"
+        console.print(line, soft_wrap=True)  # one line, however long
 
 
 @app.command("list")
