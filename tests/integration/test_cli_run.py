@@ -66,7 +66,7 @@ def test_fifty_megabytes_of_binary_bytes_arrive_exactly(cluster: Cluster) -> Non
     assert hashlib.sha256(done.stdout).hexdigest() == done.stderr.decode().strip()
     every = bytes(range(256))
     done = kawa(cluster, "run", "--", "sh", "-c", 'printf "$0"', _printf_escapes(every))
-    assert done.stdout == every
+    assert done.stdout == every, (done.returncode, done.stdout[:300], done.stderr)
 
 
 def _printf_escapes(data: bytes) -> str:

@@ -22,6 +22,7 @@ from kawa.cli.output import (
     print_json,
     table,
 )
+from kawa.cli.tables import OutputOpt
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -97,25 +98,26 @@ def create(
 
 
 @app.command("list")
-def list_workspaces(json: JsonOpt = False) -> None:
+def list_workspaces(json: JsonOpt = False, output: OutputOpt = None) -> None:
     """Workspaces on the host and their state."""
+    from kawa.cli.tables import listing, relative
+
     with client() as c:
         found = c.workspaces()
-    if json:
-        return print_json(found)
-    table(
-        None,
+    listing(
+        found,
+        output,
+        json,
         ["NAME", "STATE", "IMAGE", "CONTAINER", "CREATED"],
-        [
-            (
-                w.name,
-                w.state + (" (packaging)" if w.packaging else ""),
-                w.image,
-                w.container_id,
-                w.created_at.strftime("%Y-%m-%d %H:%M") if w.created_at else None,
-            )
-            for w in found
-        ],
+        lambda w: (
+            w.name,
+            w.state + (" (packaging)" if w.packaging else ""),
+            w.image,
+            w.container_id,
+            relative(w.created_at) if w.created_at else None,
+        ),
+        lambda w: w.name,
+        flex=["IMAGE", "CONTAINER"],
     )
 
 

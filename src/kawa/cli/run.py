@@ -171,7 +171,9 @@ def follow(c: KawaClient, submitted: list[TaskView]) -> list[TaskView]:
 
     if not settled():
         for event in c.events(tick=1.0):
-            if event is None:  # (re)subscribed: read what may have been missed
+            if event is None:
+                pass
+            elif event.type == "hello":  # (re)subscribed: read what may have been missed
                 for i in ids:
                     if i not in outputs:
                         views[i] = c.task(i)
@@ -251,6 +253,8 @@ def _interactive(c: KawaClient, t: TaskView, command: list[str]) -> int:
     if t.state.value in UNSTARTED:
         for event in c.events(tick=1.0):
             if event is None:
+                pass
+            elif event.type == "hello":
                 views[t.id] = c.task(t.id)
             elif event.task is not None and event.task.id == t.id:
                 views[t.id] = event.task

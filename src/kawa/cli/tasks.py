@@ -21,6 +21,7 @@ from kawa.cli.output import (
     table,
     visible,
 )
+from kawa.cli.tables import OutputOpt, listing
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -236,31 +237,47 @@ def list_tasks(
         int | None, typer.Option(help="At most this many (newest first; default 200).")
     ] = None,
     json: JsonOpt = False,
+    output: OutputOpt = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Keep the table up to date (Ctrl-C quits).")
+    ] = False,
 ) -> None:
     """List tasks, newest first (a batch: in submission order, sweeps by combination)."""
+    if watch:
+        from kawa.cli.task_watch import watch_tasks
+
+        if json or output in ("json", "ids"):
+            raise CliError("--watch shows a table: no --json or -o json|ids", 2)
+        return watch_tasks(status, node, batch, limit or 200, wide=output == "wide")
     with client() as c:
         tasks = c.tasks(status, node, batch, "command", limit or (10_000 if batch else 200))
     if batch:
         tasks.sort(key=lambda t: int(t.id))
-    if json:
-        return print_json(tasks)
-    table(
-        None,
-        ["ID", "NAME", "STATE", "NODE", "CORES", "MEM", "GPUS", "EXIT", "COMMAND"],
-        [
-            (
-                t.id,
-                t.name,
-                styled(t.state.value),
-                t.node or f"({t.waiting_reason or '-'})",
-                t.cores,
-                human_bytes(t.memory),
-                ",".join(map(str, t.gpu_ids)) or "-",
-                t.exit_code,
-                " ".join(t.command)[:60],
-            )
-            for t in tasks
-        ],
+    listing(
+        tasks, output, json, TASK_COLUMNS, task_row, lambda t: t.id, TASK_FLEX, TASK_WIDE_ONLY
+    )
+
+
+TASK_COLUMNS = ["ID", "NAME", "STATE", "NODE", "CORES", "MEM", "GPUS", "EXIT", "AGE", "COMMAND"]
+TASK_FLEX = ["NAME", "NODE", "COMMAND"]
+TASK_WIDE_ONLY = ["GPUS"]
+
+
+def task_row(t: TaskView) -> tuple[object, ...]:
+    """One task as a row of :data:`TASK_COLUMNS`."""
+    from kawa.cli.tables import relative
+
+    return (
+        t.id,
+        t.name,
+        styled(t.state.value),
+        t.node or f"({t.waiting_reason or '-'})",
+        t.cores,
+        human_bytes(t.memory),
+        ",".join(map(str, t.gpu_ids)) or "-",
+        t.exit_code,
+        relative(t.created_at),
+        " ".join(t.command),
     )
 
 

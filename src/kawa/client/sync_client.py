@@ -200,10 +200,11 @@ class KawaClient:
             raise unreachable(self.url, exc) from None
 
     def events(self, tick: float | None = None) -> Iterator[Event | None]:
-        """The host's event stream, for as long as the caller reads it. ``None`` comes
-        first and after every reconnection (the host cuts slow subscribers): the caller
-        re-reads what it follows, as events before it may be missed; with ``tick``, also
-        after ``tick`` seconds without an event. KawaError if refused or unreachable."""
+        """The host's event stream, for as long as the caller reads it. A ``hello`` event
+        comes first and after every reconnection (the host cuts slow subscribers): the
+        caller re-reads what it follows then, as events before it may be missed. With
+        ``tick``, ``None`` comes after ``tick`` seconds without an event. KawaError if
+        refused or unreachable."""
         headers = {"Authorization": f"Bearer {self.token}"}
         url = calls.events_url(self.url)
         while True:
@@ -215,8 +216,7 @@ class KawaClient:
                     max_size=None,
                     **websocket_ssl(url, self.ca_file),
                 ) as ws:
-                    calls.parse_event(ws.recv(timeout=10))  # hello: subscribed
-                    yield None
+                    yield calls.parse_event(ws.recv(timeout=10))  # hello: subscribed
                     while True:
                         try:
                             yield calls.parse_event(ws.recv(timeout=tick))
