@@ -35,6 +35,7 @@ _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "ssh-config": ("kawa.cli.ssh", "ssh_config", "command", {}),
     "proxy": ("kawa.cli.ssh", "proxy", "command", {"hidden": True}),
     "audit": ("kawa.cli.audit", "audit", "command", {}),
+    "completion": ("kawa.cli.completion", "completion", "command", {}),
     "sweep": ("kawa.cli.sweep", "sweep", "command", {"context_settings": _EXTRA | _RAW}),
 }
 
@@ -98,6 +99,10 @@ def _message(exc: BaseException) -> tuple[str, int] | None:
 
 def _main(argv: list[str]) -> None:
     name = argv[0] if argv else None
+    if name == "__complete":  # the shell asks what fits at the cursor (kawa.cli.completer)
+        from kawa.cli.completer import complete
+
+        sys.exit(complete(argv[1:]))
     if name in ("ssh", "proxy"):
         from kawa.cli.ssh_run import fast_path
 
