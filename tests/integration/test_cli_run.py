@@ -236,3 +236,28 @@ def test_logs_resume_from_an_offset(cluster: Cluster) -> None:
         assert b"".join(c.logs(t.id, follow=True, offset=6)) == b""
         response = c._http.get(f"/tasks/{t.id}/logs", params={"offset": "-1"})
         assert response.status_code == 422
+
+
+def test_retry_resubmits_as_a_new_task_that_names_the_original(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        spec = TaskSpec(
+            command=["sh", "-c", "echo again; exit 3"],
+            targets=["node2"],
+            env={"K": "v"},
+            name="retried",
+            timeout=600,
+        )
+        [old] = c.submit(spec).tasks
+        c.wait([old.id], timeout=60)
+        done = kawa(cluster, "task", "retry", old.id)
+        assert done.returncode == 0, done.stderr
+        new_id = done.stdout.decode().split()[1]
+        assert new_id != old.id
+        [new] = c.wait([new_id], timeout=60)
+        assert (new.command, new.target, new.env, new.name, new.timeout, new.exit_code) == (
+            old.command, old.target, old.env, old.name, old.timeout, 3,
+        )  # fmt: skip
+        assert c.task(new_id).history[0].cause == f"retry of task {old.id} by admin"
+        assert b"".join(c.logs(new_id)) == b"again\n"
+    missing = kawa(cluster, "task", "retry", "999999")
+    assert missing.returncode == 1 and b"999999" in missing.stderr, missing.stderr

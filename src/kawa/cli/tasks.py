@@ -405,6 +405,17 @@ def resume(task_id: TaskArg, json: JsonOpt = False) -> None:
     _act(task_id, "resume", json)
 
 
+@app.command()
+def retry(task_id: TaskArg, json: JsonOpt = False) -> None:
+    """Submit a task's command and options again, as a new task."""
+    with client() as c:
+        result = c.retry(task_id)
+    if json:
+        return print_json(result)
+    for t in result.tasks:
+        typer.echo(f"submitted {t.id} ({visible(t.target or 'auto')}): retry of {task_id}")
+
+
 @app.command("wait")
 def wait_cmd(
     task_ids: Annotated[

@@ -93,6 +93,10 @@ class KawaClient:
     def act(self, ref: str, action: TaskAction) -> TaskView:
         return self._do(calls.act(ref, action))
 
+    def retry(self, ref: str) -> SubmitResponse:
+        """Submit the task's spec again as a new task."""
+        return self._do(calls.retry(ref))
+
     def remove_vps(self, ref: str, force: bool = False) -> TaskView:
         """Remove a VPS's container and snapshots (``force``: stop a running one first)."""
         return self._do(calls.remove_vps(ref, force))

@@ -46,6 +46,12 @@ async def remove(ref: TaskRef, host: HostDep, who: UserDep, force: bool = False)
     return await host.tasks.remove(ref, who, force)
 
 
+@router.post("/{ref}/retry", status_code=201)
+async def retry(ref: TaskRef, host: HostDep, who: UserDep) -> SubmitResponse:
+    """Submit the task's spec again as a new task (its history names the original)."""
+    return host.tasks.retry(ref, who)
+
+
 @router.post("/{ref}/{action}")
 async def act(ref: TaskRef, action: TaskAction, host: HostDep, who: UserDep) -> TaskView:
     return await host.tasks.act(ref, action, who)
