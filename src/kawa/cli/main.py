@@ -34,6 +34,7 @@ _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "ssh": ("kawa.cli.ssh", "ssh", "command", {"after_dashes": True}),
     "ssh-config": ("kawa.cli.ssh", "ssh_config", "command", {}),
     "proxy": ("kawa.cli.ssh", "proxy", "command", {"hidden": True}),
+    "top": ("kawa.cli.top", "top", "command", {}),
     "audit": ("kawa.cli.audit", "audit", "command", {}),
     "completion": ("kawa.cli.completion", "completion", "command", {}),
     "sweep": ("kawa.cli.sweep", "sweep", "command", {"context_settings": _EXTRA | _RAW}),
