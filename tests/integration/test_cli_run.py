@@ -261,3 +261,23 @@ def test_retry_resubmits_as_a_new_task_that_names_the_original(cluster: Cluster)
         assert b"".join(c.logs(new_id)) == b"again\n"
     missing = kawa(cluster, "task", "retry", "999999")
     assert missing.returncode == 1 and b"999999" in missing.stderr, missing.stderr
+
+
+def test_on_a_terminal_a_queued_run_says_why_and_ctrl_c_drops_it(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        [blocker] = c.submit(TaskSpec(command=["sleep", "300"], targets=["node1"], cores=2)).tasks
+        try:
+            eventually(lambda: c.task(blocker.id).state == "running", what="blocker running")
+            before = task_ids(cluster)
+            child = spawn(cluster, "run", "--target", "node1", "--cores", "2", "--", "true")
+            child.expect_exact("waiting: ")
+            [task] = task_ids(cluster) - before
+            reason = c.task(task).waiting_reason
+            assert reason
+            child.expect_exact(reason[:20])
+            child.sendintr()
+            child.expect_exact(f"killed task {task}")
+            assert finish(child) == 130
+            assert c.task(task).state == "killed"
+        finally:
+            c.act(blocker.id, TaskAction.KILL)
