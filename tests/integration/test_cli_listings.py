@@ -36,7 +36,13 @@ def sleepers(cluster: Cluster) -> list[str]:
 
 @pytest.mark.parametrize(
     "listing",
-    [["task", "list"], ["node", "list"], ["vps", "list", "--all"], ["container", "list"]],
+    [
+        ["task", "list"],
+        ["node", "list"],
+        ["vps", "list", "--all"],
+        ["container", "list"],
+        ["container", "tarballs"],
+    ],
 )
 def test_listings_fit_80_columns_without_wrapped_rows(
     cluster: Cluster, sleepers: list[str], listing: list[str]
