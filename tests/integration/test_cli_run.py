@@ -5,6 +5,7 @@ queued task's output, batches, Ctrl-C, --detach, -it, and bad input."""
 from __future__ import annotations
 
 import hashlib
+import shlex
 import subprocess
 from collections.abc import Iterator
 
@@ -281,3 +282,18 @@ def test_on_a_terminal_a_queued_run_says_why_and_ctrl_c_drops_it(cluster: Cluste
             assert c.task(task).state == "killed"
         finally:
             c.act(blocker.id, TaskAction.KILL)
+
+
+def test_a_closed_pipe_kills_the_task_as_it_would_a_local_command(cluster: Cluster) -> None:
+    env = cluster._env(KAWA_CLIENT_URL=cluster.url, KAWA_CLIENT_TOKEN=cluster.token)
+    before = task_ids(cluster)
+    run = " ".join(shlex.quote(w) for w in [*KAWA, "run", "--", "sh", "-c", "seq 1 100000000"])
+    done = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {run} | head -n 2"],
+        env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert done.stdout == b"1\n2\n"
+    assert done.returncode == 141, done.stderr
+    [task] = task_ids(cluster) - before
+    with cluster.client() as c:
+        assert c.task(task).state == "killed"

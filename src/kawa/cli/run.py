@@ -169,7 +169,13 @@ def follow(c: KawaClient, submitted: list[TaskView]) -> list[TaskView]:
                 start(t)
         return all(i in outputs or views[i].state.value not in UNSTARTED for i in ids)
 
-    if not settled():
+    def ready() -> bool:
+        if several:  # prefixes are padded to every task's node: start all at once
+            placed = all(views[i].state.value not in UNSTARTED for i in ids)
+            return placed and settled()
+        return settled()
+
+    if not ready():
         for event in c.events(tick=1.0):
             if event is None:
                 pass
@@ -179,10 +185,7 @@ def follow(c: KawaClient, submitted: list[TaskView]) -> list[TaskView]:
                         views[i] = c.task(i)
             elif event.task is not None and event.task.id in views and event.task.id not in outputs:
                 views[event.task.id] = event.task
-            if several:  # prefixes need every placed node, so start all together
-                if all(views[i].state.value not in UNSTARTED for i in ids) and settled():
-                    break
-            elif settled():
+            if ready():
                 break
             status.show(_waiting(views))
     status.clear()
