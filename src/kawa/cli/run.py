@@ -195,6 +195,11 @@ def follow(c: KawaClient, submitted: list[TaskView]) -> list[TaskView]:
                 t.join(0.5)
             _check(o)
         _check(o)
+    from kawa.core.task_states import WAIT_DONE_STATES
+
+    final = [c.task(i) for i in ids]  # usually final already: no second subscription
+    if all(t.state in WAIT_DONE_STATES for t in final):
+        return final
     return c.wait(ids)
 
 
