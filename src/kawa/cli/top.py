@@ -196,8 +196,11 @@ class TopApp(App[None]):
 
 
 def top() -> None:
-    """Live cluster view: nodes (CPU, memory, NUMA, GPU), running tasks and VPSs, the
-    queue with waiting reasons. q quits."""
+    """Live cluster view: nodes, running tasks and VPSs, the queue (q quits).
+
+    Nodes with CPU, memory, per-NUMA and per-GPU bars; tasks and VPSs with their owners
+    and what they hold; queued tasks with the scheduler's waiting reason.
+    """
     from kawa.cli.context import client
 
     c = client()
