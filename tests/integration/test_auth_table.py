@@ -81,6 +81,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", f"{API}/tasks/{{ref}}"): Rule.OWN_READ,
     ("POST", f"{API}/tasks/{{ref}}/{{action}}"): Rule.OWN,
     ("POST", f"{API}/tasks/{{ref}}/remove"): Rule.OWN,
+    ("POST", f"{API}/tasks/{{ref}}/retry"): Rule.OWN,
     ("GET", f"{API}/tasks/{{ref}}/logs"): Rule.OWN_READ,
     (WS, f"{API}/tasks/{{ref}}/terminal"): Rule.OWN,
     (WS, f"{API}/tasks/{{ref}}/forward"): Rule.OWN,

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from kawa.cli.context import client
-from kawa.cli.output import CliError, print_json, table
+from kawa.cli.output import CliError
+from kawa.cli.tables import OutputOpt, listing
 from kawa.core.units import UnitError, parse_duration
 from kawa.protocol.audit import AUDIT_LIMIT_MAX
 
@@ -35,27 +36,27 @@ def audit(
         int, typer.Option(min=1, max=AUDIT_LIMIT_MAX, help="At most this many, newest first.")
     ] = 100,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    output: OutputOpt = None,
 ) -> None:
     """Show the audit trail: who submitted, killed, drained, created... and from where."""
     start = parse_since(since, datetime.now(UTC)) if since is not None else None
     with client() as c:
         entries = c.audit(user, start, limit)
-    if json:
-        return print_json(entries)
-    table(
-        None,
+    listing(
+        entries,
+        output,
+        json,
         ["TIME (UTC)", "USER", "ROLE", "TOKEN", "ADDRESS", "ACTION", "TARGET", "DETAIL"],
-        [
-            (
-                e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                e.user,
-                e.role,
-                "-" if e.token_id is None else e.token_id,
-                e.address or "-",
-                e.action,
-                e.target,
-                e.detail,
-            )
-            for e in entries
-        ],
+        lambda e: (
+            e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            e.user,
+            e.role,
+            "-" if e.token_id is None else e.token_id,
+            e.address or "-",
+            e.action,
+            e.target,
+            e.detail,
+        ),
+        lambda e: str(e.id),
+        flex=["ADDRESS", "TARGET", "DETAIL"],
     )

@@ -20,8 +20,8 @@ from kawa.cli.output import (
     human_bytes,
     plain,
     print_json,
-    table,
 )
+from kawa.cli.tables import OutputOpt
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -97,25 +97,26 @@ def create(
 
 
 @app.command("list")
-def list_workspaces(json: JsonOpt = False) -> None:
+def list_workspaces(json: JsonOpt = False, output: OutputOpt = None) -> None:
     """Workspaces on the host and their state."""
+    from kawa.cli.tables import listing, relative
+
     with client() as c:
         found = c.workspaces()
-    if json:
-        return print_json(found)
-    table(
-        None,
+    listing(
+        found,
+        output,
+        json,
         ["NAME", "STATE", "IMAGE", "CONTAINER", "CREATED"],
-        [
-            (
-                w.name,
-                w.state + (" (packaging)" if w.packaging else ""),
-                w.image,
-                w.container_id,
-                w.created_at.strftime("%Y-%m-%d %H:%M") if w.created_at else None,
-            )
-            for w in found
-        ],
+        lambda w: (
+            w.name,
+            w.state + (" (packaging)" if w.packaging else ""),
+            w.image,
+            w.container_id,
+            relative(w.created_at) if w.created_at else None,
+        ),
+        lambda w: w.name,
+        flex=["IMAGE", "CONTAINER"],
     )
 
 
@@ -158,26 +159,28 @@ def tarballs(
         str | None, typer.Argument(help="Only this environment.", callback=environment_name)
     ] = None,
     json: JsonOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Packaged versions: sizes, digests, dates (newest marked *)."""
+    from kawa.cli.tables import listing, relative
+
     with client() as c:
         found = c.tarballs(name)
-    if json:
-        return print_json(found)
-    table(
-        None,
+    listing(
+        found,
+        output,
+        json,
         ["NAME", "VERSION", "SIZE", "DIGEST", "CREATED", ""],
-        [
-            (
-                v.name,
-                v.version,
-                human_bytes(v.size),
-                v.digest[:19],
-                v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                "*" if v.newest else "",
-            )
-            for v in found
-        ],
+        lambda v: (
+            v.name,
+            v.version,
+            human_bytes(v.size),
+            v.digest[:19],
+            relative(v.created_at),
+            "*" if v.newest else "",
+        ),
+        lambda v: f"{v.name}:{v.version}",
+        flex=["NAME", "DIGEST"],
     )
 
 

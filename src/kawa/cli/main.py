@@ -19,6 +19,7 @@ _RAW: dict[str, Any] = {"help_option_names": []}  # sweep reads --help itself
 
 # name -> (module, attribute, kind, registration options), in `kawa --help` order
 _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    "run": ("kawa.cli.run", "run", "command", {"after_dashes": True}),
     "task": ("kawa.cli.tasks", "app", "group", {}),
     "node": ("kawa.cli.nodes", "app", "group", {}),
     "container": ("kawa.cli.containers", "app", "group", {}),
@@ -35,7 +36,9 @@ _COMMANDS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "ssh": ("kawa.cli.ssh", "ssh", "command", {"after_dashes": True}),
     "ssh-config": ("kawa.cli.ssh", "ssh_config", "command", {}),
     "proxy": ("kawa.cli.ssh", "proxy", "command", {"hidden": True}),
+    "top": ("kawa.cli.top", "top", "command", {}),
     "audit": ("kawa.cli.audit", "audit", "command", {}),
+    "completion": ("kawa.cli.completion", "completion", "command", {}),
     "sweep": ("kawa.cli.sweep", "sweep", "command", {"context_settings": _EXTRA | _RAW}),
 }
 
@@ -99,6 +102,10 @@ def _message(exc: BaseException) -> tuple[str, int] | None:
 
 def _main(argv: list[str]) -> None:
     name = argv[0] if argv else None
+    if name == "__complete":  # the shell asks what fits at the cursor (kawa.cli.completer)
+        from kawa.cli.completer import complete
+
+        sys.exit(complete(argv[1:]))
     if name in ("ssh", "proxy"):
         from kawa.cli.ssh_run import fast_path
 

@@ -10,6 +10,7 @@ from kawa.cli import node_history
 from kawa.cli.arguments import NodeArg, node_name
 from kawa.cli.context import client
 from kawa.cli.output import human_bytes, plain, print_json, styled, table, visible
+from kawa.cli.tables import OutputOpt
 from kawa.protocol.nodes import NodeHealth, NodeUsageSample
 
 app = typer.Typer(help="Nodes: list, health, history, drain, remove.", no_args_is_help=True)
@@ -26,30 +27,31 @@ def _age(at: object) -> str:
 
 
 @app.command("list")
-def list_nodes(json: JsonOpt = False) -> None:
+def list_nodes(json: JsonOpt = False, output: OutputOpt = None) -> None:
     """List registered nodes with their resources and status."""
+    from kawa.cli.tables import listing, relative
+
     with client() as c:
         nodes = c.nodes()
-    if json:
-        return print_json(nodes)
-    table(
-        None,
+    listing(
+        nodes,
+        output,
+        json,
         ["NAME", "STATUS", "CORES", "MEMORY", "NUMA", "GPUS", "CPU%", "MEM%", "TASKS", "HEARTBEAT"],
-        [
-            (
-                n.name,
-                styled(n.status.value),
-                f"{n.held.cores}/{n.inventory.cores}",
-                f"{human_bytes(n.held.memory)}/{human_bytes(n.inventory.memory)}",
-                len(n.inventory.numa),
-                f"{len(n.held.gpu_ids)}/{len(n.inventory.gpus)}",
-                f"{n.usage.cpu_percent:.0f}" if n.usage else "-",
-                f"{n.usage.memory_percent:.0f}" if n.usage else "-",
-                n.running_tasks,
-                _age(n.last_heartbeat),
-            )
-            for n in nodes
-        ],
+        lambda n: (
+            n.name,
+            styled(n.status.value),
+            f"{n.held.cores}/{n.inventory.cores}",
+            f"{human_bytes(n.held.memory)}/{human_bytes(n.inventory.memory)}",
+            len(n.inventory.numa),
+            f"{len(n.held.gpu_ids)}/{len(n.inventory.gpus)}",
+            f"{n.usage.cpu_percent:.0f}" if n.usage else "-",
+            f"{n.usage.memory_percent:.0f}" if n.usage else "-",
+            n.running_tasks,
+            relative(n.last_heartbeat),
+        ),
+        lambda n: n.name,
+        flex=["NAME"],
     )
 
 

@@ -21,11 +21,12 @@ from kawa.cli.output import (
     table,
     visible,
 )
+from kawa.cli.tables import OutputOpt, listing
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from kawa.protocol.tasks import TaskView
+    from kawa.protocol.tasks import TaskSpec, TaskView
 
 app = typer.Typer(
     help="Command tasks: submit, list, status, logs, kill, pause, resume, wait.",
@@ -79,13 +80,80 @@ def submit(
     ] = False,
 ) -> None:
     """Submit a command: kawa task submit [OPTIONS] -- CMD ARGS…"""
+    command = after_dashes(ctx)
+    if command is None:
+        raise CliError("put the command after --: kawa task submit [OPTIONS] -- CMD ARGS…", 2)
+    spec = task_spec(
+        command,
+        target=target,
+        cores=cores,
+        memory=memory,
+        gpus=gpus,
+        env=env,
+        mount=mount,
+        container=container,
+        image=image,
+        native=native,
+        privileged=privileged,
+        workdir=workdir,
+        network=network,
+        timeout=timeout,
+        priority=priority,
+        name=name,
+        sweep=sweep,
+        max_parallel=max_parallel,
+    )
+    with client() as c:
+        if dry_run:
+            from kawa.cli.dry_run import dry_run as show
+
+            return show(c, spec, json)
+        result = c.submit(spec)
+        if not wait:
+            if json:
+                return print_json(result)
+            for t in result.tasks:
+                where = t.target or "auto"
+                label = f" {visible(t.name)}" if sweep and t.name else ""
+                typer.echo(f"submitted {t.id} ({visible(where)}){label}")
+            if sweep:
+                typer.echo(f"batch {result.batch_id}: {len(result.tasks)} combinations")
+            return
+        final = c.wait([t.id for t in result.tasks])
+    if json:
+        print_json(final)
+    else:
+        _print_outcomes(final)
+    raise typer.Exit(exit_code_of(final))
+
+
+def task_spec(
+    command: list[str],
+    *,
+    target: list[str] | None = None,
+    cores: int = 1,
+    memory: str | None = None,
+    gpus: int = 0,
+    env: list[str] | None = None,
+    mount: list[str] | None = None,
+    container: str | None = None,
+    image: str | None = None,
+    native: bool = False,
+    privileged: bool = False,
+    workdir: str | None = None,
+    network: str = "host",
+    timeout: str | None = None,
+    priority: int = 0,
+    name: str | None = None,
+    sweep: bool = False,
+    max_parallel: int | None = None,
+) -> TaskSpec:
+    """The spec that ``kawa task submit``'s options describe (shared with ``kawa run``);
+    :class:`CliError` (exit code 2) for bad input, before any request."""
     from pydantic import ValidationError
 
     from kawa.protocol.tasks import Mount, TaskSpec
 
-    command = after_dashes(ctx)
-    if command is None:
-        raise CliError("put the command after --: kawa task submit [OPTIONS] -- CMD ARGS…", 2)
     if not command:
         raise CliError("no command given after --", 2)
     env_map: dict[str, str] = {}
@@ -123,28 +191,7 @@ def submit(
         )
     except (ValidationError, ValueError) as exc:
         raise CliError(_validation_message(exc), 2) from None
-    with client() as c:
-        if dry_run:
-            from kawa.cli.dry_run import dry_run as show
-
-            return show(c, spec, json)
-        result = c.submit(spec)
-        if not wait:
-            if json:
-                return print_json(result)
-            for t in result.tasks:
-                where = t.target or "auto"
-                label = f" {visible(t.name)}" if sweep and t.name else ""
-                typer.echo(f"submitted {t.id} ({visible(where)}){label}")
-            if sweep:
-                typer.echo(f"batch {result.batch_id}: {len(result.tasks)} combinations")
-            return
-        final = c.wait([t.id for t in result.tasks])
-    if json:
-        print_json(final)
-    else:
-        _print_outcomes(final)
-    raise typer.Exit(exit_code_of(final))
+    return spec
 
 
 def _check_sweep(command: list[str]) -> None:
@@ -173,11 +220,15 @@ def _validation_message(exc: Exception) -> str:
 
 
 def _print_outcomes(tasks: list[TaskView]) -> None:
+    from kawa.cli.failures import reason
+
     for t in tasks:
         code = "" if t.exit_code is None else f" (exit code {t.exit_code})"
-        why = f": {plain(t.error)}" if t.error else ""
+        found = reason(t)
+        why = f": {plain(found)}" if found else ""
         name = f" {plain(t.name)}" if t.name else ""  # a sweep's combination
-        console.print(f"{t.id}{name} on {plain(t.node or '-')}: {styled(t.state.value)}{code}{why}")
+        line = f"{t.id}{name} on {plain(t.node or '-')}: {styled(t.state.value)}{code}{why}"
+        console.print(line, soft_wrap=True)  # one line, however long
 
 
 @app.command("list")
@@ -193,31 +244,47 @@ def list_tasks(
         int | None, typer.Option(help="At most this many (newest first; default 200).")
     ] = None,
     json: JsonOpt = False,
+    output: OutputOpt = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Keep the table up to date (Ctrl-C quits).")
+    ] = False,
 ) -> None:
     """List tasks, newest first (a batch: in submission order, sweeps by combination)."""
+    if watch:
+        from kawa.cli.task_watch import watch_tasks
+
+        if json or output in ("json", "ids"):
+            raise CliError("--watch shows a table: no --json or -o json|ids", 2)
+        return watch_tasks(status, node, batch, limit or 200, wide=output == "wide")
     with client() as c:
         tasks = c.tasks(status, node, batch, "command", limit or (10_000 if batch else 200))
     if batch:
         tasks.sort(key=lambda t: int(t.id))
-    if json:
-        return print_json(tasks)
-    table(
-        None,
-        ["ID", "NAME", "STATE", "NODE", "CORES", "MEM", "GPUS", "EXIT", "COMMAND"],
-        [
-            (
-                t.id,
-                t.name,
-                styled(t.state.value),
-                t.node or f"({t.waiting_reason or '-'})",
-                t.cores,
-                human_bytes(t.memory),
-                ",".join(map(str, t.gpu_ids)) or "-",
-                t.exit_code,
-                " ".join(t.command)[:60],
-            )
-            for t in tasks
-        ],
+    listing(
+        tasks, output, json, TASK_COLUMNS, task_row, lambda t: t.id, TASK_FLEX, TASK_WIDE_ONLY
+    )
+
+
+TASK_COLUMNS = ["ID", "NAME", "STATE", "NODE", "CORES", "MEM", "GPUS", "EXIT", "AGE", "COMMAND"]
+TASK_FLEX = ["NAME", "NODE", "COMMAND"]
+TASK_WIDE_ONLY = ["GPUS"]
+
+
+def task_row(t: TaskView) -> tuple[object, ...]:
+    """One task as a row of :data:`TASK_COLUMNS`."""
+    from kawa.cli.tables import relative
+
+    return (
+        t.id,
+        t.name,
+        styled(t.state.value),
+        t.node or f"({t.waiting_reason or '-'})",
+        t.cores,
+        human_bytes(t.memory),
+        ",".join(map(str, t.gpu_ids)) or "-",
+        t.exit_code,
+        relative(t.created_at),
+        " ".join(t.command),
     )
 
 
@@ -343,6 +410,17 @@ def pause(task_id: TaskArg, json: JsonOpt = False) -> None:
 def resume(task_id: TaskArg, json: JsonOpt = False) -> None:
     """Resume a paused task."""
     _act(task_id, "resume", json)
+
+
+@app.command()
+def retry(task_id: TaskArg, json: JsonOpt = False) -> None:
+    """Submit a task's command and options again, as a new task."""
+    with client() as c:
+        result = c.retry(task_id)
+    if json:
+        return print_json(result)
+    for t in result.tasks:
+        typer.echo(f"submitted {t.id} ({visible(t.target or 'auto')}): retry of {task_id}")
 
 
 @app.command("wait")

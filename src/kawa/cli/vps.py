@@ -14,6 +14,7 @@ from kawa.cli import output
 from kawa.cli.arguments import VpsArg, display_name
 from kawa.cli.context import client
 from kawa.cli.output import CliError, human_bytes, print_json, styled, table
+from kawa.cli.tables import OutputOpt
 
 if TYPE_CHECKING:
     from kawa.protocol.tasks import TaskSpec, TaskView
@@ -232,43 +233,35 @@ def _vps(view: TaskView) -> TaskView:
     return view
 
 
-def _age(t: TaskView) -> str:
-    from datetime import UTC, datetime
-
-    seconds = int((datetime.now(UTC) - t.created_at).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 @app.command("list")
 def list_vps(
     all_: Annotated[bool, typer.Option("--all", "-a", help="Include stopped and ended.")] = False,
     json: JsonOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """List VPS tasks (running, paused, pending and lost unless --all)."""
+    from kawa.cli.tables import listing, relative
+
     active = ["pending", "assigning", "running", "paused", "lost"]
     with client() as c:
         found = c.tasks(None if all_ else active, kind="vps")
-    if json:
-        return print_json(found)
-    table(
-        None,
+    listing(
+        found,
+        output,
+        json,
         ["ID", "NAME", "STATE", "NODE", "CORES", "MEM", "GPUS", "AGE"],
-        [
-            (
-                t.id,
-                t.name,
-                styled(t.state.value),
-                t.node or f"({t.waiting_reason or '-'})",
-                t.cores,
-                human_bytes(t.memory),
-                ",".join(map(str, t.gpu_ids)) or "-",
-                _age(t),
-            )
-            for t in found
-        ],
+        lambda t: (
+            t.id,
+            t.name,
+            styled(t.state.value),
+            t.node or f"({t.waiting_reason or '-'})",
+            t.cores,
+            human_bytes(t.memory),
+            ",".join(map(str, t.gpu_ids)) or "-",
+            relative(t.created_at),
+        ),
+        lambda t: t.id,
+        flex=["NAME", "NODE"],
     )
 
 

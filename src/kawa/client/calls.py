@@ -133,6 +133,10 @@ def act(ref: str, action: TaskAction) -> Call[TaskView]:
     return Call("POST", f"/tasks/{_task(ref)}/{action.value}", TaskView.model_validate)
 
 
+def retry(ref: str) -> Call[SubmitResponse]:
+    return Call("POST", f"/tasks/{_task(ref)}/retry", SubmitResponse.model_validate)
+
+
 def remove_vps(ref: str, force: bool = False) -> Call[TaskView]:
     params = {"force": "true"} if force else {}
     return Call("POST", f"/tasks/{ref}/remove", TaskView.model_validate, params=params)

@@ -126,6 +126,10 @@ class KawaClient:
     def act(self, ref: str, action: TaskAction) -> TaskView:
         return self._do(calls.act(ref, action))
 
+    def retry(self, ref: str) -> SubmitResponse:
+        """Submit the task's spec again as a new task."""
+        return self._do(calls.retry(ref))
+
     def remove_vps(self, ref: str, force: bool = False) -> TaskView:
         """Remove a VPS's container and snapshots (``force``: stop a running one first)."""
         return self._do(calls.remove_vps(ref, force))
@@ -232,8 +236,13 @@ class KawaClient:
         ``stdin``); its exit status. Output goes to ``on_output(stream, bytes)``."""
         return self._streaming(envs.run_script, name, stdin, command, on_output or _ignore)
 
-    def logs(self, ref: str, stream: str = "stdout", follow: bool = False) -> Iterator[bytes]:
+    def logs(
+        self, ref: str, stream: str = "stdout", follow: bool = False, offset: int = 0
+    ) -> Iterator[bytes]:
+        """The task's ``stream`` from byte ``offset`` on (with ``follow``: until it ends)."""
         params = {"stream": stream, "follow": str(follow).lower()}
+        if offset:
+            params["offset"] = str(offset)
         try:
             with self._http.stream(
                 "GET",
@@ -274,6 +283,36 @@ class KawaClient:
             raise refused("the event stream", url, exc.response.status_code) from None
         except OSError as exc:
             raise unreachable(self.url, exc) from None
+
+    def follow_events(self, tick: float | None = None) -> Iterator[Event | None]:
+        """The host's event stream, for as long as the caller reads it. A ``hello`` event
+        comes first and after every reconnection (the host cuts slow subscribers): the
+        caller re-reads what it follows then, as events before it may be missed. With
+        ``tick``, ``None`` comes after ``tick`` seconds without an event. KawaError if
+        refused or unreachable."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        url = calls.events_url(self.url)
+        while True:
+            try:
+                with connect(
+                    url,
+                    additional_headers=headers,
+                    open_timeout=10,
+                    max_size=None,
+                    **websocket_ssl(url, self.ca_file),
+                ) as ws:
+                    yield calls.parse_event(ws.recv(timeout=10))  # hello: subscribed
+                    while True:
+                        try:
+                            yield calls.parse_event(ws.recv(timeout=tick))
+                        except TimeoutError:
+                            yield None
+            except ConnectionClosed:
+                continue
+            except InvalidStatus as exc:
+                raise refused("the event stream", url, exc.response.status_code) from None
+            except OSError as exc:
+                raise unreachable(self.url, exc) from None
 
     def wait(self, refs: list[str], timeout: float | None = None) -> list[TaskView]:
         """Block until every task is done (final, lost or stopped), driven by the event

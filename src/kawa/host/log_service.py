@@ -38,23 +38,27 @@ class LogService:
             task = s.get(Task, int(task_id))
             return task is None or TaskState(task.state) in WAIT_DONE_STATES
 
-    async def stream(self, ref: str, stream: str, follow: bool) -> AsyncIterator[bytes]:
+    async def stream(
+        self, ref: str, stream: str, follow: bool, offset: int = 0
+    ) -> AsyncIterator[bytes]:
+        """The stream's bytes from ``offset`` on; with ``follow``, until the task ends."""
         if stream not in STREAMS:
             raise BadRequest(f"unknown stream {stream!r}: use stdout or stderr")
         task_id, state, url = self._locate(ref)
         if self.shared_dir and log_file(self.shared_dir, task_id, stream).exists():
-            return self._tail(log_file(self.shared_dir, task_id, stream), task_id, follow)
+            path = log_file(self.shared_dir, task_id, stream)
+            return self._tail(path, task_id, follow, offset)
         if url is None:
             if state == TaskState.PENDING.value:
                 raise Conflict(f"task {task_id} is pending: no output yet")
             raise NotFound(f"task {task_id} has no logs (it never ran on a node)")
-        return self._proxy(url, task_id, stream, follow)
+        return self._proxy(url, task_id, stream, follow, offset)
 
     async def _proxy(
-        self, url: str, task_id: str, stream: str, follow: bool
+        self, url: str, task_id: str, stream: str, follow: bool, offset: int
     ) -> AsyncIterator[bytes]:
         try:
-            async with self.link.logs(url, task_id, stream, follow, 0) as response:
+            async with self.link.logs(url, task_id, stream, follow, offset) as response:
                 async for chunk in response.aiter_raw():
                     yield chunk
         except RunnerUnreachable:
@@ -62,8 +66,11 @@ class LogService:
         except RunnerRejected as exc:
             yield f"[kawa] {exc.detail}\n".encode()
 
-    async def _tail(self, path: Path, task_id: str, follow: bool) -> AsyncIterator[bytes]:
+    async def _tail(
+        self, path: Path, task_id: str, follow: bool, offset: int
+    ) -> AsyncIterator[bytes]:
         with path.open("rb") as f:
+            f.seek(offset)
             while True:
                 chunk = f.read(65536)
                 if chunk:

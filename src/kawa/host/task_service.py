@@ -68,7 +68,9 @@ class TaskService:
         self.actions = ActionRunner(ledger, link)
 
     # -- submit ---------------------------------------------------------------------
-    def submit(self, spec: TaskSpec, who: Principal) -> SubmitResponse:
+    def submit(self, spec: TaskSpec, who: Principal, cause: str | None = None) -> SubmitResponse:
+        """Store the spec's tasks as pending; ``cause`` heads their history (default:
+        ``submitted by USER``)."""
         now = datetime.now(UTC)
         with self.ledger.change() as change:
             s = change.session
@@ -116,7 +118,7 @@ class TaskService:
                 )
             # One transaction, two bulk inserts: the whole batch is stored or none of it.
             s.execute(insert(Task), rows)
-            cause = f"submitted by {who.user}"
+            cause = cause or f"submitted by {who.user}"
             s.execute(
                 insert(TaskTransition),
                 [
@@ -174,6 +176,33 @@ class TaskService:
             known = ", ".join(s.scalars(select(Environment.name))) or "none"
             raise BadRequest(f"unknown container environment {name!r}; known: {known}")
         return name, env.image
+
+    def retry(self, ref: str, who: Principal) -> SubmitResponse:
+        """Submit a command task's spec again as a new task; its history's first entry
+        names the original."""
+        old = self.get(ref, who)
+        if old.kind is not TaskKind.COMMAND:
+            raise BadRequest(f"task {old.id} is a VPS: restart it instead (kawa vps restart)")
+        pinned_gpus = old.target is not None and "::" in old.target
+        spec = TaskSpec(
+            command=old.command,
+            targets=[old.target] if old.target else [],
+            cores=old.cores,
+            memory=old.memory,
+            gpus=0 if pinned_gpus else old.gpus,
+            env=old.env,
+            mounts=old.mounts,
+            container=old.container,
+            image=None if old.container else old.image,
+            native=old.native,
+            privileged=old.privileged,
+            workdir=old.workdir,
+            network=old.network,
+            timeout=old.timeout,
+            priority=old.priority,
+            name=old.name,
+        )
+        return self.submit(spec, who, f"retry of task {old.id} by {who.user}")
 
     # -- read -----------------------------------------------------------------------
     def get(self, ref: str, who: Principal) -> TaskView:

@@ -72,6 +72,12 @@ async def remove(ref: TaskRef, host: HostDep, who: UserDep, force: bool = False)
     return await host.tasks.remove(ref, who, force)
 
 
+@router.post("/{ref}/retry", status_code=201)
+async def retry(ref: TaskRef, host: HostDep, who: UserDep) -> SubmitResponse:
+    """Submit the task's spec again as a new task (its history names the original)."""
+    return host.tasks.retry(ref, who)
+
+
 @router.post("/{ref}/{action}")
 async def act(ref: TaskRef, action: TaskAction, host: HostDep, who: UserDep) -> TaskView:
     return await host.tasks.act(ref, action, who)
@@ -84,7 +90,10 @@ async def logs(
     who: UserDep,
     stream: Word = "stdout",
     follow: bool = False,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> StreamingResponse:
+    """The task's output from byte ``offset`` on (a client that lost its connection
+    resumes where it stopped); ``follow``: until the task ends."""
     host.tasks.get(ref, who)  # 404 unless the caller may see it
-    body = await host.logs.stream(ref, stream, follow)
+    body = await host.logs.stream(ref, stream, follow, offset)
     return StreamingResponse(body, media_type="application/octet-stream")
