@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -102,6 +105,74 @@ def test_create_a_vps_and_read_its_connect_card(cluster: Cluster, shots: Path) -
     ), r["line"]
     assert f"HostName {vps.id}" in r["config"] and "User root" in r["config"]
     assert "ProxyJump kawa@127.0.0.1:" in r["config"]
+
+
+SSH_OPTS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=10",
+]
+
+
+def ssh_until(argv: list[str], deadline_s: float) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` until it exits 0 or the deadline passes (sshd in a new VPS may still be
+    starting); the last attempt."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if done.returncode == 0 or time.monotonic() > deadline:
+            return done
+        time.sleep(1)  # bounded by the deadline: the next attempt, not a wait for luck
+
+
+def test_check_button_then_a_vps_with_a_generated_key_reached_by_its_ssh_line(
+    cluster: Cluster, shots: Path, tmp_path: Path
+) -> None:
+    key = tmp_path / "kawa-vps-key"
+    with cluster.client() as c:  # node1's two cores held: a task aimed there waits
+        holder = c.submit(TaskSpec(command=["sleep", "600"], cores=2, targets=[NODE])).tasks[0]
+        eventually(lambda: when(t := c.task(holder.id), t.state.value == "running"), 90, "running")
+        try:
+            r = scenario("vps_generated", cluster, shots, key_path=str(key))
+        finally:
+            c.act(holder.id, TaskAction.KILL)
+    assert r["fits"] == f"starts now on {GPU_NODE}", r["fits"]
+    assert r["waits"].startswith("waits: "), r["waits"]
+    assert NODE in r["waits"], r["waits"]
+    assert r["publicKey"].startswith("ssh-ed25519 "), r["publicKey"]
+    assert "not kept" in r["note"]
+    assert r["downloadName"] == "kawa-vps-key"
+    assert r["downloadAgain"] == 0  # the private key is offered once
+    line = r["line"]
+    assert line == f"ssh -J kawa@127.0.0.1:{cluster.gateway_port} root@{r['id']}", line
+    key.chmod(0o600)
+    assert key.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    # Both hops need the key: -i applies to the VPS, a -F file is handed on to the jump.
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host *\n    IdentityFile {key}\n    IdentitiesOnly yes\n"
+        "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+        "    BatchMode yes\n    LogLevel ERROR\n"
+    )
+    words = shlex.split(line)
+    assert words[0] == "ssh"
+    argv = ["ssh", "-F", str(config), "-i", str(key), *SSH_OPTS, *words[1:], "echo", "ok-$((6*7))"]
+    try:
+        done = ssh_until(argv, 90)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "ok-42", done.stdout
+        with cluster.client() as c:
+            vps = c.task(r["id"])
+        assert vps.kind.value == "vps" and vps.name == "keyed-vps"
+        assert vps.ssh_key is not None and vps.ssh_key.split()[:2] == r["publicKey"].split()[:2]
+    finally:
+        with cluster.client() as c:
+            c.act(r["id"], TaskAction.KILL)
 
 
 def test_workspace_create_shell_stop_delete(cluster: Cluster, shots: Path) -> None:

@@ -224,6 +224,48 @@ const scenarios = {
     })
   },
 
+  /** The submit form's Check (one target that fits, one that waits), then a VPS made with a
+   * generated key: the private key is downloaded once to args.key_path. */
+  async vps_generated() {
+    return withPage({ acceptDownloads: true }, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/submit`)
+      await page.fill('[data-test=command]', 'true')
+      const checkFor = async (node) => {
+        await page.selectOption('[data-test=pick-node]', node)
+        await page.click('[data-test=add-target]')
+        await page.click('[data-test=check]')
+        await page.waitForFunction(() => {
+          const t = document.querySelector('[data-test=check-result]')?.textContent.trim()
+          return t && !t.includes('…')
+        })
+        const answer = await text(page, '[data-test=check-result]')
+        await page.locator('[data-test=targets] button').first().click() // remove the target
+        return answer
+      }
+      const fits = await checkFor(args.gpu_node)
+      const waits = await checkFor(args.node)
+      await shot(page, 'submit-check')
+      await page.goto(`${args.url}/vps`)
+      await page.click('[data-test=generate-key]')
+      await page.waitForFunction(() => document.querySelector('[data-test=vps-key]')?.value)
+      const publicKey = await page.inputValue('[data-test=vps-key]')
+      const note = await text(page, '[data-test=key-note]')
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-test=download-key]')])
+      await download.saveAs(args.key_path)
+      const downloadName = download.suggestedFilename()
+      const downloadAgain = await page.locator('[data-test=download-key]').count()
+      await page.fill('[data-test=vps-name]', 'keyed-vps')
+      await page.click('[data-test=vps-create]')
+      await page.waitForSelector('[data-test=connect-card]')
+      const id = await page.locator('[data-vps]').first().getAttribute('data-vps')
+      await page.waitForFunction((i) => document.querySelector(`[data-vps="${i}"] [data-test=vps-state]`)?.textContent.trim() === 'running', id, { timeout: LONG })
+      const line = await text(page, '[data-test=ssh-line]')
+      await shot(page, 'vps-generated')
+      return { fits, waits, id, publicKey, note, downloadName, downloadAgain, line }
+    })
+  },
+
   async environments() {
     return withPage({}, async (page) => {
       page.on('dialog', (d) => d.accept())
