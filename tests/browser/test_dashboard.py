@@ -175,6 +175,50 @@ def test_check_button_then_a_vps_with_a_generated_key_reached_by_its_ssh_line(
             c.act(r["id"], TaskAction.KILL)
 
 
+def test_a_failing_batch_shows_exit_codes_and_a_packaged_version_shows_size_and_digest(
+    cluster: Cluster, shots: Path
+) -> None:
+    with cluster.client() as c:
+        made = c.submit(
+            TaskSpec(command=["sh", "-c", "exit $0", "span:{0..2}"], sweep=True, name="codes")
+        )
+        ids = [t.id for t in made.tasks]
+        done = eventually(
+            lambda: when(ts := [c.task(i) for i in ids], all(t.exit_code is not None for t in ts)),
+            120,
+            "every task of the batch ended",
+        )
+        codes = {t.id: t.exit_code or 0 for t in done}
+        failed = next(t.id for t in done if t.exit_code == 2)
+        c.create_workspace("packme")
+        try:
+            r = scenario(
+                "batch_package",
+                cluster,
+                shots,
+                batch=made.batch_id,
+                ids=ids,
+                failed=failed,
+                ws="packme",
+            )
+            versions = {v.version: v for v in c.tarballs("packme")}
+        finally:
+            c.delete_workspace("packme", force=True)
+    assert sorted(codes.values()) == [0, 1, 2]
+    assert r["listed"] == 3  # the batch filter shows the batch only
+    for task_id, code in codes.items():
+        assert f"exit {code}" in r["rows"][task_id], r["rows"][task_id]
+        assert ("completed" if code == 0 else "failed") in r["rows"][task_id]
+    assert r["detail"] == {"state": "failed", "exit": "exit code 2"}, r["detail"]
+    assert r["progress"].startswith("packaged version "), r["progress"]
+    assert r["after"] == r["before"] + 1
+    stored = versions[r["version"]]
+    assert r["digestTitle"] == stored.digest and stored.digest.startswith("sha256:")
+    assert r["digest"] == stored.digest[:19]
+    assert re.fullmatch(r"[\d.]+ (B|KiB|MiB|GiB)", r["size"]), r["size"]
+    assert stored.size > 0 and "(newest)" in r["versionText"]
+
+
 def test_workspace_create_shell_stop_delete(cluster: Cluster, shots: Path) -> None:
     try:
         r = scenario("environments", cluster, shots)

@@ -266,6 +266,44 @@ const scenarios = {
     })
   },
 
+  /** A batch whose tasks exit 0, 1 and 2 (args.batch, args.ids; args.failed fails), read in
+   * the task list and on a task's page; then workspace args.ws packaged from its row. */
+  async batch_package() {
+    return withPage({}, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/tasks?batch=${args.batch}`)
+      await page.waitForFunction((ids) => ids.every((i) => document.querySelector(`[data-task="${i}"] [data-test=task-exit]`)), args.ids, { timeout: LONG })
+      const rows = {}
+      for (const i of args.ids) rows[i] = await page.locator(`[data-task="${i}"]`).innerText()
+      const listed = await page.locator('[data-task]').count()
+      await shot(page, 'batch')
+      await page.click(`[data-task="${args.failed}"] a`)
+      await page.waitForURL(new RegExp(`/tasks/${args.failed}$`))
+      await page.waitForSelector('[data-test=exit-code]')
+      const detail = { state: await text(page, '[data-test=detail-state]'), exit: await text(page, '[data-test=exit-code]') }
+      await shot(page, 'batch-failed-task')
+      await page.goto(`${args.url}/environments`)
+      const row = page.locator(`[data-ws="${args.ws}"]`)
+      await row.waitFor()
+      const before = await page.locator('[data-version]').count()
+      await row.locator('button', { hasText: 'package' }).click()
+      await page.waitForFunction((w) => /packaged version|failed/.test(document.querySelector(`[data-ws="${w}"] [data-test=ws-progress]`)?.textContent || ''), args.ws, { timeout: 180_000 })
+      const progress = await row.locator('[data-test=ws-progress]').innerText()
+      const version = progress.replace('packaged version ', '').trim()
+      const versionRow = page.locator(`[data-version="${args.ws}:${version}"]`)
+      await versionRow.waitFor()
+      await shot(page, 'packaged')
+      return {
+        rows, listed, detail, before, progress, version,
+        after: await page.locator('[data-version]').count(),
+        size: await versionRow.locator('[data-test=version-size]').innerText(),
+        digest: await versionRow.locator('[data-test=version-digest]').innerText(),
+        digestTitle: await versionRow.locator('[data-test=version-digest]').getAttribute('title'),
+        versionText: await versionRow.innerText(),
+      }
+    })
+  },
+
   async environments() {
     return withPage({}, async (page) => {
       page.on('dialog', (d) => d.accept())
