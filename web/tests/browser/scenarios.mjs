@@ -373,6 +373,122 @@ const scenarios = {
     return { dark, light }
   },
 
+  /** For bench/dashboard_live.py: milliseconds from navigation to an interactive task list
+   * (event stream live, a full page of rows, the row count shown), then from typing a
+   * search to the filtered table. */
+  async tasks_timing() {
+    return withPage({}, async (page) => {
+      await login(page)
+      const tti = []
+      const search = []
+      for (let i = 0; i < (args.runs || 10); i += 1) {
+        await page.goto('about:blank')
+        const t = Date.now()
+        await page.goto(`${args.url}/tasks`)
+        await page.waitForFunction(() => document.querySelector('[data-test=connection].live') && document.querySelectorAll('[data-task]').length >= 50, null, { timeout: LONG })
+        tti.push(Date.now() - t)
+        const s = Date.now()
+        await page.fill('[data-test=task-search]', args.find)
+        await page.waitForFunction(() => document.querySelectorAll('[data-task]').length === 1, null, { timeout: LONG })
+        search.push(Date.now() - s)
+      }
+      await shot(page, 'tasks-timed')
+      return { tti, search, found: await text(page, '[data-task]') }
+    })
+  },
+
+  /** For bench/dashboard_live.py: a pending task killed with a request made in the page,
+   * to its row saying killed (a MutationObserver's time; the page's own controls are not
+   * used, so only the event stream can change the row). Milliseconds from the request
+   * sent, and from its answer received. */
+  async event_latency() {
+    return withPage({}, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/tasks?state=pending`)
+      await page.waitForFunction(() => document.querySelectorAll('[data-task]').length >= 10, null, { timeout: LONG })
+      const fromRequest = []
+      const fromAnswer = []
+      for (let i = 0; i < (args.samples || 60); i += 1) {
+        const id = await page.locator('[data-task]').first().getAttribute('data-task')
+        const r = await page.evaluate(async ({ id, token }) => {
+          const row = document.querySelector(`[data-task="${id}"]`)
+          const seen = new Promise((resolve) => {
+            const done = () => {
+              const el = document.querySelector(`[data-task="${id}"] [data-test=task-state]`)
+              return !el || el.textContent.trim() === 'killed'
+            }
+            const mo = new MutationObserver(() => {
+              if (done()) { mo.disconnect(); resolve(performance.now()) }
+            })
+            mo.observe(row.parentNode, { subtree: true, childList: true, characterData: true })
+          })
+          const sent = performance.now()
+          const answer = await fetch(`/api/v1/tasks/${id}/kill`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } })
+          const answered = performance.now()
+          if (!answer.ok) throw new Error(`kill ${id}: ${answer.status}`)
+          const shown = await Promise.race([seen, new Promise((_, no) => setTimeout(() => no(new Error(`task ${id} not shown killed in 10 s`)), 10_000))])
+          return { request: shown - sent, answer: shown - answered }
+        }, { id, token: args.token })
+        fromRequest.push(r.request)
+        fromAnswer.push(r.answer)
+        await page.waitForFunction((i) => !document.querySelector(`[data-task="${i}"]`), id)
+      }
+      await shot(page, 'events-timed')
+      return { fromRequest, fromAnswer }
+    })
+  },
+
+  /** For bench/dashboard_live.py: keystroke to echo in the web terminal of args.task, which
+   * runs `stty raw -echo; exec cat` (every byte comes back once). Start: the key's keydown
+   * in the page; end: the MutationObserver that sees one more "k" in xterm's rows. */
+  async terminal_keys() {
+    return withPage({}, async (page) => {
+      // every WebSocket message's arrival time, to split the round trip in two
+      await page.addInitScript(() => {
+        window.__socketTimes = []
+        const Native = window.WebSocket
+        window.WebSocket = class extends Native {
+          constructor(...a) {
+            super(...a)
+            this.addEventListener('message', () => window.__socketTimes.push(performance.now()))
+          }
+        }
+      })
+      await login(page)
+      await page.goto(`${args.url}/terminal/tasks/${args.task}`)
+      await page.waitForFunction(() => document.querySelector('[data-test=term-status]')?.textContent.trim() === 'connected', null, { timeout: LONG })
+      await page.click('[data-test=terminal]')
+      await page.keyboard.type('clear; stty raw -echo; exec cat\n')
+      await page.waitForFunction(() => !(document.querySelector('.xterm-rows')?.innerText || '').includes('stty'), null, { timeout: LONG })
+      await page.keyboard.type('r\r')
+      await page.waitForFunction(() => /r/.test(document.querySelector('.xterm-rows')?.innerText || ''), null, { timeout: LONG })
+      await page.evaluate(() => {
+        const rows = document.querySelector('.xterm-rows')
+        const count = () => (rows.textContent.match(/k/g) || []).length
+        const base = count()
+        window.__keys = { starts: [], ends: [] }
+        document.addEventListener('keydown', (e) => { if (e.key === 'k') window.__keys.starts.push(performance.now()) }, true)
+        new MutationObserver(() => {
+          const now = performance.now()
+          const n = count() - base
+          while (window.__keys.ends.length < n) window.__keys.ends.push(now)
+        }).observe(rows, { subtree: true, childList: true, characterData: true })
+      })
+      const n = args.samples || 200
+      for (let i = 0; i < n; i += 1) {
+        await page.keyboard.press('k')
+        await page.waitForFunction((want) => window.__keys.ends.length >= want, i + 1, { timeout: 10_000, polling: 'raf' })
+      }
+      const { starts, ends, socket } = await page.evaluate(() => ({ ...window.__keys, socket: window.__socketTimes }))
+      check(starts.length === n && ends.length === n, `${starts.length} keys, ${ends.length} echoes`)
+      await shot(page, 'terminal-timed')
+      // the first message on any socket after the key: the echo's bytes (the events socket
+      // is quiet on an idle cluster; a message of its own would only make this smaller)
+      const received = starts.map((s, i) => (socket.find((t) => t >= s && t <= ends[i]) ?? ends[i]) - s)
+      return { rtt: starts.map((s, i) => ends[i] - s), received }
+    })
+  },
+
   /** For bench/dashboard_load.py: milliseconds from navigation to a live overview. */
   async overview_timing() {
     return withPage({}, async (page) => {
