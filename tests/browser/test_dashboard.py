@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import subprocess
@@ -10,11 +12,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import delete
 
 from kawa.host.app import prepare_database
 from kawa.host.auth import Authenticator
 from kawa.protocol.tasks import TaskAction, TaskSpec
-from tests.browser.conftest import GPU_NODE, NODE, scenario
+from kawa.store.models import ApiToken
+from tests.browser.conftest import CHROMIUM, GPU_NODE, NODE, SCENARIOS, WEB, scenario
 from tests.integration.cluster import Cluster, eventually, when
 
 TICKS = (
@@ -254,3 +258,47 @@ def test_dark_theme_follows_the_system(cluster: Cluster, shots: Path) -> None:
     assert luminance(r["dark"]["body"]) < 0.2, r["dark"]["body"]
     assert luminance(r["light"]["body"]) > 0.8, r["light"]["body"]
     assert NODE in r["dark"]["board"] and "online" in r["dark"]["board"]
+
+
+def test_an_unknown_task_and_a_token_removed_mid_session(
+    cluster: Cluster, shots: Path, tmp_path: Path
+) -> None:
+    """Last in this module: it restarts the host (the host keeps the tokens it has checked
+    in memory, so a token removed from the database stops working at the next start)."""
+    sessions = prepare_database(cluster.host_config())
+    token = Authenticator(sessions, cluster.secret).create_token("rita", "user")
+    ready = tmp_path / "ready"
+    args = {
+        "url": cluster.url,
+        "token": token,
+        "shots": str(shots),
+        "unknown": "1",
+        "ready_file": str(ready),
+    }
+    env = {**os.environ, "KAWA_BROWSER": json.dumps(args), "KAWA_CHROMIUM": CHROMIUM}
+    with subprocess.Popen(
+        ["node", str(SCENARIOS), "revoked"],
+        cwd=WEB,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            eventually(lambda: ready.exists() or proc.poll() is not None, 120, "the task list")
+            assert proc.poll() is None, proc.communicate()
+            with sessions.begin() as s:
+                s.execute(delete(ApiToken).where(ApiToken.user == "rita"))
+            cluster.kill_host()
+            cluster.restart_host()
+            out, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, f"scenario revoked failed:\n{err}\n{out}"
+    r = json.loads(out.strip().splitlines()[-1])
+    assert "no task" in r["unknown"] and "1" in r["unknown"], r["unknown"]
+    assert r["controls"] == 0  # nothing to act on
+    assert re.search(r"/login", r["url"]), r["url"]
+    assert "Logged out" in r["expired"] and "token" in r["expired"].lower(), r["expired"]
+    assert r["stored"] == []  # the token is gone from the browser too

@@ -2,7 +2,7 @@
 // playwright-core against a running Kawa host. Usage:
 //   node scenarios.mjs SCENARIO   with KAWA_BROWSER = JSON {url, token, shots, ...}
 // Prints one JSON line of results on success; exits 1 with the reason on failure.
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
@@ -353,6 +353,29 @@ const scenarios = {
       const vpsForms = await page.locator('[data-test=vps-form]').count()
       await shot(page, 'viewer-vps')
       return { role, submitLinks, drains, taskError, vpsForms }
+    })
+  },
+
+  /** An unknown task's page; then, on the task list, waits (args.ready_file written) for
+   * the test to remove this token and restart the host, and reads the login page the
+   * dashboard goes back to. */
+  async revoked() {
+    return withPage({}, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/tasks/${args.unknown}`)
+      await page.waitForSelector('[data-test=task-error]')
+      const unknown = await text(page, '[data-test=task-error]')
+      const controls = await page.locator('[data-test^=act-]').count()
+      await shot(page, 'unknown-task')
+      await page.goto(`${args.url}/tasks`)
+      await page.waitForSelector('[data-test=task-table]')
+      writeFileSync(args.ready_file, 'ready')
+      await page.waitForURL(/\/login/, { timeout: LONG })
+      await page.waitForSelector('[data-test=expired]')
+      const expired = await text(page, '[data-test=expired]')
+      const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => localStorage.getItem(k)?.length > 20))
+      await shot(page, 'logged-out')
+      return { unknown, controls, expired, url: page.url(), stored }
     })
   },
 
