@@ -154,6 +154,7 @@ def test_check_button_then_a_vps_with_a_generated_key_reached_by_its_ssh_line(
     assert r["downloadAgain"] == 0  # the private key is offered once
     line = r["line"]
     assert line == f"ssh -J kawa@127.0.0.1:{cluster.gateway_port} root@{r['id']}", line
+    assert f"ssh-add {r['downloadName']}" in r["hint"], r["hint"]
     key.chmod(0o600)
     assert key.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
     # Both hops need the key: -i applies to the VPS, a -F file is handed on to the jump.

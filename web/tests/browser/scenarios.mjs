@@ -261,8 +261,9 @@ const scenarios = {
       const id = await page.locator('[data-vps]').first().getAttribute('data-vps')
       await page.waitForFunction((i) => document.querySelector(`[data-vps="${i}"] [data-test=vps-state]`)?.textContent.trim() === 'running', id, { timeout: LONG })
       const line = await text(page, '[data-test=ssh-line]')
+      const hint = await text(page, '[data-test=ssh-key-hint]')
       await shot(page, 'vps-generated')
-      return { fits, waits, id, publicKey, note, downloadName, downloadAgain, line }
+      return { fits, waits, id, publicKey, note, downloadName, downloadAgain, line, hint }
     })
   },
 
