@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
+import subprocess
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import delete
 
 from kawa.host.app import prepare_database
 from kawa.host.auth import Authenticator
 from kawa.protocol.tasks import TaskAction, TaskSpec
-from tests.browser.conftest import GPU_NODE, NODE, scenario
+from kawa.store.models import ApiToken
+from tests.browser.conftest import CHROMIUM, GPU_NODE, NODE, SCENARIOS, WEB, scenario
 from tests.integration.cluster import Cluster, eventually, when
 
 TICKS = (
@@ -104,6 +111,119 @@ def test_create_a_vps_and_read_its_connect_card(cluster: Cluster, shots: Path) -
     assert "ProxyJump kawa@127.0.0.1:" in r["config"]
 
 
+SSH_OPTS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=10",
+]
+
+
+def ssh_until(argv: list[str], deadline_s: float) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` until it exits 0 or the deadline passes (sshd in a new VPS may still be
+    starting); the last attempt."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if done.returncode == 0 or time.monotonic() > deadline:
+            return done
+        time.sleep(1)  # bounded by the deadline: the next attempt, not a wait for luck
+
+
+def test_check_button_then_a_vps_with_a_generated_key_reached_by_its_ssh_line(
+    cluster: Cluster, shots: Path, tmp_path: Path
+) -> None:
+    key = tmp_path / "kawa-vps-key"
+    with cluster.client() as c:  # node1's two cores held: a task aimed there waits
+        holder = c.submit(TaskSpec(command=["sleep", "600"], cores=2, targets=[NODE])).tasks[0]
+        eventually(lambda: when(t := c.task(holder.id), t.state.value == "running"), 90, "running")
+        try:
+            r = scenario("vps_generated", cluster, shots, key_path=str(key))
+        finally:
+            c.act(holder.id, TaskAction.KILL)
+    assert r["fits"] == f"starts now on {GPU_NODE}", r["fits"]
+    assert r["waits"].startswith("waits: "), r["waits"]
+    assert NODE in r["waits"], r["waits"]
+    assert r["publicKey"].startswith("ssh-ed25519 "), r["publicKey"]
+    assert "not kept" in r["note"]
+    assert r["downloadName"] == "kawa-vps-key"
+    assert r["downloadAgain"] == 0  # the private key is offered once
+    line = r["line"]
+    assert line == f"ssh -J kawa@127.0.0.1:{cluster.gateway_port} root@{r['id']}", line
+    assert f"ssh-add {r['downloadName']}" in r["hint"], r["hint"]
+    key.chmod(0o600)
+    assert key.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    # Both hops need the key: -i applies to the VPS, a -F file is handed on to the jump.
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host *\n    IdentityFile {key}\n    IdentitiesOnly yes\n"
+        "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+        "    BatchMode yes\n    LogLevel ERROR\n"
+    )
+    words = shlex.split(line)
+    assert words[0] == "ssh"
+    argv = ["ssh", "-F", str(config), "-i", str(key), *SSH_OPTS, *words[1:], "echo", "ok-$((6*7))"]
+    try:
+        done = ssh_until(argv, 90)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "ok-42", done.stdout
+        with cluster.client() as c:
+            vps = c.task(r["id"])
+        assert vps.kind.value == "vps" and vps.name == "keyed-vps"
+        assert vps.ssh_key is not None and vps.ssh_key.split()[:2] == r["publicKey"].split()[:2]
+    finally:
+        with cluster.client() as c:
+            c.act(r["id"], TaskAction.KILL)
+
+
+def test_a_failing_batch_shows_exit_codes_and_a_packaged_version_shows_size_and_digest(
+    cluster: Cluster, shots: Path
+) -> None:
+    with cluster.client() as c:
+        made = c.submit(
+            TaskSpec(command=["sh", "-c", "exit $0", "span:{0..2}"], sweep=True, name="codes")
+        )
+        ids = [t.id for t in made.tasks]
+        done = eventually(
+            lambda: when(ts := [c.task(i) for i in ids], all(t.exit_code is not None for t in ts)),
+            120,
+            "every task of the batch ended",
+        )
+        codes = {t.id: t.exit_code or 0 for t in done}
+        failed = next(t.id for t in done if t.exit_code == 2)
+        c.create_workspace("packme")
+        try:
+            r = scenario(
+                "batch_package",
+                cluster,
+                shots,
+                batch=made.batch_id,
+                ids=ids,
+                failed=failed,
+                ws="packme",
+            )
+            versions = {v.version: v for v in c.tarballs("packme")}
+        finally:
+            c.delete_workspace("packme", force=True)
+    assert sorted(codes.values()) == [0, 1, 2]
+    assert r["listed"] == 3  # the batch filter shows the batch only
+    for task_id, code in codes.items():
+        assert f"exit {code}" in r["rows"][task_id], r["rows"][task_id]
+        assert ("completed" if code == 0 else "failed") in r["rows"][task_id]
+    assert r["detail"] == {"state": "failed", "exit": "exit code 2"}, r["detail"]
+    assert r["progress"].startswith("packaged version "), r["progress"]
+    assert r["after"] == r["before"] + 1
+    stored = versions[r["version"]]
+    assert r["digestTitle"] == stored.digest and stored.digest.startswith("sha256:")
+    assert r["digest"] == stored.digest[:19]
+    assert re.fullmatch(r"[\d.]+ (B|KiB|MiB|GiB)", r["size"]), r["size"]
+    assert stored.size > 0 and "(newest)" in r["versionText"]
+
+
 def test_workspace_create_shell_stop_delete(cluster: Cluster, shots: Path) -> None:
     try:
         r = scenario("environments", cluster, shots)
@@ -139,3 +259,47 @@ def test_dark_theme_follows_the_system(cluster: Cluster, shots: Path) -> None:
     assert luminance(r["dark"]["body"]) < 0.2, r["dark"]["body"]
     assert luminance(r["light"]["body"]) > 0.8, r["light"]["body"]
     assert NODE in r["dark"]["board"] and "online" in r["dark"]["board"]
+
+
+def test_an_unknown_task_and_a_token_removed_mid_session(
+    cluster: Cluster, shots: Path, tmp_path: Path
+) -> None:
+    """Last in this module: it restarts the host (the host keeps the tokens it has checked
+    in memory, so a token removed from the database stops working at the next start)."""
+    sessions = prepare_database(cluster.host_config())
+    token = Authenticator(sessions, cluster.secret).create_token("rita", "user")
+    ready = tmp_path / "ready"
+    args = {
+        "url": cluster.url,
+        "token": token,
+        "shots": str(shots),
+        "unknown": "1",
+        "ready_file": str(ready),
+    }
+    env = {**os.environ, "KAWA_BROWSER": json.dumps(args), "KAWA_CHROMIUM": CHROMIUM}
+    with subprocess.Popen(
+        ["node", str(SCENARIOS), "revoked"],
+        cwd=WEB,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            eventually(lambda: ready.exists() or proc.poll() is not None, 120, "the task list")
+            assert proc.poll() is None, proc.communicate()
+            with sessions.begin() as s:
+                s.execute(delete(ApiToken).where(ApiToken.user == "rita"))
+            cluster.kill_host()
+            cluster.restart_host()
+            out, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, f"scenario revoked failed:\n{err}\n{out}"
+    r = json.loads(out.strip().splitlines()[-1])
+    assert "no task" in r["unknown"] and "1" in r["unknown"], r["unknown"]
+    assert r["controls"] == 0  # nothing to act on
+    assert re.search(r"/login", r["url"]), r["url"]
+    assert "Logged out" in r["expired"] and "token" in r["expired"].lower(), r["expired"]
+    assert r["stored"] == []  # the token is gone from the browser too

@@ -16,6 +16,10 @@ export const useCluster = defineStore('cluster', {
     status: 'offline',
     loaded: false,
     error: '',
+    // The oldest task id held when the host had more than TASK_LIMIT tasks (else null):
+    // events about older tasks are left out, so the store stays at the newest ones
+    // however many pending tasks the host updates (the task list asks for older ones).
+    floor: null,
   }),
   getters: {
     nodeList: (s) => Object.values(s.nodes).sort((a, b) => a.name.localeCompare(b.name)),
@@ -31,6 +35,9 @@ export const useCluster = defineStore('cluster', {
         ])
         this.nodes = Object.fromEntries(nodes.map((n) => [n.name, n]))
         this.tasks = Object.fromEntries(tasks.map((t) => [t.id, t]))
+        this.floor = tasks.length >= TASK_LIMIT
+          ? tasks.reduce((m, t) => (compareIds(t.id, m) < 0 ? t.id : m), tasks[0].id)
+          : null
         this.loaded = true
         this.error = ''
       } catch (exc) {
@@ -50,6 +57,8 @@ export const useCluster = defineStore('cluster', {
       }
       let changed
       if (event.type === 'task' && event.task) {
+        const t = event.task
+        if (!this.tasks[t.id] && this.floor !== null && compareIds(t.id, this.floor) < 0) return
         changed = this.tasks[event.task.id]?.state !== event.task.state
         this.putTask(event.task)
       } else if (event.type === 'node' && event.node) {
@@ -89,6 +98,7 @@ export const useCluster = defineStore('cluster', {
       this.tasks = {}
       this.events = []
       this.loaded = false
+      this.floor = null
     },
   },
 })

@@ -2,7 +2,7 @@
 // playwright-core against a running Kawa host. Usage:
 //   node scenarios.mjs SCENARIO   with KAWA_BROWSER = JSON {url, token, shots, ...}
 // Prints one JSON line of results on success; exits 1 with the reason on failure.
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
@@ -224,6 +224,87 @@ const scenarios = {
     })
   },
 
+  /** The submit form's Check (one target that fits, one that waits), then a VPS made with a
+   * generated key: the private key is downloaded once to args.key_path. */
+  async vps_generated() {
+    return withPage({ acceptDownloads: true }, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/submit`)
+      await page.fill('[data-test=command]', 'true')
+      const checkFor = async (node) => {
+        await page.selectOption('[data-test=pick-node]', node)
+        await page.click('[data-test=add-target]')
+        await page.click('[data-test=check]')
+        await page.waitForFunction(() => {
+          const t = document.querySelector('[data-test=check-result]')?.textContent.trim()
+          return t && !t.includes('…')
+        })
+        const answer = await text(page, '[data-test=check-result]')
+        await page.locator('[data-test=targets] button').first().click() // remove the target
+        return answer
+      }
+      const fits = await checkFor(args.gpu_node)
+      const waits = await checkFor(args.node)
+      await shot(page, 'submit-check')
+      await page.goto(`${args.url}/vps`)
+      await page.click('[data-test=generate-key]')
+      await page.waitForFunction(() => document.querySelector('[data-test=vps-key]')?.value)
+      const publicKey = await page.inputValue('[data-test=vps-key]')
+      const note = await text(page, '[data-test=key-note]')
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-test=download-key]')])
+      await download.saveAs(args.key_path)
+      const downloadName = download.suggestedFilename()
+      const downloadAgain = await page.locator('[data-test=download-key]').count()
+      await page.fill('[data-test=vps-name]', 'keyed-vps')
+      await page.click('[data-test=vps-create]')
+      await page.waitForSelector('[data-test=connect-card]')
+      const id = await page.locator('[data-vps]').first().getAttribute('data-vps')
+      await page.waitForFunction((i) => document.querySelector(`[data-vps="${i}"] [data-test=vps-state]`)?.textContent.trim() === 'running', id, { timeout: LONG })
+      const line = await text(page, '[data-test=ssh-line]')
+      const hint = await text(page, '[data-test=ssh-key-hint]')
+      await shot(page, 'vps-generated')
+      return { fits, waits, id, publicKey, note, downloadName, downloadAgain, line, hint }
+    })
+  },
+
+  /** A batch whose tasks exit 0, 1 and 2 (args.batch, args.ids; args.failed fails), read in
+   * the task list and on a task's page; then workspace args.ws packaged from its row. */
+  async batch_package() {
+    return withPage({}, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/tasks?batch=${args.batch}`)
+      await page.waitForFunction((ids) => ids.every((i) => document.querySelector(`[data-task="${i}"] [data-test=task-exit]`)), args.ids, { timeout: LONG })
+      const rows = {}
+      for (const i of args.ids) rows[i] = await page.locator(`[data-task="${i}"]`).innerText()
+      const listed = await page.locator('[data-task]').count()
+      await shot(page, 'batch')
+      await page.click(`[data-task="${args.failed}"] a`)
+      await page.waitForURL(new RegExp(`/tasks/${args.failed}$`))
+      await page.waitForSelector('[data-test=exit-code]')
+      const detail = { state: await text(page, '[data-test=detail-state]'), exit: await text(page, '[data-test=exit-code]') }
+      await shot(page, 'batch-failed-task')
+      await page.goto(`${args.url}/environments`)
+      const row = page.locator(`[data-ws="${args.ws}"]`)
+      await row.waitFor()
+      const before = await page.locator('[data-version]').count()
+      await row.locator('button', { hasText: 'package' }).click()
+      await page.waitForFunction((w) => /packaged version|failed/.test(document.querySelector(`[data-ws="${w}"] [data-test=ws-progress]`)?.textContent || ''), args.ws, { timeout: 180_000 })
+      const progress = await row.locator('[data-test=ws-progress]').innerText()
+      const version = progress.replace('packaged version ', '').trim()
+      const versionRow = page.locator(`[data-version="${args.ws}:${version}"]`)
+      await versionRow.waitFor()
+      await shot(page, 'packaged')
+      return {
+        rows, listed, detail, before, progress, version,
+        after: await page.locator('[data-version]').count(),
+        size: await versionRow.locator('[data-test=version-size]').innerText(),
+        digest: await versionRow.locator('[data-test=version-digest]').innerText(),
+        digestTitle: await versionRow.locator('[data-test=version-digest]').getAttribute('title'),
+        versionText: await versionRow.innerText(),
+      }
+    })
+  },
+
   async environments() {
     return withPage({}, async (page) => {
       page.on('dialog', (d) => d.accept())
@@ -276,6 +357,29 @@ const scenarios = {
     })
   },
 
+  /** An unknown task's page; then, on the task list, waits (args.ready_file written) for
+   * the test to remove this token and restart the host, and reads the login page the
+   * dashboard goes back to. */
+  async revoked() {
+    return withPage({}, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/tasks/${args.unknown}`)
+      await page.waitForSelector('[data-test=task-error]')
+      const unknown = await text(page, '[data-test=task-error]')
+      const controls = await page.locator('[data-test^=act-]').count()
+      await shot(page, 'unknown-task')
+      await page.goto(`${args.url}/tasks`)
+      await page.waitForSelector('[data-test=task-table]')
+      writeFileSync(args.ready_file, 'ready')
+      await page.waitForURL(/\/login/, { timeout: LONG })
+      await page.waitForSelector('[data-test=expired]')
+      const expired = await text(page, '[data-test=expired]')
+      const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => localStorage.getItem(k)?.length > 20))
+      await shot(page, 'logged-out')
+      return { unknown, controls, expired, url: page.url(), stored }
+    })
+  },
+
   async themes() {
     const background = (page) => page.evaluate(() => getComputedStyle(document.body).backgroundColor)
     const dark = await withPage({ colorScheme: 'dark' }, async (page) => {
@@ -291,6 +395,122 @@ const scenarios = {
       return { body: await background(page) }
     })
     return { dark, light }
+  },
+
+  /** For bench/dashboard_live.py: milliseconds from navigation to an interactive task list
+   * (event stream live, a full page of rows, the row count shown), then from typing a
+   * search to the filtered table. */
+  async tasks_timing() {
+    return withPage({}, async (page) => {
+      await login(page)
+      const tti = []
+      const search = []
+      for (let i = 0; i < (args.runs || 10); i += 1) {
+        await page.goto('about:blank')
+        const t = Date.now()
+        await page.goto(`${args.url}/tasks`)
+        await page.waitForFunction(() => document.querySelector('[data-test=connection].live') && document.querySelectorAll('[data-task]').length >= 50, null, { timeout: LONG })
+        tti.push(Date.now() - t)
+        const s = Date.now()
+        await page.fill('[data-test=task-search]', args.find)
+        await page.waitForFunction(() => document.querySelectorAll('[data-task]').length === 1, null, { timeout: LONG })
+        search.push(Date.now() - s)
+      }
+      await shot(page, 'tasks-timed')
+      return { tti, search, found: await text(page, '[data-task]') }
+    })
+  },
+
+  /** For bench/dashboard_live.py: a pending task killed with a request made in the page,
+   * to its row saying killed (a MutationObserver's time; the page's own controls are not
+   * used, so only the event stream can change the row). Milliseconds from the request
+   * sent, and from its answer received. */
+  async event_latency() {
+    return withPage({}, async (page) => {
+      await login(page)
+      await page.goto(`${args.url}/tasks?state=pending`)
+      await page.waitForFunction(() => document.querySelectorAll('[data-task]').length >= 10, null, { timeout: LONG })
+      const fromRequest = []
+      const fromAnswer = []
+      for (let i = 0; i < (args.samples || 60); i += 1) {
+        const id = await page.locator('[data-task]').first().getAttribute('data-task')
+        const r = await page.evaluate(async ({ id, token }) => {
+          const row = document.querySelector(`[data-task="${id}"]`)
+          const seen = new Promise((resolve) => {
+            const done = () => {
+              const el = document.querySelector(`[data-task="${id}"] [data-test=task-state]`)
+              return !el || el.textContent.trim() === 'killed'
+            }
+            const mo = new MutationObserver(() => {
+              if (done()) { mo.disconnect(); resolve(performance.now()) }
+            })
+            mo.observe(row.parentNode, { subtree: true, childList: true, characterData: true })
+          })
+          const sent = performance.now()
+          const answer = await fetch(`/api/v1/tasks/${id}/kill`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } })
+          const answered = performance.now()
+          if (!answer.ok) throw new Error(`kill ${id}: ${answer.status}`)
+          const shown = await Promise.race([seen, new Promise((_, no) => setTimeout(() => no(new Error(`task ${id} not shown killed in 10 s`)), 10_000))])
+          return { request: shown - sent, answer: shown - answered }
+        }, { id, token: args.token })
+        fromRequest.push(r.request)
+        fromAnswer.push(r.answer)
+        await page.waitForFunction((i) => !document.querySelector(`[data-task="${i}"]`), id)
+      }
+      await shot(page, 'events-timed')
+      return { fromRequest, fromAnswer }
+    })
+  },
+
+  /** For bench/dashboard_live.py: keystroke to echo in the web terminal of args.task, which
+   * runs `stty raw -echo; exec cat` (every byte comes back once). Start: the key's keydown
+   * in the page; end: the MutationObserver that sees one more "k" in xterm's rows. */
+  async terminal_keys() {
+    return withPage({}, async (page) => {
+      // every WebSocket message's arrival time, to split the round trip in two
+      await page.addInitScript(() => {
+        window.__socketTimes = []
+        const Native = window.WebSocket
+        window.WebSocket = class extends Native {
+          constructor(...a) {
+            super(...a)
+            this.addEventListener('message', () => window.__socketTimes.push(performance.now()))
+          }
+        }
+      })
+      await login(page)
+      await page.goto(`${args.url}/terminal/tasks/${args.task}`)
+      await page.waitForFunction(() => document.querySelector('[data-test=term-status]')?.textContent.trim() === 'connected', null, { timeout: LONG })
+      await page.click('[data-test=terminal]')
+      await page.keyboard.type('clear; stty raw -echo; exec cat\n')
+      await page.waitForFunction(() => !(document.querySelector('.xterm-rows')?.innerText || '').includes('stty'), null, { timeout: LONG })
+      await page.keyboard.type('r\r')
+      await page.waitForFunction(() => /r/.test(document.querySelector('.xterm-rows')?.innerText || ''), null, { timeout: LONG })
+      await page.evaluate(() => {
+        const rows = document.querySelector('.xterm-rows')
+        const count = () => (rows.textContent.match(/k/g) || []).length
+        const base = count()
+        window.__keys = { starts: [], ends: [] }
+        document.addEventListener('keydown', (e) => { if (e.key === 'k') window.__keys.starts.push(performance.now()) }, true)
+        new MutationObserver(() => {
+          const now = performance.now()
+          const n = count() - base
+          while (window.__keys.ends.length < n) window.__keys.ends.push(now)
+        }).observe(rows, { subtree: true, childList: true, characterData: true })
+      })
+      const n = args.samples || 200
+      for (let i = 0; i < n; i += 1) {
+        await page.keyboard.press('k')
+        await page.waitForFunction((want) => window.__keys.ends.length >= want, i + 1, { timeout: 10_000, polling: 'raf' })
+      }
+      const { starts, ends, socket } = await page.evaluate(() => ({ ...window.__keys, socket: window.__socketTimes }))
+      check(starts.length === n && ends.length === n, `${starts.length} keys, ${ends.length} echoes`)
+      await shot(page, 'terminal-timed')
+      // the first message on any socket after the key: the echo's bytes (the events socket
+      // is quiet on an idle cluster; a message of its own would only make this smaller)
+      const received = starts.map((s, i) => (socket.find((t) => t >= s && t <= ends[i]) ?? ends[i]) - s)
+      return { rtt: starts.map((s, i) => ends[i] - s), received }
+    })
   },
 
   /** For bench/dashboard_load.py: milliseconds from navigation to a live overview. */

@@ -30,6 +30,19 @@ describe('cluster store', () => {
     for (const id of ['9', '10', '2', '386769687926538241', '386769687926538242']) c.putTask(task(id, 'running'))
     expect(c.taskList.map((t) => t.id)).toEqual(['386769687926538242', '386769687926538241', '10', '9', '2'])
   })
+  it('leaves out events about tasks older than a full load holds', () => {
+    const c = useCluster()
+    c.floor = '100'
+    c.putTask(task('100', 'pending'))
+    c.apply({ seq: 1, type: 'task', task: task('99', 'pending', { waiting_reason: 'no cores' }) })
+    c.apply({ seq: 2, type: 'task', task: task('100', 'killed') })
+    c.apply({ seq: 3, type: 'task', task: task('101', 'pending') })
+    expect(Object.keys(c.tasks).sort()).toEqual(['100', '101'])
+    expect(c.tasks['100'].state).toBe('killed')
+    c.floor = null
+    c.apply({ seq: 4, type: 'task', task: task('7', 'pending') })
+    expect(c.tasks['7'].state).toBe('pending')
+  })
   it('reloads everything on a reset event', () => {
     const c = useCluster()
     const reload = vi.spyOn(c, 'reload').mockResolvedValue()
