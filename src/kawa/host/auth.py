@@ -6,6 +6,7 @@ import getpass
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -61,15 +62,29 @@ def bearer(header: str | None) -> str:
     return header[7:].strip()
 
 
+RECHECK_AFTER = 10.0
+"""Seconds a checked token is trusted before the database is asked again."""
+CACHE_MAX = 10_000
+"""Checked tokens kept at most (the cache starts over when full)."""
+
+
 class Authenticator:
     """Checks user tokens against the database and runner calls against the secret."""
 
-    def __init__(self, sessions: sessionmaker[Session], cluster_secret: str) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        cluster_secret: str,
+        recheck_after: float = RECHECK_AFTER,
+    ) -> None:
         if not cluster_secret:
             raise ValueError("the host needs a cluster_secret")
         self._sessions = sessions
         self._secret = cluster_secret.encode()
-        self._cache: dict[str, Principal] = {}
+        self.recheck_after = recheck_after
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        """Token hash -> (when it was read, who it is): a token removed from the database
+        stops working within ``recheck_after`` seconds."""
 
     def create_token(
         self, user: str, role: str, token: str | None = None, by: Principal | None = None
@@ -90,13 +105,19 @@ class Authenticator:
 
     def user(self, header: str | None) -> Principal:
         digest = hash_token(bearer(header))
-        found = self._cache.get(digest)
-        if found is None:
-            with self._sessions() as s:
-                row = s.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-            if row is None:
-                raise Unauthorized("invalid token")
-            found = self._cache[digest] = Principal(row.user, row.role, row.id)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < self.recheck_after:
+            return cached[1]
+        with self._sessions() as s:
+            row = s.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+        if row is None:
+            self._cache.pop(digest, None)
+            raise Unauthorized("invalid token")
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.clear()
+        found = Principal(row.user, row.role, row.id)
+        self._cache[digest] = (now, found)
         return found
 
     def runner(self, header: str | None) -> None:
