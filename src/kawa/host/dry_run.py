@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import time
 
-from kawa.core.resources import ResourceRequest
 from kawa.core.scheduler import BatchCap, QueuedTask, place
-from kawa.core.targets import TargetSpec
 from kawa.host.auth import Principal
-from kawa.host.scheduling import SchedulerLoop, batch_caps, pending_queue
+from kawa.host.scheduling import SchedulerLoop, batch_caps, pending_queue, queued_task
 from kawa.host.task_service import TaskService
-from kawa.host.views import aware
 from kawa.protocol.task_queries import DryRunResponse, DryRunTask
 from kawa.protocol.tasks import TaskSpec
 
@@ -38,17 +35,7 @@ class DryRun:
                 batch_caps(s, {r.batch_id: r.batch_max_parallel for r in rows})
             )
         now = time.time()
-        queue = [
-            QueuedTask(
-                id=r.id,
-                request=ResourceRequest(cores=r.cores, memory=r.memory, gpus=r.gpus),
-                target=TargetSpec.parse(r.target) if r.target else None,
-                priority=r.priority,
-                enqueued_at=aware(r.created_at).timestamp(),
-                batch=r.batch_id,
-            )
-            for r in rows
-        ]
+        queue = [queued_task(r) for r in rows]
         if checked.spec.max_parallel is not None:
             caps[_NEW_BATCH] = BatchCap(checked.spec.max_parallel)
         new = [

@@ -137,6 +137,18 @@ def pending_queue(s: Session, scan: int, new_only: bool = False) -> list[Any]:
     return both[:scan]
 
 
+def queued_task(row: Any) -> QueuedTask:
+    """The scheduler's view of one row of :func:`pending_queue`."""
+    return QueuedTask(
+        id=row.id,
+        request=ResourceRequest(cores=row.cores, memory=row.memory, gpus=row.gpus),
+        target=TargetSpec.parse(row.target) if row.target else None,
+        priority=row.priority,
+        enqueued_at=aware(row.created_at).timestamp(),
+        batch=row.batch_id,
+    )
+
+
 def _full(snapshots: list[NodeSnapshot]) -> bool:
     """True when no schedulable node has a free core (every task asks for at least one)."""
     return all(n.usage.cores >= n.capacity.cores for n in snapshots if n.schedulable)
@@ -211,17 +223,7 @@ class SchedulerLoop:
             rows = pending_queue(s, self.queue_scan, new_only=_full(snapshots))
             if not rows:
                 return []
-            queue = [
-                QueuedTask(
-                    id=r.id,
-                    request=ResourceRequest(cores=r.cores, memory=r.memory, gpus=r.gpus),
-                    target=TargetSpec.parse(r.target) if r.target else None,
-                    priority=r.priority,
-                    enqueued_at=aware(r.created_at).timestamp(),
-                    batch=r.batch_id,
-                )
-                for r in rows
-            ]
+            queue = [queued_task(r) for r in rows]
             caps = batch_caps(s, {r.batch_id: r.batch_max_parallel for r in rows})
             result = place(
                 snapshots, queue, self.strategy, time.time(), self.starvation_after, caps
