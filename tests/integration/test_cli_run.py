@@ -109,7 +109,10 @@ def test_a_queued_task_loses_no_output(cluster: Cluster) -> None:
 def test_several_targets_prefix_every_line_with_the_node(cluster: Cluster) -> None:
     script = 'echo "a $KAWA_NODE"; echo b >&2; [ "$KAWA_NODE" = node1 ]'
     done = kawa(cluster, "run", "--target", "node1", "--target", "node2", "--", "sh", "-c", script)
-    assert sorted(done.stdout.decode().splitlines()) == ["node1 | a node1", "node2 | a node2"]
+    assert sorted(done.stdout.decode().splitlines()) == ["node1 | a node1", "node2 | a node2"], (
+        done.stdout,
+        done.stderr,
+    )
     lines = done.stderr.decode().splitlines()
     assert "node1 | b" in lines and "node2 | b" in lines
     assert done.returncode == 1  # node2's task failed

@@ -25,6 +25,7 @@ from kawa.protocol.nodes import (
     NodeUsageSample,
     RunnerTaskObservation,
 )
+from kawa.protocol.runner_api import ExitKind, TaskReport
 from kawa.protocol.tasks import Mount, TaskAction, TaskSpec, TaskView
 from kawa.settings import HostConfig
 from kawa.store.models import Task
@@ -321,3 +322,30 @@ def test_a_task_lost_before_it_started_fails_if_its_runner_comes_back_without_it
         assert host.nodes.get("n1").held.cores == 0
     finally:
         asyncio.run(host.link.close())
+
+
+def test_an_ending_reported_before_the_start_still_marks_the_task_as_run(
+    tmp_path: Path,
+) -> None:
+    """A task that ends in milliseconds may be reported ended while the host still has it
+    assigning (the dispatch answer not yet settled): it ran, so it has a start time
+    (clients follow the output of tasks that started)."""
+    host = in_process_host(tmp_path)
+    register(host, "n1", f"http://127.0.0.1:{closed_port()}")
+    [t] = host.tasks.submit(TaskSpec(command=["true"]), ADMIN).tasks
+    [_job] = host.scheduler.schedule_once()
+    assert host.ledger.view(t.id).state == "assigning"
+    host.reports.handle(
+        TaskReport(
+            task_id=t.id,
+            node="n1",
+            state="ended",
+            exit_kind=ExitKind.EXITED,
+            exit_code=0,
+            at=datetime.now(UTC),
+        )
+    )
+    done = host.ledger.view(t.id)
+    assert done.state == "completed" and done.exit_code == 0
+    assert done.started_at is not None and done.finished_at is not None
+    assert done.started_at <= done.finished_at

@@ -164,7 +164,7 @@ def follow(c: KawaClient, submitted: list[TaskView]) -> list[TaskView]:
             t = views[i]
             if i in outputs or t.state.value in UNSTARTED:
                 continue
-            if t.state.value in STARTED or t.started_at is not None:
+            if t.state.value in STARTED or t.started_at is not None or t.exit_code is not None:
                 status.clear()
                 start(t)
         return all(i in outputs or views[i].state.value not in UNSTARTED for i in ids)

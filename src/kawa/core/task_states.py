@@ -130,6 +130,10 @@ _ENDINGS = {
     E.KILLED: S.KILLED,
 }
 
+RAN_ENDINGS: frozenset[TaskEvent] = frozenset(_ENDINGS)
+"""Endings a runner reports for a process that ran (it may report one before the host
+has seen the task start: a task that ends in milliseconds)."""
+
 
 @dataclass(frozen=True)
 class Transition:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.core.task_states import (
     FINAL_STATES,
+    RAN_ENDINGS,
     Action,
     InvalidTransition,
     TaskEvent,
@@ -42,8 +43,9 @@ class Change:
         tr = transition(source, event, TaskKind(task.kind))
         now = datetime.now(UTC)
         task.state = tr.target.value
-        if tr.target is TaskState.RUNNING and task.started_at is None:
-            task.started_at = now
+        ran = tr.target is TaskState.RUNNING or event in RAN_ENDINGS
+        if ran and task.started_at is None:
+            task.started_at = now  # an ending reported before the start: it ran until now
         if tr.target in FINAL_STATES or tr.target is TaskState.STOPPED:
             task.finished_at = now
         if tr.target is TaskState.PENDING:
