@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.host.errors import Forbidden
 from kawa.protocol.audit import AUDIT_LIMIT_MAX, AuditEntryView
+from kawa.store.database import writing
 from kawa.store.models import AuditEntry
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class AuditLog:
 
     def record(self, who: Principal, action: str, target: str, detail: str = "") -> None:
         """Record an action that was carried out outside a database transaction."""
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             record(s, who, action, target, detail)
 
     def after(
@@ -124,7 +125,7 @@ class AuditLog:
 
     def prune(self) -> int:
         """Remove all but the newest ``max_rows`` rows; the number removed."""
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             cut = s.scalar(
                 select(AuditEntry.id).order_by(AuditEntry.id.desc()).offset(self.max_rows).limit(1)
             )

@@ -35,6 +35,7 @@ from kawa.protocol.environments import (
     WorkspaceView,
 )
 from kawa.settings import HostConfig
+from kawa.store.database import writing
 from kawa.store.models import Environment, EnvironmentVersion, Task
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ class EnvironmentService:
             image=ref,
             created_at=env_versions.now(),
         )
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             env_versions.record(s, row)
             s.flush()
             old = env_versions.beyond(s, name, self.keep)

@@ -1,5 +1,10 @@
 """In-process publish/subscribe of task and node changes, feeding the event stream.
 
+Services publish from worker threads as well as from the event loop; subscribers are
+served on the loop. An event published elsewhere waits in an outbox that the loop
+empties (``call_soon_threadsafe``), so subscribers' queues are only touched on the loop
+and events arrive in the order they were published.
+
 Sequence numbers rise by one per event and start, in each host process, at the
 microseconds since the epoch when it started: a later process never reuses an earlier
 one's numbers, so a client that reconnects after a host restart with an old number is
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -52,14 +58,65 @@ class EventBus:
         """The last sequence number published (one below the first before any)."""
         self._recent: deque[Event] = deque(maxlen=replay_size)
         self._size = queue_size
+        self._lock = threading.Lock()
+        self._outbox: deque[Event] = deque()
+        """Events published off the loop, not yet delivered (oldest first)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_scheduled = False
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve subscribers on ``loop`` (the one the host's server runs)."""
+        self._loop = loop
 
     def publish_task(self, task: TaskView) -> None:
-        self._publish(Event(seq=next(self._seq), type="task", task=task))
+        with self._lock:
+            self._outbox.append(Event(seq=next(self._seq), type="task", task=task))
+        self._kick()
 
     def publish_node(self, node: NodeView) -> None:
-        self._publish(Event(seq=next(self._seq), type="node", node=node))
+        with self._lock:
+            self._outbox.append(Event(seq=next(self._seq), type="node", node=node))
+        self._kick()
 
-    def _publish(self, event: Event) -> None:
+    def _kick(self) -> None:
+        """Deliver the outbox now on the loop, else have the loop deliver it soon."""
+        with self._lock:
+            here = self._on_loop()
+            loop = self._loop
+            schedule = not here and loop is not None and not self._flush_scheduled
+            if schedule:
+                self._flush_scheduled = True
+        if here:
+            self._flush()
+        elif schedule and loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:  # the loop is closed: the host is stopping, nobody listens
+                with self._lock:
+                    self._outbox.clear()
+                    self._flush_scheduled = False
+
+    def _on_loop(self) -> bool:
+        """True on the loop's thread, or where no loop serves subscribers at all."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and (self._loop is None or self._loop.is_closed()):
+            self._loop = running
+        if self._loop is None or self._loop.is_closed():
+            return True
+        return running is self._loop
+
+    def _flush(self) -> None:
+        with self._lock:
+            events = list(self._outbox)
+            self._outbox.clear()
+            self._flush_scheduled = False
+        for event in events:
+            self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
         self.current = event.seq
         self._recent.append(event)
         for sub in list(self._subs):
@@ -86,6 +143,8 @@ class EventBus:
     def subscribe(self, after: int | None = None) -> Iterator[Subscription]:
         """A subscription to events from now on; with ``after``, the kept events after
         it come first, or (when they are not all kept) one ``reset`` event."""
+        self._on_loop()  # binds the loop when none is bound yet
+        self._flush()  # what was published before now is not replayed as new
         sub = Subscription(self._size)
         if after is not None:
             backlog = self.replay(after)

@@ -28,6 +28,7 @@ from kawa.protocol.join import (
     JoinTokenView,
     token_cluster,
 )
+from kawa.store.database import writing
 from kawa.store.models import JoinToken
 
 
@@ -75,7 +76,7 @@ class JoinService:
     def create(self, spec: JoinTokenCreate, who: Principal) -> JoinTokenCreated:
         now = datetime.now(UTC)
         token = new_join_token(self.cluster_id)
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             row = JoinToken(
                 token_hash=hash_token(token),
                 created_at=now,
@@ -98,7 +99,7 @@ class JoinService:
             return [_view(r, now) for r in s.scalars(select(JoinToken).order_by(JoinToken.id))]
 
     def revoke(self, token_id: int, who: Principal) -> JoinTokenView:
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             row = s.get(JoinToken, token_id)
             if row is None:
                 raise NotFound(f"no join token with id {token_id}")
@@ -129,7 +130,7 @@ class JoinService:
             )
         digest = hash_token(req.token.strip())
         now = datetime.now(UTC)
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             row = s.scalar(select(JoinToken).where(JoinToken.token_hash == digest))
             if row is None:
                 raise Unauthorized("unknown join token (it was never made on this cluster)")

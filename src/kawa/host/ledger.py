@@ -1,5 +1,9 @@
 """The one place task state changes: applies the state machine, records the transition
-with its cause, and publishes the new view once the change is committed."""
+with its cause, and publishes the new view once the change is committed.
+
+Changes run in worker threads (never on the event loop) and one at a time: SQLite
+takes one writer anyway, and a transaction that read before another committed could
+not write after it. Publishing under the same lock keeps events in commit order."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from kawa.host.errors import BadRequest, Conflict, NotFound
 from kawa.host.events import EventBus
 from kawa.host.views import task_view
 from kawa.protocol.tasks import TaskView
+from kawa.store.database import write_lock, writing
 from kawa.store.models import Task, TaskTransition
 
 
@@ -81,21 +86,31 @@ class Ledger:
         self.sessions = sessions
         self.bus = bus
         self.on_release: Callable[[], None] = lambda: None
+        self.write_lock = write_lock(sessions)
+        """Held through every write transaction of this process (:meth:`change`,
+        :meth:`writing`, :func:`kawa.store.database.writing`)."""
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A write transaction that changes no task (nodes, audit entries)."""
+        with writing(self.sessions) as session:
+            yield session
 
     @contextmanager
     def change(self) -> Iterator[Change]:
         """A transaction; on commit, publish every touched task and wake the scheduler
         if resources were released. A failed task without an error gets one from its
         exit code."""
-        with self.sessions.begin() as session:
-            change = Change(session)
-            yield change
-            for task in change.touched.values():
-                if task.state == TaskState.FAILED.value and not task.error:
-                    task.error = failure_reason(task.exit_code)  # a failure always says why
-            views = [task_view(t) for t in change.touched.values()]
-        for view in views:
-            self.bus.publish_task(view)
+        with self.write_lock:
+            with self.sessions.begin() as session:
+                change = Change(session)
+                yield change
+                for task in change.touched.values():
+                    if task.state == TaskState.FAILED.value and not task.error:
+                        task.error = failure_reason(task.exit_code)  # a failure always says why
+                views = [task_view(t) for t in change.touched.values()]
+            for view in views:
+                self.bus.publish_task(view)
         if any(a is Action.RELEASE for _, a in change.actions):
             self.on_release()
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +52,27 @@ def migrate(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+_write_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_locks_lock = threading.Lock()
+
+
+def write_lock(sessions: sessionmaker[Session]) -> threading.RLock:
+    """The lock this process's write transactions on ``sessions``' database take in
+    turn. SQLite has one writer at a time, and a transaction that read before another
+    one committed cannot write after it ("database is locked" at once, whatever the
+    busy timeout): taking turns in the process avoids both."""
+    engine = sessions.kw["bind"]
+    with _locks_lock:
+        lock = _write_locks.get(engine)
+        if lock is None:
+            lock = _write_locks[engine] = threading.RLock()
+        return lock
+
+
+@contextmanager
+def writing(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A write transaction, taken in turn with the process's others (:func:`write_lock`)."""
+    with write_lock(sessions), sessions.begin() as session:
+        yield session
