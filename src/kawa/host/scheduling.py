@@ -1,4 +1,8 @@
-"""The scheduler loop and the applier: places pending tasks and dispatches them."""
+"""The scheduler loop and the applier: places pending tasks and dispatches them.
+
+A pass reads and writes the database in a worker thread, so the event loop (the event
+stream, terminals, every API call) keeps serving while it runs; dispatching (runner
+calls) stays on the loop and settles what comes of it in worker threads too."""
 
 from __future__ import annotations
 
@@ -149,6 +153,21 @@ def queued_task(row: Any) -> QueuedTask:
     )
 
 
+def _tasks(s: Session, ids: list[int], chunk: int = 500) -> list[Task]:
+    """The tasks of ``ids`` that exist, read a chunk of ids per query."""
+    found: list[Task] = []
+    for at in range(0, len(ids), chunk):
+        found += s.scalars(select(Task).where(Task.id.in_(ids[at : at + chunk])))
+    return found
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _full(snapshots: list[NodeSnapshot]) -> bool:
     """True when no schedulable node has a free core (every task asks for at least one)."""
     return all(n.usage.cores >= n.capacity.cores for n in snapshots if n.schedulable)
@@ -177,6 +196,7 @@ class SchedulerLoop:
         self.queue_scan = queue_scan
         """At most this many queued tasks (in priority order) are considered per pass."""
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.retry_window = retry_window
         """How long an order that does not reach its runner is retried while its node is
         online: longer than a dead runner's node takes to be called offline."""
@@ -188,15 +208,22 @@ class SchedulerLoop:
         """Called with each pass's duration in seconds (metrics)."""
 
     def wake(self) -> None:
-        self._wake.set()
+        """Ask for a pass soon; callable from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or _running_loop() is loop:
+            self._wake.set()
+            return
+        with contextlib.suppress(RuntimeError):  # a closed loop: nothing will run a pass
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.idle_interval)
             self._wake.clear()
             try:
-                for job in self.schedule_once():
+                for job in await asyncio.to_thread(self.schedule_once):
                     self.dispatching.add(int(job.order.task_id))
                     t = asyncio.create_task(self.dispatch(job))
                     self._inflight.add(t)
@@ -230,12 +257,10 @@ class SchedulerLoop:
             )
             jobs = self._apply(change, snapshots, result.placements)
             reasons = {r.id: r.waiting_reason for r in rows}
-            for task_id, reason in result.waiting.items():
-                if reasons.get(task_id) != reason:
-                    task = s.get(Task, task_id)
-                    if task is not None:
-                        task.waiting_reason = reason
-                        change.touch(task)
+            changed = {t: r for t, r in result.waiting.items() if reasons.get(t) != r}
+            for task in _tasks(s, list(changed)):  # one query, not one per task
+                task.waiting_reason = changed[task.id]
+                change.touch(task)
         return jobs
 
     def _apply(
@@ -281,7 +306,7 @@ class SchedulerLoop:
             await self._send(job, task_id)
         except Exception as exc:  # whatever went wrong, the task ends with the reason
             log.exception("dispatch of task %s to %s failed", task_id, job.node)
-            self._settle(
+            await self._settled(
                 task_id, TaskEvent.DISPATCH_ERROR, "dispatch failed", dispatch_error(job.node, exc)
             )
         finally:
@@ -303,25 +328,25 @@ class SchedulerLoop:
             except RunnerRejected as exc:
                 if exc.status == 422:  # the runner refused the order or could not start it
                     cause = f"runner {job.node} could not start the task"
-                    self._settle(task_id, TaskEvent.START_FAILED, cause, exc.detail)
+                    await self._settled(task_id, TaskEvent.START_FAILED, cause, exc.detail)
                     return
                 if exc.status != 503:  # broken: retrying would get the same answer
                     error = dispatch_error(job.node, f"runner answered {exc.status}: {exc.detail}")
                     cause = f"runner {job.node} did not take the task"
-                    self._settle(task_id, TaskEvent.DISPATCH_ERROR, cause, error)
+                    await self._settled(task_id, TaskEvent.DISPATCH_ERROR, cause, error)
                     return
                 failure = exc  # the runner is still starting up
             else:
-                self._started(task_id, job, ack.state)
+                await self._started(task_id, job, ack.state)
                 return
             now = time.monotonic()
-            verdict = self._retry_verdict(task_id, job.node)
+            verdict = await asyncio.to_thread(self._retry_verdict, task_id, job.node)
             if verdict is RetryVerdict.RETRY and now < deadline:
                 await asyncio.sleep(min(next(delays, RETRY_DELAYS[-1]), deadline - now))
                 continue
             end = giving_up(verdict, job.node, dispatch_error(job.node, failure), self.retry_window)
             if end is not None:
-                self._settle(task_id, end.event, end.cause, end.error)
+                await self._settled(task_id, end.event, end.cause, end.error)
             return
 
     def _retry_verdict(self, task_id: int, node_name: str) -> RetryVerdict:
@@ -334,15 +359,11 @@ class SchedulerLoop:
                 TaskState(task.state), Desired(task.desired), task.node == node_name, online
             )
 
-    def _started(self, task_id: int, job: Dispatch, state: str | None) -> None:
+    async def _started(self, task_id: int, job: Dispatch, state: str | None) -> None:
         if state != "running":
             return
-        if self._settle(task_id, TaskEvent.STARTED, "runner started the task", None):
-            return
-        with self.ledger.sessions() as s:
-            task = s.get(Task, task_id)
-            ended = task is not None and TaskState(task.state) in FINAL_STATES
-        if ended:  # killed while its order was under way: nothing may run for it
+        if await asyncio.to_thread(self._ended_meanwhile, task_id):
+            # killed while its order was under way: nothing may run for it
             t = asyncio.get_running_loop().create_task(self._kill(job, task_id))
             self._inflight.add(t)
             t.add_done_callback(self._inflight.discard)
@@ -352,6 +373,17 @@ class SchedulerLoop:
             await self.actions.carry_out(Action.SEND_KILL, task_id, job.url)
         except Conflict as exc:
             log.warning("kill of ended task %s on %s failed: %s", task_id, job.node, exc)
+
+    def _ended_meanwhile(self, task_id: int) -> bool:
+        """Record that the runner started the task; True when the task had ended before."""
+        if self._settle(task_id, TaskEvent.STARTED, "runner started the task", None):
+            return False
+        with self.ledger.sessions() as s:
+            task = s.get(Task, task_id)
+            return task is not None and TaskState(task.state) in FINAL_STATES
+
+    async def _settled(self, task_id: int, event: TaskEvent, cause: str, error: str | None) -> bool:
+        return await asyncio.to_thread(self._settle, task_id, event, cause, error)
 
     def _settle(self, task_id: int, event: TaskEvent, cause: str, error: str | None) -> bool:
         with self.ledger.change() as change:
