@@ -4,6 +4,7 @@ event (the task service and the heartbeat's reconciliation both use it)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from kawa.core.reports import confirmation
@@ -51,17 +52,20 @@ class ActionRunner:
             if (
                 action is Action.SEND_KILL
                 and exc.status == 409
-                and self._end_unstarted(task_id, url)
+                and await asyncio.to_thread(self._end_unstarted, task_id, url)
             ):
                 return
             raise Conflict(f"runner refused to {verb} task {task_id}: {exc.detail}") from None
         confirm = confirmation(action, ack.state)
         if confirm is not None:
             done = "stopped and started the container" if verb == "restart" else f"{verb}d"
-            with self.ledger.change() as change:
-                task = change.session.get(Task, task_id)
-                if task is not None:
-                    change.try_apply(task, confirm, f"runner {done} the task")
+            await asyncio.to_thread(self._confirm, task_id, confirm, f"runner {done} the task")
+
+    def _confirm(self, task_id: int, event: TaskEvent, cause: str) -> None:
+        with self.ledger.change() as change:
+            task = change.session.get(Task, task_id)
+            if task is not None:
+                change.try_apply(task, event, cause)
 
     def _end_unstarted(self, task_id: int, url: str) -> bool:
         """A kill the runner answered with "no such task": an assigning task it never

@@ -42,6 +42,7 @@ from kawa.host.scheduling import SchedulerLoop
 from kawa.host.stream_sessions import StreamSessions
 from kawa.host.task_service import TaskService
 from kawa.host.vps_retention import VpsRetention
+from kawa.host.worker_threads import bind_worker_threads
 from kawa.protocol.bounds import MAX_BODY, MAX_SCRIPT_BODY
 from kawa.protocol.common import API_PREFIX, ErrorItem, ErrorResponse
 from kawa.protocol.join import PROTOCOL_VERSION
@@ -131,6 +132,7 @@ class Host:
         """The port the SSH gateway listens on; None while it does not."""
 
     async def run_loops(self) -> None:
+        bind_worker_threads(self.bus, self.config.api_threads)
         await asyncio.gather(
             self.scheduler.run(), self.nodes.monitor(), self.vps_retention.run(), self.audit.run()
         )
@@ -232,7 +234,7 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     app.include_router(metrics_router(host))  # Prometheus: /metrics (a token unless public)
 
     @app.get(API_PREFIX + "/health", tags=["meta"])
-    def health() -> dict[str, str | int]:
+    async def health() -> dict[str, str | int]:
         return {
             "status": "ok",
             "cluster_id": host.cluster_id,

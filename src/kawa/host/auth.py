@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.host.audit import record
 from kawa.host.errors import Unauthorized
+from kawa.store.database import writing
 from kawa.store.models import ApiToken
 
 ROLES = ("viewer", "user", "admin")
@@ -94,7 +95,7 @@ class Authenticator:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
         token = token or new_token()
-        with self._sessions.begin() as s:
+        with writing(self._sessions) as s:
             row = ApiToken(
                 token_hash=hash_token(token), user=user, role=role, created_at=datetime.now(UTC)
             )
@@ -102,6 +103,13 @@ class Authenticator:
             s.flush()
             record(s, by or local_principal(), "token.create", user, f"token {row.id}, role {role}")
         return token
+
+    def known(self, header: str | None) -> Principal | None:
+        """The token's owner when checked lately (no database read), else None."""
+        cached = self._cache.get(hash_token(bearer(header)))
+        if cached is not None and time.monotonic() - cached[0] < self.recheck_after:
+            return cached[1]
+        return None
 
     def user(self, header: str | None) -> Principal:
         digest = hash_token(bearer(header))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,8 +27,12 @@ async def host(request: Request) -> Host:
 async def user(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    """The token's owner, with the address the request came from (for the audit log)."""
-    who = _host(request).auth.user(authorization)
+    """The token's owner, with the address the request came from (for the audit log).
+    A token not checked lately is read from the database in a worker thread."""
+    auth = _host(request).auth
+    who = auth.known(authorization)
+    if who is None:
+        who = await asyncio.to_thread(auth.user, authorization)
     return replace(who, address=request.client.host if request.client else None)
 
 

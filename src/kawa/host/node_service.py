@@ -1,4 +1,6 @@
-"""Runner registration, heartbeats, liveness and draining."""
+"""Runner registration, heartbeats, liveness and draining. Every method that reads or
+writes the database is called in a worker thread (routes run in FastAPI's threadpool,
+the liveness check in ``asyncio.to_thread``); only :meth:`resend` runs on the loop."""
 
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ from kawa.protocol.nodes import (
 from kawa.store.models import Node, Task
 
 log = logging.getLogger(__name__)
+Resend = tuple[Action, str, int]
+"""An action to send again, the runner's URL and the task's id."""
 _ON_NODE = [TaskState.ASSIGNING.value, TaskState.RUNNING.value, TaskState.PAUSED.value]
 
 
@@ -62,6 +66,7 @@ class NodeService:
         self._history: dict[str, deque[NodeUsageSample]] = {}
         self.histories = NodeHistories(heartbeat_interval)
         """Each node's measurements for graphs (an hour per heartbeat, a day per minute)."""
+        self._resending: set[asyncio.Task[None]] = set()
         self._missing_since: dict[int, float] = {}
         """Task id -> since when its runner has not listed it (while that matters)."""
         self.dispatching: set[int] = set()
@@ -105,7 +110,7 @@ class NodeService:
 
     def register(self, reg: NodeRegistration) -> RegistrationAccepted:
         now = datetime.now(UTC)
-        with self.ledger.sessions.begin() as s:
+        with self.ledger.writing() as s:
             node = s.get(Node, reg.name)
             if node is None:
                 node = Node(name=reg.name, registered_at=now, draining=False)
@@ -121,10 +126,12 @@ class NodeService:
             cluster_id=self.cluster_id, heartbeat_interval=self.heartbeat_interval
         )
 
-    def heartbeat(self, hb: Heartbeat) -> None:
+    def heartbeat(self, hb: Heartbeat) -> list[Resend]:
+        """Record a heartbeat; what it shows must be sent again is returned for
+        :meth:`resend`."""
         now = datetime.now(UTC)
         came_back = False
-        todo: list[tuple[Action, str, int]] = []
+        todo: list[Resend] = []
         observed = {o.task_id: observed_state(o.state) for o in hb.tasks}
         with self.ledger.change() as change:
             s = change.session
@@ -147,8 +154,15 @@ class NodeService:
         if came_back:
             self._publish(hb.name)
             self.ledger.on_release()
+        return todo
+
+    def resend(self, todo: list[Resend]) -> None:
+        """Carry out, on the running loop, what a heartbeat showed must be sent again."""
+        loop = asyncio.get_running_loop()
         for action, url, task_id in todo:
-            asyncio.get_running_loop().create_task(self._carry_out(action, url, task_id))
+            task = loop.create_task(self._carry_out(action, url, task_id))
+            self._resending.add(task)
+            task.add_done_callback(self._resending.discard)
 
     def _reconcile(
         self, change: Change, task: Task, node: str, seen: ObservedState | None, now: datetime
@@ -222,7 +236,7 @@ class NodeService:
         while True:
             await asyncio.sleep(interval)
             try:
-                self.mark_offline()
+                await asyncio.to_thread(self.mark_offline)
             except Exception:
                 log.exception("liveness check failed")
 
@@ -255,7 +269,7 @@ class NodeService:
         return self.histories.window(name, window)
 
     def set_draining(self, name: str, draining: bool, who: Principal) -> NodeView:
-        with self.ledger.sessions.begin() as s:
+        with self.ledger.writing() as s:
             node = s.get(Node, name)
             if node is None:
                 raise NotFound(f"unknown node {name!r}")

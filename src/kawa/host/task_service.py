@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from kawa.core.sweep import DEFAULT_LIMIT, SweepError, parse
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import (
     VPS_REMOVABLE,
+    Action,
     Desired,
     InvalidTransition,
     TaskEvent,
@@ -263,10 +265,20 @@ class TaskService:
             by_state = {state: int(n) for state, n in s.execute(query).all()}
         return TaskCounts(by_state=by_state, total=sum(by_state.values()))
 
-    # -- control --------------------------------------------------------------------
+    # -- control: the database in worker threads, the runner's answer on the loop --------
     async def act(self, ref: str, action: TaskAction, who: Principal) -> TaskView:
         if action is TaskAction.SNAPSHOT:
             return await self.snapshot(ref, who)
+        task_id, url, pending = await asyncio.to_thread(self._request, ref, action, who)
+        for act in pending:
+            await self.actions.carry_out(act, task_id, url)
+        return await asyncio.to_thread(self.ledger.view, str(task_id))
+
+    def _request(
+        self, ref: str, action: TaskAction, who: Principal
+    ) -> tuple[int, str | None, Sequence[Action]]:
+        """Record that ``who`` asks for ``action``: the task's id, its node's URL and the
+        actions its runner is to carry out."""
         with self.ledger.change() as change:
             task = self.ledger.find(change.session, ref)
             if not visible(task.owner, who):
@@ -283,13 +295,23 @@ class TaskService:
             elif action is TaskAction.RESTART:
                 task.desired, task.exit_code, task.error = Desired.RUN.value, None, None
             url = self._node_url(change.session, task)
-            task_id, pending = task.id, [a for t, a in change.actions]
-        for act in pending:
-            await self.actions.carry_out(act, task_id, url)
-        return self.ledger.view(str(task_id))
+            return task.id, url, [a for t, a in change.actions]
 
     async def snapshot(self, ref: str, who: Principal) -> TaskView:
         """Commit a running or paused VPS's container on its node (docs/vps.md)."""
+        url, task_id = await asyncio.to_thread(self._snapshot_target, ref, who)
+        if url is None:
+            raise Conflict("the VPS's node is unknown")
+        try:
+            await self.link.control(url, str(task_id), "snapshot")
+        except RunnerUnreachable:
+            raise Conflict("cannot snapshot: the VPS's runner is unreachable") from None
+        except RunnerRejected as exc:
+            raise Conflict(f"runner refused to snapshot task {task_id}: {exc.detail}") from None
+        await asyncio.to_thread(self._record_snapshot, who, task_id)
+        return await asyncio.to_thread(self.ledger.view, str(task_id))
+
+    def _snapshot_target(self, ref: str, who: Principal) -> tuple[str | None, int]:
         with self.ledger.sessions() as s:
             task = self.ledger.find(s, ref)
             if not visible(task.owner, who):
@@ -300,22 +322,22 @@ class TaskService:
                 raise Conflict("only a VPS can be snapshotted")
             if task.state not in (TaskState.RUNNING.value, TaskState.PAUSED.value):
                 raise Conflict(f"cannot snapshot a VPS that is {task.state}")
-            url, task_id = self._node_url(s, task), task.id
-        if url is None:
-            raise Conflict("the VPS's node is unknown")
-        try:
-            await self.link.control(url, str(task_id), "snapshot")
-        except RunnerUnreachable:
-            raise Conflict("cannot snapshot: the VPS's runner is unreachable") from None
-        except RunnerRejected as exc:
-            raise Conflict(f"runner refused to snapshot task {task_id}: {exc.detail}") from None
-        with self.ledger.sessions.begin() as s:
+            return self._node_url(s, task), task.id
+
+    def _record_snapshot(self, who: Principal, task_id: int) -> None:
+        with self.ledger.writing() as s:
             record(s, who, task_action(TaskKind.VPS.value, "snapshot"), str(task_id))
-        return self.ledger.view(str(task_id))
 
     async def remove(self, ref: str, who: Principal, force: bool = False) -> TaskView:
         """Remove a VPS's container and snapshots on its node; the task stays as
         ``removed``. A running or paused VPS only with ``force`` (stopped first)."""
+        task_id, node, url = await asyncio.to_thread(self._remove_requested, ref, who, force)
+        await self._remove_on_node(task_id, node, url, force)
+        return await asyncio.to_thread(self.ledger.view, str(task_id))
+
+    def _remove_requested(
+        self, ref: str, who: Principal, force: bool
+    ) -> tuple[int, str | None, str | None]:
         with self.ledger.change() as change:
             task = self.ledger.find(change.session, ref)
             if not visible(task.owner, who):
@@ -333,18 +355,15 @@ class TaskService:
             except InvalidTransition as exc:
                 raise Conflict(str(exc)) from None
             record(change.session, who, task_action(task.kind, "remove"), str(task.id))
-            task_id, node, url = task.id, task.node, self._node_url(change.session, task)
-        await self._remove_on_node(task_id, node, url, force)
-        return self.ledger.view(str(task_id))
+            return task.id, task.node, self._node_url(change.session, task)
 
     async def expire(self, task_id: int, retention: float) -> bool:
         """Remove an ended VPS kept longer than ``retention`` seconds (as ``remove``);
         False when it changed meanwhile. Conflict when its runner cannot do it."""
-        with self.ledger.sessions() as s:
-            task = s.get(Task, task_id)
-            if task is None or task.state not in VPS_REMOVABLE:
-                return False
-            node, url = task.node, self._node_url(s, task)
+        found = await asyncio.to_thread(self._removable, task_id)
+        if found is None:
+            return False
+        node, url = found
         cause = f"kept past host.vps_retention ({retention:g}s)"
         return await self._remove_on_node(task_id, node, url, False, cause)
 
@@ -366,12 +385,24 @@ class TaskService:
             done = f"runner {node} removed its container and snapshots"
         else:  # never placed, or its node is gone: nothing is left to remove
             done = "nothing left on a node to remove"
+        return await asyncio.to_thread(
+            self._record_removed, task_id, f"{cause}: {done}" if cause else done
+        )
+
+    def _removable(self, task_id: int) -> tuple[str | None, str | None] | None:
+        """An ended VPS's node and its URL; None unless it is removable."""
+        with self.ledger.sessions() as s:
+            task = s.get(Task, task_id)
+            if task is None or task.state not in VPS_REMOVABLE:
+                return None
+            return task.node, self._node_url(s, task)
+
+    def _record_removed(self, task_id: int, cause: str) -> bool:
         with self.ledger.change() as change:
             task = change.session.get(Task, task_id)
             if task is None:
                 return False
-            found = change.try_apply(task, TaskEvent.REMOVED, f"{cause}: {done}" if cause else done)
-            return found is not None
+            return change.try_apply(task, TaskEvent.REMOVED, cause) is not None
 
     @staticmethod
     def _node_url(s: Session, task: Task) -> str | None:

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 @router.get("")
-async def audit(
+def audit(
     host: HostDep,
     who: UserDep,
     user: Annotated[str | None, Query(max_length=64)] = None,

@@ -28,7 +28,7 @@ async def events(ws: WebSocket) -> None:
     if header is None and "token" in ws.query_params:
         header = f"Bearer {ws.query_params['token']}"
     try:
-        who = host.auth.user(header)
+        who = host.auth.known(header) or await asyncio.to_thread(host.auth.user, header)
         after = _after(ws.query_params.get("after"))
     except (Unauthorized, BadRequest) as exc:
         await _refuse(ws, exc)

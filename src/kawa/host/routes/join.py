@@ -22,7 +22,7 @@ TokenId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.post("/join")
-async def join(req: JoinRequest, host: HostDep, request: Request) -> JoinAccepted:
+def join(req: JoinRequest, host: HostDep, request: Request) -> JoinAccepted:
     """No API token: the join token in the body is the credential."""
     address = request.client.host if request.client else None
     return host.joins.exchange(req, address)
@@ -34,18 +34,18 @@ def _admin(who: object, what: str) -> None:
 
 
 @router.post("/join-tokens")
-async def create_join_token(spec: JoinTokenCreate, host: HostDep, who: UserDep) -> JoinTokenCreated:
+def create_join_token(spec: JoinTokenCreate, host: HostDep, who: UserDep) -> JoinTokenCreated:
     _admin(who, "making")
     return host.joins.create(spec, who)
 
 
 @router.get("/join-tokens")
-async def list_join_tokens(host: HostDep, who: UserDep) -> list[JoinTokenView]:
+def list_join_tokens(host: HostDep, who: UserDep) -> list[JoinTokenView]:
     _admin(who, "listing")
     return host.joins.list()
 
 
 @router.post("/join-tokens/{token_id}/revoke")
-async def revoke_join_token(token_id: TokenId, host: HostDep, who: UserDep) -> JoinTokenView:
+def revoke_join_token(token_id: TokenId, host: HostDep, who: UserDep) -> JoinTokenView:
     _admin(who, "revoking")
     return host.joins.revoke(token_id, who)

@@ -1,4 +1,4 @@
-"""/api/v1/nodes"""
+"""/api/v1/nodes (plain functions: FastAPI runs them in its threadpool, off the loop)"""
 
 from __future__ import annotations
 
@@ -16,22 +16,22 @@ WINDOW = "1h: a point per heartbeat; 24h: a point per minute (the mean of its he
 
 
 @router.get("")
-async def list_nodes(host: HostDep, who: UserDep) -> list[NodeView]:
+def list_nodes(host: HostDep, who: UserDep) -> list[NodeView]:
     return host.nodes.list()
 
 
 @router.get("/{name}")
-async def get_node(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
+def get_node(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
     return host.nodes.get(name)
 
 
 @router.get("/{name}/health")
-async def node_health(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeHealth:
+def node_health(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeHealth:
     return host.nodes.health(name)
 
 
 @router.get("/{name}/history")
-async def node_history(
+def node_history(
     name: NodeNamePath,
     host: HostDep,
     who: UserDep,
@@ -43,21 +43,21 @@ async def node_history(
 
 
 @router.post("/{name}/drain")
-async def drain(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
+def drain(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
     if not who.is_admin:
         raise Forbidden("draining a node needs the admin role")
     return host.nodes.set_draining(name, True, who)
 
 
 @router.post("/{name}/undrain")
-async def undrain(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
+def undrain(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
     if not who.is_admin:
         raise Forbidden("undraining a node needs the admin role")
     return host.nodes.set_draining(name, False, who)
 
 
 @router.post("/{name}/remove")
-async def remove(
+def remove(
     name: NodeNamePath,
     host: HostDep,
     who: UserDep,

@@ -1,6 +1,9 @@
-"""/api/v1/runner: calls from runners, authenticated with the cluster secret."""
+"""/api/v1/runner: calls from runners, authenticated with the cluster secret. The
+database is read and written in worker threads, off the event loop."""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import APIRouter
 
@@ -14,19 +17,19 @@ router = APIRouter(prefix="/runner", tags=["runner"], dependencies=[RunnerAuth])
 
 @router.post("/register")
 async def register(reg: NodeRegistration, host: HostDep) -> RegistrationAccepted:
-    host.nodes.check_registration(reg)
+    await asyncio.to_thread(host.nodes.check_registration, reg)
     if host.config.check_runner_reachable:
         await check_reachable(host.link.http, reg.name, reg.url)
-    return host.nodes.register(reg)
+    return await asyncio.to_thread(host.nodes.register, reg)
 
 
 @router.post("/heartbeat")
 async def heartbeat(hb: Heartbeat, host: HostDep) -> RunnerAck:
-    host.nodes.heartbeat(hb)
+    host.nodes.resend(await asyncio.to_thread(host.nodes.heartbeat, hb))
     return RunnerAck()
 
 
 @router.post("/report")
-async def report(report: TaskReport, host: HostDep) -> RunnerAck:
+def report(report: TaskReport, host: HostDep) -> RunnerAck:
     host.reports.handle(report)
     return RunnerAck()

@@ -1,7 +1,9 @@
-"""/api/v1/tasks"""
+"""/api/v1/tasks. Routes that only read or write the database are plain functions:
+FastAPI runs them in its threadpool, off the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -20,25 +22,25 @@ UserName = Annotated[str, Field(min_length=1, max_length=64), NoNul]
 
 
 @router.post("", status_code=201)
-async def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
+def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
     return host.tasks.submit(spec, who)
 
 
 @router.post("/dry-run")
-async def dry_run(spec: TaskSpec, host: HostDep, who: UserDep) -> DryRunResponse:
+def dry_run(spec: TaskSpec, host: HostDep, who: UserDep) -> DryRunResponse:
     """What submitting ``spec`` now would do, task by task: start on a node, or wait and
     why. Checked as a submission is (the same errors); nothing is stored."""
     return host.dry_run.run(spec, who)
 
 
 @router.get("/counts")
-async def counts(host: HostDep, who: UserDep) -> TaskCounts:
+def counts(host: HostDep, who: UserDep) -> TaskCounts:
     """How many tasks the caller may see (admins: all), by state."""
     return host.tasks.counts(who)
 
 
 @router.get("")
-async def list_tasks(
+def list_tasks(
     host: HostDep,
     who: UserDep,
     state: Annotated[list[str], Query(max_length=32)] = [],  # noqa: B006
@@ -62,7 +64,7 @@ async def list_tasks(
 
 
 @router.get("/{ref}")
-async def get_task(ref: TaskRef, host: HostDep, who: UserDep) -> TaskView:
+def get_task(ref: TaskRef, host: HostDep, who: UserDep) -> TaskView:
     return host.tasks.get(ref, who)
 
 
@@ -73,7 +75,7 @@ async def remove(ref: TaskRef, host: HostDep, who: UserDep, force: bool = False)
 
 
 @router.post("/{ref}/retry", status_code=201)
-async def retry(ref: TaskRef, host: HostDep, who: UserDep) -> SubmitResponse:
+def retry(ref: TaskRef, host: HostDep, who: UserDep) -> SubmitResponse:
     """Submit the task's spec again as a new task (its history names the original)."""
     return host.tasks.retry(ref, who)
 
@@ -94,6 +96,6 @@ async def logs(
 ) -> StreamingResponse:
     """The task's output from byte ``offset`` on (a client that lost its connection
     resumes where it stopped); ``follow``: until the task ends."""
-    host.tasks.get(ref, who)  # 404 unless the caller may see it
+    await asyncio.to_thread(host.tasks.get, ref, who)  # 404 unless the caller may see it
     body = await host.logs.stream(ref, stream, follow, offset)
     return StreamingResponse(body, media_type="application/octet-stream")

@@ -1,0 +1,24 @@
+"""The worker threads that run the host's database work, off the event loop.
+
+Routes that only touch the database are plain functions, which FastAPI runs in anyio's
+threadpool; services hand their database steps to ``asyncio.to_thread``. Both pools are
+sized here, once the loop runs, and the event bus learns which loop serves subscribers.
+Python runs one thread at a time: every busy worker takes turns with the event loop, so
+the pools are kept small and the rest of the calls wait for a thread."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio.to_thread
+
+from kawa.host.events import EventBus
+
+
+def bind_worker_threads(bus: EventBus, threads: int) -> None:
+    """Size both pools to ``threads`` and bind ``bus`` to the running loop."""
+    loop = asyncio.get_running_loop()
+    anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+    loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="kawa-db"))
+    bus.bind(loop)
