@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -25,7 +26,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         engine.dispose()
 
 
-def plan(engine: Engine, query: Select[tuple[int]]) -> str:
+def plan(engine: Engine, query: Select[Any]) -> str:
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as conn:
         return " | ".join(row[-1] for row in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
