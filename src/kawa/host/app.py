@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kawa import __version__
 from kawa.core.ids import IdGenerator
+from kawa.host.admission import InFlightLimit
 from kawa.host.audit import AuditLog
 from kawa.host.auth import Authenticator
 from kawa.host.body_limit import BodyLimit, Limit
@@ -128,6 +129,7 @@ class Host:
         self.ledger.on_release = self.scheduler.wake
         self.vps_retention = VpsRetention(self.ledger, self.tasks, config.vps_retention)
         self.dry_run = DryRun(self.tasks, self.scheduler)
+        self.submissions = InFlightLimit("submissions", config.submit_limit)
         self.gateway_port: int | None = None
         """The port the SSH gateway listens on; None while it does not."""
 
@@ -140,7 +142,8 @@ class Host:
 
 def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse(ErrorResponse(detail=exc.detail).model_dump(exclude_none=True), exc.status)
+    body = ErrorResponse(detail=exc.detail).model_dump(exclude_none=True)
+    return JSONResponse(body, exc.status, headers=exc.headers)
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:

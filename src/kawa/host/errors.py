@@ -14,6 +14,11 @@ class ServiceError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers the error's HTTP answer carries."""
+        return {}
+
 
 class BadRequest(ServiceError):
     status = 400
@@ -35,6 +40,20 @@ class Conflict(ServiceError):
     status = 409
 
 
+class TooBusy(ServiceError):
+    """Too much of this work in flight; the same call may be sent again later."""
+
+    status = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class Unavailable(ServiceError):
     status = 503
 
@@ -47,6 +66,7 @@ _MEANINGS = {
     409: "The thing's state does not allow this now",
     413: "The request body is larger than its limit",
     422: "The body or a parameter breaks its schema; `errors` lists each problem",
+    429: "Too many such calls in flight: send it again after `Retry-After` seconds",
     503: "A part the host needs (a runner, Docker) cannot be reached",
 }
 

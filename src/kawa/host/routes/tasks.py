@@ -7,10 +7,12 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from kawa.host.deps import BatchId, HostDep, NodeNameQuery, TaskRef, UserDep
+from kawa.host.errors import error_responses
 from kawa.host.routes.responses import BYTES
 from kawa.protocol.bounds import MAX_ID, MAX_SHORT, NoNul, QueryText
 from kawa.protocol.task_queries import DryRunResponse, TaskCounts
@@ -21,9 +23,13 @@ Word = Annotated[str, Query(max_length=MAX_SHORT, pattern=r"^[a-z_]*$")]
 UserName = Annotated[str, Field(min_length=1, max_length=64), NoNul]
 
 
-@router.post("", status_code=201)
-def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
-    return host.tasks.submit(spec, who)
+@router.post("", status_code=201, responses=error_responses(429))
+async def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
+    """Store the spec's tasks, all of them in one transaction. Past ``host.submit_limit``
+    submissions in flight (counted here on the loop, waiting ones included) the answer is
+    429 with ``Retry-After``: nothing was stored, send it again."""
+    with host.submissions.admit():
+        return await run_in_threadpool(host.tasks.submit, spec, who)
 
 
 @router.post("/dry-run")
