@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any, TypeVar
@@ -11,7 +12,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from kawa.client import calls
+from kawa.client import calls, retries
 from kawa.client.errors import KawaError, raise_for, unreachable
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
@@ -28,7 +29,12 @@ T = TypeVar("T")
 
 class AsyncKawaClient:
     def __init__(
-        self, url: str, token: str, timeout: float = 30.0, ca_file: PathLike | None = None
+        self,
+        url: str,
+        token: str,
+        timeout: float = 30.0,
+        ca_file: PathLike | None = None,
+        max_connections: int = 100,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
@@ -38,7 +44,7 @@ class AsyncKawaClient:
                 base_url=self.url + API_PREFIX,
                 timeout=timeout,
                 headers={"Authorization": f"Bearer {token}"},
-                limits=httpx.Limits(max_connections=100),
+                limits=httpx.Limits(max_connections=max_connections),
                 verify=httpx_verify(ca_file),
             )
         except httpx.InvalidURL as exc:
@@ -54,13 +60,23 @@ class AsyncKawaClient:
         await self.aclose()
 
     async def _do(self, call: calls.Call[T]) -> T:
-        try:
-            response = await self._http.request(
-                call.method, call.path, json=call.json, params=call.params
+        """Send ``call``; one the host refuses as too busy (429) is sent again after the
+        ``Retry-After`` it asks, a bounded number of times (:mod:`kawa.client.retries`)."""
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method, call.path, json=call.json, params=call.params
+                )
+            except httpx.HTTPError as exc:
+                raise unreachable(self.url, exc) from None
+            wait = retries.retry_delay(
+                response.status_code, response.headers.get("retry-after"), attempt, random.random()
             )
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from None
-        return calls.decode(call, response)
+            if wait is None:
+                return calls.decode(call, response)
+            await asyncio.sleep(wait)
+            attempt += 1
 
     async def audit(
         self, user: str | None = None, since: datetime | None = None, limit: int = 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
@@ -12,7 +13,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from kawa.client import calls
+from kawa.client import calls, retries
 from kawa.client import environments as envs
 from kawa.client.errors import KawaError, raise_for, refused, unreachable
 from kawa.protocol.audit import AuditEntryView
@@ -66,13 +67,23 @@ class KawaClient:
         self.close()
 
     def _do(self, call: calls.Call[T]) -> T:
-        try:
-            response = self._http.request(
-                call.method, call.path, json=call.json, params=call.params
+        """Send ``call``; one the host refuses as too busy (429) is sent again after the
+        ``Retry-After`` it asks, a bounded number of times (:mod:`kawa.client.retries`)."""
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    call.method, call.path, json=call.json, params=call.params
+                )
+            except httpx.HTTPError as exc:
+                raise unreachable(self.url, exc) from None
+            wait = retries.retry_delay(
+                response.status_code, response.headers.get("retry-after"), attempt, random.random()
             )
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from None
-        return calls.decode(call, response)
+            if wait is None:
+                return calls.decode(call, response)
+            time.sleep(wait)
+            attempt += 1
 
     # -- API ------------------------------------------------------------------------
     def audit(
