@@ -53,7 +53,7 @@ class VpsRetention:
     async def sweep(self) -> list[int]:
         """One pass; the ids of the VPSs removed."""
         removed = []
-        for task_id in self.due(datetime.now(UTC)):
+        for task_id in await asyncio.to_thread(self.due, datetime.now(UTC)):
             try:
                 if await self.tasks.expire(task_id, self.retention):
                     removed.append(task_id)

@@ -4,11 +4,14 @@ Routes that only touch the database are plain functions, which FastAPI runs in a
 threadpool; services hand their database steps to ``asyncio.to_thread``. Both pools are
 sized here, once the loop runs, and the event bus learns which loop serves subscribers.
 Python runs one thread at a time: every busy worker takes turns with the event loop, so
-the pools are kept small and the rest of the calls wait for a thread."""
+the pools are kept small and the rest of the calls wait for a thread. A full pass of
+the garbage collector stops every thread, the loop's too, whichever thread starts it:
+what exists once the host has started (modules, models, routes) is left out of them."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio.to_thread
@@ -17,8 +20,10 @@ from kawa.host.events import EventBus
 
 
 def bind_worker_threads(bus: EventBus, threads: int) -> None:
-    """Size both pools to ``threads`` and bind ``bus`` to the running loop."""
+    """Size both pools to ``threads``, bind ``bus`` to the running loop and keep what
+    exists now out of the garbage collector's passes."""
     loop = asyncio.get_running_loop()
     anyio.to_thread.current_default_thread_limiter().total_tokens = threads
     loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="kawa-db"))
     bus.bind(loop)
+    gc.freeze()
