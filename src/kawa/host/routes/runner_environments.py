@@ -18,7 +18,7 @@ router = APIRouter(prefix="/runner/environments", tags=["runner"], dependencies=
 
 
 @router.post("/progress")
-async def progress(report: SyncProgress, host: HostDep) -> RunnerAck:
+def progress(report: SyncProgress, host: HostDep) -> RunnerAck:
     host.environments.sync_progress(report)
     return RunnerAck()
 
