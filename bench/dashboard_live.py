@@ -99,7 +99,9 @@ def main() -> None:
         print(f"{len(made.json()['tasks'])} tasks submitted in {stored:.2f}s; {total} stored")
 
         if not opts.skip_tasks_page:
-            find = f"echo {opts.tasks - 1}"
+            # the task's name: the words of its command ("echo", a number) can also be
+            # found in the ids of other tasks the page holds
+            find = f"sweep[{opts.tasks - 1}]"
             r = browser("tasks_timing", **base, runs=opts.runs, find=find)
             if find not in r["found"]:
                 sys.exit(f"the search found {r['found']!r}")

@@ -78,6 +78,9 @@ def run_order(task: Task) -> RunTask:
     )
 
 
+REASON_CHUNK = 200
+"""Waiting reasons recorded per transaction (:meth:`SchedulerLoop._record_reasons`)."""
+
 QUEUED = "queued"
 """The waiting reason of a task no scheduling pass has looked at yet."""
 
@@ -258,10 +261,21 @@ class SchedulerLoop:
             jobs = self._apply(change, snapshots, result.placements)
             reasons = {r.id: r.waiting_reason for r in rows}
             changed = {t: r for t, r in result.waiting.items() if reasons.get(t) != r}
-            for task in _tasks(s, list(changed)):  # one query, not one per task
-                task.waiting_reason = changed[task.id]
-                change.touch(task)
+        self._record_reasons(changed)
         return jobs
+
+    def _record_reasons(self, reasons: dict[int, str]) -> None:
+        """Give pending tasks their new waiting reasons, ``REASON_CHUNK`` tasks per
+        transaction: a kill or a submission waits for one chunk, not for thousands."""
+        ids = list(reasons)
+        for at in range(0, len(ids), REASON_CHUNK):
+            if at:
+                time.sleep(0.001)  # a change waiting for the write lock takes it now
+            with self.ledger.change() as change:
+                for task in _tasks(change.session, ids[at : at + REASON_CHUNK]):
+                    if task.state == TaskState.PENDING.value:  # not placed or killed since
+                        task.waiting_reason = reasons[task.id]
+                        change.touch(task)
 
     def _apply(
         self,
