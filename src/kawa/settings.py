@@ -107,7 +107,7 @@ class HostConfig(_Section):
     api_threads: int = Field(default=8, ge=1, le=256)
     """Worker threads that run API calls' database work at once (more wait their turn):
     few keep the event loop's share of the interpreter large under load."""
-    submit_limit: int = Field(default=64, ge=1)
+    submit_limit: int = Field(default=256, ge=1)
     """Submissions handled at once; one more is answered 429 with ``Retry-After``."""
     check_runner_reachable: bool = True
     """Refuse a runner's registration unless the host reaches it back at the URL it
