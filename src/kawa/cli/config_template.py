@@ -20,6 +20,8 @@ default_container = "default"
 # shared_dir = "/mnt/cluster-share"   # optional shared filesystem (logs, tarballs)
 keep_versions = 3           # packaged versions kept per environment
 sweep_limit = 10000         # most combinations one `kawa task submit --sweep` may have
+submit_limit = 256          # submissions handled at once; more are answered 429 + Retry-After
+api_threads = 8             # worker threads for API calls' database work (more wait their turn)
 # TLS (docs/tls.md; `kawa init tls` writes the files and prints these lines):
 # tls_cert = "/etc/kawa/tls/server.pem"     # serve https with this certificate
 # tls_key = "/etc/kawa/tls/server-key.pem"
