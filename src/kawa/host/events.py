@@ -60,7 +60,7 @@ class EventBus:
         self._size = queue_size
         self._lock = threading.Lock()
         self._outbox: deque[Event] = deque()
-        """Events published off the loop, not yet delivered (oldest first)."""
+        """Events published and not yet delivered, oldest first."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False
 
