@@ -12,12 +12,16 @@ client instead.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kawa import config_file
 from kawa.cli.output import CliError
 from kawa.protocol.urls import API_PREFIX
+
+if TYPE_CHECKING:
+    import http.client
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 
@@ -87,9 +91,29 @@ def usable(creds: Credentials) -> bool:
     return creds.url.startswith(("http://", "https://"))
 
 
-def call(creds: Credentials, method: str, path: str, body: Any = None) -> Any:
-    """``method`` on ``API_PREFIX + path``; the decoded JSON answer. Errors as the client's
-    (``kawa.client.errors``): the host's ``detail``, or ``cannot reach the Kawa host``."""
+class NotSent(CliError):
+    """No request reached the host (it could not be connected to): nothing was done."""
+
+
+class Refused(CliError):
+    """The host answered with an error status (its ``detail`` is the message)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _unreachable(creds: Credentials, exc: BaseException) -> str:
+    from kawa.client.errors import tls_hint
+
+    return f"cannot reach the Kawa host at {creds.url}: {exc}{tls_hint(creds.url, exc)}"
+
+
+def _open(
+    creds: Credentials, method: str, path: str, body: Any = None, query: str = ""
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """A connection and the response headers of ``method`` on ``API_PREFIX + path``;
+    error statuses and redirects raise as the client's errors (``kawa.client.errors``)."""
     import http.client
     import json
     from urllib.parse import quote, urlsplit
@@ -101,8 +125,10 @@ def call(creds: Credentials, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     target = quote(parts.path.rstrip("/") + API_PREFIX + path, safe="/:@!$&'()*+,;=-._~")
+    if query:
+        target += "?" + query
+    conn: http.client.HTTPConnection
     try:
-        conn: http.client.HTTPConnection
         if parts.scheme == "https":
             import ssl
 
@@ -114,30 +140,75 @@ def call(creds: Credentials, method: str, path: str, body: Any = None) -> Any:
             conn = http.client.HTTPConnection(
                 parts.hostname or "", parts.port, timeout=creds.timeout
             )
-        try:
-            conn.request(method, target, body=data, headers=headers)
-            response = conn.getresponse()
+        conn.connect()
+    except (OSError, ValueError) as exc:
+        raise NotSent(_unreachable(creds, exc)) from None
+    try:
+        conn.request(method, target, body=data, headers=headers)
+        response = conn.getresponse()
+        if response.status >= 300:
             raw = response.read()
-        finally:
-            conn.close()
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        from kawa.client.errors import tls_hint
-
-        hint = tls_hint(creds.url, exc)
-        raise CliError(f"cannot reach the Kawa host at {creds.url}: {exc}{hint}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise CliError(_unreachable(creds, exc)) from None
     if 300 <= response.status < 400:
         from kawa.client.errors import redirected
 
+        conn.close()
         where = f"{creds.url}{API_PREFIX}{path}"
         raise CliError(redirected(where, response.status, response.getheader("location")))
     if response.status >= 400:
-        raise CliError(_detail(raw) or response.reason or f"HTTP {response.status}")
+        conn.close()
+        raise Refused(_detail(raw) or response.reason or f"HTTP {response.status}", response.status)
+    return conn, response
+
+
+def call(creds: Credentials, method: str, path: str, body: Any = None, query: str = "") -> Any:
+    """``method`` on ``API_PREFIX + path``; the decoded JSON answer. Errors as the client's
+    (``kawa.client.errors``): the host's ``detail``, or ``cannot reach the Kawa host``."""
+    import http.client
+    import json
+
+    conn, response = _open(creds, method, path, body, query)
+    try:
+        raw = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise CliError(_unreachable(creds, exc)) from None
+    finally:
+        conn.close()
     try:
         return json.loads(raw)
     except ValueError:
         raise CliError(
             f"unexpected answer from {creds.url}{API_PREFIX}{path}: HTTP {response.status}"
         ) from None
+
+
+def stream(
+    creds: Credentials, path: str, query: str, write: Callable[[bytes], None]
+) -> None:
+    """GET ``API_PREFIX + path`` and hand each piece of the body to ``write`` as it
+    arrives, until the host ends it; reads wait as long as it takes (the body of a
+    followed log is quiet while its task is)."""
+    import http.client
+
+    conn, response = _open(creds, "GET", path, query=query)
+    try:
+        if conn.sock is not None:
+            conn.sock.settimeout(None)
+        while True:
+            try:
+                chunk = response.read1(CHUNK)
+            except (OSError, http.client.HTTPException) as exc:
+                raise CliError(_unreachable(creds, exc)) from None
+            if not chunk:
+                return
+            write(chunk)
+    finally:
+        conn.close()
+
+
+CHUNK = 65536
 
 
 def _detail(raw: bytes) -> str:

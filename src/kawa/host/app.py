@@ -41,6 +41,7 @@ from kawa.host.runner_link import RunnerLink
 from kawa.host.scheduling import SchedulerLoop
 from kawa.host.stream_sessions import StreamSessions
 from kawa.host.task_service import TaskService
+from kawa.host.task_waits import TaskWaits
 from kawa.host.vps_retention import VpsRetention
 from kawa.protocol.bounds import MAX_BODY, MAX_SCRIPT_BODY
 from kawa.protocol.common import API_PREFIX, ErrorItem, ErrorResponse
@@ -116,6 +117,7 @@ class Host:
         )
         self.reports = ReportService(self.ledger)
         self.logs = LogService(self.ledger, self.link, config.shared_dir)
+        self.waits = TaskWaits(self.tasks, self.bus)
         self.stream_sessions = StreamSessions(config, self.auth, self.tasks, self.ledger, self.link)
         self.environments = EnvironmentService(config, sessions, self.ledger, self.cluster_id)
         self.scheduler = SchedulerLoop(

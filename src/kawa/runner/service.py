@@ -41,6 +41,8 @@ class RunnerService:
         self.ready = asyncio.Event()
         self.heartbeat_interval = 2.0
         self._reports = asyncio.Event()
+        self._an_end = asyncio.Event()
+        """Set (and replaced) when a task ends: wakes the followers of task logs."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.preparing: set[str] = set()
         """Tasks whose packaged environment is being fetched (not journaled yet)."""
@@ -158,7 +160,17 @@ class RunnerService:
 
     def _on_end(self, task_id: str, kind: ExitKind, code: int | None, error: str | None) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._reports.set)
+            self._loop.call_soon_threadsafe(self._ended)
+
+    def _ended(self) -> None:
+        self._reports.set()
+        self._an_end.set()
+        self._an_end = asyncio.Event()
+
+    async def until_an_end(self, seconds: float) -> None:
+        """Return once any task ends (it is journaled by then), or after ``seconds``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._an_end.wait(), seconds)
 
     async def _send_reports(self) -> None:
         while True:

@@ -1,0 +1,158 @@
+"""The quick path of ``kawa run`` and ``kawa task submit`` (standard library only)
+against the full CLI, on a real host and runners in Docker: the same output, errors and
+exit codes for plain command lines, refusals, bad input and an unreachable host; the
+quick path imports none of the heavy libraries; and the long-poll route it uses."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from kawa.protocol.tasks import TaskAction, TaskSpec
+from tests.integration.cluster import KAWA, Cluster, eventually, free_port
+
+FULL = [
+    sys.executable,
+    "-c",
+    "import sys, kawa.cli.quick_tasks as q\n"
+    "q.fast_path = lambda argv: None\n"
+    "sys.argv[0] = 'kawa'\n"
+    "from kawa.cli.main import run\n"
+    "run()",
+]
+"""The CLI with its quick path turned off."""
+HEAVY = ("typer", "click", "rich", "httpx", "pydantic", "websockets")
+GROW = "head -c 64m /dev/zero | tail"
+"""Grows past a small memory limit (tail keeps the one long line)."""
+Outcome = tuple[int, bytes, bytes]
+_ID = re.compile(rb"\b[0-9]{12,20}\b")
+
+
+def _both(cluster: Cluster, *args: str, url: str | None = None) -> tuple[Outcome, Outcome]:
+    env = cluster._env(
+        KAWA_CLIENT_URL=url or cluster.url, KAWA_CLIENT_TOKEN=cluster.token, COLUMNS="200"
+    )
+    results = []
+    for cmd in (KAWA, FULL):
+        done = subprocess.run([*cmd, *args], env=env, capture_output=True, timeout=120)
+        results.append(
+            (done.returncode, _ID.sub(b"ID", done.stdout), _ID.sub(b"ID", done.stderr))
+        )
+    return results[0], results[1]
+
+
+def _count(cluster: Cluster) -> int:
+    with cluster.client() as c:
+        return c.task_counts().total
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--", "sh", "-c", "echo out; echo err >&2; exit 3"],
+        ["run", "--cores", "1", "--memory=64M", "-e", "A=1", "--env", "B=2", "--name", "q",
+         "--target", "node1", "--", "sh", "-c", "echo $A$B"],
+        ["run", "--detach", "--", "true"],
+        ["task", "submit", "--", "echo", "hi"],
+        ["task", "submit", "-t", "node2", "--wait", "--", "sh", "-c", "exit 4"],
+        ["task", "submit", "--wait", "--memory", "8M", "--", "sh", "-c", GROW],
+        ["run", "--timeout", "1s", "--", "sleep", "30"],
+    ],
+    ids=["run-fails", "run-options", "detach", "submit", "submit-wait", "oom", "timeout"],
+)
+def test_plain_lines_print_the_same_as_the_full_cli(cluster: Cluster, args: list[str]) -> None:
+    quick, full = _both(cluster, *args)
+    assert quick == full
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--memory", "zz", "--", "true"],
+        ["run", "--cores", "0", "--", "true"],
+        ["run", "--target", "nosuchnode", "--", "true"],
+        ["task", "submit", "--wait", "--container", "no-such-env", "--", "true"],
+        ["run", "--cores", "x", "--", "true"],
+        ["run", "--env", "NOEQUALS", "--", "true"],
+        ["run", "--"],
+        ["run", "echo", "hi"],
+    ],
+    ids=["memory", "cores", "target", "container", "not-int", "env", "no-command", "no-dashes"],
+)
+def test_bad_input_gets_the_full_cli_s_answer_and_stores_nothing(
+    cluster: Cluster, args: list[str]
+) -> None:
+    before = _count(cluster)
+    quick, full = _both(cluster, *args)
+    assert quick == full
+    assert quick[0] != 0 and quick[2].startswith(b"error: "), quick
+    assert _count(cluster) == before
+
+
+def test_an_unreachable_host_is_said_the_same_way(cluster: Cluster) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    quick, full = _both(cluster, "run", "--", "true", url=url)
+    assert quick == full
+    assert quick[0] == 1 and b"cannot reach the Kawa host" in quick[2], quick
+
+
+@pytest.mark.parametrize(
+    ("args", "printed"),
+    [
+        (["run", "--", "echo", "hi"], b"hi\n"),
+        (["task", "submit", "--wait", "--", "echo", "hi"], b": completed (exit code 0)\n"),
+    ],
+)
+def test_the_quick_path_imports_no_heavy_library(
+    cluster: Cluster, args: list[str], printed: bytes
+) -> None:
+    env = cluster._env(KAWA_CLIENT_URL=cluster.url, KAWA_CLIENT_TOKEN=cluster.token)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kawa.cli.main", *args],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.endswith(printed), done.stdout
+    imported = {
+        line.rsplit(b"|", 1)[-1].strip().decode()
+        for line in done.stderr.splitlines()
+        if line.startswith(b"import time:")
+    }
+    assert "kawa.cli.quick_tasks" in imported, "import log not captured"
+    loaded = sorted(m for m in imported if m.split(".")[0] in HEAVY)
+    assert not loaded, loaded
+
+
+def _wait(cluster: Cluster, task_id: str, **params: str) -> httpx.Response:
+    return httpx.get(
+        f"{cluster.url}/api/v1/tasks/{task_id}/wait",
+        params=params,
+        headers={"Authorization": f"Bearer {cluster.token}"},
+        timeout=30,
+    )
+
+
+def test_the_long_poll_answers_at_its_deadline_or_at_the_change(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        [blocker] = c.submit(TaskSpec(command=["sleep", "300"], targets=["node1"], cores=2)).tasks
+        eventually(lambda: c.task(blocker.id).state == "running", what="blocker running")
+        [queued] = c.submit(TaskSpec(command=["echo", "hi"], targets=["node1"])).tasks
+        t0 = time.monotonic()
+        answer = _wait(cluster, queued.id, until="started", timeout="0.5")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["state"] == "pending"
+        assert time.monotonic() - t0 >= 0.5
+        c.act(blocker.id, TaskAction.KILL)
+        answer = _wait(cluster, queued.id, until="done", timeout="60")
+        assert answer.json()["state"] == "completed", answer.json()
+        assert answer.json()["exit_code"] == 0
+        for params in ({"until": "soon"}, {"timeout": "301"}, {"timeout": "-1"}):
+            assert _wait(cluster, queued.id, **params).status_code == 422, params
+        assert _wait(cluster, "999999999999", timeout="1").status_code == 404
