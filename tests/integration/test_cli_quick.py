@@ -94,11 +94,43 @@ def test_bad_input_gets_the_full_cli_s_answer_and_stores_nothing(
     assert _count(cluster) == before
 
 
+def test_logs_print_the_same_as_the_full_cli(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        [t] = c.submit(TaskSpec(command=["sh", "-c", "printf 'a\\tb\\033[0m'; echo e >&2"])).tasks
+        c.wait([t.id], timeout=60)
+    for args in (["-f"], ["--stderr"], [], ["--stderr", "-f"]):
+        quick, full = _both(cluster, "task", "logs", *args, t.id)
+        assert quick == full and quick[0] == 0, (args, quick, full)
+    assert _both(cluster, "task", "logs", t.id)[0][1] == b"a\tb\033[0m"
+    for bad in (["999999999999"], ["x1"], [t.id, "--batch", "1"]):
+        quick, full = _both(cluster, "task", "logs", *bad)
+        assert quick == full and quick[0] != 0, (bad, quick)
+
+
 def test_an_unreachable_host_is_said_the_same_way(cluster: Cluster) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     quick, full = _both(cluster, "run", "--", "true", url=url)
     assert quick == full
     assert quick[0] == 1 and b"cannot reach the Kawa host" in quick[2], quick
+
+
+def _heavy_imports(cluster: Cluster, *args: str) -> tuple[bytes, list[str]]:
+    """The standard output of ``kawa ARGS`` and the heavy modules it imported."""
+    env = cluster._env(KAWA_CLIENT_URL=cluster.url, KAWA_CLIENT_TOKEN=cluster.token)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kawa.cli.main", *args],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {
+        line.rsplit(b"|", 1)[-1].strip().decode()
+        for line in done.stderr.splitlines()
+        if line.startswith(b"import time:")
+    }
+    assert "kawa.cli.quick_tasks" in imported, "import log not captured"
+    return done.stdout, sorted(m for m in imported if m.split(".")[0] in HEAVY)
 
 
 @pytest.mark.parametrize(
@@ -111,23 +143,12 @@ def test_an_unreachable_host_is_said_the_same_way(cluster: Cluster) -> None:
 def test_the_quick_path_imports_no_heavy_library(
     cluster: Cluster, args: list[str], printed: bytes
 ) -> None:
-    env = cluster._env(KAWA_CLIENT_URL=cluster.url, KAWA_CLIENT_TOKEN=cluster.token)
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "kawa.cli.main", *args],
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.endswith(printed), done.stdout
-    imported = {
-        line.rsplit(b"|", 1)[-1].strip().decode()
-        for line in done.stderr.splitlines()
-        if line.startswith(b"import time:")
-    }
-    assert "kawa.cli.quick_tasks" in imported, "import log not captured"
-    loaded = sorted(m for m in imported if m.split(".")[0] in HEAVY)
-    assert not loaded, loaded
+    out, heavy = _heavy_imports(cluster, *args)
+    assert out.endswith(printed), out
+    assert not heavy, heavy
+    task_id = out.split()[0].decode() if args[0] == "task" else None
+    if task_id is not None:
+        assert _heavy_imports(cluster, "task", "logs", task_id) == (b"hi\n", [])
 
 
 def _wait(cluster: Cluster, task_id: str, **params: str) -> httpx.Response:

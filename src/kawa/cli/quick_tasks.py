@@ -1,8 +1,9 @@
-"""The quick path of ``kawa run`` and ``kawa task submit``: the commands people type in
-loops, run with the standard library alone (no typer, rich, httpx or pydantic to import).
+"""The quick path of ``kawa run``, ``kawa task submit`` and ``kawa task logs``: commands
+typed in loops, run with the standard library alone (no typer, rich, httpx or pydantic).
 
 Only plain command lines take it: the options below, one target at most, a command after
-``--``, a client configuration :mod:`kawa.cli.lite` can read. Anything else — another
+``--`` (``task logs``: an id, ``--stderr``, ``-f``), a client configuration
+:mod:`kawa.cli.lite` can read. Anything else — another
 option, ``--help``, a value the full parser would refuse or word differently — returns
 None from :func:`fast_path`, and the full CLI runs instead. The same holds after the
 attempt when the submission was not stored (the host could not be connected to, or
@@ -16,6 +17,7 @@ until it starts and until it is done, and its two logs are read with ``follow=tr
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -135,6 +137,12 @@ def _plain_value(key: str, value: str) -> bool:
 def fast_path(argv: list[str]) -> Callable[[], int | None] | None:
     """What runs ``argv`` quickly, or None when the full CLI must. The callable returns
     the exit code, or None when the full CLI must run after all (nothing was stored)."""
+    if argv[:2] == ["task", "logs"]:
+        found = _logs_line(argv[2:])
+        creds = _credentials()
+        if found is None or creds is None:
+            return None
+        return functools.partial(_print_logs, creds, *found)
     if argv[:1] == ["run"]:
         kind, words = "run", argv[1:]
     elif argv[:2] == ["task", "submit"]:
@@ -148,10 +156,43 @@ def fast_path(argv: list[str]) -> Callable[[], int | None] | None:
         sys.stdout.isatty() or any(v in os.environ for v in _RICH_FORCED)
     ):
         return None  # the full path's outcome lines are styled by rich there
+    creds = _credentials()
+    if creds is None:
+        return None
+    return lambda: _execute(plan, creds)
+
+
+def _credentials() -> lite.Credentials | None:
     creds = lite._plain_client_config()
     if creds is None or not creds.token or not lite.usable(creds):
         return None
-    return lambda: _execute(plan, creds)
+    return creds
+
+
+_LOG_FLAGS = {"--stderr": "stderr", "--follow": "follow", "-f": "follow"}
+
+
+def _logs_line(words: list[str]) -> tuple[str, str, bool] | None:
+    """``ID [--stderr] [-f]`` as (task id, stream, follow); None for any other line."""
+    flags = {_LOG_FLAGS.get(w) for w in words if w.startswith("-")}
+    ids = [w for w in words if not w.startswith("-")]
+    if None in flags or len(ids) != 1 or not _TASK_ID.fullmatch(ids[0]):
+        return None
+    return ids[0], "stderr" if "stderr" in flags else "stdout", "follow" in flags
+
+
+_TASK_ID = re.compile(r"[0-9]{1,19}")
+
+
+def _print_logs(creds: lite.Credentials, task_id: str, stream: str, follow: bool) -> int | None:
+    """The task's bytes as they are (``kawa task logs``); None when the host refused
+    before any byte (the full CLI words it)."""
+    query = f"stream={stream}&follow={'true' if follow else 'false'}"
+    try:
+        lite.stream(creds, f"/tasks/{task_id}/logs", query, sink(sys.stdout.fileno()))
+    except (lite.NotSent, lite.Refused):
+        return None
+    return 0
 
 
 def _execute(plan: Plan, creds: lite.Credentials) -> int | None:
