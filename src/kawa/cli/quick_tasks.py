@@ -28,15 +28,8 @@ from typing import Any
 
 from kawa.cli import lite
 from kawa.cli.output import CliError, visible
-from kawa.cli.run_output import (
-    BROKEN_PIPE,
-    LOST_CONTACT,
-    STARTED,
-    UNSTARTED,
-    Status,
-    sink,
-    waiting_line,
-)
+from kawa.cli.run_output import BROKEN_PIPE, LOST_CONTACT, STARTED, UNSTARTED, Status, sink
+from kawa.cli.run_output import waiting_line as waiting
 
 _VALUES = {
     "--target": "targets",
@@ -320,7 +313,7 @@ def _run(creds: lite.Credentials, task: dict[str, Any], detach: bool) -> int:
     try:
         view = task
         while view["state"] in UNSTARTED:
-            status.show(waiting_line(visible(view.get("waiting_reason") or view["state"]), 1, 1))
+            status.show(waiting(visible(view.get("waiting_reason") or view["state"]), 1, 1))
             view = _poll(creds, task_id, "started", 1 if status.on else WAIT_STEP)
         status.clear()
         ran = view["state"] in STARTED or view.get("started_at") is not None
