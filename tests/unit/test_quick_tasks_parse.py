@@ -63,3 +63,11 @@ def test_the_exit_code_is_the_first_failure_s() -> None:
     assert exit_code_of([ok, {"state": "failed", "exit_code": 3}]) == 3
     assert exit_code_of([{"state": "killed", "exit_code": None}]) == 1
     assert exit_code_of([{"state": "lost", "exit_code": 0}]) == 1
+
+
+def test_the_state_names_the_quick_path_knows_are_the_state_machine_s() -> None:
+    from kawa.cli.run_output import DONE, UNSTARTED
+    from kawa.core.task_states import AWAITING_START, WAIT_DONE_STATES
+
+    assert {s.value for s in WAIT_DONE_STATES} == DONE
+    assert {s.value for s in AWAITING_START} == UNSTARTED

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kawa import config_file
 from kawa.cli.output import CliError
@@ -26,8 +25,7 @@ if TYPE_CHECKING:
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     url: str
     token: str
     timeout: float

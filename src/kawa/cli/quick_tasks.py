@@ -23,12 +23,11 @@ import re
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from kawa.cli import lite
 from kawa.cli.output import CliError, visible
-from kawa.cli.run_output import BROKEN_PIPE, LOST_CONTACT, STARTED, UNSTARTED, Status, sink
+from kawa.cli.run_output import BROKEN_PIPE, DONE, LOST_CONTACT, STARTED, UNSTARTED, Status, sink
 from kawa.cli.run_output import waiting_line as waiting
 
 _VALUES = {
@@ -57,15 +56,15 @@ WAIT_STEP = 60
 """Seconds of one long poll while waiting for a task to end."""
 
 
-@dataclass
 class Plan:
     """A plain command line, read: what to submit and what to do after."""
 
-    kind: str
-    body: dict[str, Any]
-    detach: bool = False
-    wait: bool = False
-    values: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, kind: str, body: dict[str, Any]) -> None:
+        self.kind = kind
+        self.body = body
+        self.detach = False
+        self.wait = False
+        self.values: dict[str, Any] = {}
 
 
 def parse(kind: str, words: list[str]) -> Plan | None:
@@ -261,11 +260,9 @@ def _poll(creds: lite.Credentials, task_id: str, until: str, timeout: float) -> 
 
 
 def _reached(view: dict[str, Any], until: str) -> bool:
-    from kawa.core.task_states import AWAITING_START, WAIT_DONE_STATES
-
     if until == "done":
-        return view["state"] in WAIT_DONE_STATES
-    return view["state"] not in AWAITING_START
+        return view["state"] in DONE
+    return view["state"] not in UNSTARTED
 
 
 class _Logs:

@@ -9,6 +9,11 @@ from collections.abc import Callable
 
 STARTED = frozenset({"running", "paused"})
 UNSTARTED = frozenset({"pending", "assigning"})
+"""``kawa.core.task_states.AWAITING_START`` by name (that module is costly to import)."""
+DONE = frozenset(
+    {"completed", "failed", "killed", "oom_killed", "timed_out", "removed", "lost", "stopped"}
+)
+"""``kawa.core.task_states.WAIT_DONE_STATES`` by name: the task will not move on by itself."""
 LOST_CONTACT = 1
 """Exit code when the host cannot be reached mid-stream (the task keeps running)."""
 BROKEN_PIPE = 141
