@@ -71,3 +71,44 @@ def test_the_state_names_the_quick_path_knows_are_the_state_machine_s() -> None:
 
     assert {s.value for s in WAIT_DONE_STATES} == DONE
     assert {s.value for s in AWAITING_START} == UNSTARTED
+
+
+def test_a_list_of_hosts_is_tried_in_order() -> None:
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from kawa.cli import lite
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    server = HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        live = f"http://127.0.0.1:{server.server_address[1]}"
+        creds = lite.Credentials(f"{dead}, {live}/", "t", 5.0)
+        assert lite.host_urls(creds) == [dead, live]
+        assert lite.usable(creds, several=True) and not lite.usable(creds)
+        assert lite.call(creds, "GET", "/health") == {"ok": True}
+        nobody = lite.Credentials(f"{dead},{dead}", "t", 5.0)
+        try:
+            lite.call(nobody, "GET", "/health")
+        except lite.NotSent as exc:
+            assert exc.message.startswith(f"cannot reach the Kawa host at {dead}, {dead}:")
+        else:
+            raise AssertionError("no host answered, yet the call did not fail")
+    finally:
+        server.shutdown()
+        server.server_close()

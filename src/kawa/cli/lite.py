@@ -83,10 +83,22 @@ def _plain_client_config() -> Credentials | None:
     return Credentials(url.rstrip("/"), token, float(timeout))
 
 
-def usable(creds: Credentials) -> bool:
+def usable(creds: Credentials, several: bool = False) -> bool:
+    """Whether these helpers can reach the host as the full client would: no proxy,
+    plain ``http``/``https`` URLs; a list of hosts (comma-separated) only with
+    ``several``, for callers that go through :func:`call` and :func:`stream` alone."""
     if any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARS):
         return False
-    return creds.url.startswith(("http://", "https://"))
+    urls = host_urls(creds)
+    if len(urls) > 1 and not several:
+        return False
+    return all(u.startswith(("http://", "https://")) for u in urls)
+
+
+def host_urls(creds: Credentials) -> list[str]:
+    """The hosts listed in the client's URL (several, comma-separated, for hosts
+    sharing one database), in the order they are tried."""
+    return [u.strip().rstrip("/") for u in creds.url.split(",") if u.strip()]
 
 
 class NotSent(CliError):
@@ -101,10 +113,40 @@ class Refused(CliError):
         self.status = status
 
 
-def _unreachable(creds: Credentials, exc: BaseException) -> str:
+def _unreachable(url: str, exc: BaseException) -> str:
     from kawa.client.errors import tls_hint
 
-    return f"cannot reach the Kawa host at {creds.url}: {exc}{tls_hint(creds.url, exc)}"
+    return f"cannot reach the Kawa host at {url}: {exc}{tls_hint(url, exc)}"
+
+
+def _connect(creds: Credentials) -> tuple[str, http.client.HTTPConnection]:
+    """A connection to the first listed host that accepts one, and its URL."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    urls = host_urls(creds)
+    failure: BaseException = ValueError("no host URL configured")
+    for url in urls:
+        parts = urlsplit(url)
+        conn: http.client.HTTPConnection
+        try:
+            if parts.scheme == "https":
+                import ssl
+
+                context = ssl.create_default_context(cafile=creds.ca_file)
+                conn = http.client.HTTPSConnection(
+                    parts.hostname or "", parts.port, timeout=creds.timeout, context=context
+                )
+            else:
+                conn = http.client.HTTPConnection(
+                    parts.hostname or "", parts.port, timeout=creds.timeout
+                )
+            conn.connect()
+        except (OSError, ValueError) as exc:
+            failure = exc
+            continue
+        return url, conn
+    raise NotSent(_unreachable(", ".join(urls) or creds.url, failure))
 
 
 def _open(
@@ -116,7 +158,8 @@ def _open(
     import json
     from urllib.parse import quote, urlsplit
 
-    parts = urlsplit(creds.url)
+    url, conn = _connect(creds)
+    parts = urlsplit(url)
     headers = {"Authorization": f"Bearer {creds.token}", "Accept": "application/json"}
     data = None
     if body is not None:
@@ -125,22 +168,6 @@ def _open(
     target = quote(parts.path.rstrip("/") + API_PREFIX + path, safe="/:@!$&'()*+,;=-._~")
     if query:
         target += "?" + query
-    conn: http.client.HTTPConnection
-    try:
-        if parts.scheme == "https":
-            import ssl
-
-            context = ssl.create_default_context(cafile=creds.ca_file)
-            conn = http.client.HTTPSConnection(
-                parts.hostname or "", parts.port, timeout=creds.timeout, context=context
-            )
-        else:
-            conn = http.client.HTTPConnection(
-                parts.hostname or "", parts.port, timeout=creds.timeout
-            )
-        conn.connect()
-    except (OSError, ValueError) as exc:
-        raise NotSent(_unreachable(creds, exc)) from None
     try:
         conn.request(method, target, body=data, headers=headers)
         response = conn.getresponse()
@@ -148,12 +175,12 @@ def _open(
             raw = response.read()
     except (OSError, http.client.HTTPException) as exc:
         conn.close()
-        raise CliError(_unreachable(creds, exc)) from None
+        raise CliError(_unreachable(url, exc)) from None
     if 300 <= response.status < 400:
         from kawa.client.errors import redirected
 
         conn.close()
-        where = f"{creds.url}{API_PREFIX}{path}"
+        where = f"{url}{API_PREFIX}{path}"
         raise CliError(redirected(where, response.status, response.getheader("location")))
     if response.status >= 400:
         conn.close()
@@ -171,7 +198,7 @@ def call(creds: Credentials, method: str, path: str, body: Any = None, query: st
     try:
         raw = response.read()
     except (OSError, http.client.HTTPException) as exc:
-        raise CliError(_unreachable(creds, exc)) from None
+        raise CliError(_unreachable(creds.url, exc)) from None
     finally:
         conn.close()
     try:
@@ -198,7 +225,7 @@ def stream(
             try:
                 chunk = response.read1(CHUNK)
             except (OSError, http.client.HTTPException) as exc:
-                raise CliError(_unreachable(creds, exc)) from None
+                raise CliError(_unreachable(creds.url, exc)) from None
             if not chunk:
                 return
             write(chunk)

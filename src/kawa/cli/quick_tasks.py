@@ -156,7 +156,7 @@ def fast_path(argv: list[str]) -> Callable[[], int | None] | None:
 
 def _credentials() -> lite.Credentials | None:
     creds = lite._plain_client_config()
-    if creds is None or not creds.token or not lite.usable(creds):
+    if creds is None or not creds.token or not lite.usable(creds, several=True):
         return None
     return creds
 
