@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import sys
@@ -135,6 +136,20 @@ def fast_path(argv: list[str]) -> Callable[[], int | None] | None:
         if found is None or creds is None:
             return None
         return functools.partial(_print_logs, creds, *found)
+    if argv[:2] == ["task", "list"]:
+        query = _list_line(argv[2:])
+        creds = _credentials()
+        if query is None or creds is None:
+            return None
+        return functools.partial(_print_list, creds, query)
+    if argv[:2] == ["task", "status"]:
+        ids = [w for w in argv[2:] if w != "--json"]
+        creds = _credentials()
+        if "--json" not in argv or len(ids) != 1 or not _TASK_ID.fullmatch(ids[0]):
+            return None
+        if creds is None:
+            return None
+        return functools.partial(_print_task, creds, ids[0])
     if argv[:1] == ["run"]:
         kind, words = "run", argv[1:]
     elif argv[:2] == ["task", "submit"]:
@@ -346,3 +361,106 @@ def _report(t: dict[str, Any]) -> None:
     if line:
         who = f"task {t['id']}" + (f" on {visible(t['node'])}" if t.get("node") else "")
         print(f"kawa run: {who}: {line}", file=sys.stderr, flush=True)
+
+
+class ListQuery:
+    """A plain ``kawa task list`` line that prints JSON or ids."""
+
+    def __init__(self) -> None:
+        self.status: list[str] = []
+        self.node: str | None = None
+        self.limit: int | None = None
+        self.before: int | None = None
+        self.output = ""
+
+
+_LIST_VALUES = {"--status": "status", "-s": "status", "--node": "node", "--limit": "limit",
+                "--before": "before", "--output": "output", "-o": "output"}  # fmt: skip
+_MAX_ID = 2**63 - 1
+
+
+def _list_line(words: list[str]) -> ListQuery | None:
+    """``words`` after ``task list`` read as the full CLI reads them, when they ask for
+    ``--json``, ``-o json`` or ``-o ids``; None for any other line (tables, ``--batch``,
+    ``--watch``, values it would refuse)."""
+    query = ListQuery()
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--json":
+            query.output = query.output or "json"
+            i += 1
+            continue
+        name, sep, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        key = _LIST_VALUES.get(name)
+        if key is None:
+            return None
+        if not sep:
+            if i + 1 >= len(words):
+                return None
+            value = words[i + 1]
+            i += 1
+        i += 1
+        if key == "status":
+            query.status.append(value)
+        elif key == "node":
+            query.node = value
+        elif key == "output":
+            if value not in ("json", "ids"):
+                return None
+            query.output = value
+        elif not _INTEGER.fullmatch(value):
+            return None
+        elif key == "limit":
+            query.limit = int(value)
+        else:
+            query.before = int(value)
+    if not query.output:
+        return None
+    if "--json" in words and query.output != "json":
+        return None  # the full CLI decides between --json and -o
+    if query.limit is not None and not 1 <= query.limit <= 10_000:
+        return None
+    if query.before is not None and not 0 <= query.before <= _MAX_ID:
+        return None
+    return query
+
+
+def _print_list(creds: lite.Credentials, q: ListQuery) -> int | None:
+    """The newest tasks (``kawa task list``) as JSON or ids, and the next page's command
+    on standard error when older tasks exist."""
+    from urllib.parse import urlencode
+
+    from kawa.cli.paging import older_hint
+
+    page = q.limit or 200
+    params: list[tuple[str, object]] = [("state", s) for s in q.status]
+    if q.node:
+        params.append(("node", q.node))
+    params += [("kind", "command"), ("limit", min(page + 1, 10_000))]
+    if q.before is not None:
+        params.append(("before", q.before))
+    try:
+        tasks = lite.call(creds, "GET", "/tasks", query=urlencode(params))
+    except (lite.NotSent, lite.Refused):
+        return None  # nothing printed yet: the full CLI words it
+    more = len(tasks) > page
+    tasks = tasks[:page]
+    if q.output == "json":
+        sys.stdout.write(json.dumps(tasks, indent=2) + "\n")
+    else:
+        sys.stdout.write("".join(f"{t['id']}\n" for t in tasks))
+    if more:
+        sys.stdout.flush()
+        older_hint(tasks[-1]["id"], q.status, q.node, q.limit)
+    return 0
+
+
+def _print_task(creds: lite.Credentials, task_id: str) -> int | None:
+    """``kawa task status ID --json``."""
+    try:
+        task = lite.call(creds, "GET", f"/tasks/{task_id}")
+    except (lite.NotSent, lite.Refused):
+        return None
+    sys.stdout.write(json.dumps(task, indent=2) + "\n")
+    return 0

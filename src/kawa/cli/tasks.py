@@ -21,6 +21,7 @@ from kawa.cli.output import (
     table,
     visible,
 )
+from kawa.cli.paging import older_hint
 from kawa.cli.tables import OutputOpt, listing
 
 if TYPE_CHECKING:
@@ -274,22 +275,7 @@ def list_tasks(
         tasks, output, json, TASK_COLUMNS, task_row, lambda t: t.id, TASK_FLEX, TASK_WIDE_ONLY
     )
     if more and not batch:
-        _older_hint(tasks[-1].id, status, node, limit)
-
-
-def _older_hint(last: str, status: list[str] | None, node: str | None, limit: int | None) -> None:
-    """``older tasks: kawa task list … --before ID`` on standard error."""
-    import shlex
-
-    words = ["kawa", "task", "list"]
-    for s in status or []:
-        words += ["--status", s]
-    if node:
-        words += ["--node", node]
-    if limit:
-        words += ["--limit", str(limit)]
-    words += ["--before", last]
-    print(f"older tasks: {visible(shlex.join(words))}", file=sys.stderr)
+        older_hint(tasks[-1].id, status, node, limit)
 
 
 TASK_COLUMNS = ["ID", "NAME", "STATE", "NODE", "CORES", "MEM", "GPUS", "EXIT", "AGE", "COMMAND"]
