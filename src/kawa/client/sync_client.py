@@ -15,6 +15,7 @@ from websockets.sync.client import connect
 from kawa.client import calls
 from kawa.client import environments as envs
 from kawa.client.errors import KawaError, raise_for, refused, unreachable
+from kawa.client.host_urls import NOT_SENT, HostUrls
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
@@ -43,7 +44,9 @@ class KawaClient:
     def __init__(
         self, url: str, token: str, timeout: float = 30.0, ca_file: PathLike | None = None
     ) -> None:
-        self.url = url.rstrip("/")
+        self.urls = HostUrls(url)
+        self.url = self.urls.current
+        """The host in use: the first of the comma-separated ``url`` that answers."""
         self.token = token
         self.ca_file = ca_file
         try:
@@ -66,13 +69,29 @@ class KawaClient:
         self.close()
 
     def _do(self, call: calls.Call[T]) -> T:
-        try:
-            response = self._http.request(
-                call.method, call.path, json=call.json, params=call.params
-            )
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from None
-        return calls.decode(call, response)
+        """Send ``call`` to the host in use; when it cannot be connected to (the
+        request was not sent), to the next of the listed hosts."""
+        failure: Exception | None = None
+        for url in self.urls.attempts():
+            self._use(url)
+            try:
+                response = self._http.request(
+                    call.method, call.path, json=call.json, params=call.params
+                )
+            except NOT_SENT as exc:
+                failure = exc
+                continue
+            except httpx.HTTPError as exc:
+                raise unreachable(self.url, exc) from None
+            self.urls.answered(url)
+            return calls.decode(call, response)
+        assert failure is not None
+        raise unreachable(", ".join(self.urls.all), failure)
+
+    def _use(self, url: str) -> None:
+        if url != self.url:
+            self.url = url
+            self._http.base_url = httpx.URL(url + API_PREFIX)
 
     # -- API ------------------------------------------------------------------------
     def audit(

@@ -27,6 +27,7 @@ from kawa.host.environments import EnvironmentService
 from kawa.host.errors import ServiceError, error_responses
 from kawa.host.events import EventBus
 from kawa.host.join_service import JoinService
+from kawa.host.leadership import Leadership
 from kawa.host.ledger import Ledger
 from kawa.host.log_service import LogService
 from kawa.host.metrics import metrics_router
@@ -47,6 +48,7 @@ from kawa.protocol.bounds import MAX_BODY, MAX_SCRIPT_BODY
 from kawa.protocol.common import API_PREFIX, ErrorItem, ErrorResponse
 from kawa.protocol.join import PROTOCOL_VERSION
 from kawa.settings import HostConfig
+from kawa.store.advisory_lock import AdvisoryLock, is_postgresql
 from kawa.store.database import make_engine, migrate, session_factory
 from kawa.store.models import ClusterMeta, Environment
 
@@ -131,11 +133,34 @@ class Host:
         self.dry_run = DryRun(self.tasks, self.scheduler)
         self.gateway_port: int | None = None
         """The port the SSH gateway listens on; None while it does not."""
+        url = config.database()
+        self.leadership = Leadership(AdvisoryLock(url) if is_postgresql(url) else None)
+        """Whether this host leads: always with SQLite; with PostgreSQL, while it holds
+        the database's leader lock (other hosts on the database stand by)."""
+
+    @property
+    def leading(self) -> bool:
+        return self.leadership.leading
 
     async def run_loops(self) -> None:
-        await asyncio.gather(
-            self.scheduler.run(), self.nodes.monitor(), self.vps_retention.run(), self.audit.run()
-        )
+        """The leader's work, whenever this host leads, until cancelled."""
+        await self.leadership.run(self.lead)
+
+    async def lead(self) -> None:
+        """Schedule, dispatch, watch liveness and keep retention until cancelled; the
+        state left by an earlier leader is taken over from the database, as after a
+        restart (dispatches it left unanswered are settled by runners' heartbeats)."""
+        self.nodes.begin_leading()
+        self.scheduler.wake()
+        try:
+            await asyncio.gather(
+                self.scheduler.run(),
+                self.nodes.monitor(),
+                self.vps_retention.run(),
+                self.audit.run(),
+            )
+        finally:
+            await self.scheduler.stop()
 
 
 def _service_error(_: Request, exc: Exception) -> JSONResponse:
@@ -234,12 +259,13 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     app.include_router(metrics_router(host))  # Prometheus: /metrics (a token unless public)
 
     @app.get(API_PREFIX + "/health", tags=["meta"])
-    def health() -> dict[str, str | int]:
+    def health() -> dict[str, str | int | bool]:
         return {
             "status": "ok",
             "cluster_id": host.cluster_id,
             "version": __version__,
             "protocol_version": PROTOCOL_VERSION,
+            "leading": host.leading,
         }
 
     app.include_router(dashboard_router())  # the web app at / (last: it answers any GET)
