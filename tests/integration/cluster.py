@@ -136,6 +136,7 @@ class Cluster:
         if not self.token:
             sessions = prepare_database(cfg)
             self.token = Authenticator(sessions, self.secret).create_token("admin", "admin")
+            sessions.kw["bind"].dispose()  # close its connections (PostgreSQL's warn if left)
         settings = {
             f"KAWA_HOST_{k.upper()}": str(v) for k, v in cfg.model_dump().items() if v is not None
         }

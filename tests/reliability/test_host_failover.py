@@ -1,0 +1,115 @@
+"""Two hosts on one PostgreSQL database and a runner given both URLs: the leading host
+is killed outright (SIGKILL) with tasks running and queued; the standby takes the lead
+within 10 s, and every task, submitted before or after the kill, completes having run
+exactly once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kawa.client import KawaClient
+from kawa.protocol.tasks import TaskSpec
+from tests.integration.cluster import eventually, free_port
+from tests.postgres_support import fresh_database
+from tests.reliability.conftest import MakeCluster
+
+# Each run of a task leaves a file of its own (mktemp): two runs of one task, two files.
+SCRIPT = 'echo "task $KAWA_TASK_ID"; mktemp /shared/markers/$KAWA_TASK_ID.XXXXXX >/dev/null; '
+FAILOVER_LIMIT = 10.0
+
+
+def runs_per_task(markers: Path) -> Counter[str]:
+    return Counter(p.name.split(".", 1)[0] for p in markers.iterdir())
+
+
+def health(url: str, token: str) -> dict[str, Any] | None:
+    try:
+        with KawaClient(url, token, timeout=5) as c:
+            return c.health()
+    except Exception:
+        return None
+
+
+def submit(client: KawaClient, count: int, seconds: float) -> list[str]:
+    spec = TaskSpec(command=["sh", "-c", SCRIPT + f"sleep {seconds}"])
+    return [client.submit(spec).tasks[0].id for _ in range(count)]
+
+
+@pytest.mark.timeout(400)
+def test_standby_host_takes_over_when_the_leader_is_killed(
+    make_cluster: MakeCluster, tmp_path: Path
+) -> None:
+    with fresh_database() as database:
+        cluster = make_cluster(database_url=database)
+        leader_url = cluster.url
+        standby_url = f"http://127.0.0.1:{free_port()}"
+        standby: subprocess.Popen[bytes] | None = None
+        try:
+            eventually(lambda: (health(leader_url, cluster.token) or {}).get("leading"), 15)
+            standby = cluster.spawn_host(int(standby_url.rsplit(":", 1)[1]), "host-b.log")
+            seen = eventually(lambda: health(standby_url, cluster.token), 30, "the standby")
+            assert seen["leading"] is False and seen["cluster_id"] == cluster.cluster_id
+            _run(cluster, leader_url, standby_url, tmp_path)
+        finally:
+            if standby is not None and standby.poll() is None:
+                standby.send_signal(signal.SIGTERM)
+                standby.wait(30)
+            cluster.close()
+
+
+def _run(cluster: Any, leader_url: str, standby_url: str, tmp_path: Path) -> None:
+    both = f"{leader_url},{standby_url}"
+    shared = tmp_path / "shared"
+    cluster.runner_host_url = both
+    cluster.add_runner("r1", cores=2, shared_dir=shared)
+    markers = shared / "shared_data" / "markers"
+    markers.mkdir(parents=True)
+
+    # The standby serves the API: what is submitted there, the leader schedules.
+    with KawaClient(standby_url, cluster.token) as on_standby:
+        assert not on_standby.info().leading
+        first = submit(on_standby, 2, 0)
+        eventually(
+            lambda: all(on_standby.task(i).state.value == "completed" for i in first),
+            60,
+            "tasks submitted to the standby to complete",
+        )
+
+    # Tasks running and queued when the leader dies.
+    with KawaClient(both, cluster.token) as client:
+        assert client.info().leading and client.url == leader_url
+        before = submit(client, 6, 3)
+        eventually(lambda: client.tasks(states=["running"]), 60, "a task running")
+        cluster.kill_host()
+        killed = time.monotonic()
+        eventually(
+            lambda: (health(standby_url, cluster.token) or {}).get("leading"),
+            FAILOVER_LIMIT,
+            "the standby to lead",
+        )
+        failover = time.monotonic() - killed
+        after = submit(client, 3, 0)  # the leader is gone: the client uses the other host
+        assert client.url == standby_url
+
+        ids = first + before + after
+
+        def all_completed() -> bool:
+            states = {i: client.task(i).state.value for i in ids}
+            bad = {i: s for i, s in states.items() if s in ("failed", "lost", "killed")}
+            assert not bad, f"tasks ended otherwise than completed: {bad}"
+            return all(s == "completed" for s in states.values())
+
+        eventually(all_completed, 180, "every task to complete")
+        logs = {i: b"".join(client.logs(i)).decode() for i in ids}
+    assert runs_per_task(markers) == Counter(dict.fromkeys(ids, 1))
+    assert logs == {i: f"task {i}\n" for i in ids}
+    log = (cluster.root / "runner-r1.log").read_text()
+    assert f"talking to the host at {standby_url}" in log
+    print(f"\nfailover: the standby led {failover:.1f}s after the leader was killed")
