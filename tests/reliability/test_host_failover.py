@@ -1,7 +1,7 @@
 """Two hosts on one PostgreSQL database and a runner given both URLs: the leading host
 is killed outright (SIGKILL) with tasks running and queued; the standby takes the lead
 within 10 s, and every task, submitted before or after the kill, completes having run
-exactly once."""
+exactly once. Each host's event stream shows the other's changes."""
 
 from __future__ import annotations
 
@@ -72,15 +72,13 @@ def _run(cluster: Any, leader_url: str, standby_url: str, tmp_path: Path) -> Non
     markers = shared / "shared_data" / "markers"
     markers.mkdir(parents=True)
 
-    # The standby serves the API: what is submitted there, the leader schedules.
+    # The standby serves the API: what is submitted there, the leader schedules, and
+    # the standby's event stream tells (`wait` follows it) how they end.
     with KawaClient(standby_url, cluster.token) as on_standby:
         assert not on_standby.info().leading
-        first = submit(on_standby, 2, 0)
-        eventually(
-            lambda: all(on_standby.task(i).state.value == "completed" for i in first),
-            60,
-            "tasks submitted to the standby to complete",
-        )
+        first = submit(on_standby, 2, 1)  # still running when `wait` subscribes
+        ended = on_standby.wait(first, timeout=60)
+        assert [t.state.value for t in ended] == ["completed", "completed"]
 
     # Tasks running and queued when the leader dies.
     with KawaClient(both, cluster.token) as client:

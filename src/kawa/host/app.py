@@ -25,6 +25,7 @@ from kawa.host.dashboard import dashboard_router
 from kawa.host.dry_run import DryRun
 from kawa.host.environments import EnvironmentService
 from kawa.host.errors import ServiceError, error_responses
+from kawa.host.event_relay import EventRelay
 from kawa.host.events import EventBus
 from kawa.host.join_service import JoinService
 from kawa.host.leadership import Leadership
@@ -47,6 +48,7 @@ from kawa.host.vps_retention import VpsRetention
 from kawa.protocol.bounds import MAX_BODY, MAX_SCRIPT_BODY
 from kawa.protocol.common import API_PREFIX, ErrorItem, ErrorResponse
 from kawa.protocol.join import PROTOCOL_VERSION
+from kawa.protocol.tasks import TaskView
 from kawa.settings import HostConfig
 from kawa.store.advisory_lock import AdvisoryLock, is_postgresql
 from kawa.store.database import make_engine, migrate, session_factory
@@ -134,9 +136,19 @@ class Host:
         self.gateway_port: int | None = None
         """The port the SSH gateway listens on; None while it does not."""
         url = config.database()
-        self.leadership = Leadership(AdvisoryLock(url) if is_postgresql(url) else None)
+        shared = is_postgresql(url)
+        self.leadership = Leadership(AdvisoryLock(url) if shared else None)
         """Whether this host leads: always with SQLite; with PostgreSQL, while it holds
         the database's leader lock (other hosts on the database stand by)."""
+        self.relay = EventRelay(url, self.bus, self._task_view, self.nodes.get) if shared else None
+        """Events to and from other hosts on the same database (PostgreSQL only)."""
+
+    def _task_view(self, task_id: str) -> TaskView:
+        return self.ledger.view(task_id, history=False)
+
+    async def run_relay(self) -> None:
+        if self.relay is not None:
+            await self.relay.run()
 
     @property
     def leading(self) -> bool:
@@ -221,6 +233,7 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loops = asyncio.create_task(host.run_loops())
+        relay = asyncio.create_task(host.run_relay())
         gateway = await start_ssh_gateway(host)
         host.gateway_port = None if gateway is None else host.config.ssh_port
         try:
@@ -229,9 +242,10 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
             if gateway is not None:
                 host.gateway_port = None
                 await gateway.stop()
-            loops.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loops
+            for background in (loops, relay):
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
             await host.scheduler.stop()
             host.bus.close()
             await host.link.close()
