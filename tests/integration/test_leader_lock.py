@@ -1,13 +1,18 @@
 """The leader lock on a real PostgreSQL: one holder at a time, released when its
-connection closes or is cut by the server, and not held by anyone while unreachable."""
+connection closes or is cut by the server, and not held by anyone while unreachable;
+and hosts starting together on one database migrate it one at a time."""
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
+import pytest
+from sqlalchemy import text
 
 from kawa.store.advisory_lock import AdvisoryLock, is_postgresql, libpq_url
+from kawa.store.database import make_engine, migrate
 from tests.postgres_support import fresh_database
 
 
@@ -60,3 +65,18 @@ def test_an_unreachable_database_is_no_lock() -> None:
     lock = AdvisoryLock("postgresql://postgres@127.0.0.1:1/none", timeout=2)
     assert not asyncio.run(lock.try_acquire())
     assert not lock.held
+
+
+@pytest.mark.timeout(120)  # without the migration lock, they can deadlock
+def test_hosts_starting_together_migrate_one_at_a_time() -> None:
+    with fresh_database() as url:
+        engines = [make_engine(url) for _ in range(3)]
+        try:
+            with ThreadPoolExecutor(3) as pool:
+                list(pool.map(migrate, engines))
+            with engines[0].connect() as conn:
+                count = conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one()
+            assert count == 1
+        finally:
+            for engine in engines:
+                engine.dispose()
