@@ -9,13 +9,14 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kawa.client import KawaClient
-from kawa.protocol.tasks import TaskSpec
+from kawa.protocol.tasks import TaskSpec, TaskView
 from tests.integration.cluster import eventually, free_port
 from tests.postgres_support import fresh_database
 from tests.reliability.conftest import MakeCluster
@@ -35,6 +36,16 @@ def health(url: str, token: str) -> dict[str, Any] | None:
             return c.health()
     except Exception:
         return None
+
+
+class Waiter(KawaClient):
+    """A client that counts its task reads: ``wait`` reads the tasks once subscribed."""
+
+    reads = 0
+
+    def task(self, ref: str) -> TaskView:
+        self.reads += 1
+        return super().task(ref)
 
 
 def submit(client: KawaClient, count: int, seconds: float) -> list[str]:
@@ -80,11 +91,15 @@ def _run(cluster: Any, leader_url: str, standby_url: str, tmp_path: Path) -> Non
         ended = on_standby.wait(first, timeout=60)
         assert [t.state.value for t in ended] == ["completed", "completed"]
 
-    # Tasks running and queued when the leader dies.
-    with KawaClient(both, cluster.token) as client:
+    # Tasks running and queued when the leader dies; a client waits for them on the
+    # leader's event stream, and goes on with the other host's when the leader is gone.
+    with KawaClient(both, cluster.token) as client, ThreadPoolExecutor(1) as pool:
         assert client.info().leading and client.url == leader_url
         before = submit(client, 6, 3)
         eventually(lambda: client.tasks(states=["running"]), 60, "a task running")
+        waiter = Waiter(both, cluster.token)
+        waiting = pool.submit(waiter.wait, before, 240)
+        eventually(lambda: waiter.reads >= len(before), 30, "the waiter to subscribe")
         cluster.kill_host()
         killed = time.monotonic()
         eventually(
@@ -106,6 +121,10 @@ def _run(cluster: Any, leader_url: str, standby_url: str, tmp_path: Path) -> Non
 
         eventually(all_completed, 180, "every task to complete")
         logs = {i: b"".join(client.logs(i)).decode() for i in ids}
+        waited = waiting.result(60)
+        assert [t.state.value for t in waited] == ["completed"] * len(before)
+        assert waiter.url == standby_url
+        waiter.close()
     assert runs_per_task(markers) == Counter(dict.fromkeys(ids, 1))
     assert logs == {i: f"task {i}\n" for i in ids}
     log = (cluster.root / "runner-r1.log").read_text()

@@ -93,6 +93,18 @@ class KawaClient:
             self.url = url
             self._http.base_url = httpx.URL(url + API_PREFIX)
 
+    def _failed_over(self) -> bool:
+        """After the host in use stopped answering: whether another of the listed hosts
+        answers now (it is then the one in use)."""
+        if len(self.urls) < 2:
+            return False
+        before = self.url
+        try:
+            self.health()
+        except KawaError:
+            return False
+        return self.url != before
+
     # -- API ------------------------------------------------------------------------
     def audit(
         self, user: str | None = None, since: datetime | None = None, limit: int = 100
@@ -331,6 +343,9 @@ class KawaClient:
             except InvalidStatus as exc:
                 raise refused("the event stream", url, exc.response.status_code) from None
             except OSError as exc:
+                if self._failed_over():
+                    url = calls.events_url(self.url)
+                    continue
                 raise unreachable(self.url, exc) from None
 
     def wait(self, refs: list[str], timeout: float | None = None) -> list[TaskView]:
@@ -366,11 +381,13 @@ class KawaClient:
                             tracker.seen(event.task)
                     return [tracker.final[i] for i in ids]
             except ConnectionClosed:
-                continue  # the host cut a slow subscriber: re-read and go on
+                continue  # the host cut a slow subscriber (or went away): re-read, go on
             except InvalidStatus as exc:
                 url = calls.events_url(self.url)
                 raise refused("the event stream", url, exc.response.status_code) from None
             except OSError as exc:
+                if self._failed_over():
+                    continue  # another listed host answers: follow its stream
                 raise unreachable(self.url, exc) from None
 
 

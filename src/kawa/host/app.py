@@ -140,8 +140,12 @@ class Host:
         self.leadership = Leadership(AdvisoryLock(url) if shared else None)
         """Whether this host leads: always with SQLite; with PostgreSQL, while it holds
         the database's leader lock (other hosts on the database stand by)."""
-        self.relay = EventRelay(url, self.bus, self._task_view, self.nodes.get) if shared else None
+        self.relay: EventRelay | None = None
         """Events to and from other hosts on the same database (PostgreSQL only)."""
+        if shared:
+            self.relay = EventRelay(
+                url, self.bus, self._task_view, self.nodes.get, on_tasks=self.scheduler.wake
+            )
 
     def _task_view(self, task_id: str) -> TaskView:
         return self.ledger.view(task_id, history=False)

@@ -88,8 +88,12 @@ class EventRelay:
         read_task: Callable[[str], TaskView | None],
         read_node: Callable[[str], NodeView | None],
         retry: float = 1.0,
+        on_tasks: Callable[[], None] = lambda: None,
     ) -> None:
         self.url = libpq_url(url)
+        self.on_tasks = on_tasks
+        """Called after tasks changed by another host are published (wakes the scheduler:
+        a task submitted to a standby is placed by the leader at once)."""
         self.bus = bus
         self.read_task = read_task
         self.read_node = read_node
@@ -164,6 +168,8 @@ class EventRelay:
             task = _quietly(self.read_task, task_id)
             if task is not None:
                 self.bus.publish_task(task, relayed=True)
+        if changed.tasks:
+            self.on_tasks()
         for name in changed.nodes:
             node = _quietly(self.read_node, name)
             if node is not None:
