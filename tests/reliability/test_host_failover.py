@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from kawa.client import KawaClient
@@ -36,6 +37,13 @@ def health(url: str, token: str) -> dict[str, Any] | None:
             return c.health()
     except Exception:
         return None
+
+
+def leading_metric(url: str, token: str) -> float:
+    """The host's ``kawa_host_leading`` gauge."""
+    text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    [line] = [x for x in text.splitlines() if x.startswith("kawa_host_leading ")]
+    return float(line.split()[1])
 
 
 class Waiter(KawaClient):
@@ -67,6 +75,8 @@ def test_standby_host_takes_over_when_the_leader_is_killed(
             standby = cluster.spawn_host(int(standby_url.rsplit(":", 1)[1]), "host-b.log")
             seen = eventually(lambda: health(standby_url, cluster.token), 30, "the standby")
             assert seen["leading"] is False and seen["cluster_id"] == cluster.cluster_id
+            assert leading_metric(leader_url, cluster.token) == 1.0
+            assert leading_metric(standby_url, cluster.token) == 0.0
             _run(cluster, leader_url, standby_url, tmp_path)
         finally:
             if standby is not None and standby.poll() is None:
