@@ -30,6 +30,9 @@ class FakeLock:
         self.held = False
         self.releases += 1
 
+    def confirm(self, session: object) -> bool:
+        return self.held
+
 
 def test_without_a_lock_the_host_always_leads() -> None:
     leadership = Leadership(None)
@@ -65,9 +68,11 @@ def test_leads_only_while_holding_the_lock_and_stands_by_when_it_is_lost() -> No
         lock.free = True
         await until(working.is_set, 2, "the work to start")
         assert leadership.leading and leadership.since is not None
+        assert leadership.confirm(None)  # the fake asks no session
         lock.lost = True  # the lock's connection broke
         await until(lambda: not leadership.leading, 2, "standing by")
         assert cancelled == [1] and not working.is_set() and leadership.since is None
+        assert not leadership.confirm(None)
         lock.free = True  # the lock is free again: lead again
         await until(working.is_set, 2, "a second term")
         assert leadership.terms == 2

@@ -140,6 +140,7 @@ class Host:
         self.leadership = Leadership(AdvisoryLock(url) if shared else None)
         """Whether this host leads: always with SQLite; with PostgreSQL, while it holds
         the database's leader lock (other hosts on the database stand by)."""
+        self.scheduler.fence = self.leadership.confirm
         self.relay: EventRelay | None = None
         """Events to and from other hosts on the same database (PostgreSQL only)."""
         if shared:

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
 log = logging.getLogger(__name__)
 
 
@@ -24,6 +26,8 @@ class Lock(Protocol):
     async def still_held(self) -> bool: ...
 
     async def release(self) -> None: ...
+
+    def confirm(self, session: Session) -> bool: ...
 
 
 class Leadership:
@@ -40,6 +44,11 @@ class Leadership:
         """When (``time.time()``) this process began to lead; None while standing by."""
         self.terms = 0
         """How many times this process has begun to lead."""
+
+    def confirm(self, session: Session) -> bool:
+        """Whether this process holds the lock now, asked in ``session``'s transaction
+        (always with no lock): the leader's writes check it before they commit."""
+        return self.lock is None or self.lock.confirm(session)
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Lead whenever the lock is held, until cancelled."""

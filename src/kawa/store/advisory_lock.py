@@ -11,8 +11,17 @@ import contextlib
 import logging
 
 import psycopg
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
+
+_HOLDS = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND pid = :pid AND objsubid = 1 AND classid::bigint = :high AND objid::bigint = :low"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+)
+"""Whether backend ``pid`` holds the bigint advisory lock split into ``high`` and ``low``."""
 
 LEADER_LOCK_KEY = 0x6B617761_6C656164  # "kawalead": one key per database
 """The advisory lock key whose holder leads the hosts sharing a database."""
@@ -41,6 +50,8 @@ class AdvisoryLock:
         self.timeout = timeout
         """Seconds a connect or a query may take before the lock counts as not held."""
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self._pid: int | None = None
+        """The server process of the lock's connection while it is held."""
 
     @property
     def held(self) -> bool:
@@ -63,7 +74,7 @@ class AdvisoryLock:
             log.warning("leader lock query failed: %s", exc)
             got = False
         if got:
-            self._conn = conn
+            self._conn, self._pid = conn, conn.info.backend_pid
             return True
         await _close(conn)
         return False
@@ -81,9 +92,21 @@ class AdvisoryLock:
             await self.release()
             return False
 
+    def confirm(self, session: Session) -> bool:
+        """Whether the lock is held, as the database sees it now, asked in ``session``'s
+        transaction: a change committed right after a True answer was made by the
+        holder (a fence against a holder whose session the server has already ended)."""
+        if self._pid is None:
+            return False
+        key = self.key & 0xFFFF_FFFF_FFFF_FFFF
+        found = session.execute(
+            _HOLDS, {"pid": self._pid, "high": key >> 32, "low": key & 0xFFFF_FFFF}
+        ).scalar()
+        return bool(found)
+
     async def release(self) -> None:
         """Close the connection (releasing the lock with it)."""
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._pid = self._conn, None, None
         if conn is not None:
             await _close(conn)
 
