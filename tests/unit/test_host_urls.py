@@ -111,3 +111,21 @@ def test_client_names_every_host_when_none_answers() -> None:
     with pytest.raises(KawaError, match="http://a:8420, http://b:8420"):
         client.health()
     client.close()
+
+
+def test_logs_come_from_the_next_host_when_the_first_cannot_be_connected_to() -> None:
+    seen: list[str] = []
+    client = KawaClient(f"{A},{B}", "token")
+    client._http.close()
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(f"http://{request.url.host}:{request.url.port}")
+        if request.url.host == "a":
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, stream=httpx.ByteStream(b"output\n"))
+
+    transport = httpx.MockTransport(handle)
+    client._http = httpx.Client(base_url=A + "/api/v1", transport=transport)
+    assert b"".join(client.logs("12")) == b"output\n"
+    assert seen == [A, B] and client.url == B
+    client.close()

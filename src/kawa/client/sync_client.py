@@ -274,19 +274,28 @@ class KawaClient:
         params = {"stream": stream, "follow": str(follow).lower()}
         if offset:
             params["offset"] = str(offset)
-        try:
-            with self._http.stream(
-                "GET",
-                calls.logs_path(ref).removeprefix(API_PREFIX),
-                params=params,
-                timeout=httpx.Timeout(None, connect=10),
-            ) as r:
-                if r.status_code >= 300:
-                    r.read()
-                    raise_for(r)
-                yield from r.iter_raw()
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from None
+        failure: Exception | None = None
+        for url in self.urls.attempts():
+            self._use(url)
+            try:
+                with self._http.stream(
+                    "GET",
+                    calls.logs_path(ref).removeprefix(API_PREFIX),
+                    params=params,
+                    timeout=httpx.Timeout(None, connect=10),
+                ) as r:
+                    self.urls.answered(url)
+                    if r.status_code >= 300:
+                        r.read()
+                        raise_for(r)
+                    yield from r.iter_raw()
+                return
+            except NOT_SENT as exc:  # this host cannot be connected to: the next one
+                failure = exc
+            except httpx.HTTPError as exc:
+                raise unreachable(self.url, exc) from None
+        assert failure is not None
+        raise unreachable(", ".join(self.urls.all), failure)
 
     def events(
         self, after: int | None = None, timeout: float | None = None
