@@ -1,6 +1,7 @@
 """Two hosts' services on one real PostgreSQL database, in this process: a host whose
 lock the server has taken away cannot commit a scheduling pass, even before it has
-noticed; the host that takes the lock next places the tasks."""
+noticed; the host that takes the lock next places the tasks. On SQLite a host leads
+alone, with nothing to fence or relay."""
 
 from __future__ import annotations
 
@@ -64,3 +65,11 @@ async def _scenario(config: HostConfig, sessions: sessionmaker[Session], url: st
     finally:
         await old_lock.release()
         await new_lock.release()
+
+
+def test_a_host_on_sqlite_leads_alone_and_relays_nothing(tmp_path: Path) -> None:
+    config = HostConfig(data_dir=tmp_path, cluster_secret="s")
+    host = Host(config, prepare_database(config))
+    assert host.leading and host.leadership.lock is None and host.relay is None
+    with host.sessions() as s:
+        assert host.scheduler.fence(s)
