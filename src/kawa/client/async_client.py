@@ -81,6 +81,18 @@ class AsyncKawaClient:
             self.url = url
             self._http.base_url = httpx.URL(url + API_PREFIX)
 
+    async def _failed_over(self) -> bool:
+        """After the host in use stopped answering: whether another of the listed hosts
+        answers now (it is then the one in use)."""
+        if len(self.urls) < 2:
+            return False
+        before = self.url
+        try:
+            await self.health()
+        except KawaError:
+            return False
+        return self.url != before
+
     async def audit(
         self, user: str | None = None, since: datetime | None = None, limit: int = 100
     ) -> list[AuditEntryView]:
@@ -196,6 +208,10 @@ class AsyncKawaClient:
                         return [tracker.final[i] for i in ids]
                 except ConnectionClosed:
                     continue
+                except OSError as exc:
+                    if await self._failed_over():
+                        continue  # another listed host answers: follow its stream
+                    raise unreachable(self.url, exc) from None
 
         try:
             return await asyncio.wait_for(follow(), timeout)
