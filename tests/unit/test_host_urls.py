@@ -11,7 +11,7 @@ import pytest
 
 from kawa.client import KawaClient
 from kawa.client.errors import KawaError
-from kawa.client.host_urls import HostUrls, split_urls
+from kawa.client.host_urls import HostUrls, may_resend, split_urls
 from kawa.client.runner_channel import HostChannel
 from kawa.protocol.nodes import Heartbeat, NodeUsageSample
 
@@ -128,4 +128,35 @@ def test_logs_come_from_the_next_host_when_the_first_cannot_be_connected_to() ->
     client._http = httpx.Client(base_url=A + "/api/v1", transport=transport)
     assert b"".join(client.logs("12")) == b"output\n"
     assert seen == [A, B] and client.url == B
+    client.close()
+
+
+def test_only_requests_that_change_nothing_are_resent_after_they_left() -> None:
+    request = httpx.Request("GET", A)
+    refused = httpx.ConnectError("refused", request=request)
+    reset = httpx.ReadError("connection reset by peer", request=request)
+    assert may_resend("POST", refused) and may_resend("GET", refused)
+    assert may_resend("GET", reset) and may_resend("head", reset)
+    assert not may_resend("POST", reset) and not may_resend("DELETE", reset)
+    assert not may_resend("GET", httpx.DecodingError("bad gzip", request=request))
+
+
+def test_a_read_goes_to_the_next_host_when_its_host_dies_answering_a_submission_not() -> None:
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.host}")
+        if request.url.host == "a":
+            raise httpx.ReadError("connection reset by peer", request=request)
+        return httpx.Response(200, json={"status": "ok"})
+
+    client = KawaClient(f"{A},{B}", "token")
+    client._http.close()
+    client._http = httpx.Client(base_url=A + "/api/v1", transport=httpx.MockTransport(handle))
+    assert client.health() == {"status": "ok"} and client.url == B
+    client._use(A)
+    client.urls.answered(A)
+    with pytest.raises(KawaError, match="http://a:8420"):
+        client.remove_node("n1")  # a POST that may have been done: not sent again
+    assert seen == ["GET a", "GET b", "POST a"]
     client.close()

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from kawa.client import calls
 from kawa.client.errors import KawaError, raise_for, unreachable
-from kawa.client.host_urls import NOT_SENT, HostUrls
+from kawa.client.host_urls import HostUrls, may_resend
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.events import Event
@@ -58,7 +58,8 @@ class AsyncKawaClient:
 
     async def _do(self, call: calls.Call[T]) -> T:
         """Send ``call`` to the host in use; when it cannot be connected to (the
-        request was not sent), to the next of the listed hosts."""
+        request was not sent), or a request that changes nothing fails, to the next
+        of the listed hosts."""
         failure: Exception | None = None
         for url in self.urls.attempts():
             self._use(url)
@@ -66,11 +67,11 @@ class AsyncKawaClient:
                 response = await self._http.request(
                     call.method, call.path, json=call.json, params=call.params
                 )
-            except NOT_SENT as exc:
+            except httpx.HTTPError as exc:
+                if not may_resend(call.method, exc):
+                    raise unreachable(self.url, exc) from None
                 failure = exc
                 continue
-            except httpx.HTTPError as exc:
-                raise unreachable(self.url, exc) from None
             self.urls.answered(url)
             return calls.decode(call, response)
         assert failure is not None

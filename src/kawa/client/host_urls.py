@@ -9,6 +9,16 @@ from kawa.client.errors import KawaError
 
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 """httpx errors raised before a request left: sending it to another host is safe."""
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+"""Requests that change nothing: sent again to another host after any transport error."""
+
+
+def may_resend(method: str, exc: Exception) -> bool:
+    """Whether a request that failed with ``exc`` may go to another host: one that never
+    left, or one that changes nothing (its host died while answering)."""
+    if isinstance(exc, NOT_SENT):
+        return True
+    return method.upper() in SAFE_METHODS and isinstance(exc, httpx.TransportError)
 
 
 def split_urls(text: str) -> list[str]:

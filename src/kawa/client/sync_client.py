@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 from kawa.client import calls
 from kawa.client import environments as envs
 from kawa.client.errors import KawaError, raise_for, refused, unreachable
-from kawa.client.host_urls import NOT_SENT, HostUrls
+from kawa.client.host_urls import NOT_SENT, HostUrls, may_resend
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
@@ -70,7 +70,8 @@ class KawaClient:
 
     def _do(self, call: calls.Call[T]) -> T:
         """Send ``call`` to the host in use; when it cannot be connected to (the
-        request was not sent), to the next of the listed hosts."""
+        request was not sent), or a request that changes nothing fails, to the next
+        of the listed hosts."""
         failure: Exception | None = None
         for url in self.urls.attempts():
             self._use(url)
@@ -78,11 +79,11 @@ class KawaClient:
                 response = self._http.request(
                     call.method, call.path, json=call.json, params=call.params
                 )
-            except NOT_SENT as exc:
+            except httpx.HTTPError as exc:
+                if not may_resend(call.method, exc):
+                    raise unreachable(self.url, exc) from None
                 failure = exc
                 continue
-            except httpx.HTTPError as exc:
-                raise unreachable(self.url, exc) from None
             self.urls.answered(url)
             return calls.decode(call, response)
         assert failure is not None
@@ -292,7 +293,7 @@ class KawaClient:
                 return
             except NOT_SENT as exc:  # this host cannot be connected to: the next one
                 failure = exc
-            except httpx.HTTPError as exc:
+            except httpx.HTTPError as exc:  # not again: part of the output may be out
                 raise unreachable(self.url, exc) from None
         assert failure is not None
         raise unreachable(", ".join(self.urls.all), failure)
