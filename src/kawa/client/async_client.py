@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from kawa.client import calls
 from kawa.client.errors import KawaError, raise_for, unreachable
+from kawa.client.host_urls import HostUrls, may_resend
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.events import Event
@@ -30,7 +31,9 @@ class AsyncKawaClient:
     def __init__(
         self, url: str, token: str, timeout: float = 30.0, ca_file: PathLike | None = None
     ) -> None:
-        self.url = url.rstrip("/")
+        self.urls = HostUrls(url)
+        self.url = self.urls.current
+        """The host in use: the first of the comma-separated ``url`` that answers."""
         self.token = token
         self.ca_file = ca_file
         try:
@@ -54,13 +57,42 @@ class AsyncKawaClient:
         await self.aclose()
 
     async def _do(self, call: calls.Call[T]) -> T:
+        """Send ``call`` to the host in use; when it cannot be connected to (the
+        request was not sent), or a request that changes nothing fails, to the next
+        of the listed hosts."""
+        failure: Exception | None = None
+        for url in self.urls.attempts():
+            self._use(url)
+            try:
+                response = await self._http.request(
+                    call.method, call.path, json=call.json, params=call.params
+                )
+            except httpx.HTTPError as exc:
+                if not may_resend(call.method, exc):
+                    raise unreachable(self.url, exc) from None
+                failure = exc
+                continue
+            self.urls.answered(url)
+            return calls.decode(call, response)
+        assert failure is not None
+        raise unreachable(", ".join(self.urls.all), failure)
+
+    def _use(self, url: str) -> None:
+        if url != self.url:
+            self.url = url
+            self._http.base_url = httpx.URL(url + API_PREFIX)
+
+    async def _failed_over(self) -> bool:
+        """After the host in use stopped answering: whether another of the listed hosts
+        answers now (it is then the one in use)."""
+        if len(self.urls) < 2:
+            return False
+        before = self.url
         try:
-            response = await self._http.request(
-                call.method, call.path, json=call.json, params=call.params
-            )
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from None
-        return calls.decode(call, response)
+            await self.health()
+        except KawaError:
+            return False
+        return self.url != before
 
     async def audit(
         self, user: str | None = None, since: datetime | None = None, limit: int = 100
@@ -177,6 +209,10 @@ class AsyncKawaClient:
                         return [tracker.final[i] for i in ids]
                 except ConnectionClosed:
                     continue
+                except OSError as exc:
+                    if await self._failed_over():
+                        continue  # another listed host answers: follow its stream
+                    raise unreachable(self.url, exc) from None
 
         try:
             return await asyncio.wait_for(follow(), timeout)

@@ -15,6 +15,7 @@ from websockets.sync.client import connect
 from kawa.client import calls
 from kawa.client import environments as envs
 from kawa.client.errors import KawaError, raise_for, refused, unreachable
+from kawa.client.host_urls import NOT_SENT, HostUrls, may_resend
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
@@ -43,7 +44,9 @@ class KawaClient:
     def __init__(
         self, url: str, token: str, timeout: float = 30.0, ca_file: PathLike | None = None
     ) -> None:
-        self.url = url.rstrip("/")
+        self.urls = HostUrls(url)
+        self.url = self.urls.current
+        """The host in use: the first of the comma-separated ``url`` that answers."""
         self.token = token
         self.ca_file = ca_file
         try:
@@ -66,13 +69,42 @@ class KawaClient:
         self.close()
 
     def _do(self, call: calls.Call[T]) -> T:
+        """Send ``call`` to the host in use; when it cannot be connected to (the
+        request was not sent), or a request that changes nothing fails, to the next
+        of the listed hosts."""
+        failure: Exception | None = None
+        for url in self.urls.attempts():
+            self._use(url)
+            try:
+                response = self._http.request(
+                    call.method, call.path, json=call.json, params=call.params
+                )
+            except httpx.HTTPError as exc:
+                if not may_resend(call.method, exc):
+                    raise unreachable(self.url, exc) from None
+                failure = exc
+                continue
+            self.urls.answered(url)
+            return calls.decode(call, response)
+        assert failure is not None
+        raise unreachable(", ".join(self.urls.all), failure)
+
+    def _use(self, url: str) -> None:
+        if url != self.url:
+            self.url = url
+            self._http.base_url = httpx.URL(url + API_PREFIX)
+
+    def _failed_over(self) -> bool:
+        """After the host in use stopped answering: whether another of the listed hosts
+        answers now (it is then the one in use)."""
+        if len(self.urls) < 2:
+            return False
+        before = self.url
         try:
-            response = self._http.request(
-                call.method, call.path, json=call.json, params=call.params
-            )
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from None
-        return calls.decode(call, response)
+            self.health()
+        except KawaError:
+            return False
+        return self.url != before
 
     # -- API ------------------------------------------------------------------------
     def audit(
@@ -243,19 +275,28 @@ class KawaClient:
         params = {"stream": stream, "follow": str(follow).lower()}
         if offset:
             params["offset"] = str(offset)
-        try:
-            with self._http.stream(
-                "GET",
-                calls.logs_path(ref).removeprefix(API_PREFIX),
-                params=params,
-                timeout=httpx.Timeout(None, connect=10),
-            ) as r:
-                if r.status_code >= 300:
-                    r.read()
-                    raise_for(r)
-                yield from r.iter_raw()
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from None
+        failure: Exception | None = None
+        for url in self.urls.attempts():
+            self._use(url)
+            try:
+                with self._http.stream(
+                    "GET",
+                    calls.logs_path(ref).removeprefix(API_PREFIX),
+                    params=params,
+                    timeout=httpx.Timeout(None, connect=10),
+                ) as r:
+                    self.urls.answered(url)
+                    if r.status_code >= 300:
+                        r.read()
+                        raise_for(r)
+                    yield from r.iter_raw()
+                return
+            except NOT_SENT as exc:  # this host cannot be connected to: the next one
+                failure = exc
+            except httpx.HTTPError as exc:  # not again: part of the output may be out
+                raise unreachable(self.url, exc) from None
+        assert failure is not None
+        raise unreachable(", ".join(self.urls.all), failure)
 
     def events(
         self, after: int | None = None, timeout: float | None = None
@@ -312,6 +353,9 @@ class KawaClient:
             except InvalidStatus as exc:
                 raise refused("the event stream", url, exc.response.status_code) from None
             except OSError as exc:
+                if self._failed_over():
+                    url = calls.events_url(self.url)
+                    continue
                 raise unreachable(self.url, exc) from None
 
     def wait(self, refs: list[str], timeout: float | None = None) -> list[TaskView]:
@@ -347,11 +391,13 @@ class KawaClient:
                             tracker.seen(event.task)
                     return [tracker.final[i] for i in ids]
             except ConnectionClosed:
-                continue  # the host cut a slow subscriber: re-read and go on
+                continue  # the host cut a slow subscriber (or went away): re-read, go on
             except InvalidStatus as exc:
                 url = calls.events_url(self.url)
                 raise refused("the event stream", url, exc.response.status_code) from None
             except OSError as exc:
+                if self._failed_over():
+                    continue  # another listed host answers: follow its stream
                 raise unreachable(self.url, exc) from None
 
 

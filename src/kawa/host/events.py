@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 
 from kawa.protocol.events import Event
@@ -52,14 +52,24 @@ class EventBus:
         """The last sequence number published (one below the first before any)."""
         self._recent: deque[Event] = deque(maxlen=replay_size)
         self._size = queue_size
+        self.on_own: Callable[[Event], None] | None = None
+        """Called with each event of a change made by this process (not with those
+        relayed from another host): how hosts sharing a database tell each other."""
 
-    def publish_task(self, task: TaskView) -> None:
-        self._publish(Event(seq=next(self._seq), type="task", task=task))
+    def publish_task(self, task: TaskView, relayed: bool = False) -> None:
+        """Publish ``task``'s new view; ``relayed``: the change was another host's."""
+        self._publish(Event(seq=next(self._seq), type="task", task=task), relayed)
 
-    def publish_node(self, node: NodeView) -> None:
-        self._publish(Event(seq=next(self._seq), type="node", node=node))
+    def publish_node(self, node: NodeView, relayed: bool = False) -> None:
+        """Publish ``node``'s new view; ``relayed``: the change was another host's."""
+        self._publish(Event(seq=next(self._seq), type="node", node=node), relayed)
 
-    def _publish(self, event: Event) -> None:
+    def _publish(self, event: Event, relayed: bool) -> None:
+        self._fan_out(event)
+        if not relayed and self.on_own is not None:
+            self.on_own(event)
+
+    def _fan_out(self, event: Event) -> None:
         self.current = event.seq
         self._recent.append(event)
         for sub in list(self._subs):
@@ -98,6 +108,15 @@ class EventBus:
             yield sub
         finally:
             self._subs.discard(sub)
+
+    def forget(self) -> None:
+        """End every subscription and keep no event for replay: events may have been
+        missed, so subscribers must re-read (a resume gets ``reset``)."""
+        self._recent.clear()
+        for sub in list(self._subs):
+            if not sub.overflowed:
+                sub.overflowed = True
+                sub.queue.put_nowait(None)
 
     def close(self) -> None:
         for sub in self._subs:

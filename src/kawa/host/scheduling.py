@@ -154,6 +154,10 @@ def _full(snapshots: list[NodeSnapshot]) -> bool:
     return all(n.usage.cores >= n.capacity.cores for n in snapshots if n.schedulable)
 
 
+class NotLeading(Exception):
+    """This host no longer holds the leader lock: its pass must not commit."""
+
+
 class SchedulerLoop:
     """Runs a scheduling pass whenever woken (submit, release, node change) and at
     least every ``idle_interval`` seconds (for starvation aging and retries)."""
@@ -186,6 +190,9 @@ class SchedulerLoop:
         self.last_pass_seconds = 0.0
         self.pass_observers: list[Callable[[float], None]] = []
         """Called with each pass's duration in seconds (metrics)."""
+        self.fence: Callable[[Session], bool] = lambda _session: True
+        """Asked in each pass's transaction before it commits: whether this host still
+        leads (a pass of a host that lost the lead is rolled back)."""
 
     def wake(self) -> None:
         self._wake.set()
@@ -201,6 +208,8 @@ class SchedulerLoop:
                     t = asyncio.create_task(self.dispatch(job))
                     self._inflight.add(t)
                     t.add_done_callback(self._inflight.discard)
+            except NotLeading as exc:
+                log.warning("scheduling pass rolled back: %s", exc)
             except Exception:  # keep scheduling alive; the error is logged
                 log.exception("scheduling pass failed")
 
@@ -236,6 +245,8 @@ class SchedulerLoop:
                     if task is not None:
                         task.waiting_reason = reason
                         change.touch(task)
+            if not self.fence(s):
+                raise NotLeading("this host no longer holds the leader lock")
         return jobs
 
     def _apply(

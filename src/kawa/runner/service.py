@@ -61,7 +61,7 @@ class RunnerService:
         self.environments = EnvironmentSync(
             docker.from_env(timeout=1800),  # a docker load of a big environment is slow
             self.journal,
-            self.config.host_url,
+            self.channel.url,
             self.config.cluster_secret,
             self.config.name,
             self.config.shared_dir,
@@ -106,7 +106,7 @@ class RunnerService:
                 delay = min(delay * 2, 5.0)
                 continue
             self.heartbeat_interval = accepted.heartbeat_interval
-            log.info("registered with %s as %s", self.config.host_url, self.config.name)
+            log.info("registered with %s as %s", self.channel.url, self.config.name)
             return accepted.cluster_id
 
     def observations(self) -> list[RunnerTaskObservation]:
@@ -151,12 +151,15 @@ class RunnerService:
             if exc.status != 404:
                 log.warning("heartbeat failed: %s", exc)
                 return
+            log.info("the host at %s does not know this node: registering again", self.channel.url)
             await self._register()  # the host forgot this node (a new database)
             hb = Heartbeat(name=self.config.name, usage=sample, tasks=self.observations())
             try:
                 await self.channel.heartbeat(hb)
             except KawaError as again:
                 log.warning("heartbeat after registering again failed: %s", again)
+        if self.environments is not None:
+            self.environments.use_host(self.channel.url)
 
     def _on_end(self, task_id: str, kind: ExitKind, code: int | None, error: str | None) -> None:
         if self._loop is not None:
