@@ -7,7 +7,9 @@
    its row leaves the list of pending tasks (a MutationObserver's time; only the event
    stream can change the row), from the request sent and from its answer received;
 3. web terminal keystroke round trip: a key's keydown in the page to its echo in
-   xterm's rows, with ``stty raw -echo; exec cat`` in a running task.
+   xterm's rows, with ``stty raw -echo; exec cat`` in a running task; the baseline is a
+   key on the same page sent to a bare WebSocket echo server on loopback (the
+   ``websockets`` library, in this process) and back.
 
     .venv/bin/python bench/dashboard_live.py [--runs 10] [--events 100] [--keys 300]
 
@@ -22,7 +24,10 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,25 @@ def browser(name: str, **args: Any) -> Any:
     if done.returncode != 0:
         sys.exit(f"browser run {name} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def echo_server() -> Iterator[str]:
+    """A bare WebSocket echo server on 127.0.0.1 in a thread; its ws:// URL."""
+    from websockets.sync.server import ServerConnection, serve
+
+    def echo(ws: ServerConnection) -> None:
+        for message in ws:
+            ws.send(message)
+
+    with serve(echo, "127.0.0.1", 0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}/"
+        finally:
+            server.shutdown()
+            thread.join(10)
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -115,9 +139,15 @@ def main() -> None:
         print(line("kill request sent -> answer received", answered))
         print(line("kill answer received -> row updated", r["fromAnswer"]))
 
-        r = browser("terminal_keys", **base, task=shell_id, samples=opts.keys)
+        with echo_server() as echo:
+            r = browser("terminal_keys", **base, task=shell_id, samples=opts.keys, echo=echo)
+        print(line("keystroke -> its bytes sent", r["sent"]))
         print(line("keystroke -> echo's bytes on the socket", r["received"]))
         print(line("keystroke -> echo in xterm rows", r["rtt"]))
+        print(line("baseline: key -> bare echo server", r["bare"]))
+        for q in (0.5, 0.99):
+            ratio = pct(r["received"], q) / max(pct(r["bare"], q), 0.001)
+            print(f"  ratio kawa/bare at p{int(q * 100)}: {ratio:.2f}x")
         api.post(f"/tasks/{shell_id}/kill")
 
 

@@ -130,6 +130,8 @@ class RunnerConfig(_Section):
     section: ClassVar[str] = "runner"
     name: str = Field(default_factory=socket.gethostname)
     host_url: str = "http://127.0.0.1:8420"
+    """The host's URL; several, comma-separated, for hosts sharing one PostgreSQL
+    database: the runner talks to whichever of them leads."""
     bind: str = "0.0.0.0"
     port: int = Field(default=8421, ge=1, le=65535)
     advertise_url: str | None = None
@@ -173,12 +175,15 @@ class RunnerConfig(_Section):
             return self.advertise_url
         from kawa.advertise import advertise_url
 
-        return advertise_url(self.host_url, self.port, self.tls, self.bind)
+        first = self.host_url.split(",", 1)[0].strip()
+        return advertise_url(first, self.port, self.tls, self.bind)
 
 
 class ClientConfig(_Section):
     section: ClassVar[str] = "client"
     url: str = CLIENT_URL
+    """The host's URL; several, comma-separated, for hosts sharing one PostgreSQL
+    database: the first that answers is used."""
     token: str = ""
     timeout: float = Field(default=CLIENT_TIMEOUT, gt=0)
     ca_file: CaFile = None

@@ -64,6 +64,11 @@ class Cluster:
     gateway_port: int | None = None
     """The host's SSH gateway port (None: the product default)."""
     _cluster_id: str = field(default="", init=False, repr=False)
+    database_url: str | None = None
+    """The hosts' database (None: SQLite in the host's data directory)."""
+    runner_host_url: str | None = None
+    """What runners are given as ``host_url`` (None: :attr:`url`); several hosts' URLs,
+    comma-separated, for hosts sharing one database."""
     tls: Path | None = None
     """A directory ``kawa init tls`` wrote (for 127.0.0.1): then the host and the runners
     serve https with its server.pem, and every client verifies them with its ca.pem."""
@@ -102,6 +107,7 @@ class Cluster:
             tls_cert=None if tls is None else tls / "server.pem",
             tls_key=None if tls is None else tls / "server-key.pem",
             ca_file=self.ca_file,
+            database_url=self.database_url,
         )
         if self.heartbeat_interval is not None:
             cfg.heartbeat_interval = self.heartbeat_interval
@@ -118,18 +124,25 @@ class Cluster:
         return env
 
     def start_host(self) -> None:
+        self.host_proc = self.spawn_host(self.port)
+        eventually(self._host_up, 30, "host to answer")
+        assert self.cluster_id  # known from now on, also while the host is down
+
+    def spawn_host(self, port: int, log_name: str = "host.log") -> subprocess.Popen[bytes]:
+        """Start a ``kawa host`` process on ``port`` (another one than :attr:`port`: a
+        second host on the same database) without waiting for it to answer."""
         cfg = self.host_config()
+        cfg.port = port
         if not self.token:
             sessions = prepare_database(cfg)
             self.token = Authenticator(sessions, self.secret).create_token("admin", "admin")
+            sessions.kw["bind"].dispose()  # close its connections (PostgreSQL's warn if left)
         settings = {
             f"KAWA_HOST_{k.upper()}": str(v) for k, v in cfg.model_dump().items() if v is not None
         }
         env = self._env(**{**settings, **self.extra_host_env})
-        with (self.root / "host.log").open("ab") as log:
-            self.host_proc = subprocess.Popen([*KAWA, "host"], env=env, stdout=log, stderr=log)
-        eventually(self._host_up, 30, "host to answer")
-        assert self.cluster_id  # known from now on, also while the host is down
+        with (self.root / log_name).open("ab") as log:
+            return subprocess.Popen([*KAWA, "host"], env=env, stdout=log, stderr=log)
 
     def kill_host(self) -> None:
         """SIGKILL the host (no shutdown at all) and reap it; the database stays."""
@@ -177,7 +190,7 @@ class Cluster:
             KAWA_RUNNER_NAME=name,
             KAWA_RUNNER_PORT=str(r.port),
             KAWA_RUNNER_BIND="127.0.0.1",
-            KAWA_RUNNER_HOST_URL=self.url,
+            KAWA_RUNNER_HOST_URL=self.runner_host_url or self.url,
             KAWA_RUNNER_ADVERTISE_URL=f"{self.scheme}://127.0.0.1:{r.port}",
             KAWA_RUNNER_CLUSTER_SECRET=self.secret,
             KAWA_RUNNER_DATA_DIR=str(r.data_dir),

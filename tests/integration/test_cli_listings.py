@@ -101,3 +101,22 @@ def test_watch_shows_a_task_appear_and_end(cluster: Cluster) -> None:
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+def test_task_list_pages_back_with_before(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        submitted = c.submit(
+            TaskSpec(command=["true"], targets=["node1"] * 5, name="paged")
+        ).tasks
+    newest_first = sorted((t.id for t in submitted), key=int, reverse=True)
+    first = kawa(cluster, "task", "list", "--limit", "2", "-o", "ids")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == newest_first[:2]
+    hint = f"older tasks: kawa task list --limit 2 --before {newest_first[1]}"
+    assert first.stderr.strip() == hint
+    second = kawa(cluster, "task", "list", "--limit", "2", "--before", newest_first[1], "-o", "ids")
+    assert second.stdout.split() == newest_first[2:4]
+    every = kawa(cluster, "task", "list", "--limit", "10000", "-o", "ids")
+    assert every.stderr == "" and set(newest_first) <= set(every.stdout.split())
+    bad = kawa(cluster, "task", "list", "--before", "x")
+    assert bad.returncode == 2 and "--before" in bad.stderr

@@ -205,11 +205,16 @@ def _get(path: str) -> Any:
     return json.loads(body) if response.status == 200 else None
 
 
+LIVE_TASKS = 50
+"""The newest tasks (or VPSs) offered: a shell shows no more than a screenful anyway."""
+
+
 def _live(kind: str) -> list[str]:
     """Values from the host (nothing when it cannot be asked)."""
     if kind in ("task", "vps"):
         wanted = "vps" if kind == "vps" else "command"
-        tasks = [t for t in _get("/tasks") or [] if t.get("kind") == wanted]
+        found = _get(f"/tasks?kind={wanted}&limit={LIVE_TASKS}") or []
+        tasks = [t for t in found if t.get("kind") == wanted]
         names = [t["id"] for t in tasks]
         if kind == "vps":
             names += [t["name"] for t in tasks if t.get("name")]

@@ -12,6 +12,7 @@ port = 8420                 # REST + WebSocket API and dashboard
 ssh_port = 8422             # SSH gateway
 data_dir = "/var/lib/kawa"  # database and host state
 # database_url = "postgresql://kawa:secret@db/kawa"   # default: SQLite in data_dir
+#   (with PostgreSQL, several hosts may share the database: docs/operations.md)
 cluster_secret = "{secret}" # runners join with this; keep it private
 heartbeat_interval = 2.0    # seconds between runner heartbeats
 node_timeout = 10.0         # a runner silent this long is offline; its tasks are lost
@@ -29,7 +30,7 @@ api_threads = 8             # worker threads for API calls' database work (more 
 
 [runner]
 name = "{hostname}"
-host_url = "http://HOST:8420"
+host_url = "http://HOST:8420"   # hosts sharing a database: "http://A:8420,http://B:8420"
 port = 8421
 # advertise_url = "http://{hostname}:8421"   # how the host reaches this runner
 cluster_secret = "{secret}"
@@ -44,7 +45,7 @@ allow_native = true                         # accept --native tasks (cgroups or 
 # ca_file = "/etc/kawa/tls/ca.pem"          # verify a host serving https with it
 
 [client]
-url = "http://HOST:8420"
+url = "http://HOST:8420"        # hosts sharing a database: "http://A:8420,http://B:8420"
 token = ""                  # `kawa init token` prints one
 # ca_file = "/etc/kawa/tls/ca.pem"   # verify a host serving https with it
 """

@@ -50,12 +50,12 @@ def reason(t: TaskView) -> str | None:
 def failure_line(t: TaskView) -> str | None:
     """``STATE: WHY`` for a task that ended without completing (``timed_out after 30m``);
     None for a completed or unfinished one."""
-    from kawa.core.units import format_duration
-
     state = t.state.value
     if state in ("completed", "pending", "assigning", "running", "paused"):
         return None
     if state == "timed_out" and t.timeout:
+        from kawa.core.units import format_duration
+
         return f"timed_out after {format_duration(t.timeout)}"
     why = reason(t)
     return f"{state}: {why}" if why else state

@@ -12,18 +12,20 @@ client instead.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kawa import config_file
 from kawa.cli.output import CliError
 from kawa.protocol.urls import API_PREFIX
 
+if TYPE_CHECKING:
+    import http.client
+
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     url: str
     token: str
     timeout: float
@@ -81,63 +83,157 @@ def _plain_client_config() -> Credentials | None:
     return Credentials(url.rstrip("/"), token, float(timeout))
 
 
-def usable(creds: Credentials) -> bool:
+def usable(creds: Credentials, several: bool = False) -> bool:
+    """Whether these helpers can reach the host as the full client would: no proxy,
+    plain ``http``/``https`` URLs; a list of hosts (comma-separated) only with
+    ``several``, for callers that go through :func:`call` and :func:`stream` alone."""
     if any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARS):
         return False
-    return creds.url.startswith(("http://", "https://"))
+    urls = host_urls(creds)
+    if len(urls) > 1 and not several:
+        return False
+    return all(u.startswith(("http://", "https://")) for u in urls)
 
 
-def call(creds: Credentials, method: str, path: str, body: Any = None) -> Any:
-    """``method`` on ``API_PREFIX + path``; the decoded JSON answer. Errors as the client's
-    (``kawa.client.errors``): the host's ``detail``, or ``cannot reach the Kawa host``."""
+def host_urls(creds: Credentials) -> list[str]:
+    """The hosts listed in the client's URL (several, comma-separated, for hosts
+    sharing one database), in the order they are tried."""
+    return [u.strip().rstrip("/") for u in creds.url.split(",") if u.strip()]
+
+
+class NotSent(CliError):
+    """No request reached the host (it could not be connected to): nothing was done."""
+
+
+class Refused(CliError):
+    """The host answered with an error status (its ``detail`` is the message)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    from kawa.client.errors import tls_hint
+
+    return f"cannot reach the Kawa host at {url}: {exc}{tls_hint(url, exc)}"
+
+
+def _connect(creds: Credentials) -> tuple[str, http.client.HTTPConnection]:
+    """A connection to the first listed host that accepts one, and its URL."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    urls = host_urls(creds)
+    failure: BaseException = ValueError("no host URL configured")
+    for url in urls:
+        parts = urlsplit(url)
+        conn: http.client.HTTPConnection
+        try:
+            if parts.scheme == "https":
+                import ssl
+
+                context = ssl.create_default_context(cafile=creds.ca_file)
+                conn = http.client.HTTPSConnection(
+                    parts.hostname or "", parts.port, timeout=creds.timeout, context=context
+                )
+            else:
+                conn = http.client.HTTPConnection(
+                    parts.hostname or "", parts.port, timeout=creds.timeout
+                )
+            conn.connect()
+        except (OSError, ValueError) as exc:
+            failure = exc
+            continue
+        return url, conn
+    raise NotSent(_unreachable(", ".join(urls) or creds.url, failure))
+
+
+def _open(
+    creds: Credentials, method: str, path: str, body: Any = None, query: str = ""
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """A connection and the response headers of ``method`` on ``API_PREFIX + path``;
+    error statuses and redirects raise as the client's errors (``kawa.client.errors``)."""
     import http.client
     import json
     from urllib.parse import quote, urlsplit
 
-    parts = urlsplit(creds.url)
+    url, conn = _connect(creds)
+    parts = urlsplit(url)
     headers = {"Authorization": f"Bearer {creds.token}", "Accept": "application/json"}
     data = None
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     target = quote(parts.path.rstrip("/") + API_PREFIX + path, safe="/:@!$&'()*+,;=-._~")
+    if query:
+        target += "?" + query
     try:
-        conn: http.client.HTTPConnection
-        if parts.scheme == "https":
-            import ssl
-
-            context = ssl.create_default_context(cafile=creds.ca_file)
-            conn = http.client.HTTPSConnection(
-                parts.hostname or "", parts.port, timeout=creds.timeout, context=context
-            )
-        else:
-            conn = http.client.HTTPConnection(
-                parts.hostname or "", parts.port, timeout=creds.timeout
-            )
-        try:
-            conn.request(method, target, body=data, headers=headers)
-            response = conn.getresponse()
+        conn.request(method, target, body=data, headers=headers)
+        response = conn.getresponse()
+        if response.status >= 300:
             raw = response.read()
-        finally:
-            conn.close()
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        from kawa.client.errors import tls_hint
-
-        hint = tls_hint(creds.url, exc)
-        raise CliError(f"cannot reach the Kawa host at {creds.url}: {exc}{hint}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise CliError(_unreachable(url, exc)) from None
     if 300 <= response.status < 400:
         from kawa.client.errors import redirected
 
-        where = f"{creds.url}{API_PREFIX}{path}"
+        conn.close()
+        where = f"{url}{API_PREFIX}{path}"
         raise CliError(redirected(where, response.status, response.getheader("location")))
     if response.status >= 400:
-        raise CliError(_detail(raw) or response.reason or f"HTTP {response.status}")
+        conn.close()
+        raise Refused(_detail(raw) or response.reason or f"HTTP {response.status}", response.status)
+    return conn, response
+
+
+def call(creds: Credentials, method: str, path: str, body: Any = None, query: str = "") -> Any:
+    """``method`` on ``API_PREFIX + path``; the decoded JSON answer. Errors as the client's
+    (``kawa.client.errors``): the host's ``detail``, or ``cannot reach the Kawa host``."""
+    import http.client
+    import json
+
+    conn, response = _open(creds, method, path, body, query)
+    try:
+        raw = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise CliError(_unreachable(creds.url, exc)) from None
+    finally:
+        conn.close()
     try:
         return json.loads(raw)
     except ValueError:
         raise CliError(
             f"unexpected answer from {creds.url}{API_PREFIX}{path}: HTTP {response.status}"
         ) from None
+
+
+def stream(
+    creds: Credentials, path: str, query: str, write: Callable[[bytes], None]
+) -> None:
+    """GET ``API_PREFIX + path`` and hand each piece of the body to ``write`` as it
+    arrives, until the host ends it; reads wait as long as it takes (the body of a
+    followed log is quiet while its task is)."""
+    import http.client
+
+    conn, response = _open(creds, "GET", path, query=query)
+    try:
+        if conn.sock is not None:
+            conn.sock.settimeout(None)
+        while True:
+            try:
+                chunk = response.read1(CHUNK)
+            except (OSError, http.client.HTTPException) as exc:
+                raise CliError(_unreachable(creds.url, exc)) from None
+            if not chunk:
+                return
+            write(chunk)
+    finally:
+        conn.close()
+
+
+CHUNK = 65536
 
 
 def _detail(raw: bytes) -> str:

@@ -112,6 +112,13 @@ def _main(argv: list[str]) -> None:
         direct = fast_path(argv)
         if direct is not None:  # their plain command lines need no typer
             sys.exit(direct())
+    if name in ("run", "task"):
+        from kawa.cli.quick_tasks import fast_path as quick
+
+        found = quick(argv)
+        code = None if found is None else found()
+        if code is not None:  # None: the full CLI runs (nothing was stored)
+            sys.exit(code)
     from kawa.cli.command_line import run_app
 
     run_app(build_app(name if name in _COMMANDS else None), argv)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 import sys
 import threading
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,28 +22,21 @@ import typer
 from kawa.cli import tasks
 from kawa.cli.command_line import after_dashes
 from kawa.cli.output import CliError, visible
+from kawa.cli.run_output import (
+    BROKEN_PIPE,
+    LOST_CONTACT,
+    STARTED,
+    UNSTARTED,
+    Status,
+    sink,
+    waiting_line,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kawa.client import KawaClient
     from kawa.protocol.tasks import TaskView
-
-STARTED = frozenset({"running", "paused"})
-UNSTARTED = frozenset({"pending", "assigning"})
-LOST_CONTACT = 1
-"""Exit code when the host cannot be reached mid-stream (the task keeps running)."""
-BROKEN_PIPE = 141
-
-
-def _sink(fd: int) -> Callable[[bytes], None]:
-    def write(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-
-    return write
-
 
 class Prefixed:
     """Whole lines of one task's stream, each after ``prefix``, written under a shared lock
@@ -99,30 +91,12 @@ class Output:
         return any(t.is_alive() for t in self.threads)
 
 
-class Status:
-    """The ``waiting: REASON`` line on standard error, only when it is a terminal."""
-
-    def __init__(self) -> None:
-        self.on = sys.stderr.isatty()
-        self.shown = ""
-
-    def show(self, text: str) -> None:
-        if self.on and text != self.shown:
-            sys.stderr.write(f"\r\x1b[K{text}")
-            sys.stderr.flush()
-            self.shown = text
-
-    def clear(self) -> None:
-        self.show("")
-
-
 def _waiting(views: dict[str, TaskView]) -> str:
     queued = [t for t in views.values() if t.state.value in UNSTARTED]
     if not queued:
         return ""
     reason = queued[0].waiting_reason or queued[0].state.value
-    more = f" ({len(queued)} tasks)" if len(views) > 1 else ""
-    return f"waiting: {visible(reason)}{more}"
+    return waiting_line(visible(reason), len(queued), len(views))
 
 
 def _prefixes(views: list[TaskView]) -> dict[str, bytes]:
@@ -144,7 +118,7 @@ def follow(c: KawaClient, submitted: list[TaskView]) -> list[TaskView]:
     outputs: dict[str, Output] = {}
     status = Status()
     lock = threading.Lock()
-    out, err = _sink(sys.stdout.fileno()), _sink(sys.stderr.fileno())
+    out, err = sink(sys.stdout.fileno()), sink(sys.stderr.fileno())
     several = len(ids) > 1
 
     def start(t: TaskView) -> None:

@@ -21,6 +21,7 @@ from kawa.cli.output import (
     table,
     visible,
 )
+from kawa.cli.paging import older_hint
 from kawa.cli.tables import OutputOpt, listing
 
 if TYPE_CHECKING:
@@ -241,7 +242,12 @@ def list_tasks(
         str | None, typer.Option(help="Only this batch, all of it, in submission order.")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="At most this many (newest first; default 200).")
+        int | None,
+        typer.Option(min=1, max=10_000, help="At most this many (newest first; default 200)."),
+    ] = None,
+    before: Annotated[
+        int | None,
+        typer.Option(min=0, max=2**63 - 1, help="Only tasks older than this task id (paging)."),
     ] = None,
     json: JsonOpt = False,
     output: OutputOpt = None,
@@ -249,20 +255,27 @@ def list_tasks(
         bool, typer.Option("--watch", "-w", help="Keep the table up to date (Ctrl-C quits).")
     ] = False,
 ) -> None:
-    """List tasks, newest first (a batch: in submission order, sweeps by combination)."""
+    """List tasks, newest first (a batch: in submission order, sweeps by combination).
+    When older tasks exist, a last line on standard error says how to list them."""
     if watch:
         from kawa.cli.task_watch import watch_tasks
 
-        if json or output in ("json", "ids"):
-            raise CliError("--watch shows a table: no --json or -o json|ids", 2)
+        if json or output in ("json", "ids") or before:
+            raise CliError("--watch shows the newest tasks: no --before, --json or -o json|ids", 2)
         return watch_tasks(status, node, batch, limit or 200, wide=output == "wide")
+    page = limit or (10_000 if batch else 200)
     with client() as c:
-        tasks = c.tasks(status, node, batch, "command", limit or (10_000 if batch else 200))
+        older = None if before is None else str(before)
+        tasks = c.tasks(status, node, batch, "command", min(page + 1, 10_000), before=older)
+    more = len(tasks) > page
+    tasks = tasks[:page]
     if batch:
         tasks.sort(key=lambda t: int(t.id))
     listing(
         tasks, output, json, TASK_COLUMNS, task_row, lambda t: t.id, TASK_FLEX, TASK_WIDE_ONLY
     )
+    if more and not batch:
+        older_hint(tasks[-1].id, status, node, limit)
 
 
 TASK_COLUMNS = ["ID", "NAME", "STATE", "NODE", "CORES", "MEM", "GPUS", "EXIT", "AGE", "COMMAND"]

@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from kawa.client import calls, retries
 from kawa.client.errors import KawaError, raise_for, unreachable
+from kawa.client.host_urls import HostUrls, may_resend
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.events import Event
@@ -36,7 +37,9 @@ class AsyncKawaClient:
         ca_file: PathLike | None = None,
         max_connections: int = 100,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.urls = HostUrls(url)
+        self.url = self.urls.current
+        """The host in use: the first of the comma-separated ``url`` that answers."""
         self.token = token
         self.ca_file = ca_file
         try:
@@ -60,16 +63,12 @@ class AsyncKawaClient:
         await self.aclose()
 
     async def _do(self, call: calls.Call[T]) -> T:
-        """Send ``call``; one the host refuses as too busy (429) is sent again after the
-        ``Retry-After`` it asks, a bounded number of times (:mod:`kawa.client.retries`)."""
+        """Send ``call`` (:meth:`_send`); one the host refuses as too busy (429) is sent
+        again after the ``Retry-After`` it asks, a bounded number of times
+        (:mod:`kawa.client.retries`)."""
         attempt = 0
         while True:
-            try:
-                response = await self._http.request(
-                    call.method, call.path, json=call.json, params=call.params
-                )
-            except httpx.HTTPError as exc:
-                raise unreachable(self.url, exc) from None
+            response = await self._send(call)
             wait = retries.retry_delay(
                 response.status_code, response.headers.get("retry-after"), attempt, random.random()
             )
@@ -77,6 +76,44 @@ class AsyncKawaClient:
                 return calls.decode(call, response)
             await asyncio.sleep(wait)
             attempt += 1
+
+    async def _send(self, call: calls.Call[T]) -> httpx.Response:
+        """``call``'s answer from the host in use; when it cannot be connected to (the
+        request was not sent), or a request that changes nothing fails, from the next
+        of the listed hosts."""
+        failure: Exception | None = None
+        for url in self.urls.attempts():
+            self._use(url)
+            try:
+                response = await self._http.request(
+                    call.method, call.path, json=call.json, params=call.params
+                )
+            except httpx.HTTPError as exc:
+                if not may_resend(call.method, exc):
+                    raise unreachable(self.url, exc) from None
+                failure = exc
+                continue
+            self.urls.answered(url)
+            return response
+        assert failure is not None
+        raise unreachable(", ".join(self.urls.all), failure)
+
+    def _use(self, url: str) -> None:
+        if url != self.url:
+            self.url = url
+            self._http.base_url = httpx.URL(url + API_PREFIX)
+
+    async def _failed_over(self) -> bool:
+        """After the host in use stopped answering: whether another of the listed hosts
+        answers now (it is then the one in use)."""
+        if len(self.urls) < 2:
+            return False
+        before = self.url
+        try:
+            await self.health()
+        except KawaError:
+            return False
+        return self.url != before
 
     async def audit(
         self, user: str | None = None, since: datetime | None = None, limit: int = 100
@@ -193,6 +230,10 @@ class AsyncKawaClient:
                         return [tracker.final[i] for i in ids]
                 except ConnectionClosed:
                     continue
+                except OSError as exc:
+                    if await self._failed_over():
+                        continue  # another listed host answers: follow its stream
+                    raise unreachable(self.url, exc) from None
 
         try:
             return await asyncio.wait_for(follow(), timeout)

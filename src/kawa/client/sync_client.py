@@ -16,6 +16,7 @@ from websockets.sync.client import connect
 from kawa.client import calls, retries
 from kawa.client import environments as envs
 from kawa.client.errors import KawaError, raise_for, refused, unreachable
+from kawa.client.host_urls import NOT_SENT, HostUrls, may_resend
 from kawa.protocol.audit import AuditEntryView
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.environments import EnvironmentVersionView, Progress, WorkspaceView
@@ -44,7 +45,9 @@ class KawaClient:
     def __init__(
         self, url: str, token: str, timeout: float = 30.0, ca_file: PathLike | None = None
     ) -> None:
-        self.url = url.rstrip("/")
+        self.urls = HostUrls(url)
+        self.url = self.urls.current
+        """The host in use: the first of the comma-separated ``url`` that answers."""
         self.token = token
         self.ca_file = ca_file
         try:
@@ -67,16 +70,12 @@ class KawaClient:
         self.close()
 
     def _do(self, call: calls.Call[T]) -> T:
-        """Send ``call``; one the host refuses as too busy (429) is sent again after the
-        ``Retry-After`` it asks, a bounded number of times (:mod:`kawa.client.retries`)."""
+        """Send ``call`` (:meth:`_send`); one the host refuses as too busy (429) is sent
+        again after the ``Retry-After`` it asks, a bounded number of times
+        (:mod:`kawa.client.retries`)."""
         attempt = 0
         while True:
-            try:
-                response = self._http.request(
-                    call.method, call.path, json=call.json, params=call.params
-                )
-            except httpx.HTTPError as exc:
-                raise unreachable(self.url, exc) from None
+            response = self._send(call)
             wait = retries.retry_delay(
                 response.status_code, response.headers.get("retry-after"), attempt, random.random()
             )
@@ -84,6 +83,44 @@ class KawaClient:
                 return calls.decode(call, response)
             time.sleep(wait)
             attempt += 1
+
+    def _send(self, call: calls.Call[T]) -> httpx.Response:
+        """``call``'s answer from the host in use; when it cannot be connected to (the
+        request was not sent), or a request that changes nothing fails, from the next
+        of the listed hosts."""
+        failure: Exception | None = None
+        for url in self.urls.attempts():
+            self._use(url)
+            try:
+                response = self._http.request(
+                    call.method, call.path, json=call.json, params=call.params
+                )
+            except httpx.HTTPError as exc:
+                if not may_resend(call.method, exc):
+                    raise unreachable(self.url, exc) from None
+                failure = exc
+                continue
+            self.urls.answered(url)
+            return response
+        assert failure is not None
+        raise unreachable(", ".join(self.urls.all), failure)
+
+    def _use(self, url: str) -> None:
+        if url != self.url:
+            self.url = url
+            self._http.base_url = httpx.URL(url + API_PREFIX)
+
+    def _failed_over(self) -> bool:
+        """After the host in use stopped answering: whether another of the listed hosts
+        answers now (it is then the one in use)."""
+        if len(self.urls) < 2:
+            return False
+        before = self.url
+        try:
+            self.health()
+        except KawaError:
+            return False
+        return self.url != before
 
     # -- API ------------------------------------------------------------------------
     def audit(
@@ -254,19 +291,28 @@ class KawaClient:
         params = {"stream": stream, "follow": str(follow).lower()}
         if offset:
             params["offset"] = str(offset)
-        try:
-            with self._http.stream(
-                "GET",
-                calls.logs_path(ref).removeprefix(API_PREFIX),
-                params=params,
-                timeout=httpx.Timeout(None, connect=10),
-            ) as r:
-                if r.status_code >= 300:
-                    r.read()
-                    raise_for(r)
-                yield from r.iter_raw()
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from None
+        failure: Exception | None = None
+        for url in self.urls.attempts():
+            self._use(url)
+            try:
+                with self._http.stream(
+                    "GET",
+                    calls.logs_path(ref).removeprefix(API_PREFIX),
+                    params=params,
+                    timeout=httpx.Timeout(None, connect=10),
+                ) as r:
+                    self.urls.answered(url)
+                    if r.status_code >= 300:
+                        r.read()
+                        raise_for(r)
+                    yield from r.iter_raw()
+                return
+            except NOT_SENT as exc:  # this host cannot be connected to: the next one
+                failure = exc
+            except httpx.HTTPError as exc:  # not again: part of the output may be out
+                raise unreachable(self.url, exc) from None
+        assert failure is not None
+        raise unreachable(", ".join(self.urls.all), failure)
 
     def events(
         self, after: int | None = None, timeout: float | None = None
@@ -323,6 +369,9 @@ class KawaClient:
             except InvalidStatus as exc:
                 raise refused("the event stream", url, exc.response.status_code) from None
             except OSError as exc:
+                if self._failed_over():
+                    url = calls.events_url(self.url)
+                    continue
                 raise unreachable(self.url, exc) from None
 
     def wait(self, refs: list[str], timeout: float | None = None) -> list[TaskView]:
@@ -358,11 +407,13 @@ class KawaClient:
                             tracker.seen(event.task)
                     return [tracker.final[i] for i in ids]
             except ConnectionClosed:
-                continue  # the host cut a slow subscriber: re-read and go on
+                continue  # the host cut a slow subscriber (or went away): re-read, go on
             except InvalidStatus as exc:
                 url = calls.events_url(self.url)
                 raise refused("the event stream", url, exc.response.status_code) from None
             except OSError as exc:
+                if self._failed_over():
+                    continue  # another listed host answers: follow its stream
                 raise unreachable(self.url, exc) from None
 
 

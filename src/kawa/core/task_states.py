@@ -117,6 +117,9 @@ HOLDS_RESOURCES: frozenset[TaskState] = frozenset({S.ASSIGNING, S.RUNNING, S.PAU
 WAIT_DONE_STATES: frozenset[TaskState] = FINAL_STATES | {S.LOST, S.STOPPED}
 """States in which ``kawa task wait`` returns: the task is not going to progress by itself."""
 
+AWAITING_START: frozenset[TaskState] = frozenset({S.PENDING, S.ASSIGNING})
+"""States of a task that has neither started nor ended yet."""
+
 _ON_NODE = (S.ASSIGNING, S.RUNNING, S.PAUSED, S.LOST)
 _VPS_ENDED = (S.STOPPED, S.COMPLETED, S.FAILED, S.KILLED, S.OOM_KILLED, S.TIMED_OUT)
 """A VPS in these states may have a kept container on its node and holds nothing."""

@@ -26,8 +26,10 @@ from kawa.host.dashboard import dashboard_router
 from kawa.host.dry_run import DryRun
 from kawa.host.environments import EnvironmentService
 from kawa.host.errors import ServiceError, error_responses
+from kawa.host.event_relay import EventRelay
 from kawa.host.events import EventBus
 from kawa.host.join_service import JoinService
+from kawa.host.leadership import Leadership
 from kawa.host.ledger import Ledger
 from kawa.host.log_service import LogService
 from kawa.host.metrics import metrics_router
@@ -42,12 +44,15 @@ from kawa.host.runner_link import RunnerLink
 from kawa.host.scheduling import SchedulerLoop
 from kawa.host.stream_sessions import StreamSessions
 from kawa.host.task_service import TaskService
+from kawa.host.task_waits import TaskWaits
 from kawa.host.vps_retention import VpsRetention
 from kawa.host.worker_threads import bind_worker_threads
 from kawa.protocol.bounds import MAX_BODY, MAX_SCRIPT_BODY
 from kawa.protocol.common import API_PREFIX, ErrorItem, ErrorResponse
 from kawa.protocol.join import PROTOCOL_VERSION
+from kawa.protocol.tasks import TaskView
 from kawa.settings import HostConfig
+from kawa.store.advisory_lock import AdvisoryLock, is_postgresql
 from kawa.store.database import make_engine, migrate, session_factory
 from kawa.store.models import ClusterMeta, Environment
 
@@ -118,6 +123,7 @@ class Host:
         )
         self.reports = ReportService(self.ledger)
         self.logs = LogService(self.ledger, self.link, config.shared_dir)
+        self.waits = TaskWaits(self.tasks, self.bus)
         self.stream_sessions = StreamSessions(config, self.auth, self.tasks, self.ledger, self.link)
         self.environments = EnvironmentService(config, sessions, self.ledger, self.cluster_id)
         self.scheduler = SchedulerLoop(
@@ -132,12 +138,51 @@ class Host:
         self.submissions = InFlightLimit("submissions", config.submit_limit)
         self.gateway_port: int | None = None
         """The port the SSH gateway listens on; None while it does not."""
+        url = config.database()
+        shared = is_postgresql(url)
+        self.leadership = Leadership(AdvisoryLock(url) if shared else None)
+        """Whether this host leads: always with SQLite; with PostgreSQL, while it holds
+        the database's leader lock (other hosts on the database stand by)."""
+        self.scheduler.fence = self.leadership.confirm
+        self.relay: EventRelay | None = None
+        """Events to and from other hosts on the same database (PostgreSQL only)."""
+        if shared:
+            self.relay = EventRelay(
+                url, self.bus, self._task_view, self.nodes.get, on_tasks=self.scheduler.wake
+            )
+
+    def _task_view(self, task_id: str) -> TaskView:
+        return self.ledger.view(task_id, history=False)
+
+    async def run_relay(self) -> None:
+        if self.relay is not None:
+            await self.relay.run()
+
+    @property
+    def leading(self) -> bool:
+        return self.leadership.leading
 
     async def run_loops(self) -> None:
+        """The leader's work, whenever this host leads, until cancelled. Every host, leading
+        or standing by, serves the API from the same worker threads."""
         bind_worker_threads(self.bus, self.config.api_threads)
-        await asyncio.gather(
-            self.scheduler.run(), self.nodes.monitor(), self.vps_retention.run(), self.audit.run()
-        )
+        await self.leadership.run(self.lead)
+
+    async def lead(self) -> None:
+        """Schedule, dispatch, watch liveness and keep retention until cancelled; the
+        state left by an earlier leader is taken over from the database, as after a
+        restart (dispatches it left unanswered are settled by runners' heartbeats)."""
+        self.nodes.begin_leading()
+        self.scheduler.wake()
+        try:
+            await asyncio.gather(
+                self.scheduler.run(),
+                self.nodes.monitor(),
+                self.vps_retention.run(),
+                self.audit.run(),
+            )
+        finally:
+            await self.scheduler.stop()
 
 
 def _service_error(_: Request, exc: Exception) -> JSONResponse:
@@ -199,6 +244,7 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loops = asyncio.create_task(host.run_loops())
+        relay = asyncio.create_task(host.run_relay())
         gateway = await start_ssh_gateway(host)
         host.gateway_port = None if gateway is None else host.config.ssh_port
         try:
@@ -207,9 +253,10 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
             if gateway is not None:
                 host.gateway_port = None
                 await gateway.stop()
-            loops.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loops
+            for background in (loops, relay):
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
             await host.scheduler.stop()
             host.bus.close()
             await host.link.close()
@@ -237,12 +284,13 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     app.include_router(metrics_router(host))  # Prometheus: /metrics (a token unless public)
 
     @app.get(API_PREFIX + "/health", tags=["meta"])
-    async def health() -> dict[str, str | int]:
+    async def health() -> dict[str, str | int | bool]:
         return {
             "status": "ok",
             "cluster_id": host.cluster_id,
             "version": __version__,
             "protocol_version": PROTOCOL_VERSION,
+            "leading": host.leading,
         }
 
     app.include_router(dashboard_router())  # the web app at / (last: it answers any GET)

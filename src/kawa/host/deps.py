@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Header, Path, Query, Request
 
 from kawa.host.auth import Principal
-from kawa.host.errors import BadRequest, NotFound
+from kawa.host.errors import BadRequest, NotFound, Unavailable
 from kawa.protocol.bounds import MAX_ID, NodeName, parse_id
 
 if TYPE_CHECKING:
@@ -40,9 +40,16 @@ async def runner(request: Request, authorization: Annotated[str | None, Header()
     _host(request).auth.runner(authorization)
 
 
+async def leading(request: Request) -> None:
+    """503 unless this host leads: runners report to the leader only."""
+    if not _host(request).leading:
+        raise Unavailable("this host is standing by; another host leads the cluster")
+
+
 HostDep = Annotated["Host", Depends(host)]
 UserDep = Annotated[Principal, Depends(user)]
 RunnerAuth = Depends(runner)
+leader_only = Depends(leading)
 
 
 def shown(text: str, limit: int = 40) -> str:

@@ -19,7 +19,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 
 from kawa.protocol.events import Event
@@ -59,23 +59,29 @@ class EventBus:
         self._recent: deque[Event] = deque(maxlen=replay_size)
         self._size = queue_size
         self._lock = threading.Lock()
-        self._outbox: deque[Event] = deque()
-        """Events published and not yet delivered, oldest first."""
+        self._outbox: deque[tuple[Event, bool]] = deque()
+        """Events published and not yet delivered, oldest first, each with whether it
+        was relayed from another host."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False
+        self.on_own: Callable[[Event], None] | None = None
+        """Called on the loop with each event of a change made by this process (not with
+        those relayed from another host): how hosts sharing a database tell each other."""
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Serve subscribers on ``loop`` (the one the host's server runs)."""
         self._loop = loop
 
-    def publish_task(self, task: TaskView) -> None:
+    def publish_task(self, task: TaskView, relayed: bool = False) -> None:
+        """Publish ``task``'s new view; ``relayed``: the change was another host's."""
         with self._lock:
-            self._outbox.append(Event(seq=next(self._seq), type="task", task=task))
+            self._outbox.append((Event(seq=next(self._seq), type="task", task=task), relayed))
         self._kick()
 
-    def publish_node(self, node: NodeView) -> None:
+    def publish_node(self, node: NodeView, relayed: bool = False) -> None:
+        """Publish ``node``'s new view; ``relayed``: the change was another host's."""
         with self._lock:
-            self._outbox.append(Event(seq=next(self._seq), type="node", node=node))
+            self._outbox.append((Event(seq=next(self._seq), type="node", node=node), relayed))
         self._kick()
 
     def _kick(self) -> None:
@@ -113,10 +119,12 @@ class EventBus:
             events = list(self._outbox)
             self._outbox.clear()
             self._flush_scheduled = False
-        for event in events:
-            self._deliver(event)
+        for event, relayed in events:
+            self._fan_out(event)
+            if not relayed and self.on_own is not None:
+                self.on_own(event)
 
-    def _deliver(self, event: Event) -> None:
+    def _fan_out(self, event: Event) -> None:
         self.current = event.seq
         self._recent.append(event)
         for sub in list(self._subs):
@@ -157,6 +165,15 @@ class EventBus:
             yield sub
         finally:
             self._subs.discard(sub)
+
+    def forget(self) -> None:
+        """End every subscription and keep no event for replay: events may have been
+        missed, so subscribers must re-read (a resume gets ``reset``)."""
+        self._recent.clear()
+        for sub in list(self._subs):
+            if not sub.overflowed:
+                sub.overflowed = True
+                sub.queue.put_nowait(None)
 
     def close(self) -> None:
         for sub in self._subs:

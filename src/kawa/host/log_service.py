@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kawa.core.task_states import WAIT_DONE_STATES, TaskState
 from kawa.host.errors import BadRequest, Conflict, NotFound
+from kawa.host.events import Subscription
 from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.store.models import Node, Task
@@ -69,7 +70,7 @@ class LogService:
     async def _tail(
         self, path: Path, task_id: str, follow: bool, offset: int
     ) -> AsyncIterator[bytes]:
-        with path.open("rb") as f:
+        with self.ledger.bus.subscribe() as changes, path.open("rb") as f:
             f.seek(offset)
             while True:
                 chunk = f.read(65536)
@@ -81,4 +82,18 @@ class LogService:
                     if rest:
                         yield rest
                     return
-                await asyncio.sleep(0.2)
+                await _until_change(changes, task_id, 0.2)
+
+
+async def _until_change(changes: Subscription, task_id: str, seconds: float) -> None:
+    """Return when an event about the task arrives (or any, once the subscription was cut
+    off as a slow one), or after ``seconds``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        try:
+            event = await asyncio.wait_for(changes.queue.get(), left)
+        except TimeoutError:
+            return
+        if event is None or (event.task is not None and event.task.id == task_id):
+            return

@@ -131,6 +131,11 @@ class ClusterCollector(Collector):
             "Duration of the last scheduling pass that had queued tasks",
             value=self.host.scheduler.last_pass_seconds,
         )
+        yield GaugeMetricFamily(
+            "kawa_host_leading",
+            "1 while this host leads the cluster (always with SQLite), 0 while it stands by",
+            value=1.0 if self.host.leading else 0.0,
+        )
 
 
 class _GpuFamilies:

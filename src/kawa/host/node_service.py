@@ -77,6 +77,15 @@ class NodeService:
         """Tasks found ``assigning`` at start: their dispatch died with an earlier host
         process, so only their runner's next heartbeat can say whether it got them."""
 
+    def begin_leading(self) -> None:
+        """Start afresh as the leader: what this process remembered of tasks and
+        liveness is dropped, and the tasks ``assigning`` now count as orphaned (their
+        dispatch was an earlier leader's). Nodes get ``node_timeout`` from now to reach
+        this host before any is called offline."""
+        self._started = datetime.now(UTC)
+        self._orphaned = self._assigning_now()
+        self._missing_since.clear()
+
     def _assigning_now(self) -> set[int]:
         with self.ledger.sessions() as s:
             query = select(Task.id).where(Task.state == TaskState.ASSIGNING.value)

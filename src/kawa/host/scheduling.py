@@ -176,6 +176,10 @@ def _full(snapshots: list[NodeSnapshot]) -> bool:
     return all(n.usage.cores >= n.capacity.cores for n in snapshots if n.schedulable)
 
 
+class NotLeading(Exception):
+    """This host no longer holds the leader lock: its pass must not commit."""
+
+
 class SchedulerLoop:
     """Runs a scheduling pass whenever woken (submit, release, node change) and at
     least every ``idle_interval`` seconds (for starvation aging and retries)."""
@@ -209,6 +213,9 @@ class SchedulerLoop:
         self.last_pass_seconds = 0.0
         self.pass_observers: list[Callable[[float], None]] = []
         """Called with each pass's duration in seconds (metrics)."""
+        self.fence: Callable[[Session], bool] = lambda _session: True
+        """Asked in each pass's transaction before it commits: whether this host still
+        leads (a pass of a host that lost the lead is rolled back)."""
 
     def wake(self) -> None:
         """Ask for a pass soon; callable from any thread."""
@@ -231,6 +238,8 @@ class SchedulerLoop:
                     t = asyncio.create_task(self.dispatch(job))
                     self._inflight.add(t)
                     t.add_done_callback(self._inflight.discard)
+            except NotLeading as exc:
+                log.warning("scheduling pass rolled back: %s", exc)
             except Exception:  # keep scheduling alive; the error is logged
                 log.exception("scheduling pass failed")
 
@@ -261,6 +270,8 @@ class SchedulerLoop:
             jobs = self._apply(change, snapshots, result.placements)
             reasons = {r.id: r.waiting_reason for r in rows}
             changed = {t: r for t, r in result.waiting.items() if reasons.get(t) != r}
+            if not self.fence(s):
+                raise NotLeading("this host no longer holds the leader lock")
         self._record_reasons(changed)
         return jobs
 
@@ -271,11 +282,17 @@ class SchedulerLoop:
         for at in range(0, len(ids), REASON_CHUNK):
             if at:
                 time.sleep(0.001)  # a change waiting for the write lock takes it now
-            with self.ledger.change() as change:
-                for task in _tasks(change.session, ids[at : at + REASON_CHUNK]):
-                    if task.state == TaskState.PENDING.value:  # not placed or killed since
-                        task.waiting_reason = reasons[task.id]
-                        change.touch(task)
+            try:
+                with self.ledger.change() as change:
+                    for task in _tasks(change.session, ids[at : at + REASON_CHUNK]):
+                        if task.state == TaskState.PENDING.value:  # not placed or ended since
+                            task.waiting_reason = reasons[task.id]
+                            change.touch(task)
+                    if not self.fence(change.session):
+                        raise NotLeading("this host no longer holds the leader lock")
+            except NotLeading as exc:  # the placements stand: they were committed leading
+                log.warning("waiting reasons not recorded: %s", exc)
+                return
 
     def _apply(
         self,

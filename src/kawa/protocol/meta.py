@@ -37,6 +37,9 @@ class HostInfo(WireModel):
     """None when the gateway is off (``host.ssh_port = 0``) or did not start."""
     tls: bool
     """Whether the API serves https and wss."""
+    leading: bool = True
+    """Whether this host leads the cluster (schedules and dispatches); False for a host
+    standing by on a shared PostgreSQL database, which serves the API all the same."""
 
 
 class SshKeyPair(WireModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import Field
 
 from kawa.protocol.common import WireModel
@@ -28,3 +30,11 @@ class DryRunResponse(WireModel):
     stored; the answer holds for the cluster as it was when asked."""
 
     tasks: list[DryRunTask]
+
+
+class WaitFor(StrEnum):
+    """What a long-poll on one task waits for: ``started`` (it no longer waits to start:
+    it runs, or ended without running) or ``done`` (it will not move on by itself)."""
+
+    STARTED = "started"
+    DONE = "done"

@@ -95,6 +95,12 @@ class EnvironmentSync:
     def close(self) -> None:
         self.http.close()
 
+    def use_host(self, url: str) -> None:
+        """Fetch environments from the host at ``url`` from now on (the one leading)."""
+        base = httpx.URL(url.rstrip("/") + API_PREFIX + "/runner/")
+        if self.http.base_url != base:
+            self.http.base_url = base
+
     # -- asking ---------------------------------------------------------------------
     def ready(self, ref: EnvironmentRef) -> bool:
         loaded = self.journal.loaded_environment(ref.image)

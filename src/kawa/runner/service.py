@@ -41,6 +41,8 @@ class RunnerService:
         self.ready = asyncio.Event()
         self.heartbeat_interval = 2.0
         self._reports = asyncio.Event()
+        self._an_end = asyncio.Event()
+        """Set (and replaced) when a task ends: wakes the followers of task logs."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.preparing: set[str] = set()
         """Tasks whose packaged environment is being fetched (not journaled yet)."""
@@ -59,7 +61,7 @@ class RunnerService:
         self.environments = EnvironmentSync(
             docker.from_env(timeout=1800),  # a docker load of a big environment is slow
             self.journal,
-            self.config.host_url,
+            self.channel.url,
             self.config.cluster_secret,
             self.config.name,
             self.config.shared_dir,
@@ -104,7 +106,7 @@ class RunnerService:
                 delay = min(delay * 2, 5.0)
                 continue
             self.heartbeat_interval = accepted.heartbeat_interval
-            log.info("registered with %s as %s", self.config.host_url, self.config.name)
+            log.info("registered with %s as %s", self.channel.url, self.config.name)
             return accepted.cluster_id
 
     def observations(self) -> list[RunnerTaskObservation]:
@@ -149,16 +151,29 @@ class RunnerService:
             if exc.status != 404:
                 log.warning("heartbeat failed: %s", exc)
                 return
+            log.info("the host at %s does not know this node: registering again", self.channel.url)
             await self._register()  # the host forgot this node (a new database)
             hb = Heartbeat(name=self.config.name, usage=sample, tasks=self.observations())
             try:
                 await self.channel.heartbeat(hb)
             except KawaError as again:
                 log.warning("heartbeat after registering again failed: %s", again)
+        if self.environments is not None:
+            self.environments.use_host(self.channel.url)
 
     def _on_end(self, task_id: str, kind: ExitKind, code: int | None, error: str | None) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._reports.set)
+            self._loop.call_soon_threadsafe(self._ended)
+
+    def _ended(self) -> None:
+        self._reports.set()
+        self._an_end.set()
+        self._an_end = asyncio.Event()
+
+    async def until_an_end(self, seconds: float) -> None:
+        """Return once any task ends (it is journaled by then), or after ``seconds``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._an_end.wait(), seconds)
 
     async def _send_reports(self) -> None:
         while True:

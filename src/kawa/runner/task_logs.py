@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 CHUNK = 65536
 
 
 async def read_log(
-    path: Path, offset: int, follow: bool, ended: Callable[[], bool]
+    path: Path,
+    offset: int,
+    follow: bool,
+    ended: Callable[[], bool],
+    pause: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> AsyncIterator[bytes]:
     """The bytes of ``path`` from ``offset``; with ``follow``, new bytes as they are
-    written until ``ended()`` (then the rest). Waits for the file while the task lives."""
+    written until ``ended()`` (then the rest). Waits for the file while the task lives.
+    Between looks it awaits ``pause(seconds)``, which may return early when a task ends."""
     while not path.exists():
         if ended():
             return
@@ -30,4 +35,4 @@ async def read_log(
                     yield rest
                 return
             else:
-                await asyncio.sleep(0.1)
+                await pause(0.1)

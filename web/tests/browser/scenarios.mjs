@@ -464,17 +464,23 @@ const scenarios = {
 
   /** For bench/dashboard_live.py: keystroke to echo in the web terminal of args.task, which
    * runs `stty raw -echo; exec cat` (every byte comes back once). Start: the key's keydown
-   * in the page; end: the MutationObserver that sees one more "k" in xterm's rows. */
+   * in the page; end: the MutationObserver that sees one more "k" in xterm's rows. Then the
+   * baseline: keys on the same page echoed by the bare WebSocket server at args.echo. */
   async terminal_keys() {
     return withPage({}, async (page) => {
       // every WebSocket message's arrival time, to split the round trip in two
       await page.addInitScript(() => {
         window.__socketTimes = []
+        window.__sendTimes = []
         const Native = window.WebSocket
         window.WebSocket = class extends Native {
           constructor(...a) {
             super(...a)
             this.addEventListener('message', () => window.__socketTimes.push(performance.now()))
+          }
+          send(data) {
+            window.__sendTimes.push(performance.now())
+            return super.send(data)
           }
         }
       })
@@ -503,13 +509,33 @@ const scenarios = {
         await page.keyboard.press('k')
         await page.waitForFunction((want) => window.__keys.ends.length >= want, i + 1, { timeout: 10_000, polling: 'raf' })
       }
-      const { starts, ends, socket } = await page.evaluate(() => ({ ...window.__keys, socket: window.__socketTimes }))
+      const { starts, ends, socket, sent } = await page.evaluate(() => ({ ...window.__keys, socket: window.__socketTimes, sent: window.__sendTimes }))
       check(starts.length === n && ends.length === n, `${starts.length} keys, ${ends.length} echoes`)
       await shot(page, 'terminal-timed')
       // the first message on any socket after the key: the echo's bytes (the events socket
       // is quiet on an idle cluster; a message of its own would only make this smaller)
       const received = starts.map((s, i) => (socket.find((t) => t >= s && t <= ends[i]) ?? ends[i]) - s)
-      return { rtt: starts.map((s, i) => ends[i] - s), received }
+      const sentAt = starts.map((s, i) => (sent.find((t) => t >= s && t <= ends[i]) ?? ends[i]) - s)
+      // baseline, same page and same keys: a byte sent on the key to a bare WebSocket echo
+      // server on loopback, and the time until it is back (no Kawa on that path)
+      const echo = await page.evaluate(async (url) => {
+        const ws = new WebSocket(url)
+        ws.binaryType = 'arraybuffer'
+        await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail })
+        window.__echo = []
+        let start = 0
+        ws.onmessage = () => window.__echo.push(performance.now() - start)
+        document.addEventListener('keydown', (e) => {
+          if (e.key === 'j') { start = performance.now(); ws.send(new Uint8Array([106])) }
+        }, true)
+      }, args.echo)
+      for (let i = 0; i < n; i += 1) {
+        await page.keyboard.press('j')
+        await page.waitForFunction((want) => window.__echo.length >= want, i + 1, { timeout: 10_000, polling: 'raf' })
+      }
+      const bare = await page.evaluate(() => window.__echo)
+      check(echo === undefined && bare.length === n, `${bare.length} bare echoes`)
+      return { rtt: starts.map((s, i) => ends[i] - s), received, sent: sentAt, bare }
     })
   },
 

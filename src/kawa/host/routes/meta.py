@@ -24,7 +24,7 @@ async def whoami(who: UserDep) -> WhoAmI:
 async def info(request: Request, host: HostDep, who: UserDep) -> HostInfo:
     """The host's version, the cluster's id, the API's URL as the caller reached it, and
     the SSH gateway users give ``ssh -J`` (the same host name, the gateway's port; None
-    when the gateway is off or did not start)."""
+    when the gateway is off or did not start), and whether this host leads."""
     api_url = str(request.base_url).rstrip("/")
     port = host.gateway_port
     gateway = None
@@ -36,6 +36,7 @@ async def info(request: Request, host: HostDep, who: UserDep) -> HostInfo:
         api_url=api_url,
         ssh_gateway=gateway,
         tls=host.config.tls,
+        leading=host.leading,
     )
 
 

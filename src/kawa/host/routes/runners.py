@@ -1,5 +1,6 @@
-"""/api/v1/runner: calls from runners, authenticated with the cluster secret. The
-database is read and written in worker threads, off the event loop."""
+"""/api/v1/runner: calls from runners, authenticated with the cluster secret, answered
+only by the leading host (503 from one standing by, so the runner tries its next URL).
+The database is read and written in worker threads, off the event loop."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import asyncio
 
 from fastapi import APIRouter
 
-from kawa.host.deps import HostDep, RunnerAuth
+from kawa.host.deps import HostDep, RunnerAuth, leader_only
 from kawa.host.runner_probe import check_reachable
 from kawa.protocol.nodes import Heartbeat, NodeRegistration, RegistrationAccepted
 from kawa.protocol.runner_api import RunnerAck, TaskReport
 
-router = APIRouter(prefix="/runner", tags=["runner"], dependencies=[RunnerAuth])
+router = APIRouter(prefix="/runner", tags=["runner"], dependencies=[RunnerAuth, leader_only])
 
 
 @router.post("/register")

@@ -15,7 +15,7 @@ from kawa.host.deps import BatchId, HostDep, NodeNameQuery, TaskRef, UserDep
 from kawa.host.errors import error_responses
 from kawa.host.routes.responses import BYTES
 from kawa.protocol.bounds import MAX_ID, MAX_SHORT, NoNul, QueryText
-from kawa.protocol.task_queries import DryRunResponse, TaskCounts
+from kawa.protocol.task_queries import DryRunResponse, TaskCounts, WaitFor
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -72,6 +72,19 @@ def list_tasks(
 @router.get("/{ref}")
 def get_task(ref: TaskRef, host: HostDep, who: UserDep) -> TaskView:
     return host.tasks.get(ref, who)
+
+
+@router.get("/{ref}/wait")
+async def wait(
+    ref: TaskRef,
+    host: HostDep,
+    who: UserDep,
+    until: WaitFor = WaitFor.DONE,
+    timeout: Annotated[float, Query(ge=0, le=300)] = 30,
+) -> TaskView:
+    """The task once it has ``started`` (or ended without starting) or is ``done``, or as
+    it is after ``timeout`` seconds: a long poll for clients without the event stream."""
+    return await host.waits.wait(ref, who, until, timeout)
 
 
 @router.post("/{ref}/remove")

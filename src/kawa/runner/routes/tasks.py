@@ -87,5 +87,6 @@ async def logs(
         return e is None or e.state == "ended"
 
     return StreamingResponse(
-        read_log(path, offset, follow, ended), media_type="application/octet-stream"
+        read_log(path, offset, follow, ended, runner.until_an_end),
+        media_type="application/octet-stream",
     )
