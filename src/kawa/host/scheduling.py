@@ -259,9 +259,11 @@ class SchedulerLoop:
         with self.ledger.change() as change:
             s = change.session
             snapshots = node_snapshots(s)
-            rows = pending_queue(s, self.queue_scan, new_only=_full(snapshots))
+            new_only = _full(snapshots)
+            rows = pending_queue(s, self.queue_scan, new_only=new_only)
             if not rows:
                 return []
+            more = new_only and len(rows) >= self.queue_scan
             queue = [queued_task(r) for r in rows]
             caps = batch_caps(s, {r.batch_id: r.batch_max_parallel for r in rows})
             result = place(
@@ -273,6 +275,8 @@ class SchedulerLoop:
             if not self.fence(s):
                 raise NotLeading("this host no longer holds the leader lock")
         self._record_reasons(changed)
+        if more:  # more new arrivals may wait for a first reason: the next pass at once,
+            self.wake()  # so a large submission settles in seconds, not a pass per wake
         return jobs
 
     def _record_reasons(self, reasons: dict[int, str]) -> None:
