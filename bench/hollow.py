@@ -275,7 +275,13 @@ class HollowFleet:
                 node.ended.pop(task_id, None)
 
     async def run(self, ready: asyncio.Event) -> None:
-        await asyncio.gather(*(self._register(n) for n in self.nodes.values()))
+        gate = asyncio.Semaphore(16)  # a fleet coming up, not 500 reach-back probes at once
+
+        async def register(node: HollowNode) -> None:
+            async with gate:
+                await self._register(node)
+
+        await asyncio.gather(*(register(n) for n in self.nodes.values()))
         ready.set()
         count = len(self.nodes)
         await asyncio.gather(
