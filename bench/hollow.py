@@ -13,7 +13,11 @@ All nodes of a process share one port; each node's URL is ``http://127.0.0.1:POR
 
 Never a stand-in for the real executor in tests: the tests run real runners and Docker.
 
-    python bench/hollow.py --host-url URL --nodes 50 [--prefix hollow] [--port P]
+    KAWA_HOLLOW_SECRET=<cluster secret> .venv/bin/python bench/hollow.py \
+        --host-url URL --port P [--nodes 50] [--cores 128] [--prefix hollow]
+
+The cluster secret comes from ``$KAWA_HOLLOW_SECRET`` (or ``--secret``, which other users
+of the machine can read in the process list). ``bench/scale.py`` starts these itself.
 """
 
 from __future__ import annotations
