@@ -302,7 +302,6 @@ async def serve(args: argparse.Namespace) -> None:
     config = uvicorn.Config(fleet.app(), host="127.0.0.1", port=args.port, log_level="warning",
                             access_log=False, lifespan="off")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():
@@ -315,7 +314,7 @@ async def serve(args: argparse.Namespace) -> None:
     print(f"hollow: {fleet.registered} nodes registered", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # ours, in place of the ones uvicorn set
         loop.add_signal_handler(sig, stop.set)
     await asyncio.wait([main, asyncio.create_task(stop.wait())],
                        return_when=asyncio.FIRST_COMPLETED)

@@ -98,7 +98,7 @@ def store_completed(env: dict[str, str], count: int, nodes: int) -> float:
     now = datetime.now(UTC)
     for first in range(0, count, 1000):
         batch = ids.next()
-        rows = [dict(
+        rows: list[dict[str, object]] = [dict(
             id=ids.next(), batch_id=batch, name=None, kind="command", state="completed",
             desired="run", owner="admin", command=["sleep", "0", f"span:{first + k + 1}"],
             target=None, node=f"hollow-{(first + k) % max(1, nodes):04d}", numa=0,
@@ -208,36 +208,40 @@ def hollow_fleet(host: Host, nodes: int, procs: int, cores: int
     """``nodes`` hollow nodes of ``cores`` cores over ``procs`` processes; returns once
     all registered."""
     running: list[subprocess.Popen[bytes]] = []
-    logs = []
+    logs: list[Path] = []
+    outputs = []
     per = -(-nodes // procs)
     try:
-        for p in range(procs):
-            count = min(per, nodes - p * per)
+        for k in range(procs):
+            count = min(per, nodes - k * per)
             if count <= 0:
                 break
-            path = host.root / f"hollow-{p}.log"
+            path = host.root / f"hollow-{k}.log"
             logs.append(path)
+            outputs.append(path.open("wb"))
             running.append(subprocess.Popen(
                 [sys.executable, str(HERE / "hollow.py"), "--host-url", host.url,
-                 "--nodes", str(count), "--first", str(p * per), "--port", str(free_port()),
+                 "--nodes", str(count), "--first", str(k * per), "--port", str(free_port()),
                  "--cores", str(cores)],
                 env={**os.environ, "KAWA_HOLLOW_SECRET": host.secret},
-                stdout=path.open("wb"), stderr=subprocess.STDOUT))
+                stdout=outputs[-1], stderr=subprocess.STDOUT))
         deadline = time.monotonic() + 60 + nodes * 0.2
         while not all(b"registered" in path.read_bytes() for path in logs):
-            if any(p.poll() is not None for p in running) or time.monotonic() > deadline:
+            if any(r.poll() is not None for r in running) or time.monotonic() > deadline:
                 raise SystemExit("\n".join(path.read_text()[-2000:] for path in logs))
             time.sleep(0.1)
         yield running
     finally:
-        for p in running:
-            p.send_signal(signal.SIGTERM)
-        for p in running:
+        for r in running:
+            r.send_signal(signal.SIGTERM)
+        for r in running:
             try:
-                p.wait(20)
+                r.wait(20)
             except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+                r.kill()
+                r.wait(10)
+        for out in outputs:
+            out.close()
         for path in logs:  # what went wrong in a hollow process is worth seeing
             warnings = [line for line in path.read_text().splitlines() if "WARNING" in line]
             if warnings:
@@ -459,7 +463,10 @@ async def scenario(host: Host, args: argparse.Namespace) -> None:
               f"{placed / placed_s:.0f} placements/s; {acked} acknowledged by their runners "
               f"in {acked_s:.1f}s -> {acked / acked_s:.0f}/s; states {by2}", flush=True)
         host.phase_done("scheduling")
-    print("4. submissions (every slot taken: new tasks wait in the queue)", flush=True)
+    print("4. submissions " + ("(every slot taken: new tasks wait in the queue)"
+                               if args.tasks >= slots else
+                               f"({args.tasks} of {slots} slots taken: new tasks run too)"),
+          flush=True)
     await submissions(host, args.clients, args.submit_seconds, 100)
     await submissions(host, args.clients, args.submit_seconds, 1)
     host.phase_done("submissions")
