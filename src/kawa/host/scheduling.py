@@ -63,6 +63,10 @@ class Dispatch:
     order: RunTask
 
 
+DISPATCH_SENDS = 32
+"""Orders sent to runners at once (the rest wait their turn, in placement order)."""
+
+
 def dispatch_error(node: str, what: object) -> str:
     """The error a task records when its order cannot reach or be taken by ``node``."""
     return f"dispatch to {node} failed: {str(what) or repr(what)}"
@@ -208,6 +212,9 @@ class SchedulerLoop:
         """How long an order that does not reach its runner is retried while its node is
         online: longer than a dead runner's node takes to be called offline."""
         self._inflight: set[asyncio.Task[None]] = set()
+        self._sends = asyncio.Semaphore(DISPATCH_SENDS)
+        """Orders on their way to runners at once: a large pass queues the rest here, not
+        in the HTTP connection pool (whose queue grows costly to serve on the loop)."""
         self.dispatching: set[int] = set()
         """Ids of the tasks whose order is being sent now."""
         self.last_pass_seconds = 0.0
@@ -352,7 +359,8 @@ class SchedulerLoop:
         delays = iter(RETRY_DELAYS)
         while True:
             try:
-                ack = await self.link.run(job.url, job.order)
+                async with self._sends:
+                    ack = await self.link.run(job.url, job.order)
             except RunnerUnreachable as exc:
                 if exc.sent:  # the runner may have it: its heartbeat tells (node_service)
                     log.warning(

@@ -30,7 +30,8 @@ class TaskWaits:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         with self.bus.subscribe() as sub:
-            view = self.tasks.get(ref, who)  # read after subscribing: no change is missed
+            # read after subscribing (no change is missed), in a worker thread
+            view = await asyncio.to_thread(self.tasks.get, ref, who)
             while not reached(view, wait_for):
                 left = deadline - loop.time()
                 if left <= 0:
@@ -40,7 +41,7 @@ class TaskWaits:
                 except TimeoutError:
                     break
                 if event is None:  # cut off as a slow subscriber: answer what is stored
-                    return self.tasks.get(ref, who)
+                    return await asyncio.to_thread(self.tasks.get, ref, who)
                 if event.task is not None and event.task.id == view.id:
                     view = event.task
         return view
