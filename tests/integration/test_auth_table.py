@@ -83,6 +83,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", f"{API}/tasks/{{ref}}/remove"): Rule.OWN,
     ("POST", f"{API}/tasks/{{ref}}/retry"): Rule.OWN,
     ("GET", f"{API}/tasks/{{ref}}/logs"): Rule.OWN_READ,
+    ("GET", f"{API}/tasks/{{ref}}/wait"): Rule.OWN_READ,
     (WS, f"{API}/tasks/{{ref}}/terminal"): Rule.OWN,
     (WS, f"{API}/tasks/{{ref}}/forward"): Rule.OWN,
     ("GET", f"{API}/tasks/{{ref}}/files"): Rule.OWN_READ,

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 
 from kawa.client import calls, retries
 from kawa.client.errors import KawaError, raise_for, unreachable
@@ -230,7 +230,7 @@ class AsyncKawaClient:
                         return [tracker.final[i] for i in ids]
                 except ConnectionClosed:
                     continue
-                except OSError as exc:
+                except (OSError, InvalidMessage) as exc:  # refused, or died mid-handshake
                     if await self._failed_over():
                         continue  # another listed host answers: follow its stream
                     raise unreachable(self.url, exc) from None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 from websockets.sync.client import connect
 
 from kawa.client import calls, retries
@@ -368,7 +368,7 @@ class KawaClient:
                 continue
             except InvalidStatus as exc:
                 raise refused("the event stream", url, exc.response.status_code) from None
-            except OSError as exc:
+            except (OSError, InvalidMessage) as exc:  # refused, or it died mid-handshake
                 if self._failed_over():
                     url = calls.events_url(self.url)
                     continue
@@ -411,7 +411,7 @@ class KawaClient:
             except InvalidStatus as exc:
                 url = calls.events_url(self.url)
                 raise refused("the event stream", url, exc.response.status_code) from None
-            except OSError as exc:
+            except (OSError, InvalidMessage) as exc:  # refused, or it died mid-handshake
                 if self._failed_over():
                     continue  # another listed host answers: follow its stream
                 raise unreachable(self.url, exc) from None

@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -116,14 +116,18 @@ class EventRelay:
         finally:
             self.bus.on_own = None
 
-    async def _send_loop(self) -> None:
+    async def _connect(self, purpose: str) -> psycopg.AsyncConnection[Any]:
+        """A connection for ``purpose`` (send or listen), retried until one is made."""
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+                return await psycopg.AsyncConnection.connect(self.url, autocommit=True)
             except (psycopg.Error, OSError) as exc:
-                log.warning("event relay cannot connect to send: %s", exc)
+                log.warning("event relay cannot connect to %s: %s", purpose, exc)
                 await asyncio.sleep(self.retry)
-                continue
+
+    async def _send_loop(self) -> None:
+        while True:
+            conn = await self._connect("send")
             try:
                 async with conn:
                     while True:
@@ -139,12 +143,7 @@ class EventRelay:
     async def _listen_loop(self) -> None:
         first = True
         while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-            except (psycopg.Error, OSError) as exc:
-                log.warning("event relay cannot connect to listen: %s", exc)
-                await asyncio.sleep(self.retry)
-                continue
+            conn = await self._connect("listen")
             try:
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
