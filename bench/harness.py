@@ -52,6 +52,9 @@ def kawa_up(
     """``kawa up`` in a throwaway directory (gateway on ``ssh_port`` if given; with
     ``home``, a private $HOME so the user's ~/.ssh is neither read nor written); every
     container of the cluster is removed at the end."""
+    # as an installed package: byte-compiled, whatever PYTHONDONTWRITEBYTECODE says
+    package = Path(__file__).resolve().parent.parent / "src" / "kawa"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
     root = Path(tempfile.mkdtemp(prefix="kawa-bench-"))
     port, runner_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAWA_")}

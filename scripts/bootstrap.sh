@@ -149,6 +149,11 @@ else
     echo "$want" >"$marker"
     log "venv: installed"
 fi
+# An editable install leaves the package uncompiled; where PYTHONDONTWRITEBYTECODE is
+# set, every `kawa` command would then compile each module it imports. Write the .pyc
+# files a regular install has (only stale ones are redone, so this is quick).
+"$venv/bin/python" -m compileall -q "$KAWA_ROOT/src/kawa" >/dev/null ||
+    log "venv: byte-compiling src/kawa failed; the CLI starts slower"
 fi
 
 # ---------------------------------------------------------------- 4. base image

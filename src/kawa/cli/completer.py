@@ -170,39 +170,16 @@ def _values(kind: str | None, current: str, live: Any) -> list[str]:
     return [v for v in found if v.startswith(current)]
 
 
-def _get(path: str) -> Any:
+def _get(path: str, query: str = "") -> Any:
     """``GET API_PREFIX + path`` on the configured host with a short timeout: the decoded
-    answer, or None (no token, refused, any error). Plain ``http.client``: no httpx,
-    no pydantic, no error wording to import."""
-    import http.client
-    from urllib.parse import urlsplit
-
+    answer, or None when there is no token or the client needs the full loader. Plain
+    sockets (:mod:`kawa.cli.lite`): no httpx, no pydantic; errors raise."""
     from kawa.cli import lite
-    from kawa.protocol.urls import API_PREFIX
 
     creds = lite._plain_client_config() or lite.credentials()
-    if not creds.token or not lite.usable(creds):
+    if not creds.token or not lite.usable(creds, several=True):
         return None
-    parts = urlsplit(creds.url)
-    timeout = min(creds.timeout, HOST_TIMEOUT)
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
-        import ssl
-
-        context = ssl.create_default_context(cafile=creds.ca_file)
-        conn = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout, context=context
-        )
-    else:
-        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-    try:
-        headers = {"Authorization": f"Bearer {creds.token}"}
-        conn.request("GET", parts.path.rstrip("/") + API_PREFIX + path, headers=headers)
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    return json.loads(body) if response.status == 200 else None
+    return lite.call(creds._replace(timeout=min(creds.timeout, HOST_TIMEOUT)), "GET", path, query=query)
 
 
 LIVE_TASKS = 50
@@ -213,7 +190,7 @@ def _live(kind: str) -> list[str]:
     """Values from the host (nothing when it cannot be asked)."""
     if kind in ("task", "vps"):
         wanted = "vps" if kind == "vps" else "command"
-        found = _get(f"/tasks?kind={wanted}&limit={LIVE_TASKS}") or []
+        found = _get("/tasks", f"kind={wanted}&limit={LIVE_TASKS}") or []
         tasks = [t for t in found if t.get("kind") == wanted]
         names = [t["id"] for t in tasks]
         if kind == "vps":

@@ -5,10 +5,9 @@ code 3``. Built from the task's state, limits and error; the host's text is made
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from kawa.cli.output import visible
 
+TYPE_CHECKING = False  # typing is not imported at run time: the quick CLI path skips it
 if TYPE_CHECKING:
     from kawa.protocol.tasks import TaskView
 

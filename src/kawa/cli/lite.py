@@ -13,24 +13,34 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kawa import config_file
 from kawa.cli.output import CliError
 from kawa.protocol.urls import API_PREFIX
 
+TYPE_CHECKING = False  # typing is not imported at run time: the quick CLI path skips it
 if TYPE_CHECKING:
-    import http.client
+    import socket
+    from typing import Any, NamedTuple
+
+    from kawa.cli import bare_http
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 
 
-class Credentials(NamedTuple):
-    url: str
-    token: str
-    timeout: float
-    ca_file: str | None = None
-    """CA certificates that an https host is verified with (default: the system's)."""
+if TYPE_CHECKING:
+
+    class Credentials(NamedTuple):
+        url: str
+        token: str
+        timeout: float
+        ca_file: str | None = None
+        """CA certificates an https host is verified with (default: the system's)."""
+
+else:  # the same tuple, made without typing
+    from collections import namedtuple
+
+    Credentials = namedtuple("Credentials", "url token timeout ca_file", defaults=(None,))
 
 
 def credentials() -> Credentials:
@@ -119,46 +129,38 @@ def _unreachable(url: str, exc: BaseException) -> str:
     return f"cannot reach the Kawa host at {url}: {exc}{tls_hint(url, exc)}"
 
 
-def _connect(creds: Credentials) -> tuple[str, http.client.HTTPConnection]:
+def _connect(creds: Credentials) -> tuple[str, socket.socket]:
     """A connection to the first listed host that accepts one, and its URL."""
-    import http.client
     from urllib.parse import urlsplit
+
+    from kawa.cli import bare_http
 
     urls = host_urls(creds)
     failure: BaseException = ValueError("no host URL configured")
     for url in urls:
         parts = urlsplit(url)
-        conn: http.client.HTTPConnection
         try:
-            if parts.scheme == "https":
-                import ssl
-
-                context = ssl.create_default_context(cafile=creds.ca_file)
-                conn = http.client.HTTPSConnection(
-                    parts.hostname or "", parts.port, timeout=creds.timeout, context=context
-                )
-            else:
-                conn = http.client.HTTPConnection(
-                    parts.hostname or "", parts.port, timeout=creds.timeout
-                )
-            conn.connect()
+            sock = bare_http.connect(
+                parts.scheme, parts.hostname or "", parts.port, creds.timeout, creds.ca_file
+            )
         except (OSError, ValueError) as exc:
             failure = exc
             continue
-        return url, conn
+        return url, sock
     raise NotSent(_unreachable(", ".join(urls) or creds.url, failure))
 
 
 def _open(
     creds: Credentials, method: str, path: str, body: Any = None, query: str = ""
-) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    """A connection and the response headers of ``method`` on ``API_PREFIX + path``;
+) -> tuple[str, bare_http.Answer]:
+    """The URL asked and the status and headers of ``method`` on ``API_PREFIX + path``;
     error statuses and redirects raise as the client's errors (``kawa.client.errors``)."""
-    import http.client
     import json
     from urllib.parse import quote, urlsplit
 
-    url, conn = _connect(creds)
+    from kawa.cli import bare_http
+
+    url, sock = _connect(creds)
     parts = urlsplit(url)
     headers = {"Authorization": f"Bearer {creds.token}", "Accept": "application/json"}
     data = None
@@ -168,44 +170,48 @@ def _open(
     target = quote(parts.path.rstrip("/") + API_PREFIX + path, safe="/:@!$&'()*+,;=-._~")
     if query:
         target += "?" + query
+    host = parts.netloc.rpartition("@")[2]
     try:
-        conn.request(method, target, body=data, headers=headers)
-        response = conn.getresponse()
-        if response.status >= 300:
-            raw = response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        conn.close()
+        answer = bare_http.send(sock, method, target, host, headers, data)
+    except (OSError, ValueError, bare_http.BadAnswer) as exc:
+        sock.close()
         raise CliError(_unreachable(url, exc)) from None
-    if 300 <= response.status < 400:
+    if answer.status >= 300:
+        try:
+            raw = answer.read()
+        except (OSError, bare_http.BadAnswer) as exc:
+            raise CliError(_unreachable(url, exc)) from None
+        finally:
+            answer.close()
+    if 300 <= answer.status < 400:
         from kawa.client.errors import redirected
 
-        conn.close()
         where = f"{url}{API_PREFIX}{path}"
-        raise CliError(redirected(where, response.status, response.getheader("location")))
-    if response.status >= 400:
-        conn.close()
-        raise Refused(_detail(raw) or response.reason or f"HTTP {response.status}", response.status)
-    return conn, response
+        raise CliError(redirected(where, answer.status, answer.header("location")))
+    if answer.status >= 400:
+        raise Refused(_detail(raw) or answer.reason or f"HTTP {answer.status}", answer.status)
+    return url, answer
 
 
 def call(creds: Credentials, method: str, path: str, body: Any = None, query: str = "") -> Any:
     """``method`` on ``API_PREFIX + path``; the decoded JSON answer. Errors as the client's
     (``kawa.client.errors``): the host's ``detail``, or ``cannot reach the Kawa host``."""
-    import http.client
     import json
 
-    conn, response = _open(creds, method, path, body, query)
+    from kawa.cli import bare_http
+
+    url, answer = _open(creds, method, path, body, query)
     try:
-        raw = response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        raise CliError(_unreachable(creds.url, exc)) from None
+        raw = answer.read()
+    except (OSError, bare_http.BadAnswer) as exc:
+        raise CliError(_unreachable(url, exc)) from None
     finally:
-        conn.close()
+        answer.close()
     try:
         return json.loads(raw)
     except ValueError:
         raise CliError(
-            f"unexpected answer from {creds.url}{API_PREFIX}{path}: HTTP {response.status}"
+            f"unexpected answer from {url}{API_PREFIX}{path}: HTTP {answer.status}"
         ) from None
 
 
@@ -215,25 +221,21 @@ def stream(
     """GET ``API_PREFIX + path`` and hand each piece of the body to ``write`` as it
     arrives, until the host ends it; reads wait as long as it takes (the body of a
     followed log is quiet while its task is)."""
-    import http.client
+    from kawa.cli import bare_http
 
-    conn, response = _open(creds, "GET", path, query=query)
+    url, answer = _open(creds, "GET", path, query=query)
     try:
-        if conn.sock is not None:
-            conn.sock.settimeout(None)
+        answer.sock.settimeout(None)
         while True:
             try:
-                chunk = response.read1(CHUNK)
-            except (OSError, http.client.HTTPException) as exc:
-                raise CliError(_unreachable(creds.url, exc)) from None
+                chunk = answer.read1()
+            except (OSError, bare_http.BadAnswer) as exc:
+                raise CliError(_unreachable(url, exc)) from None
             if not chunk:
                 return
             write(chunk)
     finally:
-        conn.close()
-
-
-CHUNK = 65536
+        answer.close()
 
 
 def _detail(raw: bytes) -> str:

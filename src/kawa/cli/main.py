@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
 from kawa.cli.output import CliError
 
+TYPE_CHECKING = False  # typing is not imported at run time: the quick CLI path skips it
 if TYPE_CHECKING:
+    from typing import Any
+
     import typer
 
 HELP = "Kawa: a small cluster as one computer."

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing is not imported at run time: the quick CLI path skips it
 if TYPE_CHECKING:
+    from typing import Any
+
     from rich.console import Console
     from rich.text import Text
 

@@ -24,12 +24,15 @@ import re
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from kawa.cli import lite
 from kawa.cli.output import CliError, visible
 from kawa.cli.run_output import BROKEN_PIPE, DONE, LOST_CONTACT, STARTED, UNSTARTED, Status, sink
 from kawa.cli.run_output import waiting_line as waiting
+
+TYPE_CHECKING = False  # typing is not imported at run time: the quick CLI path skips it
+if TYPE_CHECKING:
+    from typing import Any
 
 _VALUES = {
     "--target": "targets",
