@@ -497,17 +497,29 @@ const scenarios = {
         const count = () => (rows.textContent.match(/k/g) || []).length
         const base = count()
         window.__keys = { starts: [], ends: [] }
+        window.__keysEnds = window.__keys.ends
+        // waiters are woken by the observers themselves: polling the page (on every
+        // animation frame, say) would make it draw frames that delay what is measured
+        window.__waiters = []
+        window.__wake = () => window.__waiters.splice(0).forEach((w) => w())
+        window.__until = (done) => new Promise((ok, fail) => {
+          const late = setTimeout(() => fail(new Error('no echo within 10 s')), 10_000)
+          const w = () => (done() ? (clearTimeout(late), ok()) : window.__waiters.push(w))
+          w()
+        })
         document.addEventListener('keydown', (e) => { if (e.key === 'k') window.__keys.starts.push(performance.now()) }, true)
         new MutationObserver(() => {
           const now = performance.now()
           const n = count() - base
           while (window.__keys.ends.length < n) window.__keys.ends.push(now)
+          window.__wake()
         }).observe(rows, { subtree: true, childList: true, characterData: true })
       })
       const n = args.samples || 200
+      const until = (want, key) => page.evaluate(([w, k]) => window.__until(() => window[k].length >= w), [want, key])
       for (let i = 0; i < n; i += 1) {
         await page.keyboard.press('k')
-        await page.waitForFunction((want) => window.__keys.ends.length >= want, i + 1, { timeout: 10_000, polling: 'raf' })
+        await until(i + 1, '__keysEnds')
       }
       const { starts, ends, socket, sent } = await page.evaluate(() => ({ ...window.__keys, socket: window.__socketTimes, sent: window.__sendTimes }))
       check(starts.length === n && ends.length === n, `${starts.length} keys, ${ends.length} echoes`)
@@ -524,14 +536,14 @@ const scenarios = {
         await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail })
         window.__echo = []
         let start = 0
-        ws.onmessage = () => window.__echo.push(performance.now() - start)
+        ws.onmessage = () => { window.__echo.push(performance.now() - start); window.__wake() }
         document.addEventListener('keydown', (e) => {
           if (e.key === 'j') { start = performance.now(); ws.send(new Uint8Array([106])) }
         }, true)
       }, args.echo)
       for (let i = 0; i < n; i += 1) {
         await page.keyboard.press('j')
-        await page.waitForFunction((want) => window.__echo.length >= want, i + 1, { timeout: 10_000, polling: 'raf' })
+        await until(i + 1, '__echo')
       }
       const bare = await page.evaluate(() => window.__echo)
       check(echo === undefined && bare.length === n, `${bare.length} bare echoes`)
