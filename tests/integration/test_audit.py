@@ -223,6 +223,50 @@ def test_kawa_audit_cli(cluster: Cluster) -> None:
     assert refused.returncode == 1 and "admin role" in refused.stderr, refused.stderr
 
 
+def init(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kawa init ARGS`` as run on the host (its data dir and secret)."""
+    env = {**host_env(cluster), "COLUMNS": "200"}
+    return subprocess.run(
+        [*KAWA, "init", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_revoked_token_stops_working(cluster: Cluster) -> None:
+    token = init_token(cluster, "leaver", "user")
+    tid = token_id(cluster, token)
+    with KawaClient(cluster.url, token) as leaver:
+        leaver.tasks()  # accepted, so the host now trusts it for a while without asking
+        listed = init(cluster, "tokens")
+        assert listed.returncode == 0, listed.stderr
+        rows = {line.split()[0]: line.split()[1:3] for line in listed.stdout.splitlines()[2:]}
+        assert rows[str(tid)] == ["leaver", "user"] and rows["1"] == ["admin", "admin"], rows
+        assert token not in listed.stdout
+
+        done = init(cluster, "revoke-token", str(tid))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"revoked token {tid} (user leaver, role user)"
+
+        def refused() -> bool | None:
+            try:
+                leaver.tasks()
+            except KawaError as exc:
+                return exc.status == 401 or None
+            return None
+
+        eventually(refused, 30, "the revoked token to be refused")
+    with cluster.client() as admin:
+        admin.tasks()  # the other tokens are untouched
+        entry = next(e for e in admin.audit(limit=100) if e.action == "token.revoke")
+        assert (entry.target, entry.detail) == ("leaver", f"token {tid}, role user")
+
+    again = init(cluster, "revoke-token", str(tid))
+    assert again.returncode == 2, again
+    assert f"no API token with id {tid}" in again.stderr and "Traceback" not in again.stderr
+    bad = init(cluster, "revoke-token", "leaver")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+    assert str(tid) not in init(cluster, "tokens").stdout.split()
+
+
 def test_old_entries_are_pruned_to_the_bound(docker_available: None, tmp_path: Path) -> None:
     """A host keeping 3 entries: after its prune at startup only the newest 3 are left."""
     c = Cluster(tmp_path, BASE_IMAGE, extra_host_env={"KAWA_HOST_AUDIT_MAX_ROWS": "3"})

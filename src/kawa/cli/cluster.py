@@ -6,12 +6,15 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kawa.cli.init_tls import init_tls
 from kawa.cli.output import CliError
+
+if TYPE_CHECKING:
+    from kawa.host.auth import Authenticator
 
 init_app = typer.Typer(
     help="Write configuration and certificates, create tokens.", no_args_is_help=True
@@ -345,6 +348,43 @@ def init_token(
     role: Annotated[str, typer.Option(help="viewer, user or admin.")] = "admin",
 ) -> None:
     """Create an API token in the host's database and print it."""
+    try:
+        token = _authenticator(config).create_token(user, role)
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
+    typer.echo(token)
+
+
+@init_app.command("tokens")
+def init_tokens(config: ConfigOpt = None) -> None:
+    """List the API tokens in the host's database (id, user, role, created)."""
+    from kawa.cli.output import table
+
+    rows = _authenticator(config).tokens()
+    table(
+        "API tokens",
+        ["ID", "USER", "ROLE", "CREATED"],
+        [[str(i), user, role, f"{at:%Y-%m-%d %H:%M}"] for i, user, role, at in rows],
+    )
+
+
+@init_app.command("revoke-token")
+def init_revoke_token(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see `kawa init tokens`).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Remove an API token from the host's database: within 10 seconds no host accepts it."""
+    from kawa.cli.output import visible
+
+    try:
+        user, role = _authenticator(config).revoke_token(token_id)
+    except LookupError as exc:
+        raise CliError(str(exc), 2) from None
+    typer.echo(f"revoked token {token_id} (user {visible(user)}, role {role})")
+
+
+def _authenticator(config: Path | None) -> Authenticator:
+    """The host's token store, opened as ``kawa host`` opens it."""
     from kawa.host.app import prepare_database
     from kawa.host.auth import Authenticator
     from kawa.settings import HostConfig
@@ -352,11 +392,7 @@ def init_token(
     cfg = HostConfig.load(config)
     if not cfg.cluster_secret:
         raise CliError("no cluster_secret configured; run `kawa init config` first")
-    try:
-        token = Authenticator(prepare_database(cfg), cfg.cluster_secret).create_token(user, role)
-    except ValueError as exc:
-        raise CliError(str(exc), 2) from None
-    typer.echo(token)
+    return Authenticator(prepare_database(cfg), cfg.cluster_secret)
 
 
 init_app.command("tls")(init_tls)  # its own module: kawa.cli.init_tls

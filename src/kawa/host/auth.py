@@ -104,6 +104,31 @@ class Authenticator:
             record(s, by or local_principal(), "token.create", user, f"token {row.id}, role {role}")
         return token
 
+    def tokens(self) -> list[tuple[int, str, str, datetime]]:
+        """Every API token as (id, user, role, created at), oldest first; never the
+        token itself (only its hash is stored)."""
+        with self._sessions() as s:
+            rows = s.execute(
+                select(ApiToken.id, ApiToken.user, ApiToken.role, ApiToken.created_at)
+                .order_by(ApiToken.id)
+            ).all()
+        return [(r.id, r.user, r.role, r.created_at) for r in rows]
+
+    def revoke_token(self, token_id: int, by: Principal | None = None) -> tuple[str, str]:
+        """Remove token ``token_id`` (audited as done ``by``, default: whoever runs this
+        process on the host); its (user, role). A host that checked it lately goes on
+        accepting it for at most ``recheck_after`` seconds. ``LookupError`` when there
+        is no such token."""
+        with writing(self._sessions) as s:
+            row = s.get(ApiToken, token_id)
+            if row is None:
+                raise LookupError(f"no API token with id {token_id}")
+            user, role = row.user, row.role
+            s.delete(row)
+            what = f"token {token_id}, role {role}"
+            record(s, by or local_principal(), "token.revoke", user, what)
+        return user, role
+
     def known(self, header: str | None) -> Principal | None:
         """The token's owner when checked lately (no database read), else None."""
         cached = self._cache.get(hash_token(bearer(header)))
