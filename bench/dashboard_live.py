@@ -9,7 +9,8 @@
 3. web terminal keystroke round trip: a key's keydown in the page to its echo in
    xterm's rows, with ``stty raw -echo; exec cat`` in a running task; the baseline is a
    key on the same page sent to a bare WebSocket echo server on loopback (the
-   ``websockets`` library, in this process) and back.
+   ``websockets`` library, in this process) and back; and the same echo sent from a
+   timer, with no key, for what the socket costs when no input is being handled.
 
     .venv/bin/python bench/dashboard_live.py [--runs 10] [--events 100] [--keys 300]
 
@@ -145,6 +146,7 @@ def main() -> None:
         print(line("keystroke -> echo's bytes on the socket", r["received"]))
         print(line("keystroke -> echo in xterm rows", r["rtt"]))
         print(line("baseline: key -> bare echo server", r["bare"]))
+        print(line("baseline: timer -> bare echo (no key)", r["idle"]))
         for q in (0.5, 0.99):
             ratio = pct(r["received"], q) / max(pct(r["bare"], q), 0.001)
             print(f"  ratio kawa/bare at p{int(q * 100)}: {ratio:.2f}x")

@@ -547,7 +547,24 @@ const scenarios = {
       }
       const bare = await page.evaluate(() => window.__echo)
       check(echo === undefined && bare.length === n, `${bare.length} bare echoes`)
-      return { rtt: starts.map((s, i) => ends[i] - s), received, sent: sentAt, bare }
+      // the same bare echo sent from a timer, with no key: what the socket alone costs
+      // when the browser is not handling input (it runs the tasks that follow an input
+      // event after the next frame it draws)
+      const idle = await page.evaluate(async ([url, count]) => {
+        const ws = new WebSocket(url)
+        ws.binaryType = 'arraybuffer'
+        await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail })
+        const times = []
+        for (let i = 0; i < count; i += 1) {
+          const start = performance.now()
+          await new Promise((ok) => { ws.onmessage = ok; ws.send(new Uint8Array([105])) })
+          times.push(performance.now() - start)
+          await new Promise((ok) => setTimeout(ok, 5))
+        }
+        ws.close()
+        return times
+      }, [args.echo, n])
+      return { rtt: starts.map((s, i) => ends[i] - s), received, sent: sentAt, bare, idle }
     })
   },
 
