@@ -177,12 +177,7 @@ def _open(
         sock.close()
         raise CliError(_unreachable(url, exc)) from None
     if answer.status >= 300:
-        try:
-            raw = answer.read()
-        except (OSError, bare_http.BadAnswer) as exc:
-            raise CliError(_unreachable(url, exc)) from None
-        finally:
-            answer.close()
+        raw = _body(url, answer)
     if 300 <= answer.status < 400:
         from kawa.client.errors import redirected
 
@@ -193,20 +188,25 @@ def _open(
     return url, answer
 
 
+def _body(url: str, answer: bare_http.Answer) -> bytes:
+    """The whole body of ``answer`` (then closed), or why it could not be read."""
+    from kawa.cli import bare_http
+
+    try:
+        return answer.read()
+    except (OSError, bare_http.BadAnswer) as exc:
+        raise CliError(_unreachable(url, exc)) from None
+    finally:
+        answer.close()
+
+
 def call(creds: Credentials, method: str, path: str, body: Any = None, query: str = "") -> Any:
     """``method`` on ``API_PREFIX + path``; the decoded JSON answer. Errors as the client's
     (``kawa.client.errors``): the host's ``detail``, or ``cannot reach the Kawa host``."""
     import json
 
-    from kawa.cli import bare_http
-
     url, answer = _open(creds, method, path, body, query)
-    try:
-        raw = answer.read()
-    except (OSError, bare_http.BadAnswer) as exc:
-        raise CliError(_unreachable(url, exc)) from None
-    finally:
-        answer.close()
+    raw = _body(url, answer)
     try:
         return json.loads(raw)
     except ValueError:
