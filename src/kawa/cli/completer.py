@@ -179,7 +179,8 @@ def _get(path: str, query: str = "") -> Any:
     creds = lite._plain_client_config() or lite.credentials()
     if not creds.token or not lite.usable(creds, several=True):
         return None
-    return lite.call(creds._replace(timeout=min(creds.timeout, HOST_TIMEOUT)), "GET", path, query=query)
+    quick = creds._replace(timeout=min(creds.timeout, HOST_TIMEOUT))
+    return lite.call(quick, "GET", path, query=query)
 
 
 LIVE_TASKS = 50
