@@ -1,6 +1,8 @@
-"""The task list's answer, read as plain rows and serialised once, is byte for byte what
-the views of the tasks' ORM entities serialise to (as the host answered before), for
-tasks of every state and shape, under every filter and page, for admins and users."""
+"""The task and node lists' answers, read as plain rows and serialised once (a node's
+part kept while unchanged), are byte for byte what the views of the ORM entities
+serialise to (as the host answered before): for tasks of every state and shape, under
+every filter and page, for admins and users; for nodes of every status, with what their
+tasks hold, after each kind of change."""
 
 from __future__ import annotations
 
@@ -12,18 +14,21 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import TypeAdapter
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.core.task_states import TaskState
 from kawa.host.app import prepare_database
 from kawa.host.auth import Authenticator
-from kawa.host.views import task_view
+from kawa.host.snapshots import holding_by_node
+from kawa.host.views import node_view, task_view
+from kawa.protocol.nodes import NodeView
 from kawa.protocol.tasks import TaskView
-from kawa.store.models import Task
+from kawa.store.models import Node, Task
 from tests.integration.cluster import Cluster
 
 PAGE = TypeAdapter(list[TaskView])
+NODE_PAGE = TypeAdapter(list[NodeView])
 BASE = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 OWNERS = ("admin", "alice", "bob")
 
@@ -185,3 +190,155 @@ def test_bad_filters_are_refused_as_before(
         f"{c.url}/api/v1/tasks", params=params, headers={"Authorization": f"Bearer {c.token}"}
     )
     assert reply.status_code == status, reply.text
+
+
+def inventory(i: int) -> dict[str, Any]:
+    gpus = [
+        {"index": g, "uuid": f"GPU-{i}-{g}", "name": "H200 ✓", "memory_total": 2**37}
+        for g in range(i % 3 * 2)
+    ]
+    numa = [{"id": z, "cpus": [2 * z, 2 * z + 1], "memory": 2**33} for z in range(1 + i % 2)]
+    return {"cores": 4 + i, "memory": 2**34 + i, "numa": numa, "gpus": gpus}
+
+
+def usage(i: int) -> dict[str, Any] | None:
+    if i % 4 == 3:
+        return None
+    return {
+        "at": (BASE + timedelta(seconds=i, microseconds=5)).isoformat(),
+        "cpu_percent": 12.5 + i,
+        "memory_used": 2**30 * i,
+        "memory_percent": 33.3,
+        "memory_total": None if i % 2 else 2**34,
+        "load": [0.5, 1.25, 2.0],
+        "gpus": [{"index": 0, "utilization": 50.0, "temperature": 61.5}] if i % 3 == 0 else [],
+        "numa": [{"id": 0, "cpu_percent": None if i % 2 else 7.5}],
+        "temperatures": {"coretemp/Package id 0": 48.0 + i},
+    }
+
+
+def node_row(i: int) -> dict[str, Any]:
+    """Node ``i``: online (its last heartbeat ahead, so the host's liveness check leaves
+    it be), online and draining, or offline; with and without GPUs and a usage."""
+    online = i % 3 != 2
+    return dict(
+        name=f"node-{i:02d}",
+        url=f"http://127.0.0.{i + 2}:8101",
+        status="online" if online else "offline",
+        draining=i % 4 == 1,
+        inventory=inventory(i),
+        usage=usage(i),
+        registered_at=BASE + timedelta(minutes=i),
+        last_heartbeat=datetime.now(UTC) + timedelta(days=1) if online else BASE,
+    )
+
+
+def holding_row(i: int, state: TaskState) -> dict[str, Any]:
+    """A task holding resources on ``node-{i % 6}`` (and some that hold none)."""
+    row = task_row(i)
+    row.update(
+        id=2_000_000 + i,
+        state=state.value,
+        node=f"node-{i % 6:02d}",
+        gpu_ids=[i % 2] if i % 3 == 0 else [],
+        cpuset=[i % 4] if i % 5 == 0 else [],
+        numa=i % 2 if i % 5 == 0 else None,
+    )
+    return row
+
+
+@pytest.fixture(scope="module")
+def nodes(
+    docker_available: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Cluster, sessionmaker[Session]]]:
+    """A host (no runners, no pending tasks) whose database holds 12 varied nodes and
+    tasks on them, holding resources or done."""
+    from tests.conftest import BASE_IMAGE
+
+    c = Cluster(tmp_path_factory.mktemp("nodes"), BASE_IMAGE)
+    try:
+        c.start_host()
+        sessions = prepare_database(c.host_config())
+        states = [TaskState.ASSIGNING, TaskState.RUNNING, TaskState.PAUSED, TaskState.LOST]
+        holding = [holding_row(i, states[i % 4]) for i in range(20)]
+        done = [holding_row(20 + i, TaskState.COMPLETED) for i in range(5)]
+        with sessions.begin() as s:
+            s.execute(insert(Node), [node_row(i) for i in range(12)])
+            s.execute(insert(Task), holding + done)
+        yield c, sessions
+        sessions.kw["bind"].dispose()
+    finally:
+        c.close()
+
+
+def old_nodes(sessions: sessionmaker[Session]) -> bytes:
+    """The node list as the host built it before: entities, a validated view each."""
+    with sessions() as s:
+        held = holding_by_node(s)
+        rows = s.scalars(select(Node).order_by(Node.name))
+        return NODE_PAGE.dump_json([node_view(n, held.get(n.name, [])) for n in rows])
+
+
+def listed_nodes(c: Cluster, sessions: sessionmaker[Session]) -> tuple[bytes, bytes]:
+    """The host's answer and the old construction, read while the database held still."""
+    for _ in range(20):
+        before = old_nodes(sessions)
+        got = answered_at(c, "/api/v1/nodes")
+        if old_nodes(sessions) == before:
+            return got, before
+    raise AssertionError("the nodes kept changing while listed")
+
+
+def answered_at(c: Cluster, path: str) -> bytes:
+    reply = httpx.get(f"{c.url}{path}", headers={"Authorization": f"Bearer {c.token}"})
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "application/json"
+    return reply.content
+
+
+def test_the_node_list_answers_what_the_entities_views_serialise_to(
+    nodes: tuple[Cluster, sessionmaker[Session]],
+) -> None:
+    c, sessions = nodes
+    got, expected = listed_nodes(c, sessions)
+    assert json.loads(got) == json.loads(expected)
+    assert got == expected
+    views = NODE_PAGE.validate_json(got)
+    assert {v.status.value for v in views} == {"online", "offline", "draining"}
+    assert any(v.held.gpu_ids for v in views) and any(v.held.pinned_cpus for v in views)
+    assert any(v.running_tasks for v in views) and any(v.usage is None for v in views)
+    assert any(v.inventory.gpus for v in views) and any(v.held.cores == 0 for v in views)
+
+
+def test_the_node_list_follows_each_change_of_a_node_or_its_tasks(
+    nodes: tuple[Cluster, sessionmaker[Session]],
+) -> None:
+    """Changes of every part a node's answer is made of show in the next list."""
+    c, sessions = nodes
+    first, _ = listed_nodes(c, sessions)
+    changes: list[Callable[[Session], object]] = [
+        lambda s: s.execute(update(Node).where(Node.name == "node-00").values(usage=usage(8))),
+        lambda s: s.execute(
+            update(Node).where(Node.name == "node-04").values(inventory=inventory(7))
+        ),
+        lambda s: s.execute(update(Node).where(Node.name == "node-03").values(status="offline")),
+        lambda s: s.execute(update(Task).where(Task.id == 2_000_001).values(state="completed")),
+        lambda s: s.execute(insert(Task), [holding_row(40, TaskState.RUNNING)]),
+        lambda s: s.execute(insert(Node), [node_row(12)]),
+        lambda s: s.execute(delete(Node).where(Node.name == "node-05")),
+    ]
+    seen = [first]
+    for change in changes:
+        with sessions.begin() as s:
+            change(s)
+        got, expected = listed_nodes(c, sessions)
+        assert got == expected
+        assert got not in seen, "the change shows"
+        seen.append(got)
+    drained = httpx.post(
+        f"{c.url}/api/v1/nodes/node-00/drain", headers={"Authorization": f"Bearer {c.token}"}
+    )
+    assert drained.status_code == 200, drained.text
+    got, expected = listed_nodes(c, sessions)
+    assert got == expected
+    assert json.loads(got)[0]["status"] == "draining"

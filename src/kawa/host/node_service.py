@@ -22,6 +22,7 @@ from kawa.host.errors import Conflict, NotFound
 from kawa.host.events import EventBus
 from kawa.host.ledger import Change, Ledger
 from kawa.host.node_history import NodeHistories, point_of
+from kawa.host.node_listing import NodeListing
 from kawa.host.runner_link import RunnerLink
 from kawa.host.snapshots import holding_by_node
 from kawa.host.views import aware, node_view
@@ -66,6 +67,7 @@ class NodeService:
         self._history: dict[str, deque[NodeUsageSample]] = {}
         self.histories = NodeHistories(heartbeat_interval)
         """Each node's measurements for graphs (an hour per heartbeat, a day per minute)."""
+        self.listing = NodeListing()
         self._resending: set[asyncio.Task[None]] = set()
         self._missing_since: dict[int, float] = {}
         """Task id -> since when its runner has not listed it (while that matters)."""
@@ -257,6 +259,11 @@ class NodeService:
                 node_view(n, held.get(n.name, []))
                 for n in s.scalars(select(Node).order_by(Node.name))
             ]
+
+    def page(self) -> bytes:
+        """What :meth:`list` answers, as JSON (each node's part reused while unchanged)."""
+        with self.ledger.sessions() as s:
+            return self.listing.page(s)
 
     def get(self, name: str) -> NodeView:
         with self.ledger.sessions() as s:
