@@ -21,6 +21,7 @@ from kawa.core.task_states import TaskState
 from kawa.host.app import prepare_database
 from kawa.host.auth import Authenticator
 from kawa.host.snapshots import holding_by_node
+from kawa.host.task_pages import TaskFilter, TaskParts
 from kawa.host.views import node_view, task_view
 from kawa.protocol.nodes import NodeView
 from kawa.protocol.tasks import TaskView
@@ -190,6 +191,54 @@ def test_bad_filters_are_refused_as_before(
         f"{c.url}/api/v1/tasks", params=params, headers={"Authorization": f"Bearer {c.token}"}
     )
     assert reply.status_code == status, reply.text
+
+
+def test_the_task_list_follows_each_change_of_a_listed_task(
+    listed: tuple[Cluster, sessionmaker[Session]],
+) -> None:
+    """A task's part of the answer is kept between lists; every change of its row shows."""
+    c, sessions = listed
+    newest = 1_000_089
+    changes: list[dict[str, Any]] = [
+        {"state": "failed", "error": "exit 3", "exit_code": 3},
+        {"env": {"B": "2"}},
+        {"mounts": [{"source": "/x", "target": "/y", "read_only": False}]},
+        {"finished_at": BASE + timedelta(days=3)},
+        {"name": "renamed"},
+        {"gpu_ids": [3], "node": "n9"},
+    ]
+    seen = [answered(c, c.token, {"limit": 5})]
+    for values in changes:
+        with sessions.begin() as s:
+            s.execute(update(Task).where(Task.id == newest).values(**values))
+        got = answered(c, c.token, {"limit": 5})
+        assert got == old_answer(sessions, lambda t: True, 5), values
+        assert got not in seen, f"{values} shows"
+        seen.append(got)
+
+
+def test_kept_parts_start_over_when_full(
+    listed: tuple[Cluster, sessionmaker[Session]],
+) -> None:
+    """A cache smaller than a page still answers every page right."""
+    _, sessions = listed
+    parts = TaskParts(limit=7)
+    for params, keep, limit in [*FILTERS, *FILTERS]:
+        wanted = TaskFilter(
+            states=[params["state"]]
+            if isinstance(params.get("state"), str)
+            else params.get("state", ()),
+            node=params.get("node"),
+            batch=params.get("batch"),
+            kind=params.get("kind"),
+            limit=params.get("limit", 200),
+            owner=params.get("owner"),
+            text=params.get("q"),
+            before=params.get("before"),
+        )
+        with sessions() as s:
+            got = parts.page(s, wanted.query(None))
+        assert got == old_answer(sessions, keep, limit), params
 
 
 def inventory(i: int) -> dict[str, Any]:

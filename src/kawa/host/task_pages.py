@@ -1,5 +1,7 @@
 """Pages of the task list as JSON: the query of its filters, and a page read as plain
-rows (no ORM entities) and validated and serialised once, in pydantic's core."""
+rows (no ORM entities). Each task's part of the answer is validated and serialised
+once, in pydantic's core, and kept in memory with the stored row it was made from:
+while the row reads the same, the part is reused (a changed row makes a new one)."""
 
 from __future__ import annotations
 
@@ -19,13 +21,23 @@ from kawa.host.views import aware
 from kawa.protocol.tasks import TaskView
 from kawa.store.models import Task
 
-TASK_PAGE = TypeAdapter(list[TaskView])
+TASK_VIEW = TypeAdapter(TaskView)
+TASK_VIEWS = TypeAdapter(list[TaskView])
 FIELDS = tuple(name for name in TaskView.model_fields if name != "history")
 """The view's fields that are the task's columns of the same name (a listing carries no
 history)."""
-COLUMNS = tuple(Task.__table__.c[name] for name in FIELDS)
+_JSON = frozenset(("command", "gpu_ids", "cpuset", "env", "mounts"))
+COLUMNS = tuple(
+    cast(Task.__table__.c[name], String) if name in _JSON else Task.__table__.c[name]
+    for name in FIELDS
+)
+"""What a page reads of each task: JSON columns as their stored text."""
 _ID, _BATCH = FIELDS.index("id"), FIELDS.index("batch_id")
+_TEXTS = tuple(FIELDS.index(name) for name in sorted(_JSON))
 _TIMES = tuple(FIELDS.index(name) for name in ("created_at", "started_at", "finished_at"))
+KEPT_PARTS = 5000
+"""Serialised tasks kept at most (about 2.5 KiB each with their rows; the cache starts
+over when full)."""
 
 
 @dataclass(frozen=True)
@@ -78,15 +90,48 @@ class TaskFilter:
         return query
 
 
-def read_page(s: Session, query: Select[Any]) -> bytes:
-    """The JSON of the ``TaskView`` of each row of ``query`` (made by :meth:`TaskFilter.query`)."""
-    return TASK_PAGE.dump_json(TASK_PAGE.validate_python([_fields(r) for r in s.execute(query)]))
+class TaskParts:
+    """Each listed task's serialised view, kept with the stored row it was made from."""
+
+    def __init__(self, limit: int = KEPT_PARTS) -> None:
+        self.limit = limit
+        self._parts: dict[int, tuple[tuple[Any, ...], bytes]] = {}
+
+    def page(self, s: Session, query: Select[Any]) -> bytes:
+        """The JSON list of the ``TaskView`` of each row of ``query`` (made by
+        :meth:`TaskFilter.query`)."""
+        rows = [tuple(r) for r in s.execute(query)]
+        parts: list[bytes | None] = []
+        missing: list[tuple[Any, ...]] = []
+        for row in rows:
+            known = self._parts.get(row[_ID])
+            if known is not None and known[0] == row:
+                parts.append(known[1])
+            else:
+                parts.append(None)
+                missing.append(row)
+        made = iter(self._make(missing))
+        return b"[" + b",".join(p if p is not None else next(made) for p in parts) + b"]"
+
+    def _make(self, rows: list[tuple[Any, ...]]) -> list[bytes]:
+        """The rows' views, validated together, serialised and kept one by one."""
+        if not rows:
+            return []
+        if len(self._parts) + len(rows) > self.limit:
+            self._parts = {}
+        views = TASK_VIEWS.validate_python([_fields(r) for r in rows])
+        made = [TASK_VIEW.dump_json(v) for v in views]
+        for row, part in zip(rows, made, strict=True):
+            self._parts[row[_ID]] = (row, part)
+        return made
 
 
-def _fields(row: Sequence[Any]) -> dict[str, Any]:
-    """One row as the view's fields: ids as text, times in UTC."""
+def _fields(row: tuple[Any, ...]) -> dict[str, Any]:
+    """One stored row as the view's fields: ids as text, JSON decoded, times in UTC."""
     values = list(row)
     values[_ID], values[_BATCH] = str(values[_ID]), str(values[_BATCH])
+    for i in _TEXTS:
+        values[i] = json.loads(values[i])
     for i in _TIMES:
         values[i] = aware(values[i])
     return dict(zip(FIELDS, values, strict=True))

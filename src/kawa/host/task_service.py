@@ -34,7 +34,7 @@ from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.scheduling import QUEUED
 from kawa.host.snapshots import node_snapshots
-from kawa.host.task_pages import TaskFilter, read_page
+from kawa.host.task_pages import TaskFilter, TaskParts
 from kawa.host.views import task_view
 from kawa.protocol.task_queries import TaskCounts
 from kawa.protocol.tasks import NetworkMode, SubmitResponse, TaskAction, TaskSpec, TaskView
@@ -67,6 +67,8 @@ class TaskService:
         self.default_container = default_container
         self.sweep_limit = sweep_limit
         self.actions = ActionRunner(ledger, link)
+        self.parts = TaskParts()
+        """The task list's serialised tasks, reused while their rows are unchanged."""
 
     # -- submit ---------------------------------------------------------------------
     def submit(self, spec: TaskSpec, who: Principal, cause: str | None = None) -> SubmitResponse:
@@ -217,7 +219,7 @@ class TaskService:
         first (BadRequest for a filter that names no state, kind or batch)."""
         query = wanted.query(None if who.is_admin else who.user)
         with self.ledger.sessions() as s:
-            return read_page(s, query)
+            return self.parts.page(s, query)
 
     def counts(self, who: Principal) -> TaskCounts:
         """How many tasks the caller may see, by state: one GROUP BY, no rows read."""
