@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +28,9 @@ from kawa.host.views import node_view, task_view
 from kawa.protocol.nodes import NodeView
 from kawa.protocol.tasks import TaskView
 from kawa.store.models import Node, Task
+from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import Cluster
+from tests.postgres_support import fresh_database
 
 PAGE = TypeAdapter(list[TaskView])
 NODE_PAGE = TypeAdapter(list[NodeView])
@@ -78,23 +82,35 @@ def task_row(i: int) -> dict[str, Any]:
     )
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> str:
+    """The kind of database the hosts below use."""
+    return str(request.param)
+
+
+@contextmanager
+def host_on(database: str, root: Path) -> Iterator[Cluster]:
+    """A host (no runners) on SQLite in its directory, or on a fresh PostgreSQL database."""
+    with fresh_database() if database == "postgres" else nullcontext() as url:
+        c = Cluster(root, BASE_IMAGE, database_url=url)
+        try:
+            c.start_host()
+            yield c
+        finally:
+            c.close()
+
+
 @pytest.fixture(scope="module")
 def listed(
-    docker_available: None, tmp_path_factory: pytest.TempPathFactory
+    docker_available: None, database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Cluster, sessionmaker[Session]]]:
     """A host (no runners) whose database holds 90 varied tasks."""
-    from tests.conftest import BASE_IMAGE
-
-    c = Cluster(tmp_path_factory.mktemp("listing"), BASE_IMAGE)
-    try:
-        c.start_host()
+    with host_on(database, tmp_path_factory.mktemp("listing")) as c:
         sessions = prepare_database(c.host_config())
         with sessions.begin() as s:
             s.execute(insert(Task), [task_row(i) for i in range(90)])
         yield c, sessions
         sessions.kw["bind"].dispose()
-    finally:
-        c.close()
 
 
 def old_answer(sessions: sessionmaker[Session], keep: Callable[[Task], bool], limit: int) -> bytes:
@@ -298,15 +314,11 @@ def holding_row(i: int, state: TaskState) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def nodes(
-    docker_available: None, tmp_path_factory: pytest.TempPathFactory
+    docker_available: None, database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Cluster, sessionmaker[Session]]]:
     """A host (no runners, no pending tasks) whose database holds 12 varied nodes and
     tasks on them, holding resources or done."""
-    from tests.conftest import BASE_IMAGE
-
-    c = Cluster(tmp_path_factory.mktemp("nodes"), BASE_IMAGE)
-    try:
-        c.start_host()
+    with host_on(database, tmp_path_factory.mktemp("nodes")) as c:
         sessions = prepare_database(c.host_config())
         states = [TaskState.ASSIGNING, TaskState.RUNNING, TaskState.PAUSED, TaskState.LOST]
         holding = [holding_row(i, states[i % 4]) for i in range(20)]
@@ -316,8 +328,6 @@ def nodes(
             s.execute(insert(Task), holding + done)
         yield c, sessions
         sessions.kw["bind"].dispose()
-    finally:
-        c.close()
 
 
 def old_nodes(sessions: sessionmaker[Session]) -> bytes:
