@@ -36,8 +36,8 @@ _ID, _BATCH = FIELDS.index("id"), FIELDS.index("batch_id")
 _TEXTS = tuple(FIELDS.index(name) for name in sorted(_JSON))
 _TIMES = tuple(FIELDS.index(name) for name in ("created_at", "started_at", "finished_at"))
 KEPT_PARTS = 5000
-"""Serialised tasks kept at most (about 2.5 KiB each with their rows; the cache starts
-over when full)."""
+"""Serialised tasks kept at most (about 2 KiB each with its row for a short command;
+the cache starts over when full)."""
 
 
 @dataclass(frozen=True)
@@ -114,13 +114,16 @@ class TaskParts:
         return b"[" + b",".join(p if p is not None else next(made) for p in parts) + b"]"
 
     def _make(self, rows: list[tuple[Any, ...]]) -> list[bytes]:
-        """The rows' views, validated together, serialised and kept one by one."""
+        """The rows' views, validated together, serialised and kept one by one (unless
+        more than the limit at once)."""
         if not rows:
             return []
-        if len(self._parts) + len(rows) > self.limit:
-            self._parts = {}
         views = TASK_VIEWS.validate_python([_fields(r) for r in rows])
         made = [TASK_VIEW.dump_json(v) for v in views]
+        if len(rows) > self.limit:
+            return made
+        if len(self._parts) + len(rows) > self.limit:
+            self._parts = {}
         for row, part in zip(rows, made, strict=True):
             self._parts[row[_ID]] = (row, part)
         return made
