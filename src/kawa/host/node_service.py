@@ -11,6 +11,7 @@ from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kawa.core.reconcile import Memory, Reconciliation, TaskOnNode, is_silent, reconcile
 from kawa.core.reports import ObservedState, observed_state
@@ -22,6 +23,7 @@ from kawa.host.errors import Conflict, NotFound
 from kawa.host.events import EventBus
 from kawa.host.ledger import Change, Ledger
 from kawa.host.node_history import NodeHistories, point_of
+from kawa.host.node_listing import NodeListing
 from kawa.host.runner_link import RunnerLink
 from kawa.host.snapshots import holding_by_node
 from kawa.host.views import aware, node_view
@@ -66,6 +68,7 @@ class NodeService:
         self._history: dict[str, deque[NodeUsageSample]] = {}
         self.histories = NodeHistories(heartbeat_interval)
         """Each node's measurements for graphs (an hour per heartbeat, a day per minute)."""
+        self.listing = NodeListing()
         self._resending: set[asyncio.Task[None]] = set()
         self._missing_since: dict[int, float] = {}
         """Task id -> since when its runner has not listed it (while that matters)."""
@@ -154,10 +157,9 @@ class NodeService:
             memory = int(node.inventory.get("memory", 0))
             if hb.inventory is not None:
                 node.inventory = hb.inventory.model_dump(mode="json")
-            states = [*_ON_NODE, TaskState.LOST.value]
-            for task in s.scalars(select(Task).where(Task.node == hb.name, Task.state.in_(states))):
-                done = self._reconcile(change, task, hb.name, observed.get(str(task.id)), now)
-                todo.extend((action, node.url, task.id) for action in done.actions)
+            for held in _held_on(s, hb.name):
+                done = self._reconcile(change, held, observed.get(str(held.id)), now)
+                todo.extend((action, node.url, held.id) for action in done.actions)
         self._history.setdefault(hb.name, deque(maxlen=self._history_len)).append(hb.usage)
         self.histories.add(hb.name, point_of(hb.usage, time.time(), memory))
         if came_back:
@@ -174,33 +176,27 @@ class NodeService:
             task.add_done_callback(self._resending.discard)
 
     def _reconcile(
-        self, change: Change, task: Task, node: str, seen: ObservedState | None, now: datetime
+        self, change: Change, held: TaskOnNode, seen: ObservedState | None, now: datetime
     ) -> Reconciliation:
-        """Apply what the runner's listing of ``task`` means (:func:`reconcile`) and
-        remember what the next heartbeat needs."""
-        held = TaskOnNode(
-            id=task.id,
-            kind=TaskKind(task.kind),
-            state=TaskState(task.state),
-            started=task.started_at is not None,
-            desired=Desired(task.desired),
-            node=node,
-        )
+        """Apply what the runner's listing of task ``held`` means (:func:`reconcile`) and
+        remember what the next heartbeat needs. The task's entity is loaded only when a
+        transition is due (a heartbeat that changes nothing reads no entity)."""
         memory = Memory(
-            orphaned=task.id in self._orphaned,
-            dispatching=task.id in self.dispatching,
-            missing_since=self._missing_since.get(task.id),
+            orphaned=held.id in self._orphaned,
+            dispatching=held.id in self.dispatching,
+            missing_since=self._missing_since.get(held.id),
         )
         done = reconcile(held, seen, memory, now.timestamp(), self.node_timeout)
+        task = change.session.get(Task, held.id) if done.steps else None
         for step in done.steps:
-            if change.try_apply(task, step.event, step.cause) and step.error:
+            if task is not None and change.try_apply(task, step.event, step.cause) and step.error:
                 task.error = step.error
         if not done.memory.orphaned:
-            self._orphaned.discard(task.id)
+            self._orphaned.discard(held.id)
         if done.memory.missing_since is None:
-            self._missing_since.pop(task.id, None)
+            self._missing_since.pop(held.id, None)
         else:
-            self._missing_since[task.id] = done.memory.missing_since
+            self._missing_since[held.id] = done.memory.missing_since
         return done
 
     async def _carry_out(self, action: Action, url: str, task_id: int) -> None:
@@ -257,6 +253,11 @@ class NodeService:
                 node_view(n, held.get(n.name, []))
                 for n in s.scalars(select(Node).order_by(Node.name))
             ]
+
+    def page(self) -> bytes:
+        """What :meth:`list` answers, as JSON (each node's part reused while unchanged)."""
+        with self.ledger.sessions() as s:
+            return self.listing.page(s)
 
     def get(self, name: str) -> NodeView:
         with self.ledger.sessions() as s:
@@ -323,3 +324,21 @@ class NodeService:
         view = self.get(name)
         self.bus.publish_node(view)
         return view
+
+
+def _held_on(s: Session, node: str) -> list[TaskOnNode]:
+    """The tasks the host has on ``node`` (there, or lost there), as plain rows."""
+    query = select(Task.id, Task.kind, Task.state, Task.started_at, Task.desired).where(
+        Task.node == node, Task.state.in_([*_ON_NODE, TaskState.LOST.value])
+    )
+    return [
+        TaskOnNode(
+            id=task_id,
+            kind=TaskKind(kind),
+            state=TaskState(state),
+            started=started_at is not None,
+            desired=Desired(desired),
+            node=node,
+        )
+        for task_id, kind, state, started_at, desired in s.execute(query)
+    ]

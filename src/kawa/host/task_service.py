@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import String, cast, func, insert, or_, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from kawa.core.ids import IdGenerator
 from kawa.core.resources import ResourceRequest
@@ -36,6 +34,7 @@ from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.scheduling import QUEUED
 from kawa.host.snapshots import node_snapshots
+from kawa.host.task_pages import TaskFilter, TaskParts
 from kawa.host.views import task_view
 from kawa.protocol.task_queries import TaskCounts
 from kawa.protocol.tasks import NetworkMode, SubmitResponse, TaskAction, TaskSpec, TaskView
@@ -68,6 +67,8 @@ class TaskService:
         self.default_container = default_container
         self.sweep_limit = sweep_limit
         self.actions = ActionRunner(ledger, link)
+        self.parts = TaskParts()
+        """The task list's serialised tasks, reused while their rows are unchanged."""
 
     # -- submit ---------------------------------------------------------------------
     def submit(self, spec: TaskSpec, who: Principal, cause: str | None = None) -> SubmitResponse:
@@ -213,48 +214,12 @@ class TaskService:
             raise NotFound(f"no task with id {ref}")
         return view
 
-    def list(
-        self,
-        who: Principal,
-        states: Sequence[str] = (),
-        node: str | None = None,
-        batch: str | None = None,
-        kind: str | None = None,
-        limit: int = 200,
-        owner: str | None = None,
-        text: str | None = None,
-        before: int | None = None,
-    ) -> list[TaskView]:
-        """Tasks the caller may see, newest first: of ``owner``, whose name or command
-        contains ``text`` (any case), with ids below ``before`` (the next page's cursor)."""
-        bad = [x for x in states if x not in TaskState.__members__.values()]
-        if bad:
-            raise BadRequest(
-                f"unknown state {bad[0]!r}; states: " + ", ".join(s.value for s in TaskState)
-            )
-        if kind is not None and kind not in TaskKind.__members__.values():
-            raise BadRequest(f"unknown kind {kind!r}; kinds: command, vps")
-        query = select(Task).order_by(Task.id.desc()).limit(max(1, min(limit, 10_000)))
-        if not who.is_admin:
-            query = query.where(Task.owner == who.user)
-        if owner is not None:
-            query = query.where(Task.owner == owner)
-        if text:
-            query = query.where(_contains(text))
-        if before is not None:
-            query = query.where(Task.id < before)
-        if states:
-            query = query.where(Task.state.in_(list(states)))
-        if node:
-            query = query.where(Task.node == node)
-        if kind:
-            query = query.where(Task.kind == kind)
-        if batch:
-            if not batch.isdigit():
-                raise BadRequest(f"bad batch id {batch!r}")
-            query = query.where(Task.batch_id == int(batch))
+    def page(self, who: Principal, wanted: TaskFilter) -> bytes:
+        """The JSON list of the tasks the caller may see that ``wanted`` asks for, newest
+        first (BadRequest for a filter that names no state, kind or batch)."""
+        query = wanted.query(None if who.is_admin else who.user)
         with self.ledger.sessions() as s:
-            return [task_view(t) for t in s.scalars(query)]
+            return self.parts.page(s, query)
 
     def counts(self, who: Principal) -> TaskCounts:
         """How many tasks the caller may see, by state: one GROUP BY, no rows read."""
@@ -448,21 +413,6 @@ class TaskService:
                 ssh_key=task.ssh_key,
                 node_url=self._node_url(s, task),
             )
-
-
-def _contains(text: str) -> ColumnElement[bool]:
-    """Name or command contains ``text``, any case. A command is stored as JSON, so
-    ``text`` is looked for as JSON writes it (quotes, backslashes, non-ASCII escaped)."""
-
-    def pattern(fragment: str) -> str:
-        escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return f"%{escaped}%"
-
-    in_json = json.dumps(text)[1:-1]
-    return or_(
-        Task.name.ilike(pattern(text), escape="\\"),
-        cast(Task.command, String).ilike(pattern(in_json), escape="\\"),
-    )
 
 
 def visible(owner: str, who: Principal) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from kawa.host.deps import HostDep, NodeNamePath, UserDep
 from kawa.host.errors import Forbidden
@@ -15,9 +15,9 @@ router = APIRouter(prefix="/nodes", tags=["nodes"])
 WINDOW = "1h: a point per heartbeat; 24h: a point per minute (the mean of its heartbeats)"
 
 
-@router.get("")
-def list_nodes(host: HostDep, who: UserDep) -> list[NodeView]:
-    return host.nodes.list()
+@router.get("", response_model=list[NodeView])
+def list_nodes(host: HostDep, who: UserDep) -> Response:
+    return Response(host.nodes.page(), media_type="application/json")
 
 
 @router.get("/{name}")

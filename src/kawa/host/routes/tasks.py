@@ -8,12 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import Field
 
 from kawa.host.deps import BatchId, HostDep, NodeNameQuery, TaskRef, UserDep
 from kawa.host.errors import error_responses
 from kawa.host.routes.responses import BYTES
+from kawa.host.task_pages import TaskFilter
 from kawa.protocol.bounds import MAX_ID, MAX_SHORT, NoNul, QueryText
 from kawa.protocol.task_queries import DryRunResponse, TaskCounts, WaitFor
 from kawa.protocol.tasks import SubmitResponse, TaskAction, TaskSpec, TaskView
@@ -45,7 +46,7 @@ def counts(host: HostDep, who: UserDep) -> TaskCounts:
     return host.tasks.counts(who)
 
 
-@router.get("")
+@router.get("", response_model=list[TaskView])
 def list_tasks(
     host: HostDep,
     who: UserDep,
@@ -62,11 +63,12 @@ def list_tasks(
         int | None,
         Query(ge=0, le=MAX_ID, description="only tasks older than this task id (paging)"),
     ] = None,
-) -> list[TaskView]:
+) -> Response:
     """Tasks the caller may see (admins: all), newest first; the next page is
     ``before=<the last id>``."""
     batch_text = None if batch is None else str(batch)
-    return host.tasks.list(who, state, node, batch_text, kind, limit, owner, q, before)
+    wanted = TaskFilter(state, node, batch_text, kind, limit, owner, q, before)
+    return Response(host.tasks.page(who, wanted), media_type="application/json")
 
 
 @router.get("/{ref}")
