@@ -113,18 +113,26 @@ def validate(
 
     Offline and draining nodes count: a task that fits only them waits for them.
     """
+    admit(request, target, {n.name: n.capacity for n in nodes})
+
+
+def admit(
+    request: ResourceRequest, target: TargetSpec | None, capacities: Mapping[str, NodeCapacity]
+) -> None:
+    """:func:`validate` on node capacities alone (name -> capacity): whether a request
+    could ever be held depends on what nodes have, never on what they hold now."""
     problem = request_problem(request)
-    if problem is None and not nodes:
+    if problem is None and not capacities:
         problem = "no nodes registered"
     if problem is None and target is None:
-        problem = cluster_problem(request, [n.capacity for n in nodes])
+        problem = cluster_problem(request, list(capacities.values()))
     elif problem is None and target is not None:
-        node = next((n for n in nodes if n.name == target.node), None)
-        if node is None:
-            known = ", ".join(sorted(n.name for n in nodes))
+        capacity = capacities.get(target.node)
+        if capacity is None:
+            known = ", ".join(sorted(capacities))
             problem = f"unknown node {target.node!r}; known nodes: {known}"
         else:
-            problem = target_problem(request, target, node.name, node.capacity)
+            problem = target_problem(request, target, target.node, capacity)
     if problem is not None:
         raise PlacementError(problem)
 
