@@ -185,6 +185,10 @@ class _Pass:
         caps: Mapping[int, BatchCap],
     ) -> None:
         self.nodes = {n.name: n for n in nodes}
+        self.schedulable = [n for n in self.nodes.values() if n.schedulable]
+        self.capacities = [n.capacity for n in self.nodes.values()]
+        self.never: dict[ResourceRequest, str | None] = {}
+        """Request -> why no node could ever hold it (None: some node could)."""
         self.caps = caps
         self.active = {batch: cap.active for batch, cap in caps.items()}
         """Batch id -> its tasks holding resources, counting this pass's placements."""
@@ -197,6 +201,9 @@ class _Pass:
         self.placements: list[Placement] = []
         self.waiting: dict[int, str] = {}
         self.reservations: list[Reservation] = []
+        self.refused: dict[tuple[ResourceRequest, TargetSpec | None], tuple[str, bool]] = {}
+        """Why a request (and target) did not fit, while nothing has been taken or
+        reserved since: a queue of like tasks that wait is tried once, not once each."""
 
     def run(self, queue: Sequence[QueuedTask]) -> SchedulingResult:
         for task in sorted(queue, key=lambda t: (-t.priority, t.id)):
@@ -204,14 +211,17 @@ class _Pass:
             if batch is not None and self.active[batch] >= self.caps[batch].limit:
                 self.waiting[task.id] = f"its batch runs at most {self.caps[batch].limit} at once"
                 continue
-            outcome = self._try(task)
+            key = (task.request, task.target)
+            outcome = self.refused.get(key) or self._try(task)
             if isinstance(outcome, Allocation):
                 if not take(self.nodes[outcome.node], self.usage[outcome.node], outcome):
                     raise AssertionError(f"allocation {outcome} does not fit")
                 self.placements.append(Placement(task.id, outcome))
+                self.refused.clear()
                 if batch is not None:
                     self.active[batch] += 1
                 continue
+            self.refused[key] = outcome
             reason, hopeless = outcome
             if not hopeless and self.now - task.enqueued_at > self.starvation_after:
                 node = self._reservation(task)
@@ -220,6 +230,7 @@ class _Pass:
                     if holder == task.id:
                         reservation = Reservation(task.id, node, reason)
                         self.reservations.append(reservation)
+                        self.refused.clear()
                         reason = reservation.reason
             self.waiting[task.id] = reason
         return SchedulingResult(tuple(self.placements), self.waiting, tuple(self.reservations))
@@ -232,27 +243,35 @@ class _Pass:
             return f"invalid request: {problem}", True
         if target is not None:
             return self._try_target(request, target)
-        problem = cluster_problem(request, [n.capacity for n in self.nodes.values()])
+        if request not in self.never:
+            self.never[request] = cluster_problem(request, self.capacities)
+        problem = self.never[request]
         if problem is not None:
             return problem, True
-        candidates = [n for n in self.nodes.values() if n.schedulable]
+        candidates = self.schedulable
         if not candidates:
             return "no node is schedulable (all are offline or draining)", False
-        fitting: list[NodeSnapshot] = []
+        fitting = [n for n in candidates if self._fits_now(request, n)]
+        if fitting:
+            best = min(fitting, key=lambda n: self._preference(n, request))
+            return allocate(request, None, best.name, best.capacity, self.usage[best.name])
         problems: list[Problem] = []
         held: list[str] = []
         for node in candidates:
             found = free_problem(request, None, node.name, node.capacity, self.usage[node.name])
             if found is not None:
                 problems.append(found)
-            elif node.name in self.reserved:
-                held.append(node.name)
             else:
-                fitting.append(node)
-        if fitting:
-            best = min(fitting, key=lambda n: self._preference(n, request))
-            return allocate(request, None, best.name, best.capacity, self.usage[best.name])
+                held.append(node.name)  # it fits, but is reserved
         return self._summary(request, problems, held), False
+
+    def _fits_now(self, request: ResourceRequest, node: NodeSnapshot) -> bool:
+        """Whether an untargeted ``request`` fits ``node`` now and the node is not
+        reserved (too few free cores settle it without building the reason)."""
+        usage = self.usage[node.name]
+        if request.cores > node.capacity.cores - usage.cores or node.name in self.reserved:
+            return False
+        return free_problem(request, None, node.name, node.capacity, usage) is None
 
     def _try_target(
         self, request: ResourceRequest, target: TargetSpec

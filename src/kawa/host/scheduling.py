@@ -39,14 +39,14 @@ from kawa.core.task_states import (
     TaskState,
 )
 from kawa.host.actions import ActionRunner
-from kawa.host.env_versions import ref_for_task
+from kawa.host.env_versions import ref_for
 from kawa.host.errors import Conflict
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import node_snapshots
 from kawa.host.views import aware, run_fields
 from kawa.protocol.nodes import NodeStatus
-from kawa.protocol.runner_api import RunTask
+from kawa.protocol.runner_api import EnvironmentRef, RunTask
 from kawa.store.models import Node, Task
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,19 @@ def dispatch_error(node: str, what: object) -> str:
     return f"dispatch to {node} failed: {str(what) or repr(what)}"
 
 
-def run_order(task: Task) -> RunTask:
-    environment = ref_for_task(task)  # a packaged version: the runner syncs it first
+EnvironmentRefs = dict[tuple[str, str | None], EnvironmentRef | None]
+"""(environment, image) -> its packaged version, as looked up in one pass."""
+
+
+def run_order(task: Task, s: Session, refs: EnvironmentRefs) -> RunTask:
+    """The order that runs ``task``; ``refs`` remembers each environment's packaged
+    version (looked up once per pass, not once per task)."""
+    environment = None
+    if task.container:  # a packaged version: the runner syncs it first
+        key = (task.container, task.image)
+        if key not in refs:
+            refs[key] = ref_for(s, *key)
+        environment = refs[key]
     return RunTask(
         **run_fields(task),
         task_id=str(task.id),
@@ -314,28 +325,31 @@ class SchedulerLoop:
         """Commit placements, re-checking each against what is held (never over-commit)."""
         nodes = {n.name: n for n in snapshots}
         usage = working_usage(snapshots)
+        s = change.session
+        tasks = {t.id: t for t in _tasks(s, [p.task_id for p in placements])}
+        urls = dict(s.execute(select(Node.name, Node.url)).tuples().all())
+        refs: EnvironmentRefs = {}
         jobs = []
-        for p in placements:
-            a, task = p.allocation, change.session.get(Task, p.task_id)
-            if task is None:
-                continue
-            if a.node not in nodes or not take(nodes[a.node], usage[a.node], a):
-                log.error("placement of %s on %s does not fit; left pending", task.id, a.node)
-                continue
-            task.node, task.numa = a.node, a.numa
-            task.gpu_ids, task.cpuset = list(a.gpu_ids), list(a.cpuset)
-            task.waiting_reason = None
-            change.apply(task, TaskEvent.PLACED, f"scheduled on {a.node}")
-            node = change.session.get(Node, a.node)
-            assert node is not None
-            try:
-                order = run_order(task)
-            except Exception as exc:  # this task cannot be ordered; the others still are
-                log.warning("order of task %s cannot be built: %s", task.id, exc)
-                change.apply(task, TaskEvent.DISPATCH_ERROR, "its order could not be built")
-                task.error = dispatch_error(a.node, exc)
-                continue
-            jobs.append(Dispatch(a.node, node.url, order))
+        with s.no_autoflush:  # the lookups of orders need not write each change first
+            for p in placements:
+                a, task = p.allocation, tasks.get(p.task_id)
+                if task is None:
+                    continue
+                if a.node not in nodes or not take(nodes[a.node], usage[a.node], a):
+                    log.error("placement of %s on %s does not fit; left pending", task.id, a.node)
+                    continue
+                task.node, task.numa = a.node, a.numa
+                task.gpu_ids, task.cpuset = list(a.gpu_ids), list(a.cpuset)
+                task.waiting_reason = None
+                change.apply(task, TaskEvent.PLACED, f"scheduled on {a.node}")
+                try:
+                    order = run_order(task, s, refs)
+                except Exception as exc:  # this task cannot be ordered; the others still are
+                    log.warning("order of task %s cannot be built: %s", task.id, exc)
+                    change.apply(task, TaskEvent.DISPATCH_ERROR, "its order could not be built")
+                    task.error = dispatch_error(a.node, exc)
+                    continue
+                jobs.append(Dispatch(a.node, urls[a.node], order))
         return jobs
 
     async def dispatch(self, job: Dispatch) -> None:
