@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from kawa.core.dispatch import RetryVerdict, giving_up, retry_verdict
@@ -179,6 +180,21 @@ def _tasks(s: Session, ids: list[int], chunk: int = 500) -> list[Task]:
     return found
 
 
+def _write_reasons(s: Session, reasons: Mapping[int, str]) -> None:
+    """Set the waiting reasons of the tasks of ``reasons`` (id -> reason) that are still
+    pending: one UPDATE per distinct reason."""
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for task_id, reason in reasons.items():
+        by_reason[reason].append(task_id)
+    for reason, ids in by_reason.items():
+        s.execute(
+            update(Task)
+            .where(Task.id.in_(ids), Task.state == TaskState.PENDING.value)
+            .values(waiting_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -228,6 +244,9 @@ class SchedulerLoop:
         in the HTTP connection pool (whose queue grows costly to serve on the loop)."""
         self.dispatching: set[int] = set()
         """Ids of the tasks whose order is being sent now."""
+        self._acks: list[tuple[int, asyncio.Future[bool]]] = []
+        """Runners' acknowledgements waiting to be recorded, each with who waits for it."""
+        self._acking: asyncio.Task[None] | None = None
         self.last_pass_seconds = 0.0
         self.pass_observers: list[Callable[[float], None]] = []
         """Called with each pass's duration in seconds (metrics)."""
@@ -306,9 +325,10 @@ class SchedulerLoop:
                 time.sleep(0.001)  # a change waiting for the write lock takes it now
             try:
                 with self.ledger.change() as change:
-                    for task in _tasks(change.session, ids[at : at + REASON_CHUNK]):
+                    chunk = ids[at : at + REASON_CHUNK]
+                    _write_reasons(change.session, {t: reasons[t] for t in chunk})
+                    for task in _tasks(change.session, chunk):  # their new views: published
                         if task.state == TaskState.PENDING.value:  # not placed or ended since
-                            task.waiting_reason = reasons[task.id]
                             change.touch(task)
                     if not self.fence(change.session):
                         raise NotLeading("this host no longer holds the leader lock")
@@ -327,7 +347,7 @@ class SchedulerLoop:
         usage = working_usage(snapshots)
         s = change.session
         tasks = {t.id: t for t in _tasks(s, [p.task_id for p in placements])}
-        urls = dict(s.execute(select(Node.name, Node.url)).tuples().all())
+        urls = {name: url for name, url in s.execute(select(Node.name, Node.url))}
         refs: EnvironmentRefs = {}
         jobs = []
         with s.no_autoflush:  # the lookups of orders need not write each change first
@@ -419,7 +439,7 @@ class SchedulerLoop:
     async def _started(self, task_id: int, job: Dispatch, state: str | None) -> None:
         if state != "running":
             return
-        if await asyncio.to_thread(self._ended_meanwhile, task_id):
+        if await self.acknowledge(task_id):
             # killed while its order was under way: nothing may run for it
             t = asyncio.get_running_loop().create_task(self._kill(job, task_id))
             self._inflight.add(t)
@@ -431,13 +451,54 @@ class SchedulerLoop:
         except Conflict as exc:
             log.warning("kill of ended task %s on %s failed: %s", task_id, job.node, exc)
 
-    def _ended_meanwhile(self, task_id: int) -> bool:
-        """Record that the runner started the task; True when the task had ended before."""
-        if self._settle(task_id, TaskEvent.STARTED, "runner started the task", None):
-            return False
-        with self.ledger.sessions() as s:
-            task = s.get(Task, task_id)
-            return task is not None and TaskState(task.state) in FINAL_STATES
+    async def acknowledge(self, task_id: int) -> bool:
+        """Record that the runner started the task, in one transaction with the other
+        acknowledgements waiting then; True when the task had ended before."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._acks.append((task_id, answer))
+        if self._acking is None or self._acking.done():
+            self._acking = asyncio.create_task(self._settle_acks())
+            self._inflight.add(self._acking)
+            self._acking.add_done_callback(self._inflight.discard)
+        return await answer
+
+    async def _settle_acks(self) -> None:
+        """Record the waiting acknowledgements, all that arrived meanwhile at a time (a
+        lone one at once)."""
+        while self._acks:
+            batch, self._acks = self._acks, []
+            try:
+                await self._answer(batch)
+            except Exception:  # one task's failure is not the others': each alone
+                if len(batch) > 1:
+                    for ack in batch:
+                        with contextlib.suppress(Exception):
+                            await self._answer([ack])
+
+    async def _answer(self, batch: list[tuple[int, asyncio.Future[bool]]]) -> None:
+        """Record a batch of acknowledgements in one transaction and answer each (a lone
+        one with the error, when recording it failed)."""
+        try:
+            ended = await asyncio.to_thread(self._record_started, [t for t, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1 and not batch[0][1].done():
+                batch[0][1].set_exception(exc)
+            raise
+        for task_id, answer in batch:
+            if not answer.done():
+                answer.set_result(task_id in ended)
+
+    def _record_started(self, task_ids: list[int]) -> set[int]:
+        """Record that the runners started these tasks (one transaction); the ids of
+        those that had ended before."""
+        ended: set[int] = set()
+        with self.ledger.change() as change:
+            for task in _tasks(change.session, task_ids):
+                if change.try_apply(task, TaskEvent.STARTED, "runner started the task"):
+                    continue
+                if TaskState(task.state) in FINAL_STATES:
+                    ended.add(task.id)
+        return ended
 
     async def _settled(self, task_id: int, event: TaskEvent, cause: str, error: str | None) -> bool:
         return await asyncio.to_thread(self._settle, task_id, event, cause, error)
