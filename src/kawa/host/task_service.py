@@ -133,9 +133,7 @@ class TaskService:
                 change.touch(Task(**row))
             record(s, who, *submission(spec, batch_id, list(change.touched)))
         self.ledger.on_release()  # new work: let the scheduler look
-        return SubmitResponse(
-            batch_id=str(batch_id), tasks=[task_view(t) for t in change.touched.values()]
-        )
+        return SubmitResponse(batch_id=str(batch_id), tasks=change.views)
 
     def prepare(self, s: Session, spec: TaskSpec, who: Principal) -> Prepared:
         """Check a submission as submitting does (the same errors) and say what it
