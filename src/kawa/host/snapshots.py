@@ -11,10 +11,10 @@ import json
 from collections import defaultdict
 from functools import lru_cache
 
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from kawa.core.resources import Allocation, NodeCapacity, NodeUsage
+from kawa.core.resources import NodeCapacity, NodeUsage
 from kawa.core.scheduler import NodeSnapshot
 from kawa.core.task_states import HOLDS_RESOURCES
 from kawa.host.views import capacity_of
@@ -52,22 +52,21 @@ def _ints(stored: str | None) -> tuple[int, ...]:
 
 
 def held_usage(s: Session) -> dict[str, NodeUsage]:
-    """What the tasks holding resources hold, by node (nodes holding nothing are absent)."""
-    rows = s.execute(
-        select(
-            Task.node,
-            Task.cores,
-            Task.memory,
-            Task.numa,
-            cast(Task.gpu_ids, String),
-            cast(Task.cpuset, String),
-        ).where(Task.state.in_(_HOLDING), Task.node.is_not(None))
-    )
-    usage: dict[str, NodeUsage] = defaultdict(NodeUsage)
-    for node, cores, memory, numa, gpu_ids, cpuset in rows:
+    """What the tasks holding resources hold, by node (nodes holding nothing are absent):
+    cores and memory summed by the database, GPU ids and pinned CPUs read only from the
+    tasks that have some."""
+    holding = and_(Task.state.in_(_HOLDING), Task.node.is_not(None))
+    usage: dict[str, NodeUsage] = {}
+    totals = select(Task.node, func.sum(Task.cores), func.sum(func.coalesce(Task.memory, 0)))
+    for node, cores, memory in s.execute(totals.where(holding).group_by(Task.node)):
         assert node is not None  # selected so
-        allocation = Allocation(node, cores, memory or 0, _ints(gpu_ids), numa, _ints(cpuset))
-        usage[node].add(allocation)
+        usage[node] = NodeUsage(cores=int(cores or 0), memory=int(memory or 0))
+    gpu_ids, cpuset = cast(Task.gpu_ids, String), cast(Task.cpuset, String)
+    pinned = select(Task.node, gpu_ids, cpuset).where(holding, or_(gpu_ids != "[]", cpuset != "[]"))
+    for node, gpus, cpus in s.execute(pinned):
+        assert node is not None  # selected so; and summed above
+        usage[node].gpu_ids.update(_ints(gpus))
+        usage[node].pinned_cpus.update(_ints(cpus))
     return usage
 
 
