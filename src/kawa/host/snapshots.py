@@ -32,6 +32,11 @@ def holding_by_node(s: Session) -> dict[str, list[Task]]:
     return held
 
 
+def holding_on(s: Session, node: str) -> list[Task]:
+    """The tasks holding resources on ``node``."""
+    return list(s.scalars(select(Task).where(Task.node == node, Task.state.in_(_HOLDING))))
+
+
 @lru_cache(maxsize=4096)
 def capacity_from(stored: str) -> NodeCapacity:
     """The capacity of a node whose inventory is stored as the JSON text ``stored``."""
