@@ -17,6 +17,7 @@ Rules:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -189,6 +190,11 @@ class _Pass:
         self.capacities = [n.capacity for n in self.nodes.values()]
         self.never: dict[ResourceRequest, str | None] = {}
         """Request -> why no node could ever hold it (None: some node could)."""
+        self.taken = dict.fromkeys(self.nodes, 0)
+        """Node name -> how many allocations this pass has counted on it."""
+        self.ranked: dict[ResourceRequest, list[tuple[tuple[object, ...], str, int]]] = {}
+        """Request -> a heap of the nodes it fits, by the strategy's preference (each
+        entry with the node's :attr:`taken` count when it was ranked)."""
         self.caps = caps
         self.active = {batch: cap.active for batch, cap in caps.items()}
         """Batch id -> its tasks holding resources, counting this pass's placements."""
@@ -216,6 +222,7 @@ class _Pass:
             if isinstance(outcome, Allocation):
                 if not take(self.nodes[outcome.node], self.usage[outcome.node], outcome):
                     raise AssertionError(f"allocation {outcome} does not fit")
+                self.taken[outcome.node] += 1
                 self.placements.append(Placement(task.id, outcome))
                 self.refused.clear()
                 if batch is not None:
@@ -251,9 +258,8 @@ class _Pass:
         candidates = self.schedulable
         if not candidates:
             return "no node is schedulable (all are offline or draining)", False
-        fitting = [n for n in candidates if self._fits_now(request, n)]
-        if fitting:
-            best = min(fitting, key=lambda n: self._preference(n, request))
+        best = self._best(request)
+        if best is not None:
             return allocate(request, None, best.name, best.capacity, self.usage[best.name])
         problems: list[Problem] = []
         held: list[str] = []
@@ -264,6 +270,34 @@ class _Pass:
             else:
                 held.append(node.name)  # it fits, but is reserved
         return self._summary(request, problems, held), False
+
+    def _best(self, request: ResourceRequest) -> NodeSnapshot | None:
+        """The schedulable, unreserved node that an untargeted ``request`` fits now and
+        the strategy prefers, if any. Within a pass nodes only gain allocations and
+        reservations, so a node that does not fit never fits again, and only the nodes
+        taken from since a request was ranked need ranking again."""
+        heap = self.ranked.get(request)
+        if heap is None:
+            fitting = [n for n in self.schedulable if self._fits_now(request, n)]
+            heap = self.ranked[request] = [self._rank(n, request) for n in fitting]
+            heapq.heapify(heap)
+        while heap:
+            _, name, taken = heap[0]
+            node = self.nodes[name]
+            if taken != self.taken[name]:  # ranked before it was taken from: again
+                heapq.heappop(heap)
+                if self._fits_now(request, node):
+                    heapq.heappush(heap, self._rank(node, request))
+            elif name in self.reserved:
+                heapq.heappop(heap)
+            else:
+                return node
+        return None
+
+    def _rank(
+        self, node: NodeSnapshot, request: ResourceRequest
+    ) -> tuple[tuple[object, ...], str, int]:
+        return self._preference(node, request), node.name, self.taken[node.name]
 
     def _fits_now(self, request: ResourceRequest, node: NodeSnapshot) -> bool:
         """Whether an untargeted ``request`` fits ``node`` now and the node is not
