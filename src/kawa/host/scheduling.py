@@ -300,20 +300,23 @@ class SchedulerLoop:
             rows = pending_queue(s, self.queue_scan, new_only=new_only)
             if not rows:
                 return []
-            more = new_only and len(rows) >= self.queue_scan
             queue = [queued_task(r) for r in rows]
             caps = batch_caps(s, {r.batch_id: r.batch_max_parallel for r in rows})
             result = place(
                 snapshots, queue, self.strategy, time.time(), self.starvation_after, caps
             )
             jobs = self._apply(change, snapshots, result.placements)
+            # Tasks beyond the scan may wait: for a first reason, or for the room this
+            # pass did not fill. The next pass at once, so a large submission settles
+            # in seconds, not a pass per wake or per idle interval.
+            more = len(rows) >= self.queue_scan and (new_only or bool(result.placements))
             reasons = {r.id: r.waiting_reason for r in rows}
             changed = {t: r for t, r in result.waiting.items() if reasons.get(t) != r}
             if not self.fence(s):
                 raise NotLeading("this host no longer holds the leader lock")
         self._record_reasons(changed)
-        if more:  # more new arrivals may wait for a first reason: the next pass at once,
-            self.wake()  # so a large submission settles in seconds, not a pass per wake
+        if more:
+            self.wake()
         return jobs
 
     def _record_reasons(self, reasons: dict[int, str]) -> None:
