@@ -39,6 +39,7 @@ from kawa.core.task_states import (
     TaskEvent,
     TaskState,
 )
+from kawa.host.acknowledgements import Acknowledgements
 from kawa.host.actions import ActionRunner
 from kawa.host.env_versions import ref_for
 from kawa.host.errors import Conflict
@@ -244,9 +245,7 @@ class SchedulerLoop:
         in the HTTP connection pool (whose queue grows costly to serve on the loop)."""
         self.dispatching: set[int] = set()
         """Ids of the tasks whose order is being sent now."""
-        self._acks: list[tuple[int, asyncio.Future[bool]]] = []
-        """Runners' acknowledgements waiting to be recorded, each with who waits for it."""
-        self._acking: asyncio.Task[None] | None = None
+        self._acks = Acknowledgements(self._record_started)
         self.last_pass_seconds = 0.0
         self.pass_observers: list[Callable[[float], None]] = []
         """Called with each pass's duration in seconds (metrics)."""
@@ -457,39 +456,7 @@ class SchedulerLoop:
     async def acknowledge(self, task_id: int) -> bool:
         """Record that the runner started the task, in one transaction with the other
         acknowledgements waiting then; True when the task had ended before."""
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._acks.append((task_id, answer))
-        if self._acking is None or self._acking.done():
-            self._acking = asyncio.create_task(self._settle_acks())
-            self._inflight.add(self._acking)
-            self._acking.add_done_callback(self._inflight.discard)
-        return await answer
-
-    async def _settle_acks(self) -> None:
-        """Record the waiting acknowledgements, all that arrived meanwhile at a time (a
-        lone one at once)."""
-        while self._acks:
-            batch, self._acks = self._acks, []
-            try:
-                await self._answer(batch)
-            except Exception:  # one task's failure is not the others': each alone
-                if len(batch) > 1:
-                    for ack in batch:
-                        with contextlib.suppress(Exception):
-                            await self._answer([ack])
-
-    async def _answer(self, batch: list[tuple[int, asyncio.Future[bool]]]) -> None:
-        """Record a batch of acknowledgements in one transaction and answer each (a lone
-        one with the error, when recording it failed)."""
-        try:
-            ended = await asyncio.to_thread(self._record_started, [t for t, _ in batch])
-        except Exception as exc:
-            if len(batch) == 1 and not batch[0][1].done():
-                batch[0][1].set_exception(exc)
-            raise
-        for task_id, answer in batch:
-            if not answer.done():
-                answer.set_result(task_id in ended)
+        return await self._acks.acknowledge(task_id)
 
     def _record_started(self, task_ids: list[int]) -> set[int]:
         """Record that the runners started these tasks (one transaction); the ids of
@@ -519,3 +486,4 @@ class SchedulerLoop:
         for t in list(self._inflight):
             t.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self._acks.stop()
