@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from sqlalchemy import event
 
+from kawa.core.task_states import TaskEvent
 from kawa.host.app import Host, prepare_database, register_environment
 from kawa.host.auth import Principal
 from kawa.protocol.nodes import (
@@ -246,6 +248,37 @@ def test_an_order_that_cannot_be_built_fails_the_task(tmp_path: Path) -> None:
     assert "finite number" in (done.error or ""), done.error
     assert done.history[-1].event == "dispatch_error"
     assert host.nodes.get("n1").held.cores == 0
+
+
+def test_acknowledgements_that_arrive_together_are_recorded_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    """Runners' answers that arrive while none is being recorded are recorded together;
+    a task killed before its answer came is told apart, and a lone answer later is
+    recorded at once."""
+    host = in_process_host(tmp_path)
+    register(host, "n1", f"http://127.0.0.1:{closed_port()}")
+    spec = TaskSpec(command=["sleep", "span:{1..4}"], sweep=True)
+    ids = [int(t.id) for t in host.tasks.submit(spec, ADMIN).tasks]
+    assert len(host.scheduler.schedule_once()) == 4  # all assigning; none is sent
+    with host.ledger.change() as change:
+        killed = change.session.get(Task, ids[0])
+        assert killed is not None
+        change.apply(killed, TaskEvent.KILLED_BEFORE_START, "killed while under way")
+    commits: list[object] = []
+    event.listen(host.sessions.kw["bind"], "commit", commits.append)
+
+    async def together() -> list[bool]:
+        return list(await asyncio.gather(*(host.scheduler.acknowledge(i) for i in ids[:3])))
+
+    assert run(host, together) == [True, False, False]
+    assert len(commits) == 1
+    assert run(host, lambda: host.scheduler.acknowledge(ids[3])) is False
+    assert len(commits) == 2
+    views = [host.ledger.view(str(i)) for i in ids]
+    assert [v.state for v in views] == ["killed", "running", "running", "running"]
+    for v in views[1:]:
+        assert [h.event for h in v.history].count("started") == 1
 
 
 def test_kill_of_an_assigning_task_its_runner_does_not_have_ends_it(

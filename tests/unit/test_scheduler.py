@@ -556,6 +556,50 @@ def test_identical_tasks_are_placed_first_come_first_served(
     assert [p.task_id for p in result.placements] == order[:count]
 
 
+@st.composite
+def like_queues(draw: st.DrawFn) -> tuple[list[NodeSnapshot], list[QueuedTask]]:
+    """A cluster and a queue of up to 16 tasks drawn from a few requests and targets, so
+    that many tasks of the queue ask for the same thing."""
+    nodes = draw(clusters())
+    kinds = draw(st.lists(st.tuples(REQUESTS, targets(nodes)), min_size=1, max_size=3))
+    ids = draw(st.lists(st.integers(min_value=1, max_value=10**6), unique=True, max_size=16))
+    return nodes, [QueuedTask(i, *draw(st.sampled_from(kinds))) for i in ids]
+
+
+def after(nodes: Sequence[NodeSnapshot], placements: Sequence[Placement]) -> list[NodeSnapshot]:
+    """The snapshots with ``placements`` held as well."""
+    usage = working_usage(nodes)
+    for p in placements:
+        usage[p.allocation.node].add(p.allocation)
+    return [NodeSnapshot(n.name, n.capacity, usage[n.name], n.schedulable) for n in nodes]
+
+
+@PROPERTY
+@given(scenario=like_queues(), strategy=st.sampled_from(list(Strategy)))
+def test_each_task_is_decided_as_if_it_were_alone_after_those_before_it(
+    scenario: tuple[list[NodeSnapshot], list[QueuedTask]], strategy: Strategy
+) -> None:
+    """A pass decides each task (its allocation, or why it waits) as a pass over that task
+    alone would, on the cluster holding what the tasks before it took."""
+    nodes, queue = scenario
+    result = place(nodes, queue, strategy, now=1000.0, starvation_after=10**9)
+    earlier: list[Placement] = []
+    for t in sorted(queue, key=lambda t: (-t.priority, t.id)):
+        alone = place(after(nodes, earlier), [t], strategy, 1000.0, 10**9)
+        mine = [p for p in result.placements if p.task_id == t.id]
+        assert list(alone.placements) == mine
+        assert alone.waiting.get(t.id) == result.waiting.get(t.id)
+        earlier += mine
+
+
+def test_a_queue_of_like_tasks_on_a_full_cluster_all_wait_for_the_same_reason() -> None:
+    full = [node("a", 2, used=NodeUsage(cores=2)), node("b", 4, used=NodeUsage(cores=4))]
+    result = place(full, [task(i) for i in range(1, 501)])
+    assert result.placements == ()
+    assert set(result.waiting.values()) == {"no node has 1 free core now"}
+    assert len(result.waiting) == 500
+
+
 def test_result_types() -> None:
     result = place([node("n")], [task(1)])
     assert isinstance(result.placements[0], Placement)

@@ -17,6 +17,7 @@ Rules:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -113,18 +114,26 @@ def validate(
 
     Offline and draining nodes count: a task that fits only them waits for them.
     """
+    admit(request, target, {n.name: n.capacity for n in nodes})
+
+
+def admit(
+    request: ResourceRequest, target: TargetSpec | None, capacities: Mapping[str, NodeCapacity]
+) -> None:
+    """:func:`validate` on node capacities alone (name -> capacity): whether a request
+    could ever be held depends on what nodes have, never on what they hold now."""
     problem = request_problem(request)
-    if problem is None and not nodes:
+    if problem is None and not capacities:
         problem = "no nodes registered"
     if problem is None and target is None:
-        problem = cluster_problem(request, [n.capacity for n in nodes])
+        problem = cluster_problem(request, list(capacities.values()))
     elif problem is None and target is not None:
-        node = next((n for n in nodes if n.name == target.node), None)
-        if node is None:
-            known = ", ".join(sorted(n.name for n in nodes))
+        capacity = capacities.get(target.node)
+        if capacity is None:
+            known = ", ".join(sorted(capacities))
             problem = f"unknown node {target.node!r}; known nodes: {known}"
         else:
-            problem = target_problem(request, target, node.name, node.capacity)
+            problem = target_problem(request, target, target.node, capacity)
     if problem is not None:
         raise PlacementError(problem)
 
@@ -177,6 +186,15 @@ class _Pass:
         caps: Mapping[int, BatchCap],
     ) -> None:
         self.nodes = {n.name: n for n in nodes}
+        self.schedulable = [n for n in self.nodes.values() if n.schedulable]
+        self.capacities = [n.capacity for n in self.nodes.values()]
+        self.never: dict[ResourceRequest, str | None] = {}
+        """Request -> why no node could ever hold it (None: some node could)."""
+        self.taken = dict.fromkeys(self.nodes, 0)
+        """Node name -> how many allocations this pass has counted on it."""
+        self.ranked: dict[ResourceRequest, list[tuple[tuple[object, ...], str, int]]] = {}
+        """Request -> a heap of the nodes it fits, by the strategy's preference (each
+        entry with the node's :attr:`taken` count when it was ranked)."""
         self.caps = caps
         self.active = {batch: cap.active for batch, cap in caps.items()}
         """Batch id -> its tasks holding resources, counting this pass's placements."""
@@ -189,6 +207,9 @@ class _Pass:
         self.placements: list[Placement] = []
         self.waiting: dict[int, str] = {}
         self.reservations: list[Reservation] = []
+        self.refused: dict[tuple[ResourceRequest, TargetSpec | None], tuple[str, bool]] = {}
+        """Why a request (and target) did not fit, while nothing has been taken or
+        reserved since: a queue of like tasks that wait is tried once, not once each."""
 
     def run(self, queue: Sequence[QueuedTask]) -> SchedulingResult:
         for task in sorted(queue, key=lambda t: (-t.priority, t.id)):
@@ -196,14 +217,18 @@ class _Pass:
             if batch is not None and self.active[batch] >= self.caps[batch].limit:
                 self.waiting[task.id] = f"its batch runs at most {self.caps[batch].limit} at once"
                 continue
-            outcome = self._try(task)
+            key = (task.request, task.target)
+            outcome = self.refused.get(key) or self._try(task)
             if isinstance(outcome, Allocation):
                 if not take(self.nodes[outcome.node], self.usage[outcome.node], outcome):
                     raise AssertionError(f"allocation {outcome} does not fit")
+                self.taken[outcome.node] += 1
                 self.placements.append(Placement(task.id, outcome))
+                self.refused.clear()
                 if batch is not None:
                     self.active[batch] += 1
                 continue
+            self.refused[key] = outcome
             reason, hopeless = outcome
             if not hopeless and self.now - task.enqueued_at > self.starvation_after:
                 node = self._reservation(task)
@@ -212,6 +237,7 @@ class _Pass:
                     if holder == task.id:
                         reservation = Reservation(task.id, node, reason)
                         self.reservations.append(reservation)
+                        self.refused.clear()
                         reason = reservation.reason
             self.waiting[task.id] = reason
         return SchedulingResult(tuple(self.placements), self.waiting, tuple(self.reservations))
@@ -224,27 +250,62 @@ class _Pass:
             return f"invalid request: {problem}", True
         if target is not None:
             return self._try_target(request, target)
-        problem = cluster_problem(request, [n.capacity for n in self.nodes.values()])
+        if request not in self.never:
+            self.never[request] = cluster_problem(request, self.capacities)
+        problem = self.never[request]
         if problem is not None:
             return problem, True
-        candidates = [n for n in self.nodes.values() if n.schedulable]
+        candidates = self.schedulable
         if not candidates:
             return "no node is schedulable (all are offline or draining)", False
-        fitting: list[NodeSnapshot] = []
+        best = self._best(request)
+        if best is not None:
+            return allocate(request, None, best.name, best.capacity, self.usage[best.name])
         problems: list[Problem] = []
         held: list[str] = []
         for node in candidates:
             found = free_problem(request, None, node.name, node.capacity, self.usage[node.name])
             if found is not None:
                 problems.append(found)
-            elif node.name in self.reserved:
-                held.append(node.name)
             else:
-                fitting.append(node)
-        if fitting:
-            best = min(fitting, key=lambda n: self._preference(n, request))
-            return allocate(request, None, best.name, best.capacity, self.usage[best.name])
+                held.append(node.name)  # it fits, but is reserved
         return self._summary(request, problems, held), False
+
+    def _best(self, request: ResourceRequest) -> NodeSnapshot | None:
+        """The schedulable, unreserved node that an untargeted ``request`` fits now and
+        the strategy prefers, if any. Within a pass nodes only gain allocations and
+        reservations, so a node that does not fit never fits again, and only the nodes
+        taken from since a request was ranked need ranking again."""
+        heap = self.ranked.get(request)
+        if heap is None:
+            fitting = [n for n in self.schedulable if self._fits_now(request, n)]
+            heap = self.ranked[request] = [self._rank(n, request) for n in fitting]
+            heapq.heapify(heap)
+        while heap:
+            _, name, taken = heap[0]
+            node = self.nodes[name]
+            if taken != self.taken[name]:  # ranked before it was taken from: again
+                heapq.heappop(heap)
+                if self._fits_now(request, node):
+                    heapq.heappush(heap, self._rank(node, request))
+            elif name in self.reserved:
+                heapq.heappop(heap)
+            else:
+                return node
+        return None
+
+    def _rank(
+        self, node: NodeSnapshot, request: ResourceRequest
+    ) -> tuple[tuple[object, ...], str, int]:
+        return self._preference(node, request), node.name, self.taken[node.name]
+
+    def _fits_now(self, request: ResourceRequest, node: NodeSnapshot) -> bool:
+        """Whether an untargeted ``request`` fits ``node`` now and the node is not
+        reserved (too few free cores settle it without building the reason)."""
+        usage = self.usage[node.name]
+        if request.cores > node.capacity.cores - usage.cores or node.name in self.reserved:
+            return False
+        return free_problem(request, None, node.name, node.capacity, usage) is None
 
     def _try_target(
         self, request: ResourceRequest, target: TargetSpec

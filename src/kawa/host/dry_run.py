@@ -9,6 +9,7 @@ import time
 from kawa.core.scheduler import BatchCap, QueuedTask, place
 from kawa.host.auth import Principal
 from kawa.host.scheduling import SchedulerLoop, batch_caps, pending_queue, queued_task
+from kawa.host.snapshots import node_snapshots
 from kawa.host.task_service import TaskService
 from kawa.protocol.task_queries import DryRunResponse, DryRunTask
 from kawa.protocol.tasks import TaskSpec
@@ -30,6 +31,7 @@ class DryRun:
         (the same reasons a pending task shows). Refused as submitting would refuse it."""
         with self.tasks.ledger.sessions() as s:
             checked = self.tasks.prepare(s, spec, who)
+            snapshots = node_snapshots(s)
             rows = pending_queue(s, self.scheduler.queue_scan)
             caps: dict[int, BatchCap] = dict(
                 batch_caps(s, {r.batch_id: r.batch_max_parallel for r in rows})
@@ -50,7 +52,7 @@ class DryRun:
             for n, member in enumerate(checked.members)
         ]
         result = place(
-            checked.snapshots,
+            snapshots,
             [*queue, *new],
             self.scheduler.strategy,
             now,

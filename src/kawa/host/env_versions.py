@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from kawa.host.views import aware
 from kawa.protocol.environments import EnvironmentVersionView
 from kawa.protocol.runner_api import EnvironmentRef
-from kawa.store.models import Environment, EnvironmentVersion, Task
+from kawa.store.models import Environment, EnvironmentVersion
 
 
 def versions(s: Session, name: str | None = None) -> list[EnvironmentVersion]:
@@ -74,22 +74,20 @@ def ref(row: EnvironmentVersion) -> EnvironmentRef:
     return EnvironmentRef(**_identity(row))
 
 
-def ref_for_task(task: Task) -> EnvironmentRef | None:
-    """The packaged version a task runs in, for its run order; None for a local image.
+def ref_for(s: Session, container: str, image: str | None) -> EnvironmentRef | None:
+    """The packaged version a task of environment ``container`` submitted with ``image``
+    runs in, for its run order; None for a local image.
 
     A task keeps the version that was newest when it was submitted (its ``image``); if
     that version has been pruned since, it gets the environment's newest one."""
-    s = object_session(task)
-    if s is None or not task.container:
-        return None
     row = s.scalars(
-        select(EnvironmentVersion).where(EnvironmentVersion.image == (task.image or ""))
+        select(EnvironmentVersion).where(EnvironmentVersion.image == (image or ""))
     ).first()
     if row is None:
-        env = s.get(Environment, task.container)
+        env = s.get(Environment, container)
         if env is None or env.digest is None:
             return None
-        row = find(s, task.container, None)
+        row = find(s, container, None)
     return None if row is None else ref(row)
 
 

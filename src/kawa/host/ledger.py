@@ -41,6 +41,8 @@ class Change:
         self.session = session
         self.touched: dict[int, Task] = {}
         self.actions: list[tuple[Task, Action]] = []
+        self.views: list[TaskView] = []
+        """The touched tasks' views as committed and published (once committed)."""
 
     def apply(self, task: Task, event: TaskEvent, cause: str) -> Transition:
         """Apply ``event`` to ``task`` or raise ``InvalidTransition``."""
@@ -108,8 +110,8 @@ class Ledger:
                 for task in change.touched.values():
                     if task.state == TaskState.FAILED.value and not task.error:
                         task.error = failure_reason(task.exit_code)  # a failure always says why
-                views = [task_view(t) for t in change.touched.values()]
-            for view in views:
+                change.views = [task_view(t) for t in change.touched.values()]
+            for view in change.views:
                 self.bus.publish_task(view)
         if any(a is Action.RELEASE for _, a in change.actions):
             self.on_release()

@@ -25,7 +25,7 @@ from kawa.host.ledger import Change, Ledger
 from kawa.host.node_history import NodeHistories, point_of
 from kawa.host.node_listing import NodeListing
 from kawa.host.runner_link import RunnerLink
-from kawa.host.snapshots import holding_by_node
+from kawa.host.snapshots import holding_by_node, holding_on
 from kawa.host.views import aware, node_view
 from kawa.protocol.history import HistoryWindow, NodeHistory
 from kawa.protocol.join import PROTOCOL_VERSION
@@ -212,9 +212,13 @@ class NodeService:
         gone: list[str] = []
         if not is_silent(None, now, self.node_timeout, self._started.timestamp()):
             return gone  # runners had no time yet to reach this process
+        silent = self._silent(now)
+        if not silent:
+            return gone  # no write transaction: most checks find every node alive
         with self.ledger.change() as change:
             s = change.session
-            for node in s.scalars(select(Node).where(Node.status == NodeStatus.ONLINE.value)):
+            online = Node.status == NodeStatus.ONLINE.value
+            for node in s.scalars(select(Node).where(online, Node.name.in_(silent))):
                 last = node.last_heartbeat
                 seen = None if last is None else aware(last).timestamp()
                 if not is_silent(seen, now, self.node_timeout, self._started.timestamp()):
@@ -233,6 +237,22 @@ class NodeService:
             log.warning("node %s is offline", name)
             self._publish(name)
         return gone
+
+    def _silent(self, now: float) -> list[str]:
+        """The online nodes silent for longer than ``node_timeout`` (read, not locked:
+        :meth:`mark_offline` checks each again in its transaction)."""
+        with self.ledger.sessions() as s:
+            rows = s.execute(
+                select(Node.name, Node.last_heartbeat).where(Node.status == NodeStatus.ONLINE.value)
+            ).all()
+        started = self._started.timestamp()
+        return [
+            name
+            for name, last in rows
+            if is_silent(
+                None if last is None else aware(last).timestamp(), now, self.node_timeout, started
+            )
+        ]
 
     async def monitor(self) -> None:
         """Check liveness every ``node_timeout / 20`` s (0.5 s by default, at most 1 s),
@@ -265,7 +285,7 @@ class NodeService:
             if node is None:
                 known = ", ".join(s.scalars(select(Node.name))) or "none"
                 raise NotFound(f"unknown node {name!r}; known nodes: {known}")
-            return node_view(node, holding_by_node(s).get(name, []))
+            return node_view(node, holding_on(s, name))
 
     def health(self, name: str) -> NodeHealth:
         return NodeHealth(node=self.get(name), history=list(self._history.get(name, ())))

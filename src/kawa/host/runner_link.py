@@ -48,15 +48,35 @@ class RunnerLink:
     ) -> None:
         self.tls: ssl.SSLContext | None = client_context(ca_file)
         """What wss:// stream sessions to runners are verified with (None: the default)."""
+        self._headers = {"Authorization": f"Bearer {cluster_secret}"}
+        self._timeout = httpx.Timeout(timeout, connect=5.0)
+        self._verify = self.tls or httpx.create_ssl_context()
         self._http = httpx.AsyncClient(
-            headers={"Authorization": f"Bearer {cluster_secret}"},
-            timeout=httpx.Timeout(timeout, connect=5.0),
+            headers=self._headers,
+            timeout=self._timeout,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            verify=self.tls or True,
+            verify=self._verify,
         )
+        self._runners: dict[str, httpx.AsyncClient] = {}
+        """Base URL -> the client for calls to that runner. A connection pool scans all
+        its connections for each request, so one pool for a whole fleet costs each
+        order time in proportion to the fleet's size; a pool per runner does not."""
 
     async def close(self) -> None:
-        await self._http.aclose()
+        clients, self._runners = [self._http, *self._runners.values()], {}
+        for client in clients:
+            await client.aclose()
+
+    def _runner(self, base: str) -> httpx.AsyncClient:
+        client = self._runners.get(base)
+        if client is None:
+            client = self._runners[base] = httpx.AsyncClient(
+                headers=self._headers,
+                timeout=self._timeout,
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+                verify=self._verify,
+            )
+        return client
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -64,13 +84,18 @@ class RunnerLink:
         return self._http
 
     async def _post(
-        self, url: str, json: object | None = None, timeout: httpx.Timeout | None = None
+        self,
+        base: str,
+        path: str,
+        json: object | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> RunnerAck:
+        url, client = f"{base}{path}", self._runner(base)
         try:
             if timeout is None:
-                response = await self._http.post(url, json=json)
+                response = await client.post(url, json=json)
             else:
-                response = await self._http.post(url, json=json, timeout=timeout)
+                response = await client.post(url, json=json, timeout=timeout)
         except httpx.HTTPError as exc:
             sent = not isinstance(exc, _NOT_SENT)
             raise RunnerUnreachable(f"runner unreachable at {url}: {exc!r}", sent) from exc
@@ -82,14 +107,14 @@ class RunnerLink:
         # A runner may first fetch and load the task's environment (minutes for a big
         # one); it bounds that itself, and a runner that dies drops the connection.
         wait = httpx.Timeout(None, connect=5.0) if task.environment else None
-        return await self._post(f"{base}/tasks", task.model_dump(mode="json"), wait)
+        return await self._post(base, "/tasks", task.model_dump(mode="json"), wait)
 
     async def control(self, base: str, task_id: str, action: str) -> RunnerAck:
-        return await self._post(f"{base}/tasks/{task_id}/{action}")
+        return await self._post(base, f"/tasks/{task_id}/{action}")
 
     async def remove_vps(self, base: str, task_id: str, force: bool) -> RunnerAck:
         body = RemoveVps(force=force).model_dump(mode="json")
-        return await self._post(f"{base}/tasks/{task_id}/remove", body)
+        return await self._post(base, f"/tasks/{task_id}/remove", body)
 
     @asynccontextmanager
     async def logs(

@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from kawa.core.dispatch import RetryVerdict, giving_up, retry_verdict
@@ -38,15 +39,16 @@ from kawa.core.task_states import (
     TaskEvent,
     TaskState,
 )
+from kawa.host.acknowledgements import Acknowledgements
 from kawa.host.actions import ActionRunner
-from kawa.host.env_versions import ref_for_task
+from kawa.host.env_versions import ref_for
 from kawa.host.errors import Conflict
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import node_snapshots
 from kawa.host.views import aware, run_fields
 from kawa.protocol.nodes import NodeStatus
-from kawa.protocol.runner_api import RunTask
+from kawa.protocol.runner_api import EnvironmentRef, RunTask
 from kawa.store.models import Node, Task
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,19 @@ def dispatch_error(node: str, what: object) -> str:
     return f"dispatch to {node} failed: {str(what) or repr(what)}"
 
 
-def run_order(task: Task) -> RunTask:
-    environment = ref_for_task(task)  # a packaged version: the runner syncs it first
+EnvironmentRefs = dict[tuple[str, str | None], EnvironmentRef | None]
+"""(environment, image) -> its packaged version, as looked up in one pass."""
+
+
+def run_order(task: Task, s: Session, refs: EnvironmentRefs) -> RunTask:
+    """The order that runs ``task``; ``refs`` remembers each environment's packaged
+    version (looked up once per pass, not once per task)."""
+    environment = None
+    if task.container:  # a packaged version: the runner syncs it first
+        key = (task.container, task.image)
+        if key not in refs:
+            refs[key] = ref_for(s, *key)
+        environment = refs[key]
     return RunTask(
         **run_fields(task),
         task_id=str(task.id),
@@ -168,6 +181,21 @@ def _tasks(s: Session, ids: list[int], chunk: int = 500) -> list[Task]:
     return found
 
 
+def _write_reasons(s: Session, reasons: Mapping[int, str]) -> None:
+    """Set the waiting reasons of the tasks of ``reasons`` (id -> reason) that are still
+    pending: one UPDATE per distinct reason."""
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for task_id, reason in reasons.items():
+        by_reason[reason].append(task_id)
+    for reason, ids in by_reason.items():
+        s.execute(
+            update(Task)
+            .where(Task.id.in_(ids), Task.state == TaskState.PENDING.value)
+            .values(waiting_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -217,6 +245,7 @@ class SchedulerLoop:
         in the HTTP connection pool (whose queue grows costly to serve on the loop)."""
         self.dispatching: set[int] = set()
         """Ids of the tasks whose order is being sent now."""
+        self._acks = Acknowledgements(self._record_started)
         self.last_pass_seconds = 0.0
         self.pass_observers: list[Callable[[float], None]] = []
         """Called with each pass's duration in seconds (metrics)."""
@@ -270,20 +299,23 @@ class SchedulerLoop:
             rows = pending_queue(s, self.queue_scan, new_only=new_only)
             if not rows:
                 return []
-            more = new_only and len(rows) >= self.queue_scan
             queue = [queued_task(r) for r in rows]
             caps = batch_caps(s, {r.batch_id: r.batch_max_parallel for r in rows})
             result = place(
                 snapshots, queue, self.strategy, time.time(), self.starvation_after, caps
             )
             jobs = self._apply(change, snapshots, result.placements)
+            # Tasks beyond the scan may wait: for a first reason, or for the room this
+            # pass did not fill. The next pass at once, so a large submission settles
+            # in seconds, not a pass per wake or per idle interval.
+            more = len(rows) >= self.queue_scan and (new_only or bool(result.placements))
             reasons = {r.id: r.waiting_reason for r in rows}
             changed = {t: r for t, r in result.waiting.items() if reasons.get(t) != r}
             if not self.fence(s):
                 raise NotLeading("this host no longer holds the leader lock")
         self._record_reasons(changed)
-        if more:  # more new arrivals may wait for a first reason: the next pass at once,
-            self.wake()  # so a large submission settles in seconds, not a pass per wake
+        if more:
+            self.wake()
         return jobs
 
     def _record_reasons(self, reasons: dict[int, str]) -> None:
@@ -295,9 +327,10 @@ class SchedulerLoop:
                 time.sleep(0.001)  # a change waiting for the write lock takes it now
             try:
                 with self.ledger.change() as change:
-                    for task in _tasks(change.session, ids[at : at + REASON_CHUNK]):
+                    chunk = ids[at : at + REASON_CHUNK]
+                    _write_reasons(change.session, {t: reasons[t] for t in chunk})
+                    for task in _tasks(change.session, chunk):  # their new views: published
                         if task.state == TaskState.PENDING.value:  # not placed or ended since
-                            task.waiting_reason = reasons[task.id]
                             change.touch(task)
                     if not self.fence(change.session):
                         raise NotLeading("this host no longer holds the leader lock")
@@ -314,28 +347,31 @@ class SchedulerLoop:
         """Commit placements, re-checking each against what is held (never over-commit)."""
         nodes = {n.name: n for n in snapshots}
         usage = working_usage(snapshots)
+        s = change.session
+        tasks = {t.id: t for t in _tasks(s, [p.task_id for p in placements])}
+        urls = {name: url for name, url in s.execute(select(Node.name, Node.url))}
+        refs: EnvironmentRefs = {}
         jobs = []
-        for p in placements:
-            a, task = p.allocation, change.session.get(Task, p.task_id)
-            if task is None:
-                continue
-            if a.node not in nodes or not take(nodes[a.node], usage[a.node], a):
-                log.error("placement of %s on %s does not fit; left pending", task.id, a.node)
-                continue
-            task.node, task.numa = a.node, a.numa
-            task.gpu_ids, task.cpuset = list(a.gpu_ids), list(a.cpuset)
-            task.waiting_reason = None
-            change.apply(task, TaskEvent.PLACED, f"scheduled on {a.node}")
-            node = change.session.get(Node, a.node)
-            assert node is not None
-            try:
-                order = run_order(task)
-            except Exception as exc:  # this task cannot be ordered; the others still are
-                log.warning("order of task %s cannot be built: %s", task.id, exc)
-                change.apply(task, TaskEvent.DISPATCH_ERROR, "its order could not be built")
-                task.error = dispatch_error(a.node, exc)
-                continue
-            jobs.append(Dispatch(a.node, node.url, order))
+        with s.no_autoflush:  # the lookups of orders need not write each change first
+            for p in placements:
+                a, task = p.allocation, tasks.get(p.task_id)
+                if task is None:
+                    continue
+                if a.node not in nodes or not take(nodes[a.node], usage[a.node], a):
+                    log.error("placement of %s on %s does not fit; left pending", task.id, a.node)
+                    continue
+                task.node, task.numa = a.node, a.numa
+                task.gpu_ids, task.cpuset = list(a.gpu_ids), list(a.cpuset)
+                task.waiting_reason = None
+                change.apply(task, TaskEvent.PLACED, f"scheduled on {a.node}")
+                try:
+                    order = run_order(task, s, refs)
+                except Exception as exc:  # this task cannot be ordered; the others still are
+                    log.warning("order of task %s cannot be built: %s", task.id, exc)
+                    change.apply(task, TaskEvent.DISPATCH_ERROR, "its order could not be built")
+                    task.error = dispatch_error(a.node, exc)
+                    continue
+                jobs.append(Dispatch(a.node, urls[a.node], order))
         return jobs
 
     async def dispatch(self, job: Dispatch) -> None:
@@ -405,7 +441,7 @@ class SchedulerLoop:
     async def _started(self, task_id: int, job: Dispatch, state: str | None) -> None:
         if state != "running":
             return
-        if await asyncio.to_thread(self._ended_meanwhile, task_id):
+        if await self.acknowledge(task_id):
             # killed while its order was under way: nothing may run for it
             t = asyncio.get_running_loop().create_task(self._kill(job, task_id))
             self._inflight.add(t)
@@ -417,13 +453,22 @@ class SchedulerLoop:
         except Conflict as exc:
             log.warning("kill of ended task %s on %s failed: %s", task_id, job.node, exc)
 
-    def _ended_meanwhile(self, task_id: int) -> bool:
-        """Record that the runner started the task; True when the task had ended before."""
-        if self._settle(task_id, TaskEvent.STARTED, "runner started the task", None):
-            return False
-        with self.ledger.sessions() as s:
-            task = s.get(Task, task_id)
-            return task is not None and TaskState(task.state) in FINAL_STATES
+    async def acknowledge(self, task_id: int) -> bool:
+        """Record that the runner started the task, in one transaction with the other
+        acknowledgements waiting then; True when the task had ended before."""
+        return await self._acks.acknowledge(task_id)
+
+    def _record_started(self, task_ids: list[int]) -> set[int]:
+        """Record that the runners started these tasks (one transaction); the ids of
+        those that had ended before."""
+        ended: set[int] = set()
+        with self.ledger.change() as change:
+            for task in _tasks(change.session, task_ids):
+                if change.try_apply(task, TaskEvent.STARTED, "runner started the task"):
+                    continue
+                if TaskState(task.state) in FINAL_STATES:
+                    ended.add(task.id)
+        return ended
 
     async def _settled(self, task_id: int, event: TaskEvent, cause: str, error: str | None) -> bool:
         return await asyncio.to_thread(self._settle, task_id, event, cause, error)
@@ -441,3 +486,4 @@ class SchedulerLoop:
         for t in list(self._inflight):
             t.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self._acks.stop()

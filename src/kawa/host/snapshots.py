@@ -1,37 +1,90 @@
-"""Read-only scheduler snapshots of the cluster, built from the database."""
+"""Read-only scheduler snapshots of the cluster, built from the database.
+
+Stored inventories and held resources are read as plain columns (JSON as its stored
+text), not as ORM objects: a submission's admission check and every scheduling pass
+read them, and a fleet's inventories seldom change, so each distinct inventory text is
+parsed once."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from kawa.core.resources import NodeUsage
+from kawa.core.resources import NodeCapacity, NodeUsage
 from kawa.core.scheduler import NodeSnapshot
 from kawa.core.task_states import HOLDS_RESOURCES
-from kawa.host.views import allocation_of, capacity_of
+from kawa.host.views import capacity_of
 from kawa.protocol.nodes import NodeInventory, NodeStatus
 from kawa.store.models import Node, Task
+
+_HOLDING = [st.value for st in HOLDS_RESOURCES]
 
 
 def holding_by_node(s: Session) -> dict[str, list[Task]]:
     held: dict[str, list[Task]] = defaultdict(list)
-    states = [st.value for st in HOLDS_RESOURCES]
-    for task in s.scalars(select(Task).where(Task.state.in_(states))):
+    for task in s.scalars(select(Task).where(Task.state.in_(_HOLDING))):
         if task.node:
             held[task.node].append(task)
     return held
 
 
+def holding_on(s: Session, node: str) -> list[Task]:
+    """The tasks holding resources on ``node``."""
+    return list(s.scalars(select(Task).where(Task.node == node, Task.state.in_(_HOLDING))))
+
+
+@lru_cache(maxsize=4096)
+def capacity_from(stored: str) -> NodeCapacity:
+    """The capacity of a node whose inventory is stored as the JSON text ``stored``."""
+    return capacity_of(NodeInventory.model_validate(json.loads(stored)))
+
+
+def capacities(s: Session) -> dict[str, NodeCapacity]:
+    """Every registered node's capacity (online or not), by name."""
+    rows = s.execute(select(Node.name, cast(Node.inventory, String)).order_by(Node.name))
+    return {name: capacity_from(stored) for name, stored in rows}
+
+
+def _ints(stored: str | None) -> tuple[int, ...]:
+    """A stored JSON list of integers (GPU ids, a cpuset): mostly empty."""
+    if not stored or stored == "[]":
+        return ()
+    return tuple(json.loads(stored))
+
+
+def held_usage(s: Session) -> dict[str, NodeUsage]:
+    """What the tasks holding resources hold, by node (nodes holding nothing are absent):
+    cores and memory summed by the database, GPU ids and pinned CPUs read only from the
+    tasks that have some."""
+    holding = and_(Task.state.in_(_HOLDING), Task.node.is_not(None))
+    usage: dict[str, NodeUsage] = {}
+    totals = select(Task.node, func.sum(Task.cores), func.sum(func.coalesce(Task.memory, 0)))
+    for node, cores, memory in s.execute(totals.where(holding).group_by(Task.node)):
+        assert node is not None  # selected so
+        usage[node] = NodeUsage(cores=int(cores or 0), memory=int(memory or 0))
+    gpu_ids, cpuset = cast(Task.gpu_ids, String), cast(Task.cpuset, String)
+    pinned = select(Task.node, gpu_ids, cpuset).where(holding, or_(gpu_ids != "[]", cpuset != "[]"))
+    for node, gpus, cpus in s.execute(pinned):
+        assert node is not None  # selected so; and summed above
+        usage[node].gpu_ids.update(_ints(gpus))
+        usage[node].pinned_cpus.update(_ints(cpus))
+    return usage
+
+
 def node_snapshots(s: Session) -> list[NodeSnapshot]:
-    held = holding_by_node(s)
+    held = held_usage(s)
+    inventory = cast(Node.inventory, String)
+    rows = s.execute(select(Node.name, Node.status, Node.draining, inventory).order_by(Node.name))
     return [
         NodeSnapshot(
-            name=node.name,
-            capacity=capacity_of(NodeInventory.model_validate(node.inventory)),
-            usage=NodeUsage.of([allocation_of(t) for t in held.get(node.name, [])]),
-            schedulable=node.status == NodeStatus.ONLINE and not node.draining,
+            name=name,
+            capacity=capacity_from(stored),
+            usage=held.get(name) or NodeUsage(),
+            schedulable=status == NodeStatus.ONLINE and not draining,
         )
-        for node in s.scalars(select(Node).order_by(Node.name))
+        for name, status, draining, stored in rows
     ]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from kawa.core.ids import IdGenerator
 from kawa.core.resources import ResourceRequest
-from kawa.core.scheduler import NodeSnapshot, PlacementError, validate
+from kawa.core.scheduler import PlacementError, admit
 from kawa.core.sweep import DEFAULT_LIMIT, SweepError, parse
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import (
@@ -33,9 +33,8 @@ from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceE
 from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.scheduling import QUEUED
-from kawa.host.snapshots import node_snapshots
+from kawa.host.snapshots import capacities
 from kawa.host.task_pages import TaskFilter, TaskParts
-from kawa.host.views import task_view
 from kawa.protocol.task_queries import TaskCounts
 from kawa.protocol.tasks import NetworkMode, SubmitResponse, TaskAction, TaskSpec, TaskView
 from kawa.store.models import Environment, Node, Task, TaskTransition
@@ -134,9 +133,7 @@ class TaskService:
                 change.touch(Task(**row))
             record(s, who, *submission(spec, batch_id, list(change.touched)))
         self.ledger.on_release()  # new work: let the scheduler look
-        return SubmitResponse(
-            batch_id=str(batch_id), tasks=[task_view(t) for t in change.touched.values()]
-        )
+        return SubmitResponse(batch_id=str(batch_id), tasks=change.views)
 
     def prepare(self, s: Session, spec: TaskSpec, who: Principal) -> Prepared:
         """Check a submission as submitting does (the same errors) and say what it
@@ -156,17 +153,17 @@ class TaskService:
         targets = targets or [None]
         members = batch_members(spec, targets, self.sweep_limit)
         container, image = self._image_for(s, spec)
-        snapshots = node_snapshots(s)
+        nodes = capacities(s)
         requests: dict[TargetSpec | None, ResourceRequest] = {}
         for target in targets:
             gpus = len(target.gpus) if target and target.gpus else spec.gpus
             request = ResourceRequest(cores=spec.cores, memory=spec.memory, gpus=gpus)
             try:
-                validate(request, target, snapshots)
+                admit(request, target, nodes)
             except PlacementError as exc:
                 raise BadRequest(str(exc)) from None
             requests[target] = request
-        return Prepared(spec, members, requests, container, image, snapshots)
+        return Prepared(spec, members, requests, container, image)
 
     def _image_for(self, s: Session, spec: TaskSpec) -> tuple[str | None, str | None]:
         if spec.native:
@@ -461,8 +458,6 @@ class Prepared:
     requests: dict[TargetSpec | None, ResourceRequest]
     container: str | None
     image: str | None
-    snapshots: list[NodeSnapshot]
-    """The cluster as the checks saw it."""
 
 
 @dataclass(frozen=True)
