@@ -4,7 +4,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
+from kawa.store.database import make_engine, migrate, session_factory, sqlite_url
 from tests.conftest import BASE_IMAGE
 from tests.integration.cluster import Cluster
 
@@ -31,3 +33,12 @@ def fresh_cluster(docker_available: None, tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """A migrated SQLite database of the test's own (no host)."""
+    engine = make_engine(sqlite_url(tmp_path / "kawa.db"))
+    migrate(engine)
+    yield session_factory(engine)
+    engine.dispose()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +27,6 @@ from kawa.protocol.nodes import (
     NodeUsageSample,
     RunnerTaskObservation,
 )
-from kawa.store.database import make_engine, migrate, session_factory
 from kawa.store.models import Task, TaskTransition
 
 NOW = datetime.now(UTC)
@@ -49,10 +47,9 @@ def task(task_id: int, state: TaskState, desired: str = "run", node: str = "n1")
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[tuple[NodeService, sessionmaker[Session]]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'kawa.db'}")
-    migrate(engine)
-    sessions = session_factory(engine)
+def service(
+    sessions: sessionmaker[Session],
+) -> Iterator[tuple[NodeService, sessionmaker[Session]]]:
     ledger = Ledger(sessions, EventBus())
     nodes = NodeService(ledger, ledger.bus, RunnerLink("secret"), "cluster", 0.5, 0.3)
     nodes.register(
@@ -72,10 +69,7 @@ def service(tmp_path: Path) -> Iterator[tuple[NodeService, sessionmaker[Session]
                 task(ELSEWHERE, TaskState.RUNNING, node="n2"),
             ],
         )
-    try:
-        yield nodes, sessions
-    finally:
-        engine.dispose()
+    yield nodes, sessions
 
 
 def heartbeat(*listed: int) -> Heartbeat:

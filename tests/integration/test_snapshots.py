@@ -4,9 +4,7 @@ columns: they hold what the tasks' own rows, read as ORM objects, add up to."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +17,6 @@ from kawa.core.task_states import TaskState
 from kawa.host.snapshots import capacities, held_usage, holding_by_node, node_snapshots
 from kawa.host.views import allocation_of, capacity_of
 from kawa.protocol.nodes import GpuInfo, NodeInventory, NumaZoneInfo
-from kawa.store.database import make_engine, migrate, session_factory, sqlite_url
 from kawa.store.models import Node, Task
 
 IDS = IdGenerator()
@@ -47,14 +44,6 @@ def inventory(cores: int, gpus: int) -> NodeInventory:
         numa=[NumaZoneInfo(id=0, cpus=list(range(cores)), memory=64 * GIB)],
         gpus=[GpuInfo(index=i, uuid=f"GPU-{i}", name="g", memory_total=GIB) for i in range(gpus)],
     )
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url(tmp_path / "kawa.db"))
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.core.ids import IdGenerator
 from kawa.core.scheduler import BatchCap
 from kawa.host.scheduling import QUEUED, batch_caps, pending_queue
-from kawa.store.database import make_engine, migrate, session_factory, sqlite_url
 from kawa.store.models import Task
 
 IDS = IdGenerator()
@@ -30,14 +26,6 @@ def row(batch: int, cap: int | None = None, **changes: Any) -> dict[str, Any]:
         waiting_reason=QUEUED, ssh_key=None, batch_max_parallel=cap,
     )  # fmt: skip
     return {**base, **changes}
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url(tmp_path / "kawa.db"))
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def test_a_capped_batch_does_not_crowd_others_out_of_the_scan(
