@@ -6,15 +6,14 @@ new part, so nothing needs to be told when a node changes."""
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
-from kawa.core.resources import Allocation, NodeUsage
-from kawa.core.task_states import HOLDS_RESOURCES, TaskState
+from kawa.core.task_states import TaskState
+from kawa.host.snapshots import held_usage
 from kawa.host.views import aware
 from kawa.protocol.nodes import NodeStatus, NodeView
 from kawa.store.models import Node, Task
@@ -30,9 +29,6 @@ _ROW = (
     Node.registered_at,
     Node.last_heartbeat,
 )
-_HOLDING = select(
-    Task.node, Task.state, Task.cores, Task.memory, Task.gpu_ids, Task.numa, Task.cpuset
-).where(Task.state.in_([s.value for s in HOLDS_RESOURCES]), Task.node.is_not(None))
 Held = tuple[int, int, tuple[int, ...], tuple[int, ...], int]
 """Cores, memory, GPU ids and pinned CPUs held on a node, and how many tasks run there."""
 
@@ -76,31 +72,20 @@ def _part(key: tuple[Any, ...]) -> bytes:
 
 
 def _held_by_node(s: Session) -> dict[str, Held]:
-    """What the tasks holding resources hold on each node (plain rows, no entities)."""
-    allocations: dict[str, list[Allocation]] = defaultdict(list)
-    running: dict[str, int] = defaultdict(int)
-    for node, state, cores, memory, gpu_ids, numa, cpuset in s.execute(_HOLDING):
-        if not node:
-            continue
-        allocations[node].append(
-            Allocation(
-                node=node,
-                cores=cores,
-                memory=memory or 0,
-                gpu_ids=tuple(gpu_ids),
-                numa=numa,
-                cpuset=tuple(cpuset),
-            )
-        )
-        running[node] += state == TaskState.RUNNING.value
-    held: dict[str, Held] = {}
-    for node, found in allocations.items():
-        usage = NodeUsage.of(found)
-        held[node] = (
+    """What the tasks holding resources hold on each node, and how many run there."""
+    counts = (
+        select(Task.node, func.count())
+        .where(Task.state == TaskState.RUNNING.value, Task.node.is_not(None))
+        .group_by(Task.node)
+    )
+    running = {node: int(n) for node, n in s.execute(counts)}
+    return {
+        node: (
             usage.cores,
             usage.memory,
             tuple(sorted(usage.gpu_ids)),
             tuple(sorted(usage.pinned_cpus)),
-            running[node],
+            running.get(node, 0),
         )
-    return held
+        for node, usage in held_usage(s).items()
+    }
