@@ -10,12 +10,13 @@ Measured, in order, in one run (every wait has a deadline; nothing leaves 127.0.
 0. ``--stored`` completed tasks are bulk-inserted with SQLAlchemy into the host's database
    before the host starts (rows as a submission writes them, marked completed on a hollow
    node, one transition row each); the N hollow nodes register;
-1. node list p50/p99 (GET /api/v1/nodes) under --clients concurrent keep-alive clients,
-   and the same for a bare FastAPI/uvicorn app returning the same bytes, in the same run;
-2. task list p50/p99 (GET /api/v1/tasks, its default page) the same way;
-3. scheduling throughput: M one-core tasks (default: one per core of the fleet) submitted
+1. scheduling throughput: M one-core tasks (default: one per core of the fleet) submitted
    as sweeps; from the first submission, the time until they are placed (none pending)
-   and until their hollow runners acknowledged them (none assigning either);
+   and until their hollow runners acknowledged them (none assigning either); they run
+   for the rest of the run (their runners' heartbeats list them);
+2. node list p50/p99 (GET /api/v1/nodes) under --clients concurrent keep-alive clients,
+   and the same for a bare FastAPI/uvicorn app returning the same bytes, in the same run;
+3. task list p50/p99 (GET /api/v1/tasks, its default page) the same way;
 4. submissions per second while every core is taken (new tasks wait in the queue):
    sweeps of 100, then single submissions, failures counted;
 5. the host's resident memory (at the end, and the peak sampled every 0.5 s).
@@ -421,20 +422,11 @@ async def submissions(host: Host, clients: int, seconds: float, batch: int) -> f
     return done * batch / took
 
 
-async def scenario(host: Host, args: argparse.Namespace) -> None:
-    async with client(host) as c:
-        stored = sum((await counts(c)).values())
-    host.phase_done("start and registration")
-    await against_bare(host, "/nodes", args.clients, args.requests, args.load_seconds,
-                       f"1. node list ({args.nodes} nodes)")
-    host.phase_done("the node list")
-    await against_bare(host, "/tasks", args.clients, args.requests, args.load_seconds,
-                       f"2. task list ({stored} stored tasks)")
-    host.phase_done("the task list")
-
+async def scheduling(host: Host, args: argparse.Namespace) -> None:
+    """Sweeps of one-core tasks: the time until they are placed and acknowledged."""
     async with client(host) as c:
         slots = args.nodes * args.cores
-        print(f"3. scheduling {args.tasks} one-core tasks ({args.task_seconds:g}s each) "
+        print(f"1. scheduling {args.tasks} one-core tasks ({args.task_seconds:g}s each) "
               f"on {args.nodes} nodes of {args.cores} cores ({slots} slots)", flush=True)
         start = time.perf_counter()
         failed = await submit_batches(c, args.tasks, args.batch, args.task_seconds)
@@ -462,7 +454,22 @@ async def scenario(host: Host, args: argparse.Namespace) -> None:
         print(f"  from the first submission: {placed} placed in {placed_s:.1f}s -> "
               f"{placed / placed_s:.0f} placements/s; {acked} acknowledged by their runners "
               f"in {acked_s:.1f}s -> {acked / acked_s:.0f}/s; states {by2}", flush=True)
-        host.phase_done("scheduling")
+    host.phase_done("scheduling")
+
+
+async def scenario(host: Host, args: argparse.Namespace) -> None:
+    host.phase_done("start and registration")
+    await scheduling(host, args)  # first: the listings then run with these tasks running
+    async with client(host) as c:
+        by = await counts(c)
+    stored, running = sum(by.values()), by.get("running", 0)
+    await against_bare(host, "/nodes", args.clients, args.requests, args.load_seconds,
+                       f"2. node list ({args.nodes} nodes, {running} tasks running)")
+    host.phase_done("the node list")
+    await against_bare(host, "/tasks", args.clients, args.requests, args.load_seconds,
+                       f"3. task list ({stored} tasks stored, {running} running)")
+    host.phase_done("the task list")
+    slots = args.nodes * args.cores
     print("4. submissions " + ("(every slot taken: new tasks wait in the queue)"
                                if args.tasks >= slots else
                                f"({args.tasks} of {slots} slots taken: new tasks run too)"),
@@ -482,10 +489,10 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=1, help="hollow runner processes")
     parser.add_argument("--cores", type=int, default=8, help="cores of each hollow node")
     parser.add_argument("--tasks", type=int, default=None,
-                        help="tasks to schedule (3.; default: nodes x cores, every slot)")
+                        help="tasks to schedule (1.; default: nodes x cores, every slot)")
     parser.add_argument("--task-seconds", type=float, default=3600.0,
                         help="how long each scheduled task runs (longer than the run)")
-    parser.add_argument("--batch", type=int, default=10_000, help="tasks per sweep request (3.)")
+    parser.add_argument("--batch", type=int, default=10_000, help="tasks per sweep request (1.)")
     parser.add_argument("--stored", type=int, default=0,
                         help="completed tasks inserted into the database before the host starts")
     parser.add_argument("--clients", type=int, default=20)

@@ -55,6 +55,7 @@ from kawa.settings import HostConfig
 from kawa.store.advisory_lock import AdvisoryLock, is_postgresql
 from kawa.store.database import make_engine, migrate, session_factory
 from kawa.store.models import ClusterMeta, Environment
+from kawa.store.write_versions import write_versions
 
 if TYPE_CHECKING:
     from kawa.gateway.server import SSHGateway
@@ -148,8 +149,18 @@ class Host:
         """Events to and from other hosts on the same database (PostgreSQL only)."""
         if shared:
             self.relay = EventRelay(
-                url, self.bus, self._task_view, self.nodes.get, on_tasks=self.scheduler.wake
+                url,
+                self.bus,
+                self._task_view,
+                self.nodes.get,
+                on_tasks=self._tasks_changed_elsewhere,
+                on_nodes=lambda: write_versions(sessions).bump(["nodes"]),
             )
+
+    def _tasks_changed_elsewhere(self) -> None:
+        """Another host changed tasks: listings read them again; the scheduler looks."""
+        write_versions(self.sessions).bump(["tasks"])
+        self.scheduler.wake()
 
     def _task_view(self, task_id: str) -> TaskView:
         return self.ledger.view(task_id, history=False)

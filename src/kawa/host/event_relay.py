@@ -89,11 +89,14 @@ class EventRelay:
         read_node: Callable[[str], NodeView | None],
         retry: float = 1.0,
         on_tasks: Callable[[], None] = lambda: None,
+        on_nodes: Callable[[], None] = lambda: None,
     ) -> None:
         self.url = libpq_url(url)
         self.on_tasks = on_tasks
         """Called after tasks changed by another host are published (wakes the scheduler:
         a task submitted to a standby is placed by the leader at once)."""
+        self.on_nodes = on_nodes
+        """Called when another host changed nodes, before they are read here."""
         self.bus = bus
         self.read_task = read_task
         self.read_node = read_node
@@ -163,6 +166,8 @@ class EventRelay:
         changed = Changed.parse(payload)
         if changed is None or changed.origin == self.origin:
             return
+        if changed.nodes:
+            self.on_nodes()
         for task_id in changed.tasks:
             task = _quietly(self.read_task, task_id)
             if task is not None:

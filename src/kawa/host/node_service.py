@@ -17,6 +17,7 @@ from kawa.core.reconcile import Memory, Reconciliation, TaskOnNode, is_silent, r
 from kawa.core.reports import ObservedState, observed_state
 from kawa.core.task_states import Action, Desired, TaskEvent, TaskKind, TaskState
 from kawa.host.actions import ActionRunner
+from kawa.host.answer_cache import AnswerCache
 from kawa.host.audit import record
 from kawa.host.auth import Principal
 from kawa.host.errors import Conflict, NotFound
@@ -41,6 +42,9 @@ from kawa.protocol.nodes import (
 from kawa.store.models import Node, Task
 
 log = logging.getLogger(__name__)
+QUIET_FOR = 1.0
+"""Seconds the node list may lag behind heartbeats that changed only usage and time
+(a usage sample is itself up to a heartbeat interval old)."""
 Resend = tuple[Action, str, int]
 """An action to send again, the runner's URL and the task's id."""
 _ON_NODE = [TaskState.ASSIGNING.value, TaskState.RUNNING.value, TaskState.PAUSED.value]
@@ -69,6 +73,11 @@ class NodeService:
         self.histories = NodeHistories(heartbeat_interval)
         """Each node's measurements for graphs (an hour per heartbeat, a day per minute)."""
         self.listing = NodeListing()
+        self.pages = AnswerCache.of_database(
+            ledger.sessions, ("nodes", "tasks"), quiet_for=QUIET_FOR
+        )
+        """Node list answers, reused while no node or task was written (heartbeats that
+        only refresh usage: for up to :data:`QUIET_FOR` seconds)."""
         self._resending: set[asyncio.Task[None]] = set()
         self._missing_since: dict[int, float] = {}
         """Task id -> since when its runner has not listed it (while that matters)."""
@@ -275,9 +284,18 @@ class NodeService:
             ]
 
     def page(self) -> bytes:
-        """What :meth:`list` answers, as JSON (each node's part reused while unchanged)."""
-        with self.ledger.sessions() as s:
-            return self.listing.page(s)
+        """What :meth:`list` answers, as JSON (each node's part reused while unchanged).
+        Blocks."""
+
+        def read() -> bytes:
+            with self.ledger.sessions() as s:
+                return self.listing.page(s)
+
+        return self.pages.answer("all", read)
+
+    def known_page(self) -> bytes | None:
+        """:meth:`page`'s answer when it is kept and current, else None (reads nothing)."""
+        return self.pages.known("all")
 
     def get(self, name: str) -> NodeView:
         with self.ledger.sessions() as s:

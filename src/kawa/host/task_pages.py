@@ -55,6 +55,9 @@ class TaskFilter:
     before: int | None = None
     """Only ids below it: the next page's cursor."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "states", tuple(self.states))  # hashable: a cache key
+
     def check(self) -> None:
         """BadRequest for an unknown state or kind, or a batch id that is not a number."""
         bad = [x for x in self.states if x not in TaskState.__members__.values()]

@@ -27,6 +27,7 @@ from kawa.core.task_states import (
 )
 from kawa.gateway.directory import VpsAccess
 from kawa.host.actions import ActionRunner
+from kawa.host.answer_cache import AnswerCache
 from kawa.host.audit import record, submission, task_action
 from kawa.host.auth import Principal
 from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError
@@ -68,6 +69,8 @@ class TaskService:
         self.actions = ActionRunner(ledger, link)
         self.parts = TaskParts()
         """The task list's serialised tasks, reused while their rows are unchanged."""
+        self.pages = AnswerCache.of_database(ledger.sessions, ("tasks",))
+        """Whole task list answers, reused while no task was written."""
 
     # -- submit ---------------------------------------------------------------------
     def submit(self, spec: TaskSpec, who: Principal, cause: str | None = None) -> SubmitResponse:
@@ -213,10 +216,19 @@ class TaskService:
 
     def page(self, who: Principal, wanted: TaskFilter) -> bytes:
         """The JSON list of the tasks the caller may see that ``wanted`` asks for, newest
-        first (BadRequest for a filter that names no state, kind or batch)."""
-        query = wanted.query(None if who.is_admin else who.user)
-        with self.ledger.sessions() as s:
-            return self.parts.page(s, query)
+        first (BadRequest for a filter that names no state, kind or batch). Blocks."""
+        owner = None if who.is_admin else who.user
+        query = wanted.query(owner)
+
+        def read() -> bytes:
+            with self.ledger.sessions() as s:
+                return self.parts.page(s, query)
+
+        return self.pages.answer((owner, wanted), read)
+
+    def known_page(self, who: Principal, wanted: TaskFilter) -> bytes | None:
+        """:meth:`page`'s answer when it is kept and current, else None (reads nothing)."""
+        return self.pages.known((None if who.is_admin else who.user, wanted))
 
     def counts(self, who: Principal) -> TaskCounts:
         """How many tasks the caller may see, by state: one GROUP BY, no rows read."""

@@ -1,10 +1,12 @@
-"""/api/v1/nodes (plain functions: FastAPI runs them in its threadpool, off the loop)"""
+"""/api/v1/nodes (plain functions: FastAPI runs them in its threadpool, off the loop;
+the list answers a kept answer on the loop and reads in a worker thread otherwise)"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
 
 from kawa.host.deps import HostDep, NodeNamePath, UserDep
 from kawa.host.errors import Forbidden
@@ -16,8 +18,11 @@ WINDOW = "1h: a point per heartbeat; 24h: a point per minute (the mean of its he
 
 
 @router.get("", response_model=list[NodeView])
-def list_nodes(host: HostDep, who: UserDep) -> Response:
-    return Response(host.nodes.page(), media_type="application/json")
+async def list_nodes(host: HostDep, who: UserDep) -> Response:
+    body = host.nodes.known_page()
+    if body is None:  # read in a worker thread, off the loop
+        body = await run_in_threadpool(host.nodes.page)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{name}")
