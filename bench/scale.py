@@ -425,6 +425,14 @@ async def scenario(host: Host, args: argparse.Namespace) -> None:
     async with client(host) as c:
         stored = sum((await counts(c)).values())
     host.phase_done("start and registration")
+    if args.skip_listings:
+        print("1., 2. listings skipped (--skip-listings)", flush=True)
+    else:
+        await _listings(host, args, stored)
+    await _scheduling_on(host, args)
+
+
+async def _listings(host: Host, args: argparse.Namespace, stored: int) -> None:
     await against_bare(host, "/nodes", args.clients, args.requests, args.load_seconds,
                        f"1. node list ({args.nodes} nodes)")
     host.phase_done("the node list")
@@ -432,6 +440,8 @@ async def scenario(host: Host, args: argparse.Namespace) -> None:
                        f"2. task list ({stored} stored tasks)")
     host.phase_done("the task list")
 
+
+async def _scheduling_on(host: Host, args: argparse.Namespace) -> None:
     async with client(host) as c:
         slots = args.nodes * args.cores
         print(f"3. scheduling {args.tasks} one-core tasks ({args.task_seconds:g}s each) "
@@ -497,6 +507,8 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=None,
                         help="the host's heartbeat interval (default: the host's)")
     parser.add_argument("--postgres", default=None, help="database URL (default SQLite)")
+    parser.add_argument("--skip-listings", action="store_true",
+                        help="skip the node and task list latencies (1., 2.)")
     args = parser.parse_args()
     if args.tasks is None:
         args.tasks = args.nodes * args.cores
