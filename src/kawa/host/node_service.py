@@ -86,6 +86,9 @@ class NodeService:
         process, so only their runner's next heartbeat can say whether it got them."""
         self._beats: Batches[Heartbeat, list[Resend]] = Batches(self.heartbeats, HEARTBEAT_GROUP)
         """Heartbeats waiting to be recorded together (:meth:`beat`)."""
+        self._heard: dict[str, float] = {}
+        """Node -> when its last heartbeat reached this process (its row may not say so
+        yet: the write waits its turn behind others). A node heard is not silent."""
 
     def begin_leading(self) -> None:
         """Start afresh as the leader: what this process remembered of tasks and
@@ -95,6 +98,7 @@ class NodeService:
         self._started = datetime.now(UTC)
         self._orphaned = self._assigning_now()
         self._missing_since.clear()
+        self._heard.clear()
 
     def _assigning_now(self) -> set[int]:
         with self.ledger.sessions() as s:
@@ -155,7 +159,9 @@ class NodeService:
 
     async def beat(self, hb: Heartbeat) -> None:
         """Record a heartbeat with those that arrive meanwhile (:meth:`heartbeats`, one
-        transaction for the group) and send again what it shows must be."""
+        transaction for the group) and send again what it shows must be. The node
+        counts as heard from now on, however long the write waits its turn."""
+        self._heard[hb.name] = time.time()
         self.resend(await self._beats.submit(hb))
 
     def heartbeats(self, beats: list[Heartbeat]) -> list[list[Resend] | Exception]:
@@ -275,7 +281,7 @@ class NodeService:
             online = Node.status == NodeStatus.ONLINE.value
             for node in s.scalars(select(Node).where(online, Node.name.in_(silent))):
                 last = node.last_heartbeat
-                seen = None if last is None else aware(last).timestamp()
+                seen = self._last_heard(node.name, last)
                 if not is_silent(seen, now, self.node_timeout, self._started.timestamp()):
                     continue
                 node.status = NodeStatus.OFFLINE.value
@@ -304,10 +310,17 @@ class NodeService:
         return [
             name
             for name, last in rows
-            if is_silent(
-                None if last is None else aware(last).timestamp(), now, self.node_timeout, started
-            )
+            if is_silent(self._last_heard(name, last), now, self.node_timeout, started)
         ]
+
+    def _last_heard(self, name: str, stored: datetime | None) -> float | None:
+        """When node ``name`` was last heard from: its stored last heartbeat, or the
+        arrival of one not recorded yet."""
+        heard = self._heard.get(name)
+        seen = None if stored is None else aware(stored).timestamp()
+        if heard is None or (seen is not None and seen >= heard):
+            return seen
+        return heard
 
     async def monitor(self) -> None:
         """Check liveness every ``node_timeout / 20`` s (0.5 s by default, at most 1 s),
@@ -393,6 +406,7 @@ class NodeService:
             s.delete(node)
             record(s, who, "node.remove", name, "forced" if force else "")
         self._history.pop(name, None)
+        self._heard.pop(name, None)
         log.info("node %s removed", name)
 
     def _publish(self, name: str) -> NodeView:
