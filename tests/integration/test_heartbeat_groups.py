@@ -175,13 +175,15 @@ def test_a_node_whose_heartbeat_waits_for_its_write_is_not_silent(
 
     async def main() -> list[str]:
         ledger.write_lock.acquire()  # a long write elsewhere: the heartbeat's own waits
-        try:
-            beat = asyncio.create_task(nodes.beat(heartbeat("n1")))
-            await asyncio.sleep(0)  # it has arrived
+        try:  # answered after a heartbeat interval, its write still waiting
+            await asyncio.wait_for(nodes.beat(heartbeat("n1", cpu=42)), 5)
             return await asyncio.wait_for(asyncio.to_thread(nodes.mark_offline), 5)
         finally:
             ledger.write_lock.release()
-            await beat
+            deadline = time.monotonic() + 10
+            while (rows(sessions)["n1"][2] or {}).get("cpu_percent") != 42:
+                assert time.monotonic() < deadline, "the heartbeat was never recorded"
+                await asyncio.sleep(0.01)
 
     assert asyncio.run(main()) == [], "heard from: not offline"
     assert rows(sessions)["n1"][0] == NodeStatus.ONLINE.value

@@ -160,9 +160,25 @@ class NodeService:
     async def beat(self, hb: Heartbeat) -> None:
         """Record a heartbeat with those that arrive meanwhile (:meth:`heartbeats`, one
         transaction for the group) and send again what it shows must be. The node
-        counts as heard from now on, however long the write waits its turn."""
+        counts as heard from now on. The answer waits for the write at most a heartbeat
+        interval: a write that waits its turn longer (behind a large submission) is
+        still made, later, and the runner's next heartbeat comes on time."""
         self._heard[hb.name] = time.time()
-        self.resend(await self._beats.submit(hb))
+        recording = asyncio.ensure_future(self._beats.submit(hb))
+        await asyncio.wait([recording], timeout=self.heartbeat_interval)
+        if recording.done():
+            self.resend(recording.result())
+        else:
+            recording.add_done_callback(self._recorded_late)
+
+    def _recorded_late(self, recording: asyncio.Future[list[Resend]]) -> None:
+        if recording.cancelled():
+            return
+        failure = recording.exception()
+        if failure is not None:
+            log.warning("a heartbeat answered before its write could not be recorded: %s", failure)
+            return
+        self.resend(recording.result())
 
     def heartbeats(self, beats: list[Heartbeat]) -> list[list[Resend] | Exception]:
         """Record heartbeats in one transaction: each node's row as one heartbeat writes
