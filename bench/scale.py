@@ -295,6 +295,11 @@ async def wait_counts(c: httpx.AsyncClient, done: object, deadline_s: float
         await asyncio.sleep(min(1.0, 0.1 + waited / 50))
 
 
+def placed_in(by: dict[str, int]) -> int:
+    """Tasks placed by these counts: assigning or running."""
+    return by.get("assigning", 0) + by.get("running", 0)
+
+
 def p(samples: list[float], q: float) -> float:
     s = sorted(samples)
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
@@ -447,6 +452,13 @@ async def _scheduling_on(host: Host, args: argparse.Namespace) -> None:
         print(f"3. scheduling {args.tasks} one-core tasks ({args.task_seconds:g}s each) "
               f"on {args.nodes} nodes of {args.cores} cores ({slots} slots)", flush=True)
         start = time.perf_counter()
+        seen: list[tuple[float, int]] = []
+
+        async def first_placements() -> None:  # polled during the submissions too
+            by = await wait_counts(c, lambda by: placed_in(by) > 0, args.deadline)
+            seen.append((time.perf_counter() - start, placed_in(by)))
+
+        watch = asyncio.create_task(first_placements())
         failed = await submit_batches(c, args.tasks, args.batch, args.task_seconds)
         took = time.perf_counter() - start
         print(f"  submitted in {took:.1f}s ({args.tasks / took:.0f} tasks/s in sweeps of "
@@ -472,6 +484,12 @@ async def _scheduling_on(host: Host, args: argparse.Namespace) -> None:
         print(f"  from the first submission: {placed} placed in {placed_s:.1f}s -> "
               f"{placed / placed_s:.0f} placements/s; {acked} acknowledged by their runners "
               f"in {acked_s:.1f}s -> {acked / acked_s:.0f}/s; states {by2}", flush=True)
+        await watch
+        at, first = seen[0]
+        if placed > first and placed_s > at:
+            print(f"  from the first placements seen ({first} at {at:.1f}s): {placed - first} "
+                  f"more in {placed_s - at:.1f}s -> {(placed - first) / (placed_s - at):.0f} "
+                  "placements/s", flush=True)
         host.phase_done("scheduling")
     print("4. submissions " + ("(every slot taken: new tasks wait in the queue)"
                                if args.tasks >= slots else
