@@ -486,10 +486,9 @@ async def _scheduling_on(host: Host, args: argparse.Namespace) -> None:
               f"in {acked_s:.1f}s -> {acked / acked_s:.0f}/s; states {by2}", flush=True)
         await watch
         at, first = seen[0]
-        if placed > first and placed_s > at:
-            print(f"  from the first placements seen ({first} at {at:.1f}s): {placed - first} "
-                  f"more in {placed_s - at:.1f}s -> {(placed - first) / (placed_s - at):.0f} "
-                  "placements/s", flush=True)
+        rate = f"{(placed - first) / (placed_s - at):.0f}" if placed_s > at else "-"
+        print(f"  first placements seen at {at:.1f}s ({first}); then {placed - first} more in "
+              f"{placed_s - at:.1f}s -> {rate} placements/s", flush=True)
         host.phase_done("scheduling")
     print("4. submissions " + ("(every slot taken: new tasks wait in the queue)"
                                if args.tasks >= slots else
