@@ -486,9 +486,10 @@ async def _scheduling_on(host: Host, args: argparse.Namespace) -> None:
               f"in {acked_s:.1f}s -> {acked / acked_s:.0f}/s; states {by2}", flush=True)
         await watch
         at, first = seen[0]
-        rate = f"{(placed - first) / (placed_s - at):.0f}" if placed_s > at else "-"
-        print(f"  first placements seen at {at:.1f}s ({first}); then {placed - first} more in "
-              f"{placed_s - at:.1f}s -> {rate} placements/s", flush=True)
+        then = (f"then {placed - first} more in {placed_s - at:.1f}s -> "
+                f"{(placed - first) / (placed_s - at):.0f} placements/s"
+                if placed > first and placed_s > at else "all of them at once")
+        print(f"  first placements seen at {at:.1f}s ({first}); {then}", flush=True)
         host.phase_done("scheduling")
     print("4. submissions " + ("(every slot taken: new tasks wait in the queue)"
                                if args.tasks >= slots else
