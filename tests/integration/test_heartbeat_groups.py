@@ -17,7 +17,7 @@ from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.core.task_states import TaskState
-from kawa.host.errors import NotFound
+from kawa.host.errors import NotFound, Unavailable
 from kawa.host.events import EventBus
 from kawa.host.ledger import Ledger
 from kawa.host.node_service import NodeService
@@ -63,7 +63,7 @@ def running(task_id: int, node: str) -> dict[str, Any]:
 def nodes(sessions: sessionmaker[Session]) -> NodeService:
     """Nodes n1 and n2 registered, two tasks running on each."""
     ledger = Ledger(sessions, EventBus())
-    service = NodeService(ledger, ledger.bus, RunnerLink("secret"), "cluster", 0.5, 30.0)
+    service = NodeService(ledger, ledger.bus, RunnerLink("secret"), "cluster", 5.0, 30.0)
     for name in ("n1", "n2"):
         service.register(
             NodeRegistration(
@@ -218,3 +218,30 @@ def test_a_heartbeat_that_changes_nothing_writes_only_the_nodes_row(
 def _aware(at: datetime | None) -> datetime:
     assert at is not None
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def test_a_heartbeat_waiting_for_its_write_when_the_lead_ends_is_refused(
+    nodes: NodeService, sessions: sessionmaker[Session]
+) -> None:
+    before = rows(sessions)["n1"]
+
+    async def main() -> BaseException | None:
+        monitor = asyncio.create_task(nodes.monitor())  # the leader's work, while leading
+        await asyncio.sleep(0)
+        nodes.ledger.write_lock.acquire()  # the heartbeat's write waits its turn
+        try:
+            beat = asyncio.create_task(nodes.beat(heartbeat("n1", 1, 2, cpu=77)))
+            await asyncio.sleep(0)
+            monitor.cancel()  # the lead is lost meanwhile
+            await asyncio.gather(monitor, return_exceptions=True)
+        finally:
+            nodes.ledger.write_lock.release()
+        (refused,) = await asyncio.gather(beat, return_exceptions=True)
+        return refused
+
+    refused = asyncio.run(main())
+    assert isinstance(refused, Unavailable), refused
+    assert rows(sessions)["n1"] == before, "not written by a host that no longer leads"
+    nodes.begin_leading()
+    assert nodes.heartbeats([heartbeat("n1", 1, 2, cpu=78)]) == [[]]
+    assert rows(sessions)["n1"][2]["cpu_percent"] == 78

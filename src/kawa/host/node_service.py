@@ -22,7 +22,7 @@ from kawa.host.actions import ActionRunner
 from kawa.host.audit import record
 from kawa.host.auth import Principal
 from kawa.host.batches import Batches
-from kawa.host.errors import Conflict, NotFound
+from kawa.host.errors import Conflict, NotFound, Unavailable
 from kawa.host.events import EventBus
 from kawa.host.ledger import Change, Ledger
 from kawa.host.node_history import NodeHistories, point_of
@@ -86,6 +86,9 @@ class NodeService:
         process, so only their runner's next heartbeat can say whether it got them."""
         self._beats: Batches[Heartbeat, list[Resend]] = Batches(self.heartbeats, HEARTBEAT_GROUP)
         """Heartbeats waiting to be recorded together (:meth:`beat`)."""
+        self.leading = True
+        """False once this process stopped leading: a heartbeat's write waiting its turn
+        then is refused (503, as the route answers a host standing by), not made."""
         self._heard: dict[str, float] = {}
         """Node -> when its last heartbeat reached this process (its row may not say so
         yet: the write waits its turn behind others). A node heard is not silent."""
@@ -98,6 +101,7 @@ class NodeService:
         self._started = datetime.now(UTC)
         self._orphaned = self._assigning_now()
         self._missing_since.clear()
+        self.leading = True
         self._heard.clear()
 
     def _assigning_now(self) -> set[int]:
@@ -186,6 +190,8 @@ class NodeService:
         its listing calls for a transition). For each heartbeat in order, what must be
         sent again (for :meth:`resend`), or NotFound for a node not registered (the
         others are recorded all the same)."""
+        if not self.leading:
+            raise Unavailable("this host is standing by; another host leads the cluster")
         now = datetime.now(UTC)
         answers: list[list[Resend] | Exception] = []
         memory = _Remembered(self)
@@ -340,14 +346,20 @@ class NodeService:
 
     async def monitor(self) -> None:
         """Check liveness every ``node_timeout / 20`` s (0.5 s by default, at most 1 s),
-        so a silent node is offline at most that much later than its timeout."""
+        so a silent node is offline at most that much later than its timeout. Runs while
+        this process leads: once it ends, heartbeats still waiting for their write are
+        refused instead (:attr:`leading`)."""
         interval = min(1.0, max(0.05, self.node_timeout / 20))
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(self.mark_offline)
-            except Exception:
-                log.exception("liveness check failed")
+        self.leading = True
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await asyncio.to_thread(self.mark_offline)
+                except Exception:
+                    log.exception("liveness check failed")
+        finally:
+            self.leading = False
 
     # -- user side ------------------------------------------------------------------
     def list(self) -> list[NodeView]:
