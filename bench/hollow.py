@@ -29,6 +29,7 @@ import hmac
 import logging
 import os
 import signal
+import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -41,8 +42,8 @@ from starlette.routing import Route
 
 from kawa import __version__
 from kawa.client.errors import KawaError
+from kawa.client.host_urls import HostUrls
 from kawa.client.runner_channel import HostChannel
-from kawa.protocol.common import API_PREFIX
 from kawa.protocol.join import PROTOCOL_VERSION
 from kawa.protocol.nodes import (
     GpuInfo,
@@ -107,6 +108,7 @@ class HollowNode:
     name: str
     url: str
     inventory: NodeInventory
+    channel: NodeChannel
     running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     ended: dict[str, Ended] = field(default_factory=dict)
     """Endings the host has not acknowledged yet (listed as ``exited`` in heartbeats)."""
@@ -153,18 +155,20 @@ class HollowNode:
         return True
 
 
-class FleetChannel(HostChannel):
-    """The runner's channel to the host, with a connection pool as large as the fleet:
-    each real runner has its own connection, and a shared pool of httpx's default size
-    would queue the fleet's heartbeats behind each other in this process."""
+class NodeChannel(HostChannel):
+    """One hollow node's channel to the host, with a pool of its own as a real runner
+    has: one pool for a whole fleet scans all its connections for each request, which
+    costs this process time in proportion to the fleet's size (it fell behind with
+    500 nodes, and their heartbeats with it). ``verify`` is shared: one TLS context for
+    the fleet, not one built per node."""
 
-    def __init__(self, host_url: str, cluster_secret: str, nodes: int) -> None:
-        super().__init__(host_url, cluster_secret, timeout=60.0)
+    def __init__(self, host_url: str, cluster_secret: str, verify: ssl.SSLContext) -> None:
+        self.urls = HostUrls(host_url)
         self._http = httpx.AsyncClient(
-            base_url=self.url + API_PREFIX + "/runner",
             timeout=60.0,
             headers={"Authorization": f"Bearer {cluster_secret}"},
-            limits=httpx.Limits(max_connections=nodes + 8, max_keepalive_connections=nodes + 8),
+            verify=verify,
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
         )
 
 
@@ -180,9 +184,11 @@ class HollowFleet:
     def __init__(self, host_url: str, secret: str, port: int, names: list[str],
                  inv: NodeInventory) -> None:
         self.secret = secret.encode()
-        self.channel = FleetChannel(host_url, secret, len(names))
+        verify = ssl.create_default_context()
         self.nodes = {
-            n: HollowNode(n, f"http://127.0.0.1:{port}/n/{n}", inv) for n in names
+            n: HollowNode(n, f"http://127.0.0.1:{port}/n/{n}", inv,
+                          NodeChannel(host_url, secret, verify))
+            for n in names
         }
         self.interval = 2.0
         self.registered = 0
@@ -236,7 +242,7 @@ class HollowFleet:
             reg = NodeRegistration(name=node.name, url=node.url, inventory=node.inventory,
                                    version=__version__, protocol_version=PROTOCOL_VERSION)
             try:
-                accepted = await self.channel.register(reg)
+                accepted = await node.channel.register(reg)
             except KawaError as exc:
                 if exc.status in (400, 401, 409, 422):
                     raise SystemExit(f"{node.name}: registration refused: {exc}") from None
@@ -254,7 +260,7 @@ class HollowFleet:
             due = loop.time() + self.interval
             hb = Heartbeat(name=node.name, usage=node.usage(), tasks=node.observations())
             try:
-                await self.channel.heartbeat(hb)
+                await node.channel.heartbeat(hb)
             except KawaError as exc:
                 if exc.status == 404:
                     await self._register(node)
@@ -271,7 +277,7 @@ class HollowFleet:
                 report = TaskReport(task_id=task_id, node=node.name, state="ended",
                                     exit_kind=e.kind, exit_code=e.code, at=e.at)
                 try:
-                    await self.channel.report(report)
+                    await node.channel.report(report)
                 except KawaError as exc:
                     log.warning("%s: report of %s not delivered: %s", node.name, task_id,
                                 why(exc))
@@ -321,7 +327,8 @@ async def serve(args: argparse.Namespace) -> None:
     main.cancel()
     server.should_exit = True
     await serving
-    await fleet.channel.aclose()
+    for node in fleet.nodes.values():
+        await node.channel.aclose()
 
 
 def main() -> None:

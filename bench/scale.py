@@ -296,6 +296,11 @@ async def wait_counts(c: httpx.AsyncClient, done: object, deadline_s: float
         await asyncio.sleep(min(1.0, 0.1 + waited / 50))
 
 
+def placed_in(by: dict[str, int]) -> int:
+    """Tasks placed by these counts: assigning or running."""
+    return by.get("assigning", 0) + by.get("running", 0)
+
+
 def p(samples: list[float], q: float) -> float:
     s = sorted(samples)
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
@@ -429,6 +434,13 @@ async def scheduling(host: Host, args: argparse.Namespace) -> None:
         print(f"1. scheduling {args.tasks} one-core tasks ({args.task_seconds:g}s each) "
               f"on {args.nodes} nodes of {args.cores} cores ({slots} slots)", flush=True)
         start = time.perf_counter()
+        seen: list[tuple[float, int]] = []
+
+        async def first_placements() -> None:  # polled during the submissions too
+            by = await wait_counts(c, lambda by: placed_in(by) > 0, args.deadline)
+            seen.append((time.perf_counter() - start, placed_in(by)))
+
+        watch = asyncio.create_task(first_placements())
         failed = await submit_batches(c, args.tasks, args.batch, args.task_seconds)
         took = time.perf_counter() - start
         print(f"  submitted in {took:.1f}s ({args.tasks / took:.0f} tasks/s in sweeps of "
@@ -454,6 +466,12 @@ async def scheduling(host: Host, args: argparse.Namespace) -> None:
         print(f"  from the first submission: {placed} placed in {placed_s:.1f}s -> "
               f"{placed / placed_s:.0f} placements/s; {acked} acknowledged by their runners "
               f"in {acked_s:.1f}s -> {acked / acked_s:.0f}/s; states {by2}", flush=True)
+        await watch
+        at, first = seen[0]
+        then = (f"then {placed - first} more in {placed_s - at:.1f}s -> "
+                f"{(placed - first) / (placed_s - at):.0f} placements/s"
+                if placed > first and placed_s > at else "all of them at once")
+        print(f"  first placements seen at {at:.1f}s ({first}); {then}", flush=True)
     host.phase_done("scheduling")
 
 
@@ -463,12 +481,15 @@ async def scenario(host: Host, args: argparse.Namespace) -> None:
     async with client(host) as c:
         by = await counts(c)
     stored, running = sum(by.values()), by.get("running", 0)
-    await against_bare(host, "/nodes", args.clients, args.requests, args.load_seconds,
-                       f"2. node list ({args.nodes} nodes, {running} tasks running)")
-    host.phase_done("the node list")
-    await against_bare(host, "/tasks", args.clients, args.requests, args.load_seconds,
-                       f"3. task list ({stored} tasks stored, {running} running)")
-    host.phase_done("the task list")
+    if args.skip_listings:
+        print("2., 3. listings skipped (--skip-listings)", flush=True)
+    else:
+        await against_bare(host, "/nodes", args.clients, args.requests, args.load_seconds,
+                           f"2. node list ({args.nodes} nodes, {running} tasks running)")
+        host.phase_done("the node list")
+        await against_bare(host, "/tasks", args.clients, args.requests, args.load_seconds,
+                           f"3. task list ({stored} tasks stored, {running} running)")
+        host.phase_done("the task list")
     slots = args.nodes * args.cores
     print("4. submissions " + ("(every slot taken: new tasks wait in the queue)"
                                if args.tasks >= slots else
@@ -504,6 +525,8 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=None,
                         help="the host's heartbeat interval (default: the host's)")
     parser.add_argument("--postgres", default=None, help="database URL (default SQLite)")
+    parser.add_argument("--skip-listings", action="store_true",
+                        help="skip the node and task list latencies (1., 2.)")
     args = parser.parse_args()
     if args.tasks is None:
         args.tasks = args.nodes * args.cores

@@ -5,12 +5,14 @@ the liveness check in ``asyncio.to_thread``); only :meth:`resend` runs on the lo
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, select, update
 from sqlalchemy.orm import Session
 
 from kawa.core.reconcile import Memory, Reconciliation, TaskOnNode, is_silent, reconcile
@@ -20,7 +22,8 @@ from kawa.host.actions import ActionRunner
 from kawa.host.answer_cache import AnswerCache
 from kawa.host.audit import record
 from kawa.host.auth import Principal
-from kawa.host.errors import Conflict, NotFound
+from kawa.host.batches import Batches
+from kawa.host.errors import Conflict, NotFound, Unavailable
 from kawa.host.events import EventBus
 from kawa.host.ledger import Change, Ledger
 from kawa.host.node_history import NodeHistories, point_of
@@ -48,6 +51,8 @@ QUIET_FOR = 1.0
 Resend = tuple[Action, str, int]
 """An action to send again, the runner's URL and the task's id."""
 _ON_NODE = [TaskState.ASSIGNING.value, TaskState.RUNNING.value, TaskState.PAUSED.value]
+HEARTBEAT_GROUP = 100
+"""At most this many heartbeats are recorded in one transaction."""
 
 
 class NodeService:
@@ -88,6 +93,14 @@ class NodeService:
         self._orphaned = self._assigning_now()
         """Tasks found ``assigning`` at start: their dispatch died with an earlier host
         process, so only their runner's next heartbeat can say whether it got them."""
+        self._beats: Batches[Heartbeat, list[Resend]] = Batches(self.heartbeats, HEARTBEAT_GROUP)
+        """Heartbeats waiting to be recorded together (:meth:`beat`)."""
+        self.leading = True
+        """False once this process stopped leading: a heartbeat's write waiting its turn
+        then is refused (503, as the route answers a host standing by), not made."""
+        self._heard: dict[str, float] = {}
+        """Node -> when its last heartbeat reached this process (its row may not say so
+        yet: the write waits its turn behind others). A node heard is not silent."""
 
     def begin_leading(self) -> None:
         """Start afresh as the leader: what this process remembered of tasks and
@@ -97,6 +110,8 @@ class NodeService:
         self._started = datetime.now(UTC)
         self._orphaned = self._assigning_now()
         self._missing_since.clear()
+        self.leading = True
+        self._heard.clear()
 
     def _assigning_now(self) -> set[int]:
         with self.ledger.sessions() as s:
@@ -150,31 +165,105 @@ class NodeService:
     def heartbeat(self, hb: Heartbeat) -> list[Resend]:
         """Record a heartbeat; what it shows must be sent again is returned for
         :meth:`resend`."""
+        (done,) = self.heartbeats([hb])
+        if isinstance(done, Exception):
+            raise done
+        return done
+
+    async def beat(self, hb: Heartbeat) -> None:
+        """Record a heartbeat with those that arrive meanwhile (:meth:`heartbeats`, one
+        transaction for the group) and send again what it shows must be. The node
+        counts as heard from now on. The answer waits for the write at most a heartbeat
+        interval: a write that waits its turn longer (behind a large submission) is
+        still made, later, and the runner's next heartbeat comes on time."""
+        self._heard[hb.name] = time.time()
+        recording = asyncio.ensure_future(self._beats.submit(hb))
+        await asyncio.wait([recording], timeout=self.heartbeat_interval)
+        if recording.done():
+            self.resend(recording.result())
+        else:
+            recording.add_done_callback(self._recorded_late)
+
+    def _recorded_late(self, recording: asyncio.Future[list[Resend]]) -> None:
+        if recording.cancelled():
+            return
+        failure = recording.exception()
+        if failure is not None:
+            log.warning("a heartbeat answered before its write could not be recorded: %s", failure)
+            return
+        self.resend(recording.result())
+
+    def heartbeats(self, beats: list[Heartbeat]) -> list[list[Resend] | Exception]:
+        """Record heartbeats in one transaction: each node's row as one heartbeat writes
+        it, and its tasks reconciled with its listing (a task entity is loaded only when
+        its listing calls for a transition). For each heartbeat in order, what must be
+        sent again (for :meth:`resend`), or NotFound for a node not registered (the
+        others are recorded all the same)."""
+        if not self.leading:
+            raise Unavailable("this host is standing by; another host leads the cluster")
         now = datetime.now(UTC)
-        came_back = False
-        todo: list[Resend] = []
-        observed = {o.task_id: observed_state(o.state) for o in hb.tasks}
+        answers: list[list[Resend] | Exception] = []
+        memory = _Remembered(self)
+        recorded: list[tuple[Heartbeat, int]] = []
+        came_back: list[str] = []
         with self.ledger.change() as change:
             s = change.session
-            node = s.get(Node, hb.name)
-            if node is None:
-                raise NotFound(f"node {hb.name} is not registered")
-            came_back = node.status == NodeStatus.OFFLINE.value
-            node.status = NodeStatus.ONLINE.value
-            node.last_heartbeat = now
-            node.usage = hb.usage.model_dump(mode="json")
-            memory = int(node.inventory.get("memory", 0))
-            if hb.inventory is not None:
-                node.inventory = hb.inventory.model_dump(mode="json")
-            for held in _held_on(s, hb.name):
-                done = self._reconcile(change, held, observed.get(str(held.id)), now)
-                todo.extend((action, node.url, held.id) for action in done.actions)
-        self._history.setdefault(hb.name, deque(maxlen=self._history_len)).append(hb.usage)
-        self.histories.add(hb.name, point_of(hb.usage, time.time(), memory))
+            names = list(dict.fromkeys(hb.name for hb in beats))
+            nodes = {
+                name: [status, url, stored]
+                for name, status, url, stored in s.execute(
+                    select(Node.name, Node.status, Node.url, cast(Node.inventory, String)).where(
+                        Node.name.in_(names)
+                    )
+                )
+            }
+            held = _held_by_node(s, [n for n in names if n in nodes])
+            rows: list[dict[str, object]] = []
+            seen: set[str] = set()
+            for hb in beats:
+                node = nodes.get(hb.name)
+                if node is None:
+                    answers.append(NotFound(f"node {hb.name} is not registered"))
+                    continue
+                status, url, stored = node
+                if status == NodeStatus.OFFLINE.value:
+                    came_back.append(hb.name)
+                node[0] = NodeStatus.ONLINE.value
+                row: dict[str, object] = {
+                    "name": hb.name,
+                    "last_heartbeat": now,
+                    "usage": hb.usage.model_dump(mode="json"),
+                }
+                if status != NodeStatus.ONLINE.value:  # written only when it changes: a
+                    row["status"] = NodeStatus.ONLINE.value  # usage-only write is quiet
+                if hb.inventory is not None:
+                    row["inventory"] = hb.inventory.model_dump(mode="json")
+                rows.append(row)
+                recorded.append((hb, _memory_of(stored)))
+                if hb.name in seen:  # twice in one group: read what the first one left
+                    s.flush()
+                    tasks = _held_on(s, hb.name)
+                else:
+                    tasks = held.get(hb.name, [])
+                seen.add(hb.name)
+                observed = {o.task_id: observed_state(o.state) for o in hb.tasks}
+                todo: list[Resend] = []
+                for task in tasks:
+                    done = self._reconcile(change, task, observed.get(str(task.id)), now, memory)
+                    todo.extend((action, url, task.id) for action in done.actions)
+                answers.append(todo)
+            for keys in {tuple(sorted(r)) for r in rows}:  # one statement per set of columns
+                s.execute(update(Node), [r for r in rows if tuple(sorted(r)) == keys])
+        memory.keep()
+        stamp = time.time()
+        for hb, node_memory in recorded:
+            self._history.setdefault(hb.name, deque(maxlen=self._history_len)).append(hb.usage)
+            self.histories.add(hb.name, point_of(hb.usage, stamp, node_memory))
+        for name in dict.fromkeys(came_back):
+            self._publish(name)
         if came_back:
-            self._publish(hb.name)
             self.ledger.on_release()
-        return todo
+        return answers
 
     def resend(self, todo: list[Resend]) -> None:
         """Carry out, on the running loop, what a heartbeat showed must be sent again."""
@@ -185,27 +274,22 @@ class NodeService:
             task.add_done_callback(self._resending.discard)
 
     def _reconcile(
-        self, change: Change, held: TaskOnNode, seen: ObservedState | None, now: datetime
+        self,
+        change: Change,
+        held: TaskOnNode,
+        seen: ObservedState | None,
+        now: datetime,
+        memory: _Remembered,
     ) -> Reconciliation:
         """Apply what the runner's listing of task ``held`` means (:func:`reconcile`) and
-        remember what the next heartbeat needs. The task's entity is loaded only when a
-        transition is due (a heartbeat that changes nothing reads no entity)."""
-        memory = Memory(
-            orphaned=held.id in self._orphaned,
-            dispatching=held.id in self.dispatching,
-            missing_since=self._missing_since.get(held.id),
-        )
-        done = reconcile(held, seen, memory, now.timestamp(), self.node_timeout)
+        note in ``memory`` what the next heartbeat needs. The task's entity is loaded only
+        when a transition is due (a heartbeat that changes nothing reads no entity)."""
+        done = reconcile(held, seen, memory.of(held.id), now.timestamp(), self.node_timeout)
         task = change.session.get(Task, held.id) if done.steps else None
         for step in done.steps:
             if task is not None and change.try_apply(task, step.event, step.cause) and step.error:
                 task.error = step.error
-        if not done.memory.orphaned:
-            self._orphaned.discard(held.id)
-        if done.memory.missing_since is None:
-            self._missing_since.pop(held.id, None)
-        else:
-            self._missing_since[held.id] = done.memory.missing_since
+        memory.note(held.id, done.memory)
         return done
 
     async def _carry_out(self, action: Action, url: str, task_id: int) -> None:
@@ -229,7 +313,7 @@ class NodeService:
             online = Node.status == NodeStatus.ONLINE.value
             for node in s.scalars(select(Node).where(online, Node.name.in_(silent))):
                 last = node.last_heartbeat
-                seen = None if last is None else aware(last).timestamp()
+                seen = self._last_heard(node.name, last)
                 if not is_silent(seen, now, self.node_timeout, self._started.timestamp()):
                     continue
                 node.status = NodeStatus.OFFLINE.value
@@ -258,21 +342,34 @@ class NodeService:
         return [
             name
             for name, last in rows
-            if is_silent(
-                None if last is None else aware(last).timestamp(), now, self.node_timeout, started
-            )
+            if is_silent(self._last_heard(name, last), now, self.node_timeout, started)
         ]
+
+    def _last_heard(self, name: str, stored: datetime | None) -> float | None:
+        """When node ``name`` was last heard from: its stored last heartbeat, or the
+        arrival of one not recorded yet."""
+        heard = self._heard.get(name)
+        seen = None if stored is None else aware(stored).timestamp()
+        if heard is None or (seen is not None and seen >= heard):
+            return seen
+        return heard
 
     async def monitor(self) -> None:
         """Check liveness every ``node_timeout / 20`` s (0.5 s by default, at most 1 s),
-        so a silent node is offline at most that much later than its timeout."""
+        so a silent node is offline at most that much later than its timeout. Runs while
+        this process leads: once it ends, heartbeats still waiting for their write are
+        refused instead (:attr:`leading`)."""
         interval = min(1.0, max(0.05, self.node_timeout / 20))
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(self.mark_offline)
-            except Exception:
-                log.exception("liveness check failed")
+        self.leading = True
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await asyncio.to_thread(self.mark_offline)
+                except Exception:
+                    log.exception("liveness check failed")
+        finally:
+            self.leading = False
 
     # -- user side ------------------------------------------------------------------
     def list(self) -> list[NodeView]:
@@ -356,6 +453,7 @@ class NodeService:
             s.delete(node)
             record(s, who, "node.remove", name, "forced" if force else "")
         self._history.pop(name, None)
+        self._heard.pop(name, None)
         log.info("node %s removed", name)
 
     def _publish(self, name: str) -> NodeView:
@@ -380,3 +478,65 @@ def _held_on(s: Session, node: str) -> list[TaskOnNode]:
         )
         for task_id, kind, state, started_at, desired in s.execute(query)
     ]
+
+
+def _held_by_node(s: Session, nodes: list[str]) -> dict[str, list[TaskOnNode]]:
+    """:func:`_held_on` of each of ``nodes``, in one query."""
+    held: dict[str, list[TaskOnNode]] = {}
+    if not nodes:
+        return held
+    query = select(Task.id, Task.node, Task.kind, Task.state, Task.started_at, Task.desired).where(
+        Task.node.in_(nodes), Task.state.in_([*_ON_NODE, TaskState.LOST.value])
+    )
+    for task_id, node, kind, state, started_at, desired in s.execute(query):
+        assert node is not None  # selected so
+        held.setdefault(node, []).append(
+            TaskOnNode(
+                id=task_id,
+                kind=TaskKind(kind),
+                state=TaskState(state),
+                started=started_at is not None,
+                desired=Desired(desired),
+                node=node,
+            )
+        )
+    return held
+
+
+@lru_cache(maxsize=4096)
+def _memory_of(stored: str) -> int:
+    """The memory of a node whose inventory is stored as the JSON text ``stored``."""
+    return int(json.loads(stored).get("memory", 0))
+
+
+class _Remembered:
+    """What heartbeats of one transaction leave to remember of tasks: read through to
+    the service's memory, kept there only once the transaction has committed."""
+
+    def __init__(self, service: NodeService) -> None:
+        self._service = service
+        self._notes: dict[int, Memory] = {}
+
+    def of(self, task_id: int) -> Memory:
+        noted = self._notes.get(task_id)
+        if noted is not None:
+            return Memory(noted.orphaned, task_id in self._service.dispatching, noted.missing_since)
+        service = self._service
+        return Memory(
+            orphaned=task_id in service._orphaned,
+            dispatching=task_id in service.dispatching,
+            missing_since=service._missing_since.get(task_id),
+        )
+
+    def note(self, task_id: int, memory: Memory) -> None:
+        self._notes[task_id] = memory
+
+    def keep(self) -> None:
+        service = self._service
+        for task_id, memory in self._notes.items():
+            if not memory.orphaned:
+                service._orphaned.discard(task_id)
+            if memory.missing_since is None:
+                service._missing_since.pop(task_id, None)
+            else:
+                service._missing_since[task_id] = memory.missing_since

@@ -65,6 +65,9 @@ class Dispatch:
     order: RunTask
 
 
+HOLD_ORDERS = 2.0
+"""Seconds at most that placed tasks' orders wait for the passes right behind theirs."""
+
 DISPATCH_SENDS = 32
 """Orders sent to runners at once (the rest wait their turn, in placement order)."""
 
@@ -223,7 +226,7 @@ class SchedulerLoop:
         strategy: str,
         starvation_after: float,
         idle_interval: float = 2.0,
-        queue_scan: int = 1000,
+        queue_scan: int = 4000,
         retry_window: float = 40.0,
     ) -> None:
         self.ledger = ledger
@@ -246,6 +249,8 @@ class SchedulerLoop:
         self.dispatching: set[int] = set()
         """Ids of the tasks whose order is being sent now."""
         self._acks = Acknowledgements(self._record_started)
+        self._more = False
+        """Whether the last pass placed a full scan (the next one follows at once)."""
         self.last_pass_seconds = 0.0
         self.pass_observers: list[Callable[[float], None]] = []
         """Called with each pass's duration in seconds (metrics)."""
@@ -264,20 +269,35 @@ class SchedulerLoop:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        held: list[Dispatch] = []
+        """Orders of placements made while more passes were due, not sent yet."""
+        held_since = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.idle_interval)
             self._wake.clear()
             try:
-                for job in await asyncio.to_thread(self.schedule_once):
-                    self.dispatching.add(int(job.order.task_id))
+                jobs = await asyncio.to_thread(self.schedule_once)
+            except NotLeading as exc:
+                log.warning("scheduling pass rolled back: %s", exc)
+                jobs = []
+            except Exception:  # keep scheduling alive; the error is logged
+                log.exception("scheduling pass failed")
+                jobs = []
+            for job in jobs:
+                self.dispatching.add(int(job.order.task_id))
+            if jobs and not held:
+                held_since = time.monotonic()
+            held += jobs
+            # A pass right behind this one (a full scan placed) places first: orders sent
+            # meanwhile would take turns with it. Held at most HOLD_ORDERS seconds.
+            behind = self._more and bool(jobs)
+            if held and (not behind or time.monotonic() - held_since > HOLD_ORDERS):
+                for job in held:
                     t = asyncio.create_task(self.dispatch(job))
                     self._inflight.add(t)
                     t.add_done_callback(self._inflight.discard)
-            except NotLeading as exc:
-                log.warning("scheduling pass rolled back: %s", exc)
-            except Exception:  # keep scheduling alive; the error is logged
-                log.exception("scheduling pass failed")
+                held = []
 
     def schedule_once(self) -> list[Dispatch]:
         """One pass: read the queue as light rows (no ORM objects for tasks that keep
@@ -292,6 +312,7 @@ class SchedulerLoop:
 
     def _pass(self) -> list[Dispatch]:
         jobs: list[Dispatch] = []
+        self._more = False
         with self.ledger.change() as change:
             s = change.session
             snapshots = node_snapshots(s)
@@ -314,6 +335,7 @@ class SchedulerLoop:
             if not self.fence(s):
                 raise NotLeading("this host no longer holds the leader lock")
         self._record_reasons(changed)
+        self._more = more
         if more:
             self.wake()
         return jobs

@@ -101,7 +101,11 @@ def _watch(sessions: sessionmaker[Session], versions: WriteVersions) -> None:
         if isinstance(statement, Insert | Update | Delete):
             table = getattr(statement.table, "name", None)
             if table is not None:
-                columns = _set_columns(statement) if isinstance(statement, Update) else None
+                columns = (
+                    _set_columns(statement, state.parameters)
+                    if isinstance(statement, Update)
+                    else None
+                )
                 note(state.session, table, columns)
 
     # What a rolled-back transaction noted is kept and counted at the session's next
@@ -118,10 +122,17 @@ def _table_of(obj: Any) -> str:
     return str(inspect(obj).mapper.persist_selectable.name)
 
 
-def _set_columns(statement: Update) -> list[str] | None:
-    """The columns an UPDATE sets, when it says them as values (None otherwise)."""
+def _set_columns(statement: Update, parameters: Any) -> list[str] | None:
+    """The columns an UPDATE sets, from its values or, for an update of many rows by
+    primary key, from its rows' keys less the primary key (None when unknown)."""
     values: dict[Any, Any] = getattr(statement, "_values", None) or {}
-    names = [getattr(k, "key", k) for k in values]
+    if values:
+        names = [getattr(k, "key", k) for k in values]
+    else:
+        rows = parameters if isinstance(parameters, list) else [parameters or {}]
+        keys = {k for row in rows if isinstance(row, dict) for k in row}
+        primary = {c.key for c in getattr(statement.table, "primary_key", ())}
+        names = sorted(keys - primary)
     if not names or not all(isinstance(n, str) for n in names):
         return None
     return names

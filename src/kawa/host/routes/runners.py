@@ -26,7 +26,7 @@ async def register(reg: NodeRegistration, host: HostDep) -> RegistrationAccepted
 
 @router.post("/heartbeat")
 async def heartbeat(hb: Heartbeat, host: HostDep) -> RunnerAck:
-    host.nodes.resend(await asyncio.to_thread(host.nodes.heartbeat, hb))
+    await host.nodes.beat(hb)
     return RunnerAck()
 
 
