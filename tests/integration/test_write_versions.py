@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -144,30 +144,68 @@ def test_an_answer_is_kept_until_its_tables_are_written(db: sessionmaker[Session
     assert cache.answer("other", read) == b"e" and reads == 3  # each key its own
 
 
+def counting_reader() -> tuple[list[int], Callable[[], bytes]]:
+    reads: list[int] = []
+
+    def read() -> bytes:
+        reads.append(1)
+        return f"read {len(reads)}".encode()
+
+    return reads, read
+
+
+def until_known(cache: AnswerCache, key: str, want: bytes) -> None:
+    deadline = time.monotonic() + 5
+    while cache.known(key) != want:
+        assert time.monotonic() < deadline, f"{want!r} never answered"
+        time.sleep(0.02)
+
+
 def test_quiet_writes_are_tolerated_for_a_while(db: sessionmaker[Session]) -> None:
+    """Past ``quiet_for`` the kept answer is still given while it is read again."""
     with db.begin() as s:
         s.add(node("f"))
     cache = AnswerCache(write_versions(db), ("nodes",), quiet_for=0.3, max_age=None)
-    assert cache.answer("k", lambda: b"first") == b"first"
+    reads, read = counting_reader()
+    assert cache.answer("k", read) == b"read 1"
     with db.begin() as s:
         s.execute(update(Node).values(last_heartbeat=datetime.now(UTC)))
-    assert cache.known("k") == b"first"  # within quiet_for
-    deadline = time.monotonic() + 5
-    while cache.known("k") is not None:
-        assert time.monotonic() < deadline, "a quiet write was tolerated for ever"
-        time.sleep(0.02)
-    assert cache.answer("k", lambda: b"second") == b"second"
-    assert cache.known("k") == b"second"  # no quiet write since this read
-
-
-def test_no_answer_outlives_max_age(db: sessionmaker[Session]) -> None:
-    cache = AnswerCache(write_versions(db), ("nodes",), max_age=0.2)
     started = time.monotonic()
-    cache.answer("k", lambda: b"x")
-    while cache.known("k") is not None:
-        assert time.monotonic() - started < 5
-        time.sleep(0.02)
+    assert cache.known("k") == b"read 1"  # within quiet_for: not read again
+    assert len(reads) == 1
+    until_known(cache, "k", b"read 2")  # then read again, in the background
     assert time.monotonic() - started >= 0.2
+    time.sleep(0.4)  # no quiet write since: kept as it is
+    assert cache.known("k") == b"read 2" and len(reads) == 2
+
+
+def test_no_answer_outlives_max_age_by_more_than_a_reading(db: sessionmaker[Session]) -> None:
+    cache = AnswerCache(write_versions(db), ("nodes",), max_age=0.2)
+    _reads, read = counting_reader()
+    started = time.monotonic()
+    assert cache.answer("k", read) == b"read 1"
+    until_known(cache, "k", b"read 2")
+    assert time.monotonic() - started >= 0.2
+
+
+def test_a_refresh_never_makes_a_caller_wait(db: sessionmaker[Session]) -> None:
+    cache = AnswerCache(write_versions(db), ("nodes",), max_age=0.05)
+    release = threading.Event()
+    first = [True]
+
+    def read() -> bytes:
+        if first[0]:
+            first[0] = False
+            return b"old"
+        assert release.wait(10)
+        return b"new"
+
+    assert cache.answer("k", read) == b"old"
+    time.sleep(0.1)
+    assert cache.known("k") == b"old"  # the refresh blocks in read(); this does not
+    assert cache.answer("k", read) == b"old"
+    release.set()
+    until_known(cache, "k", b"new")
 
 
 def test_callers_asking_at_once_share_one_reading(db: sessionmaker[Session]) -> None:

@@ -8,7 +8,11 @@ what reading again would give, so they are answered as they are. Writes of only 
 database, a hand edit) are bounded by ``max_age``: an answer older than that is read
 again.
 
-Callers asking for the same answer at once wait for one reading of it."""
+A write of the tables makes the next caller read (and callers asking for the same
+answer at once wait for that one reading). An answer that is only too old — past
+``max_age``, or past ``quiet_for`` after quiet writes — is still answered while a
+worker thread reads it again, so no caller waits for a refresh: such an answer lags by
+at most its limit plus one reading."""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ class _Kept:
     quiet: tuple[int, ...]
     made: float
     body: bytes
+    read: Callable[[], bytes]
 
 
 class AnswerCache:
@@ -56,6 +61,7 @@ class AnswerCache:
         self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()
         self._lock = threading.Lock()
         self._reading: dict[Hashable, threading.Lock] = {}
+        self._refreshing: set[Hashable] = set()
 
     @classmethod
     def of_database(
@@ -66,10 +72,13 @@ class AnswerCache:
         return cls(write_versions(sessions), tables, quiet_for=quiet_for, max_age=MAX_AGE)
 
     def known(self, key: Hashable) -> bytes | None:
-        """The kept answer for ``key`` while still current, else None (reads nothing)."""
+        """The kept answer for ``key`` unless its tables were written since, else None.
+        An answer only too old is returned and read again in a worker thread."""
         kept = self._kept.get(key)
-        if kept is None or not self._current(kept):
+        if kept is None or kept.versions != self.versions.of(*self.tables):
             return None
+        if not self._fresh(kept):
+            self._refresh(key, kept.read)
         return kept.body
 
     def answer(self, key: Hashable, read: Callable[[], bytes]) -> bytes:
@@ -78,27 +87,51 @@ class AnswerCache:
         body = self.known(key)
         if body is not None:
             return body
+        return self._read(key, read, only_if_stale=True)
+
+    def _read(self, key: Hashable, read: Callable[[], bytes], only_if_stale: bool) -> bytes:
         with self._lock:
             gate = self._reading.setdefault(key, threading.Lock())
         with gate:
-            body = self.known(key)
-            if body is not None:
-                return body
+            kept = self._kept.get(key)
+            if (
+                only_if_stale
+                and kept is not None
+                and kept.versions == self.versions.of(*self.tables)
+            ):
+                return kept.body  # read by the caller this one waited for
             versions = self.versions.of(*self.tables)
             quiet = self.versions.of(*self.quiet_tables)
             made = time.monotonic()
             body = read()
             with self._lock:
-                self._kept[key] = _Kept(versions, quiet, made, body)
+                self._kept[key] = _Kept(versions, quiet, made, body, read)
                 self._kept.move_to_end(key)
                 while len(self._kept) > self.size:
                     self._kept.popitem(last=False)
                 self._reading.pop(key, None)
             return body
 
-    def _current(self, kept: _Kept) -> bool:
-        if kept.versions != self.versions.of(*self.tables):
-            return False
+    def _refresh(self, key: Hashable, read: Callable[[], bytes]) -> None:
+        """Read ``key`` again in a thread of its own, unless that is under way."""
+        with self._lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def run() -> None:
+            try:
+                self._read(key, read, only_if_stale=False)
+            except Exception:  # the next caller reads it (and sees the error) itself
+                with self._lock:
+                    self._kept.pop(key, None)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+
+        threading.Thread(target=run, name="kawa-answer-refresh", daemon=True).start()
+
+    def _fresh(self, kept: _Kept) -> bool:
         age = time.monotonic() - kept.made
         if self.max_age is not None and age > self.max_age:
             return False
