@@ -96,3 +96,22 @@ def test_a_heartbeat_sample_becomes_a_point() -> None:
     assert p.gpus[1] == Gpu(1, None, None, None, None, None)
     with_total = sample.model_copy(update={"memory_total": 2000})
     assert point_of(with_total, T0, memory_total=1000).memory_total == 2000
+
+
+def test_kept_points_are_left_out_of_the_garbage_collectors_passes() -> None:
+    """A 500-node host keeps hundreds of thousands of points: as tracked objects they
+    made every full collection slow. Kept packed, the collector stops tracking them."""
+    import gc
+
+    from kawa.host.node_history import Series
+
+    series = Series(10)
+    for k in range(70):
+        series.add(point(60.0 * k, 5.0, gpu_util=50.0))
+    gc.collect()  # a pass stops tracking a tuple once what it holds is untracked:
+    gc.collect()  # the GPUs' tuples in the first, the points holding them in the next
+    kept = [*series.fine, *series.coarse]
+    assert len(kept) == 10 + 69
+    assert not any(gc.is_tracked(p) for p in kept)
+    got = series.heartbeats()
+    assert got[-1] == point(60.0 * 69, 5.0, gpu_util=50.0)  # and read back as they were

@@ -74,7 +74,9 @@ class NodeService:
         self.heartbeat_interval = heartbeat_interval
         self.node_timeout = node_timeout
         self._history_len = max(1, int(history_seconds / heartbeat_interval))
-        self._history: dict[str, deque[NodeUsageSample]] = {}
+        self._history: dict[str, deque[str]] = {}
+        """Each node's recent samples as JSON: text is not tracked by the garbage
+        collector, as many thousand sample objects would be in each of its full passes."""
         self.histories = NodeHistories(heartbeat_interval)
         """Each node's measurements for graphs (an hour per heartbeat, a day per minute)."""
         self.listing = NodeListing()
@@ -257,7 +259,9 @@ class NodeService:
         memory.keep()
         stamp = time.time()
         for hb, node_memory in recorded:
-            self._history.setdefault(hb.name, deque(maxlen=self._history_len)).append(hb.usage)
+            self._history.setdefault(hb.name, deque(maxlen=self._history_len)).append(
+                hb.usage.model_dump_json()
+            )
             self.histories.add(hb.name, point_of(hb.usage, stamp, node_memory))
         for name in dict.fromkeys(came_back):
             self._publish(name)
@@ -403,7 +407,8 @@ class NodeService:
             return node_view(node, holding_on(s, name))
 
     def health(self, name: str) -> NodeHealth:
-        return NodeHealth(node=self.get(name), history=list(self._history.get(name, ())))
+        samples = [NodeUsageSample.model_validate_json(b) for b in self._history.get(name, ())]
+        return NodeHealth(node=self.get(name), history=samples)
 
     def history(self, name: str, window: HistoryWindow) -> NodeHistory:
         """The node's measurements over ``window``; 404 for a node never registered."""
