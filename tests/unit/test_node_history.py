@@ -108,8 +108,8 @@ def test_kept_points_are_left_out_of_the_garbage_collectors_passes() -> None:
     series = Series(10)
     for k in range(70):
         series.add(point(60.0 * k, 5.0, gpu_util=50.0))
-    gc.collect()  # a pass stops tracking a tuple once what it holds is untracked:
-    gc.collect()  # the GPUs' tuples in the first, the points holding them in the next
+    for _ in range(3):  # a pass stops tracking a tuple once what it holds is untracked:
+        gc.collect()  # a GPU, then the GPUs, then the point holding them
     kept = [*series.fine, *series.coarse]
     assert len(kept) == 10 + 69
     assert not any(gc.is_tracked(p) for p in kept)
