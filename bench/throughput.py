@@ -77,24 +77,34 @@ def bare_run(n: int, shared: str, local: str) -> float:
     return time.perf_counter() - start
 
 
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="bare then Kawa this many times, alternating (the machine's "
+                             "speed drifts: the ratio is of the totals)")
     args = parser.parse_args()
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    bare = kawa = 0.0
     with kawa_up(cores=PARALLEL) as cluster:
         shared, local = cluster.runner_dirs()
-        bare = bare_run(args.tasks, str(shared), str(local))
-        kawa, refused, states, breakdown = asyncio.run(
-            kawa_run(cluster.url, cluster.token, args.tasks))
-    bare_rate, kawa_rate = args.tasks / bare, args.tasks / kawa
-    print(f"bare docker run --rm x{args.tasks} (parallel {PARALLEL}): {bare:6.1f}s "
-          f"{bare_rate:6.2f} tasks/s")
-    print(f"kawa {args.tasks} tasks on a {PARALLEL}-core node:       {kawa:6.1f}s "
-          f"{kawa_rate:6.2f} tasks/s  refused={refused} states={states}")
-    print(breakdown)
-    print(f"ratio (kawa/bare tasks per second): {kawa_rate / bare_rate:.3f}x")
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for r in range(1, args.rounds + 1):
+            print(f"round {r}, load average before: {load()}")
+            b = bare_run(args.tasks, str(shared), str(local))
+            k, refused, states, breakdown = asyncio.run(
+                kawa_run(cluster.url, cluster.token, args.tasks))
+            bare, kawa = bare + b, kawa + k
+            print(f"  bare docker run --rm x{args.tasks} (parallel {PARALLEL}): {b:6.1f}s "
+                  f"{args.tasks / b:6.2f} tasks/s")
+            print(f"  kawa {args.tasks} tasks on a {PARALLEL}-core node:       {k:6.1f}s "
+                  f"{args.tasks / k:6.2f} tasks/s  refused={refused} states={states}")
+            print(f"  {breakdown}")
+            print(f"  ratio (kawa/bare tasks per second): {b / k:.3f}x")
+    print(f"ratio over {args.rounds} round(s) (kawa/bare tasks per second): {bare / kawa:.3f}x")
+    print(f"load average after: {load()}")
 
 
 if __name__ == "__main__":

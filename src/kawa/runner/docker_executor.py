@@ -26,6 +26,7 @@ from kawa.protocol.runner_api import RunTask
 from kawa.protocol.tasks import NetworkMode
 from kawa.runner import task_tools, vps
 from kawa.runner.deadlines import Deadlines
+from kawa.runner.docker_pool import share_connections
 from kawa.runner.executor import (
     OnEnd,
     StartError,
@@ -55,10 +56,7 @@ class DockerExecutor:
         kawa_program: Path | None = None,
     ) -> None:
         self.docker = client
-        if client.api.base_url.startswith("http+docker://"):
-            # A local socket never goes through a proxy: skip requests' reading of the
-            # proxy settings in the environment, which costs more CPU than the call.
-            client.api.trust_env = False
+        share_connections(client)
         self.kawa_program = kawa_program
         """The standalone sweep program, mounted read-only as ``kawa`` in every container."""
         self.journal = journal
