@@ -20,12 +20,13 @@ from typing import Any
 import docker
 import docker.errors
 from docker.models.containers import Container, _create_container_args
-from docker.types import DeviceRequest
+from docker.types import CancellableStream, DeviceRequest
 
 from kawa.protocol.runner_api import RunTask
 from kawa.protocol.tasks import NetworkMode
 from kawa.runner import task_tools, vps
 from kawa.runner.deadlines import Deadlines
+from kawa.runner.docker_pool import share_connections
 from kawa.runner.executor import (
     OnEnd,
     StartError,
@@ -55,6 +56,7 @@ class DockerExecutor:
         kawa_program: Path | None = None,
     ) -> None:
         self.docker = client
+        share_connections(client)
         self.kawa_program = kawa_program
         """The standalone sweep program, mounted read-only as ``kawa`` in every container."""
         self.journal = journal
@@ -188,7 +190,7 @@ class DockerExecutor:
             # Attached before the start (as ``docker run`` does), so the live stream has
             # all the output; replaying logs as well (logs=True) could repeat the first
             # lines when the container starts while Docker is still replaying.
-            stream = container.attach(stdout=True, stderr=True, stream=True, logs=False, demux=True)
+            stream = self._attach(container, logs=False)
             container.start()
         except Exception as exc:  # nothing half-started may stay behind
             if not isinstance(exc, StartError | docker.errors.DockerException):
@@ -203,6 +205,19 @@ class DockerExecutor:
         self.journal.set_state(order.task_id, "running")
         self._deadlines.arm(order.task_id, order.timeout)
         self._watch(order.task_id, container, stream)
+
+    def _attach(self, container: Container, logs: bool) -> CancellableStream:
+        """The container's output as (stdout, stderr) chunks. Kawa never gives a container
+        a TTY, so this skips the inspect round trip ``attach`` makes to learn whether it
+        has one."""
+        api = self.docker.api
+        response = api._post(
+            api._url("/containers/{0}/attach", container.id),
+            headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+            params={"logs": int(logs), "stdout": 1, "stderr": 1, "stream": 1},
+            stream=True,
+        )
+        return CancellableStream(api._read_from_socket(response, True, False, demux=True), response)
 
     # -- watching -------------------------------------------------------------------
     def _watch(self, task_id: str, container: Container, stream: Any) -> None:
@@ -331,9 +346,7 @@ class DockerExecutor:
             if reader is not None:
                 reader.join(timeout=30)  # the old run's output is written before the new
             try:
-                stream = container.attach(
-                    stdout=True, stderr=True, stream=True, logs=True, demux=True
-                )
+                stream = self._attach(container, logs=True)
                 container.start()
             except docker.errors.DockerException as exc:
                 detail = getattr(exc, "explanation", None) or str(exc)
