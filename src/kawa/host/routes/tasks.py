@@ -7,7 +7,6 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from pydantic import Field
 
@@ -26,11 +25,12 @@ UserName = Annotated[str, Field(min_length=1, max_length=64), NoNul]
 
 @router.post("", status_code=201, responses=error_responses(429))
 async def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
-    """Store the spec's tasks, all of them in one transaction. Past ``host.submit_limit``
+    """Store the spec's tasks, all of them in one transaction (shared with the submissions
+    that arrive meanwhile, each stored or refused on its own). Past ``host.submit_limit``
     submissions in flight (counted here on the loop, waiting ones included) the answer is
     429 with ``Retry-After``: nothing was stored, send it again."""
     with host.submissions.admit():
-        return await run_in_threadpool(host.tasks.submit, spec, who)
+        return await host.tasks.submit_grouped(spec, who)
 
 
 @router.post("/dry-run")
