@@ -17,11 +17,13 @@ Measured, in order, in one run (every wait has a deadline; nothing leaves 127.0.
    as sweeps; from the first submission, the time until they are placed (none pending)
    and until their hollow runners acknowledged them (none assigning either);
 4. submissions per second while every core is taken (new tasks wait in the queue):
-   sweeps of 100, then single submissions, failures counted;
+   sweeps of 100, then single submissions, failures counted, with the host's CPU time
+   per request;
 5. the host's resident memory (at the end, and the peak sampled every 0.5 s).
 
-The latency clients are a minimal HTTP/1.1 keep-alive loop on asyncio streams (uvloop),
-so the client's own cost stays small next to the server's.
+The latency and submission clients are a minimal HTTP/1.1 keep-alive loop on asyncio
+streams (uvloop), so the client's own cost stays small next to the server's
+(``--httpx-submissions`` submits with httpx instead, as earlier runs did).
 """
 
 from __future__ import annotations
