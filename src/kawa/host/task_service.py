@@ -71,7 +71,8 @@ class TaskService:
         self.parts = TaskParts()
         """The task list's serialised tasks, reused while their rows are unchanged."""
         self.grouped: GroupCommit[Submission, SubmitResponse] = GroupCommit(self.submit_all)
-        """Submissions that arrive while others are being stored, stored together next."""
+        """Submissions of one task that arrive while others are being stored, stored
+        together next."""
 
     # -- submit ---------------------------------------------------------------------
     def submit(self, spec: TaskSpec, who: Principal, cause: str | None = None) -> SubmitResponse:
@@ -83,8 +84,11 @@ class TaskService:
         return outcome
 
     async def submit_grouped(self, spec: TaskSpec, who: Principal) -> SubmitResponse:
-        """:meth:`submit` in a worker thread, stored in one transaction with the other
-        submissions that wait meanwhile (:attr:`grouped`)."""
+        """:meth:`submit` in a worker thread. A submission of one task is stored in one
+        transaction with the others that wait meanwhile (:attr:`grouped`); a sweep or a
+        submission to several targets, which may make thousands, in one of its own."""
+        if spec.sweep or len(spec.targets) > 1:
+            return await asyncio.to_thread(self.submit, spec, who)
         return await self.grouped.add(Submission(spec, who))
 
     def submit_all(self, submissions: Sequence[Submission]) -> list[SubmitResponse | ServiceError]:
