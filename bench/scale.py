@@ -18,17 +18,20 @@ Measured, in order, in one run (every wait has a deadline; nothing leaves 127.0.
    and the same for a bare FastAPI/uvicorn app returning the same bytes, in the same run;
 3. task list p50/p99 (GET /api/v1/tasks, its default page) the same way;
 4. submissions per second while every core is taken (new tasks wait in the queue):
-   sweeps of 100, then single submissions, failures counted;
+   sweeps of 100, then single submissions, failures counted, with the host's CPU time
+   per request;
 5. the host's resident memory (at the end, and the peak sampled every 0.5 s).
 
-The latency clients are a minimal HTTP/1.1 keep-alive loop on asyncio streams (uvloop),
-so the client's own cost stays small next to the server's.
+The latency and submission clients are a minimal HTTP/1.1 keep-alive loop on asyncio
+streams (uvloop), so the client's own cost stays small next to the server's
+(``--httpx-submissions`` submits with httpx instead, as earlier runs did).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -396,34 +399,66 @@ async def against_bare(host: Host, path: str, clients: int, requests: int, secon
     return p(kawa, .99)
 
 
-async def submissions(host: Host, clients: int, seconds: float, batch: int) -> float:
+async def submissions(host: Host, clients: int, seconds: float, batch: int,
+                      with_httpx: bool = False) -> float:
     """``clients`` concurrent loops submitting ``batch``-task sweeps (or single tasks when
-    ``batch`` is 1) for ``seconds``; tasks per second."""
+    ``batch`` is 1) for ``seconds``; tasks per second. Each loop is a minimal HTTP/1.1
+    keep-alive POST on asyncio streams (as ``load``), or with ``with_httpx`` an httpx
+    client, whose own cost per request is several times larger."""
+    body: dict[str, object] = (
+        {"command": ["sleep", "0", f"span:{{1..{batch}}}"], "sweep": True, "image": IMAGE}
+        if batch > 1 else {"command": ["sleep", "0"], "image": IMAGE})
     done = failed = 0
-    async with client(host, timeout=60) as c:
-        end = time.monotonic() + seconds
-        body: dict[str, object] = (
-            {"command": ["sleep", "0", f"span:{{1..{batch}}}"], "sweep": True,
-             "image": IMAGE}
-            if batch > 1 else {"command": ["sleep", "0"], "image": IMAGE})
+    end = time.monotonic() + seconds
 
-        async def worker() -> None:
-            nonlocal done, failed
+    def answered(status: int, text: str) -> None:
+        nonlocal done, failed
+        done += status < 400
+        failed += status >= 400
+        if status >= 400 and failed <= 3:
+            print(f"  submit refused: {status} {text[:200]}")
+
+    async def with_streams() -> None:
+        parts = urlsplit(host.url)
+        payload = json.dumps(body).encode()
+        request = (f"POST {API}/tasks HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                   f"Authorization: Bearer {host.token}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        try:
             while time.monotonic() < end:
-                try:
-                    r = await c.post("/tasks", json=body)
-                    ok = r.status_code < 400
-                except httpx.HTTPError:
-                    ok = False
-                done += ok
-                failed += not ok
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                answer = await reader.readexactly(length)
+                answered(int(head[9:12]), answer.decode(errors="replace"))
+        finally:
+            writer.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        took = time.perf_counter() - start
+    async def with_client(c: httpx.AsyncClient) -> None:
+        while time.monotonic() < end:
+            try:
+                r = await c.post("/tasks", json=body)
+                answered(r.status_code, r.text)
+            except httpx.HTTPError as exc:
+                answered(599, repr(exc))
+
+    host_cpu = psutil.Process(host.proc.pid)
+    cpu_before = sum(host_cpu.cpu_times()[:2])
+    start = time.perf_counter()
+    if with_httpx:
+        async with client(host, timeout=60) as c:
+            await asyncio.gather(*(with_client(c) for _ in range(clients)))
+    else:
+        await asyncio.gather(*(with_streams() for _ in range(clients)))
+    took = time.perf_counter() - start
+    cpu = sum(host_cpu.cpu_times()[:2]) - cpu_before
     what = f"sweeps of {batch}" if batch > 1 else "single submissions"
     print(f"  {what}: {done / took:7.1f} requests/s = {done * batch / took:6.0f} tasks/s "
-          f"({done} requests in {took:.1f}s, {clients} clients), failed {failed}", flush=True)
+          f"({done} requests in {took:.1f}s, {clients} clients"
+          f"{', httpx' if with_httpx else ''}), failed {failed}; host CPU "
+          f"{cpu * 1000 / max(1, done):.2f} ms per request", flush=True)
     return done * batch / took
 
 
@@ -495,8 +530,8 @@ async def scenario(host: Host, args: argparse.Namespace) -> None:
                                if args.tasks >= slots else
                                f"({args.tasks} of {slots} slots taken: new tasks run too)"),
           flush=True)
-    await submissions(host, args.clients, args.submit_seconds, 100)
-    await submissions(host, args.clients, args.submit_seconds, 1)
+    await submissions(host, args.clients, args.submit_seconds, 100, args.httpx_submissions)
+    await submissions(host, args.clients, args.submit_seconds, 1, args.httpx_submissions)
     host.phase_done("submissions")
     rss = psutil.Process(host.proc.pid).memory_info().rss
     print(f"5. host RSS: {rss / 2**20:.0f} MiB at the end, peak {host.peak_rss / 2**20:.0f} MiB "
@@ -527,6 +562,8 @@ def main() -> None:
     parser.add_argument("--postgres", default=None, help="database URL (default SQLite)")
     parser.add_argument("--skip-listings", action="store_true",
                         help="skip the node and task list latencies (1., 2.)")
+    parser.add_argument("--httpx-submissions", action="store_true",
+                        help="submit (4.) with httpx instead of the minimal client")
     args = parser.parse_args()
     if args.tasks is None:
         args.tasks = args.nodes * args.cores

@@ -7,12 +7,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from kawa.core.ids import IdGenerator
-from kawa.core.resources import ResourceRequest
+from kawa.core.resources import NodeCapacity, ResourceRequest
 from kawa.core.scheduler import PlacementError, admit
 from kawa.core.sweep import DEFAULT_LIMIT, SweepError, parse
 from kawa.core.targets import TargetSpec
@@ -30,6 +31,7 @@ from kawa.host.actions import ActionRunner
 from kawa.host.answer_cache import AnswerCache
 from kawa.host.audit import record, submission, task_action
 from kawa.host.auth import Principal
+from kawa.host.batches import Batches
 from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError
 from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
@@ -71,76 +73,127 @@ class TaskService:
         """The task list's serialised tasks, reused while their rows are unchanged."""
         self.pages = AnswerCache.of_database(ledger.sessions, ("tasks",))
         """Whole task list answers, reused while no task was written."""
+        self.grouped: Batches[Submission, SubmitResponse] = Batches(self.submit_all)
+        """Submissions of one task that arrive while others are being stored, stored
+        together next."""
 
     # -- submit ---------------------------------------------------------------------
     def submit(self, spec: TaskSpec, who: Principal, cause: str | None = None) -> SubmitResponse:
         """Store the spec's tasks as pending; ``cause`` heads their history (default:
         ``submitted by USER``)."""
+        (outcome,) = self.submit_all([Submission(spec, who, cause)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def submit_grouped(self, spec: TaskSpec, who: Principal) -> SubmitResponse:
+        """:meth:`submit` in a worker thread. A submission of one task is stored in one
+        transaction with the others that wait meanwhile (:attr:`grouped`); a sweep or a
+        submission to several targets, which may make thousands, in one of its own."""
+        if spec.sweep or len(spec.targets) > 1:
+            return await asyncio.to_thread(self.submit, spec, who)
+        return await self.grouped.submit(Submission(spec, who))
+
+    def submit_all(self, submissions: Sequence[Submission]) -> list[SubmitResponse | ServiceError]:
+        """Store each submission's tasks as pending, all in one transaction, each with a
+        batch of its own; a refused submission stores nothing and is answered with its
+        error, in its place. One scheduler wake-up for them all."""
         now = datetime.now(UTC)
+        stored: list[tuple[int, list[int]] | ServiceError] = []
         with self.ledger.change() as change:
             s = change.session
-            checked = self.prepare(s, spec, who)
-            spec, requests = checked.spec, checked.requests
-            batch_id = self.ids.next()
-            cap = spec.max_parallel
-            held_back = f"its batch runs at most {cap} at once"
-            rows = []
-            for n, member in enumerate(checked.members):
-                request = requests[member.target]
-                rows.append(
-                    dict(
-                        id=self.ids.next(),
-                        batch_id=batch_id,
-                        name=member.name,
-                        kind=spec.kind.value,
-                        state=TaskState.PENDING.value,
-                        desired=Desired.RUN.value,
-                        owner=who.user,
-                        command=member.command,
-                        target=str(member.target) if member.target else None,
-                        node=None,
-                        numa=None,
-                        gpu_ids=[],
-                        cpuset=[],
-                        cores=request.cores,
-                        memory=request.memory,
-                        gpus=request.gpus,
-                        env=member.env,
-                        mounts=[m.model_dump() for m in spec.mounts],
-                        container=checked.container,
-                        image=checked.image,
-                        native=spec.native,
-                        privileged=spec.privileged,
-                        workdir=spec.workdir,
-                        network=spec.network.value,
-                        timeout=spec.timeout,
-                        priority=spec.priority,
-                        created_at=now,
-                        waiting_reason=held_back if cap is not None and n >= cap else QUEUED,
-                        ssh_key=spec.ssh_key,
-                        batch_max_parallel=cap,
-                    )
-                )
-            # One transaction, two bulk inserts: the whole batch is stored or none of it.
-            s.execute(insert(Task), rows)
-            cause = cause or f"submitted by {who.user}"
-            s.execute(
-                insert(TaskTransition),
-                [
+            nodes = capacities(s)  # once for all of them
+            tasks: list[dict[str, Any]] = []
+            history: list[dict[str, Any]] = []
+            for sub in submissions:
+                try:
+                    checked = self.prepare(s, sub.spec, sub.who, nodes)
+                except ServiceError as exc:
+                    stored.append(exc)
+                    continue
+                batch_id = self.ids.next()
+                rows = self._rows(checked, batch_id, sub.who, now)
+                cause = sub.cause or f"submitted by {sub.who.user}"
+                history.extend(
                     dict(task_id=r["id"], at=now, source=None, target="pending",
                          event="submitted", cause=cause)
                     for r in rows
-                ],
-            )  # fmt: skip
-            for row in rows:
-                change.touch(Task(**row))
-            record(s, who, *submission(spec, batch_id, list(change.touched)))
-        self.ledger.on_release()  # new work: let the scheduler look
-        return SubmitResponse(batch_id=str(batch_id), tasks=change.views)
+                )  # fmt: skip
+                tasks.extend(rows)
+                ids = [r["id"] for r in rows]
+                record(s, sub.who, *submission(checked.spec, batch_id, ids))
+                stored.append((batch_id, ids))
+            if tasks:  # two bulk inserts: each batch is stored whole or not at all
+                s.execute(insert(Task), tasks)
+                s.execute(insert(TaskTransition), history)
+                for row in tasks:
+                    change.touch(Task(**row))
+        if tasks:
+            self.ledger.on_release()  # new work: let the scheduler look
+        views = {view.id: view for view in change.views}
+        return [
+            outcome
+            if isinstance(outcome, ServiceError)
+            else SubmitResponse(batch_id=str(outcome[0]), tasks=[views[str(i)] for i in outcome[1]])
+            for outcome in stored
+        ]
 
-    def prepare(self, s: Session, spec: TaskSpec, who: Principal) -> Prepared:
+    def _rows(
+        self, checked: Prepared, batch_id: int, who: Principal, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The task rows of a checked submission."""
+        spec, cap = checked.spec, checked.spec.max_parallel
+        held_back = f"its batch runs at most {cap} at once"
+        mounts = [m.model_dump() for m in spec.mounts]
+        rows = []
+        for n, member in enumerate(checked.members):
+            request = checked.requests[member.target]
+            rows.append(
+                dict(
+                    id=self.ids.next(),
+                    batch_id=batch_id,
+                    name=member.name,
+                    kind=spec.kind.value,
+                    state=TaskState.PENDING.value,
+                    desired=Desired.RUN.value,
+                    owner=who.user,
+                    command=member.command,
+                    target=str(member.target) if member.target else None,
+                    node=None,
+                    numa=None,
+                    gpu_ids=[],
+                    cpuset=[],
+                    cores=request.cores,
+                    memory=request.memory,
+                    gpus=request.gpus,
+                    env=member.env,
+                    mounts=mounts,
+                    container=checked.container,
+                    image=checked.image,
+                    native=spec.native,
+                    privileged=spec.privileged,
+                    workdir=spec.workdir,
+                    network=spec.network.value,
+                    timeout=spec.timeout,
+                    priority=spec.priority,
+                    created_at=now,
+                    waiting_reason=held_back if cap is not None and n >= cap else QUEUED,
+                    ssh_key=spec.ssh_key,
+                    batch_max_parallel=cap,
+                )
+            )
+        return rows
+
+    def prepare(
+        self,
+        s: Session,
+        spec: TaskSpec,
+        who: Principal,
+        nodes: dict[str, NodeCapacity] | None = None,
+    ) -> Prepared:
         """Check a submission as submitting does (the same errors) and say what it
-        makes: the spec as it runs, its tasks, each target's request and the image."""
+        makes: the spec as it runs, its tasks, each target's request and the image.
+        ``nodes``: the nodes' capacities, when already read."""
         if who.role == "viewer":
             raise Forbidden("the viewer role cannot submit tasks")
         if spec.kind is TaskKind.VPS:
@@ -156,7 +209,8 @@ class TaskService:
         targets = targets or [None]
         members = batch_members(spec, targets, self.sweep_limit)
         container, image = self._image_for(s, spec)
-        nodes = capacities(s)
+        if nodes is None:
+            nodes = capacities(s)
         requests: dict[TargetSpec | None, ResourceRequest] = {}
         for target in targets:
             gpus = len(target.gpus) if target and target.gpus else spec.gpus
@@ -458,6 +512,16 @@ def check_native(spec: TaskSpec) -> None:
         raise BadRequest("--privileged applies to containers, not to native tasks")
     if spec.network.value != "host":
         raise BadRequest("--network applies to containers; a native task uses the node's network")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submission to store: its spec, who sends it and the cause heading its tasks'
+    history (None: ``submitted by USER``)."""
+
+    spec: TaskSpec
+    who: Principal
+    cause: str | None = None
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,12 @@ UserName = Annotated[str, Field(min_length=1, max_length=64), NoNul]
 
 @router.post("", status_code=201, responses=error_responses(429))
 async def submit(spec: TaskSpec, host: HostDep, who: UserDep) -> SubmitResponse:
-    """Store the spec's tasks, all of them in one transaction. Past ``host.submit_limit``
-    submissions in flight (counted here on the loop, waiting ones included) the answer is
-    429 with ``Retry-After``: nothing was stored, send it again."""
+    """Store the spec's tasks, all of them in one transaction (a single task's shared with
+    the single ones that arrive meanwhile, each stored or refused on its own). Past
+    ``host.submit_limit`` submissions in flight (counted here on the loop, waiting ones
+    included) the answer is 429 with ``Retry-After``: nothing was stored, send it again."""
     with host.submissions.admit():
-        return await run_in_threadpool(host.tasks.submit, spec, who)
+        return await host.tasks.submit_grouped(spec, who)
 
 
 @router.post("/dry-run")
