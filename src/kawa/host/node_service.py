@@ -469,27 +469,31 @@ class NodeService:
 
 def _held_on(s: Session, node: str) -> list[TaskOnNode]:
     """The tasks the host has on ``node`` (there, or lost there), as plain rows."""
-    query = select(Task.id, Task.kind, Task.state, Task.started_at, Task.desired).where(
-        Task.node == node, Task.state.in_([*_ON_NODE, TaskState.LOST.value])
-    )
-    return [
-        TaskOnNode(
-            id=task_id,
-            kind=TaskKind(kind),
-            state=TaskState(state),
-            started=started_at is not None,
-            desired=Desired(desired),
-            node=node,
-        )
-        for task_id, kind, state, started_at, desired in s.execute(query)
-    ]
+    return _held_by_node(s, [node]).get(node, [])
 
 
 def _held_by_node(s: Session, nodes: list[str]) -> dict[str, list[TaskOnNode]]:
-    """:func:`_held_on` of each of ``nodes``, in one query."""
+    """What the host has on each of ``nodes`` (there, or lost there), in one query."""
     held: dict[str, list[TaskOnNode]] = {}
     if not nodes:
         return held
+    where = Task.node == nodes[0] if len(nodes) == 1 else Task.node.in_(nodes)
+    query = select(Task.id, Task.node, Task.kind, Task.state, Task.started_at, Task.desired).where(
+        where, Task.state.in_([*_ON_NODE, TaskState.LOST.value])
+    )
+    for task_id, node, kind, state, started_at, desired in s.execute(query):
+        assert node is not None  # selected so
+        held.setdefault(node, []).append(
+            TaskOnNode(
+                id=task_id,
+                kind=TaskKind(kind),
+                state=TaskState(state),
+                started=started_at is not None,
+                desired=Desired(desired),
+                node=node,
+            )
+        )
+    return held
     query = select(Task.id, Task.node, Task.kind, Task.state, Task.started_at, Task.desired).where(
         Task.node.in_(nodes), Task.state.in_([*_ON_NODE, TaskState.LOST.value])
     )
