@@ -494,22 +494,6 @@ def _held_by_node(s: Session, nodes: list[str]) -> dict[str, list[TaskOnNode]]:
             )
         )
     return held
-    query = select(Task.id, Task.node, Task.kind, Task.state, Task.started_at, Task.desired).where(
-        Task.node.in_(nodes), Task.state.in_([*_ON_NODE, TaskState.LOST.value])
-    )
-    for task_id, node, kind, state, started_at, desired in s.execute(query):
-        assert node is not None  # selected so
-        held.setdefault(node, []).append(
-            TaskOnNode(
-                id=task_id,
-                kind=TaskKind(kind),
-                state=TaskState(state),
-                started=started_at is not None,
-                desired=Desired(desired),
-                node=node,
-            )
-        )
-    return held
 
 
 @lru_cache(maxsize=4096)
