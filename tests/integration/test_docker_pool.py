@@ -14,7 +14,7 @@ LABEL = {"kawa.test": "docker-pool"}
 
 
 @pytest.fixture
-def client() -> Iterator[docker.DockerClient]:
+def client(docker_available: None) -> Iterator[docker.DockerClient]:
     c = docker.from_env(timeout=60)
     share_connections(c)
     yield c
