@@ -1,5 +1,6 @@
 // What the cluster looks like: nodes, tasks and recent events, kept live by one events
 // WebSocket per tab.
+import { markRaw } from 'vue'
 import { defineStore } from 'pinia'
 import { EventSocket, eventsUrl } from '../lib/events.js'
 import { compareIds } from '../lib/format.js'
@@ -20,6 +21,10 @@ export const useCluster = defineStore('cluster', {
     // events about older tasks are left out, so the store stays at the newest ones
     // however many pending tasks the host updates (the task list asks for older ones).
     floor: null,
+    // Which task or node each event or action last changed, on a counter that each
+    // reload also reads: a reload's answer may have been read before a change that
+    // reached this tab first, so it never replaces what changed after it began.
+    marks: markRaw({ clock: 0, touched: new Map(), applied: 0 }),
   }),
   getters: {
     nodeList: (s) => Object.values(s.nodes).sort((a, b) => a.name.localeCompare(b.name)),
@@ -27,14 +32,19 @@ export const useCluster = defineStore('cluster', {
   },
   actions: {
     async reload() {
-      const api = useSession().api()
+      const marks = this.marks
+      const start = ++marks.clock
       try {
+        const api = useSession().api()
         const [nodes, tasks] = await Promise.all([
           api.get('/nodes'),
           api.get('/tasks', { limit: TASK_LIMIT }),
         ])
-        this.nodes = Object.fromEntries(nodes.map((n) => [n.name, n]))
-        this.tasks = Object.fromEntries(tasks.map((t) => [t.id, t]))
+        if (start < marks.applied) return // a reload begun later has answered already
+        marks.applied = start
+        this.nodes = merged(nodes.map((n) => [n.name, n]), this.nodes, 'node', marks, start)
+        this.tasks = merged(tasks.map((t) => [t.id, t]), this.tasks, 'task', marks, start)
+        for (const [key, at] of marks.touched) if (at <= start) marks.touched.delete(key)
         this.floor = tasks.length >= TASK_LIMIT
           ? tasks.reduce((m, t) => (compareIds(t.id, m) < 0 ? t.id : m), tasks[0].id)
           : null
@@ -45,13 +55,17 @@ export const useCluster = defineStore('cluster', {
       }
     },
     putTask(task) {
+      this.marks.touched.set(`task:${task.id}`, ++this.marks.clock)
       this.tasks[task.id] = task
     },
     putNode(node) {
+      this.marks.touched.set(`node:${node.name}`, ++this.marks.clock)
       this.nodes[node.name] = node
     },
     apply(event) {
-      if (event.type === 'reset') {
+      // "hello" opens each connection, once the host sends this tab every later change:
+      // reading everything then misses nothing.
+      if (event.type === 'reset' || event.type === 'hello') {
         this.reload()
         return
       }
@@ -85,15 +99,16 @@ export const useCluster = defineStore('cluster', {
         onStatus: (s) => {
           this.status = s
         },
-        onReconnect: () => this.reload(),
         onRefused: () => session.identify().catch(() => {}),
       })
       this.socket.start()
-      this.reload()
+      this.reload() // the first paint need not wait for the stream's hello
     },
     disconnect() {
       if (this.socket) this.socket.stop()
       this.socket = null
+      this.marks.applied = ++this.marks.clock // a reload still under way answers no one
+      this.marks.touched.clear()
       this.nodes = {}
       this.tasks = {}
       this.events = []
@@ -102,6 +117,16 @@ export const useCluster = defineStore('cluster', {
     },
   },
 })
+
+// A reload's answer as an object by key, but with what an event or action changed
+// after the reload began (the newer of the two) kept from `current`.
+function merged(entries, current, kind, marks, start) {
+  const out = Object.fromEntries(entries)
+  for (const [key, value] of Object.entries(current)) {
+    if ((marks.touched.get(`${kind}:${key}`) || 0) > start) out[key] = value
+  }
+  return out
+}
 
 export function describe(event) {
   if (event.type === 'task') {

@@ -16,6 +16,7 @@ const task = (id, state, extra = {}) => ({ id, state, name: null, node: 'n1', ..
 describe('cluster store', () => {
   it('applies task and node events and lists a line only when a state changes', () => {
     const c = useCluster()
+    vi.spyOn(c, 'reload').mockResolvedValue()
     c.apply({ seq: 1, type: 'task', task: task('5', 'pending') })
     c.apply({ seq: 2, type: 'task', task: task('5', 'pending', { waiting_reason: 'no cores' }) })
     c.apply({ seq: 3, type: 'task', task: task('5', 'running') })
@@ -43,12 +44,75 @@ describe('cluster store', () => {
     c.apply({ seq: 4, type: 'task', task: task('7', 'pending') })
     expect(c.tasks['7'].state).toBe('pending')
   })
-  it('reloads everything on a reset event', () => {
+  it('reloads everything on a reset event and on each hello', () => {
     const c = useCluster()
     const reload = vi.spyOn(c, 'reload').mockResolvedValue()
     c.apply({ seq: 9, type: 'reset' })
-    expect(reload).toHaveBeenCalledTimes(1)
+    c.apply({ seq: 9, type: 'hello' })
+    expect(reload).toHaveBeenCalledTimes(2)
     expect(describeEvent({ type: 'task', task: task('1', 'failed', { name: 'x' }) })).toBe('task 1 (x) failed on n1')
+  })
+})
+
+describe('cluster store reloads', () => {
+  // A host that answers each reload (a /nodes and a /tasks call) when the test says.
+  function slowHost() {
+    const calls = []
+    useSession()._api = {
+      get: vi.fn((path) => new Promise((resolve) => calls.push({ path, resolve }))),
+    }
+    return async (reload, nodes, tasks) => {
+      const [n, t] = calls.slice(2 * reload, 2 * reload + 2)
+      expect([n.path, t.path]).toEqual(['/nodes', '/tasks'])
+      n.resolve(nodes)
+      t.resolve(tasks)
+      await new Promise((r) => setTimeout(r, 0))
+    }
+  }
+
+  it('keeps a change that reached the tab after the reload began over its older answer', async () => {
+    const c = useCluster()
+    const answer = slowHost()
+    const first = c.reload()
+    c.apply({ seq: 1, type: 'task', task: task('5', 'paused') })
+    c.apply({ seq: 2, type: 'node', node: { name: 'n1', status: 'draining' } })
+    await answer(0, [{ name: 'n1', status: 'online' }, { name: 'n2', status: 'online' }],
+      [task('5', 'running'), task('6', 'pending')])
+    await first
+    expect(c.tasks['5'].state).toBe('paused')
+    expect(c.tasks['6'].state).toBe('pending')
+    expect(c.nodes.n1.status).toBe('draining')
+    expect(c.nodes.n2.status).toBe('online')
+    // a reload begun after those changes answers with what it read
+    const second = c.reload()
+    await answer(1, [{ name: 'n1', status: 'online' }], [task('5', 'running')])
+    await second
+    expect(c.tasks['5'].state).toBe('running')
+    expect(Object.keys(c.nodes)).toEqual(['n1'])
+  })
+
+  it('drops an answer that comes after the answer of a reload begun later', async () => {
+    const c = useCluster()
+    const answer = slowHost()
+    const first = c.reload()
+    const second = c.reload()
+    await answer(1, [{ name: 'n1', status: 'online' }], [task('7', 'running')])
+    await second
+    await answer(0, [], [task('7', 'pending')])
+    await first
+    expect(c.tasks['7'].state).toBe('running')
+    expect(c.nodes.n1.status).toBe('online')
+  })
+
+  it('lets no reload under way fill the store after a logout', async () => {
+    const c = useCluster()
+    const answer = slowHost()
+    const first = c.reload()
+    c.disconnect()
+    await answer(0, [{ name: 'n1', status: 'online' }], [task('7', 'running')])
+    await first
+    expect(c.tasks).toEqual({})
+    expect(c.loaded).toBe(false)
   })
 })
 
