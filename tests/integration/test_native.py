@@ -399,6 +399,28 @@ def test_a_restarted_runner_adopts_running_tasks_and_reports_exit_codes(
     assert not native.group(a.task_id).exists()
 
 
+def test_a_task_ending_as_the_runner_stops_is_reported_by_its_next_start(
+    native: Harness, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    task = native.start(["sh", "-c", f"{wait_for(go)}; exit 5"])
+    assert native.group(task).pids()
+    native.journal.close()  # the runner stops; its task ends just after
+    go.touch()
+    watcher = f"watch-{task}"
+    eventually(
+        lambda: not any(t.name == watcher for t in threading.enumerate()), 10, "the watcher"
+    )
+    assert task not in native.ends
+    assert native.executor.status_path(task).exists()  # kept for the next start
+
+    native.journal = Journal(tmp_path / "j.sqlite")
+    native.executor = native.new_executor()
+    native.executor.adopt(native.journal.live())
+    assert native.wait(task) == (ExitKind.EXITED, 5, None)
+    assert not native.executor.status_path(task).exists()
+
+
 def test_adopt_kills_groups_the_journal_does_not_know(native: Harness) -> None:
     stray = native.group("stray")
     stray.create(Limits())

@@ -244,8 +244,24 @@ class Group:
         deadline = time.monotonic() + timeout
         while self.frozen() != frozen:
             if time.monotonic() > deadline:
-                raise CgroupError(f"group {self.rel} did not {'freeze' if frozen else 'thaw'}")
+                raise CgroupError(
+                    f"group {self.rel} did not {'freeze' if frozen else 'thaw'}"
+                    f" ({self._describe_pids()})"
+                )
             time.sleep(0.005)
+
+    def _describe_pids(self) -> str:
+        """The group's processes with their scheduler state and wait channel."""
+        seen = []
+        for pid in self.pids():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                wchan = Path(f"/proc/{pid}/wchan").read_text().strip() or "-"
+            except OSError:
+                continue
+            name, _, rest = stat.partition("(")[2].rpartition(")")
+            seen.append(f"{pid} {name} {rest.split()[0]} {wchan}")
+        return "; ".join(seen) or "no processes"
 
     # -- ending ---------------------------------------------------------------------
     def kill_all(self, timeout: float = 10.0) -> None:

@@ -34,7 +34,7 @@ from kawa.runner.executor import (
     launch_failure,
     record_ending,
 )
-from kawa.runner.journal import Entry, Journal
+from kawa.runner.journal import Entry, Journal, JournalClosed
 
 log = logging.getLogger(__name__)
 
@@ -280,9 +280,13 @@ class DockerExecutor:
             out, err = self.log_path(task_id, "stdout"), self.log_path(task_id, "stderr")
             error = launch_failure(code, out, err)
         self._readers.pop(task_id, None)  # _runs keeps its count for late watchers
-        entry = self.journal.get(task_id)
-        keep = entry is not None and vps.is_vps(entry.order)  # a stopped VPS keeps it
-        self._ended(task_id, code, oom, error)
+        try:
+            entry = self.journal.get(task_id)
+            keep = entry is not None and vps.is_vps(entry.order)  # a stopped VPS keeps it
+            self._ended(task_id, code, oom, error)
+        except JournalClosed:  # the container stays: the next start reads its exit code
+            log.info("task %s ended as the runner stopped; its next start reports it", task_id)
+            return
         if not keep:
             self._remove(container)
 

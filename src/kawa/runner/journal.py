@@ -67,6 +67,10 @@ class NativeRecord:
     started_at: datetime
 
 
+class JournalClosed(RuntimeError):
+    """The runner closed its journal (it is stopping); nothing more is recorded."""
+
+
 class Journal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +80,7 @@ class Journal:
         self._db.executescript(_SCHEMA)
         self._add_columns()
         self._lock = threading.Lock()
+        self._closed = False
 
     def _add_columns(self) -> None:
         have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(tasks)").fetchall()}
@@ -90,10 +95,13 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
 
     def _exec(self, sql: str, *args: object) -> list[tuple[object, ...]]:
         with self._lock:
+            if self._closed:
+                raise JournalClosed("the runner's journal is closed")
             return self._db.execute(sql, args).fetchall()
 
     def get_meta(self, key: str) -> str | None:

@@ -34,7 +34,7 @@ from kawa.runner.executor import (
     launch_failure,
     record_ending,
 )
-from kawa.runner.journal import Entry, Journal
+from kawa.runner.journal import Entry, Journal, JournalClosed
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +187,19 @@ class NativeExecutor:
         elif code:
             out, err = self.log_path(task_id, "stdout"), self.log_path(task_id, "stderr")
             error = launch_failure(code, out, err)
-        self.status_path(task_id).unlink(missing_ok=True)
-        self._ended(task_id, code, oom, error)
+        if self._ended(task_id, code, oom, error):
+            self.status_path(task_id).unlink(missing_ok=True)
 
-    def _ended(self, task_id: str, code: int | None, oom: bool, error: str | None) -> None:
+    def _ended(self, task_id: str, code: int | None, oom: bool, error: str | None) -> bool:
+        """Journal and report the ending; False when the runner is stopping (its journal
+        closed), in which case the next start settles the task from its status file."""
         self._deadlines.cancel(task_id)
-        record_ending(self.journal, self.on_end, task_id, code, oom, error)
+        try:
+            record_ending(self.journal, self.on_end, task_id, code, oom, error)
+        except JournalClosed:
+            log.info("task %s ended as the runner stopped; its next start reports it", task_id)
+            return False
+        return True
 
     # -- control --------------------------------------------------------------------
     def _running(self, task_id: str) -> _Running:
