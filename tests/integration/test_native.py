@@ -307,6 +307,22 @@ def test_pause_and_resume_a_process_tree(native: Harness, tmp_path: Path) -> Non
     assert native.wait(task)[0] is ExitKind.KILLED
 
 
+def test_pause_catches_a_shell_in_vfork(native: Harness) -> None:
+    """A shell starting commands back to back spends its time in vfork(), where a freeze
+    asked once can leave it asleep unfrozen behind its frozen child (about one pause in
+    twenty, without the freezer being asked again); every pause must complete."""
+    task = native.start(["sh", "-c", "while :; do /bin/true; done"])
+    group = native.group(task)
+    eventually(lambda: len(group.pids()) >= 2, 10, "the loop's children")
+    for _ in range(100):
+        native.executor.pause(task)
+        assert group.frozen()
+        native.executor.resume(task)
+        assert not group.frozen()
+    native.executor.kill(task)
+    assert native.wait(task)[0] is ExitKind.KILLED
+
+
 def test_kill_of_a_process_tree_leaves_no_process(native: Harness) -> None:
     tree = "setsid sh -c 'trap \"\" TERM HUP; sleep 300' & sleep 300 & wait"
     task = native.start(["sh", "-c", tree])

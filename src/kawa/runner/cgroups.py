@@ -117,6 +117,10 @@ def _read(path: Path) -> str:
         raise
 
 
+ASK_AGAIN = 0.05
+"""Seconds between writes of a freeze (or thaw) request not yet complete."""
+
+
 class Group:
     """A task's group: the directory ``rel`` in each hierarchy of ``layout``."""
 
@@ -234,21 +238,36 @@ class Group:
         self._set_frozen(False, timeout)
 
     def _set_frozen(self, frozen: bool, timeout: float) -> None:
+        """Freeze or thaw, waiting until the kernel says it is done. The request is
+        written again while it waits: the v1 freezer asks each process once, and a shell
+        in vfork() when asked sleeps unfrozen behind its frozen child; asked again, it
+        freezes. A freeze that does not complete is undone before the error."""
+        self._write_frozen(frozen)
+        started = time.monotonic()
+        asked = started
+        while self.frozen() != frozen:
+            now = time.monotonic()
+            if now - started > timeout:
+                seen = self._describe_pids()
+                if frozen:
+                    with contextlib.suppress(CgroupError):
+                        self._write_frozen(False)
+                raise CgroupError(
+                    f"group {self.rel} did not {'freeze' if frozen else 'thaw'} ({seen})"
+                )
+            if now - asked > ASK_AGAIN:
+                self._write_frozen(frozen)
+                asked = now
+            time.sleep(0.005)
+
+    def _write_frozen(self, frozen: bool) -> None:
         if self.layout.version == 2:
             write(self.dirs["unified"] / "cgroup.freeze", "1" if frozen else "0")
-        else:
-            freezer = self._dir("freezer")
-            if freezer is None:
-                raise CgroupError("the freezer controller is not mounted")
-            write(freezer / "freezer.state", "FROZEN" if frozen else "THAWED")
-        deadline = time.monotonic() + timeout
-        while self.frozen() != frozen:
-            if time.monotonic() > deadline:
-                raise CgroupError(
-                    f"group {self.rel} did not {'freeze' if frozen else 'thaw'}"
-                    f" ({self._describe_pids()})"
-                )
-            time.sleep(0.005)
+            return
+        freezer = self._dir("freezer")
+        if freezer is None:
+            raise CgroupError("the freezer controller is not mounted")
+        write(freezer / "freezer.state", "FROZEN" if frozen else "THAWED")
 
     def _describe_pids(self) -> str:
         """The group's processes with their scheduler state and wait channel."""
