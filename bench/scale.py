@@ -345,15 +345,19 @@ async def load(url: str, headers: dict[str, str], clients: int, requests: int,
 
 
 BARE_APP = textwrap.dedent("""
-    import sys
+    import gzip, sys
     from pathlib import Path
     import uvicorn
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
     from fastapi.responses import Response
     body = Path(sys.argv[1]).read_bytes()
+    packed = gzip.compress(body, 5, mtime=0)  # compressed once, as the host keeps it
     app = FastAPI()
     @app.get("/page")
-    async def page() -> Response:
+    async def page(request: Request) -> Response:
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(packed, media_type="application/json",
+                            headers={"Content-Encoding": "gzip"})
         return Response(body, media_type="application/json")
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
                 access_log=False)
@@ -361,9 +365,11 @@ BARE_APP = textwrap.dedent("""
 
 
 async def against_bare(host: Host, path: str, clients: int, requests: int, seconds: float,
-                       label: str) -> float:
+                       label: str, encoding: str) -> float:
     """p50/p99 of GET ``path`` on the host and of a bare FastAPI app serving its bytes
-    (the same uvicorn the host runs); the host's p99 in seconds."""
+    (the same uvicorn the host runs), both asked with ``Accept-Encoding: encoding``
+    (gzip, as browsers and httpx ask; the bare app compressed its page once); the
+    host's p99 in seconds."""
     headers = {"Authorization": f"Bearer {host.token}"}
     async with httpx.AsyncClient(headers=headers, timeout=60) as c:
         page = (await c.get(host.url + API + path)).content
@@ -381,15 +387,21 @@ async def against_bare(host: Host, path: str, clients: int, requests: int, secon
                 if time.monotonic() > deadline:
                     raise SystemExit("the bare app did not start") from None
                 time.sleep(0.1)
+        asked = {"Accept-Encoding": encoding}
+        headers |= asked
+        with httpx.stream("GET", host.url + API + path, headers=headers) as r:
+            sent = sum(len(chunk) for chunk in r.iter_raw())  # as sent: compressed or not
         await load(host.url + API + path, headers, clients, clients * 5, seconds)  # warm-up
         one, _ = await load(host.url + API + path, headers, 1, 50, seconds)
-        one_bare, _ = await load(f"http://127.0.0.1:{port}/page", {}, 1, 50, seconds)
+        one_bare, _ = await load(f"http://127.0.0.1:{port}/page", asked, 1, 50, seconds)
         kawa, kerr = await load(host.url + API + path, headers, clients, requests, seconds)
-        base, berr = await load(f"http://127.0.0.1:{port}/page", {}, clients, requests, seconds)
+        base, berr = await load(f"http://127.0.0.1:{port}/page", asked, clients, requests,
+                                seconds)
     finally:
         bare.terminate()
         bare.wait(10)
-    print(f"{label}: page {len(page) / 1024:.0f} KiB; one client alone: kawa p50 "
+    print(f"{label}: page {len(page) / 1024:.0f} KiB, {sent / 1024:.0f} KiB sent "
+          f"({encoding}); one client alone: kawa p50 "
           f"{p(one, .5) * 1000:.1f} ms, bare p50 {p(one_bare, .5) * 1000:.1f} ms; "
           f"then {clients} clients:")
     for name, got, err in (("kawa", kawa, kerr), ("bare", base, berr)):
@@ -520,10 +532,12 @@ async def scenario(host: Host, args: argparse.Namespace) -> None:
         print("2., 3. listings skipped (--skip-listings)", flush=True)
     else:
         await against_bare(host, "/nodes", args.clients, args.requests, args.load_seconds,
-                           f"2. node list ({args.nodes} nodes, {running} tasks running)")
+                           f"2. node list ({args.nodes} nodes, {running} tasks running)",
+                           args.encoding)
         host.phase_done("the node list")
         await against_bare(host, "/tasks", args.clients, args.requests, args.load_seconds,
-                           f"3. task list ({stored} tasks stored, {running} running)")
+                           f"3. task list ({stored} tasks stored, {running} running)",
+                           args.encoding)
         host.phase_done("the task list")
     slots = args.nodes * args.cores
     print("4. submissions " + ("(every slot taken: new tasks wait in the queue)"
@@ -562,6 +576,9 @@ def main() -> None:
     parser.add_argument("--postgres", default=None, help="database URL (default SQLite)")
     parser.add_argument("--skip-listings", action="store_true",
                         help="skip the node and task list latencies (1., 2.)")
+    parser.add_argument("--encoding", choices=("gzip", "identity"), default="gzip",
+                        help="Accept-Encoding of the listings' clients (2., 3.): gzip as "
+                             "browsers and httpx send it, or identity (uncompressed)")
     parser.add_argument("--httpx-submissions", action="store_true",
                         help="submit (4.) with httpx instead of the minimal client")
     args = parser.parse_args()

@@ -416,3 +416,20 @@ def test_the_node_list_follows_each_change_of_a_node_or_its_tasks(
     got, expected = listed_nodes(c, sessions)
     assert got == expected
     assert json.loads(got)[0]["status"] == "draining"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tasks", "/api/v1/nodes"])
+def test_listings_go_gzipped_to_clients_that_accept_it(
+    nodes: tuple[Cluster, sessionmaker[Session]], path: str
+) -> None:
+    c, _ = nodes
+    url, auth = f"{c.url}{path}", {"Authorization": f"Bearer {c.token}"}
+    plain = httpx.get(url, headers=auth | {"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "Accept-Encoding"
+    packed = httpx.get(url, headers=auth | {"Accept-Encoding": "br, gzip"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert int(packed.headers["content-length"]) * 3 < len(plain.content)
+    assert packed.content == plain.content  # httpx unpacked it: the same answer
+    refused = httpx.get(url, headers=auth | {"Accept-Encoding": "gzip;q=0, *"})
+    assert "content-encoding" not in refused.headers and refused.content == plain.content

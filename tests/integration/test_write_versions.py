@@ -40,8 +40,16 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[
 
 
 def node(name: str) -> Node:
-    return Node(name=name, url="http://127.0.0.1:1", status="online", draining=False,
-                inventory={}, usage=None, registered_at=NOW, last_heartbeat=NOW)
+    return Node(
+        name=name,
+        url="http://127.0.0.1:1",
+        status="online",
+        draining=False,
+        inventory={},
+        usage=None,
+        registered_at=NOW,
+        last_heartbeat=NOW,
+    )
 
 
 def test_versions_move_after_commit_and_per_table(db: sessionmaker[Session]) -> None:
@@ -60,8 +68,9 @@ def test_versions_move_after_commit_and_per_table(db: sessionmaker[Session]) -> 
         s.execute(delete(Node).where(Node.name == "a"))
     assert v.of("nodes") == (before[0] + 3,)
     with db.begin() as s:  # other tables leave these alone
-        s.execute(insert(ApiToken).values(
-            user="x", token_hash="h" * 64, role="user", created_at=NOW))
+        s.execute(
+            insert(ApiToken).values(user="x", token_hash="h" * 64, role="user", created_at=NOW)
+        )
     assert v.of("nodes", "tasks") == (before[0] + 3, before[1])
 
 
@@ -107,15 +116,20 @@ def test_heartbeat_columns_move_the_quiet_version_only(db: sessionmaker[Session]
         s.execute(update(Node).where(Node.name == "d").values(last_heartbeat=datetime.now(UTC)))
     assert v.of("nodes", "nodes:quiet") == (before[0], before[1] + 2)
     with db.begin() as s:  # rows updated by primary key, as heartbeats in a group are
-        s.execute(update(Node), [{"name": "d", "last_heartbeat": datetime.now(UTC),
-                                  "usage": {"cpu_percent": 4.0}}])
+        s.execute(
+            update(Node),
+            [{"name": "d", "last_heartbeat": datetime.now(UTC), "usage": {"cpu_percent": 4.0}}],
+        )
     assert v.of("nodes", "nodes:quiet") == (before[0], before[1] + 3)
     with db.begin() as s:
         s.execute(update(Node), [{"name": "d", "status": "online"}])
     assert v.of("nodes", "nodes:quiet") == (before[0] + 1, before[1] + 3)
     with db.begin() as s:  # with any other column it is a write of the table
-        s.execute(update(Node).where(Node.name == "d").values(
-            last_heartbeat=datetime.now(UTC), status="offline"))
+        s.execute(
+            update(Node)
+            .where(Node.name == "d")
+            .values(last_heartbeat=datetime.now(UTC), status="offline")
+        )
     assert v.of("nodes", "nodes:quiet") == (before[0] + 2, before[1] + 3)
 
 
@@ -125,7 +139,7 @@ def names(db: sessionmaker[Session]) -> bytes:
 
 
 def test_an_answer_is_kept_until_its_tables_are_written(db: sessionmaker[Session]) -> None:
-    cache = AnswerCache(write_versions(db), ("nodes",), max_age=None)
+    cache: AnswerCache[bytes] = AnswerCache(write_versions(db), ("nodes",), max_age=None)
     reads = 0
 
     def read() -> bytes:
@@ -154,7 +168,7 @@ def counting_reader() -> tuple[list[int], Callable[[], bytes]]:
     return reads, read
 
 
-def until_known(cache: AnswerCache, key: str, want: bytes) -> None:
+def until_known(cache: AnswerCache[bytes], key: str, want: bytes) -> None:
     deadline = time.monotonic() + 5
     while cache.known(key) != want:
         assert time.monotonic() < deadline, f"{want!r} never answered"
@@ -167,7 +181,9 @@ def test_quiet_writes_are_tolerated_for_a_while(db: sessionmaker[Session]) -> No
     this fail)."""
     with db.begin() as s:
         s.add(node("f"))
-    cache = AnswerCache(write_versions(db), ("nodes",), quiet_for=1.0, max_age=None)
+    cache: AnswerCache[bytes] = AnswerCache(
+        write_versions(db), ("nodes",), quiet_for=1.0, max_age=None
+    )
     reads, read = counting_reader()
     started = time.monotonic()  # before the answer is made: its age is at most this
     assert cache.answer("k", read) == b"read 1"
@@ -183,7 +199,7 @@ def test_quiet_writes_are_tolerated_for_a_while(db: sessionmaker[Session]) -> No
 
 
 def test_no_answer_outlives_max_age_by_more_than_a_reading(db: sessionmaker[Session]) -> None:
-    cache = AnswerCache(write_versions(db), ("nodes",), max_age=0.2)
+    cache: AnswerCache[bytes] = AnswerCache(write_versions(db), ("nodes",), max_age=0.2)
     _reads, read = counting_reader()
     started = time.monotonic()
     assert cache.answer("k", read) == b"read 1"
@@ -192,7 +208,7 @@ def test_no_answer_outlives_max_age_by_more_than_a_reading(db: sessionmaker[Sess
 
 
 def test_a_refresh_never_makes_a_caller_wait(db: sessionmaker[Session]) -> None:
-    cache = AnswerCache(write_versions(db), ("nodes",), max_age=0.05)
+    cache: AnswerCache[bytes] = AnswerCache(write_versions(db), ("nodes",), max_age=0.05)
     release = threading.Event()
     first = [True]
 
@@ -212,7 +228,7 @@ def test_a_refresh_never_makes_a_caller_wait(db: sessionmaker[Session]) -> None:
 
 
 def test_callers_asking_at_once_share_one_reading(db: sessionmaker[Session]) -> None:
-    cache = AnswerCache(write_versions(db), ("nodes",), max_age=None)
+    cache: AnswerCache[bytes] = AnswerCache(write_versions(db), ("nodes",), max_age=None)
     release = threading.Event()
     calls: list[int] = []
 
@@ -222,8 +238,9 @@ def test_callers_asking_at_once_share_one_reading(db: sessionmaker[Session]) -> 
         return b"shared"
 
     got: list[bytes] = []
-    threads = [threading.Thread(target=lambda: got.append(cache.answer("k", slow)))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: got.append(cache.answer("k", slow))) for _ in range(8)
+    ]
     for t in threads:
         t.start()
     deadline = time.monotonic() + 10
@@ -240,7 +257,7 @@ def test_callers_asking_at_once_share_one_reading(db: sessionmaker[Session]) -> 
 def test_a_write_during_a_read_is_not_hidden(db: sessionmaker[Session]) -> None:
     """Versions are noted before reading: a write committed while an answer is read
     makes the next caller read again (the answer may predate the write)."""
-    cache = AnswerCache(write_versions(db), ("nodes",), max_age=None)
+    cache: AnswerCache[bytes] = AnswerCache(write_versions(db), ("nodes",), max_age=None)
 
     def read_then_someone_writes() -> bytes:
         answer = names(db)

@@ -21,10 +21,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.store.write_versions import WriteVersions, write_versions
+
+V = TypeVar("V")
 
 MAX_AGE = 1.0
 """Seconds an answer read from the database is kept at most: what this process did not
@@ -32,16 +35,17 @@ write (another host sharing the database, a hand edit) shows within this time.""
 
 
 @dataclass(frozen=True)
-class _Kept:
+class _Kept(Generic[V]):
     versions: tuple[int, ...]
     quiet: tuple[int, ...]
     made: float
-    body: bytes
-    read: Callable[[], bytes]
+    body: V
+    read: Callable[[], V]
 
 
-class AnswerCache:
-    """Up to ``size`` answers, each under its key, most recently used kept longest."""
+class AnswerCache(Generic[V]):
+    """Up to ``size`` answers (whatever ``read`` makes: bytes, an encoded answer), each
+    under its key, most recently used kept longest."""
 
     def __init__(
         self,
@@ -58,7 +62,7 @@ class AnswerCache:
         self.quiet_for = quiet_for
         self.max_age = max_age
         self.size = size
-        self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()
+        self._kept: OrderedDict[Hashable, _Kept[V]] = OrderedDict()
         self._lock = threading.Lock()
         self._reading: dict[Hashable, threading.Lock] = {}
         self._refreshing: set[Hashable] = set()
@@ -66,12 +70,12 @@ class AnswerCache:
     @classmethod
     def of_database(
         cls, sessions: sessionmaker[Session], tables: tuple[str, ...], quiet_for: float = 0.0
-    ) -> AnswerCache:
+    ) -> AnswerCache[V]:
         """A cache of answers read from ``tables`` through ``sessions``, each kept at
         most :data:`MAX_AGE` seconds."""
         return cls(write_versions(sessions), tables, quiet_for=quiet_for, max_age=MAX_AGE)
 
-    def known(self, key: Hashable) -> bytes | None:
+    def known(self, key: Hashable) -> V | None:
         """The kept answer for ``key`` unless its tables were written since, else None.
         An answer only too old is returned and read again in a worker thread."""
         kept = self._kept.get(key)
@@ -81,7 +85,7 @@ class AnswerCache:
             self._refresh(key, kept.read)
         return kept.body
 
-    def answer(self, key: Hashable, read: Callable[[], bytes]) -> bytes:
+    def answer(self, key: Hashable, read: Callable[[], V]) -> V:
         """The current answer for ``key``: kept, or ``read()`` (one caller at a time per
         key; the others wait for its answer). Blocks: call it off the event loop."""
         body = self.known(key)
@@ -89,7 +93,7 @@ class AnswerCache:
             return body
         return self._read(key, read, only_if_stale=True)
 
-    def _read(self, key: Hashable, read: Callable[[], bytes], only_if_stale: bool) -> bytes:
+    def _read(self, key: Hashable, read: Callable[[], V], only_if_stale: bool) -> V:
         with self._lock:
             gate = self._reading.setdefault(key, threading.Lock())
         with gate:
@@ -112,7 +116,7 @@ class AnswerCache:
                 self._reading.pop(key, None)
             return body
 
-    def _refresh(self, key: Hashable, read: Callable[[], bytes]) -> None:
+    def _refresh(self, key: Hashable, read: Callable[[], V]) -> None:
         """Read ``key`` again in a thread of its own, unless that is under way."""
         with self._lock:
             if key in self._refreshing:
@@ -131,7 +135,7 @@ class AnswerCache:
 
         threading.Thread(target=run, name="kawa-answer-refresh", daemon=True).start()
 
-    def _fresh(self, kept: _Kept) -> bool:
+    def _fresh(self, kept: _Kept[V]) -> bool:
         age = time.monotonic() - kept.made
         if self.max_age is not None and age > self.max_age:
             return False

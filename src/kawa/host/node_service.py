@@ -23,6 +23,7 @@ from kawa.host.answer_cache import AnswerCache
 from kawa.host.audit import record
 from kawa.host.auth import Principal
 from kawa.host.batches import Batches
+from kawa.host.encoded_answer import EncodedAnswer
 from kawa.host.errors import Conflict, NotFound, Unavailable
 from kawa.host.events import EventBus
 from kawa.host.ledger import Change, Ledger
@@ -80,11 +81,11 @@ class NodeService:
         self.histories = NodeHistories(heartbeat_interval)
         """Each node's measurements for graphs (an hour per heartbeat, a day per minute)."""
         self.listing = NodeListing()
-        self.pages = AnswerCache.of_database(
+        self.pages: AnswerCache[EncodedAnswer] = AnswerCache.of_database(
             ledger.sessions, ("nodes", "tasks"), quiet_for=QUIET_FOR
         )
-        """Node list answers, reused while no node or task was written (heartbeats that
-        only refresh usage: for up to :data:`QUIET_FOR` seconds)."""
+        """Node list answers (with their gzip copies), reused while no node or task was
+        written (heartbeats that only refresh usage: for up to :data:`QUIET_FOR` s)."""
         self._resending: set[asyncio.Task[None]] = set()
         self._missing_since: dict[int, float] = {}
         """Task id -> since when its runner has not listed it (while that matters)."""
@@ -384,17 +385,17 @@ class NodeService:
                 for n in s.scalars(select(Node).order_by(Node.name))
             ]
 
-    def page(self) -> bytes:
+    def page(self) -> EncodedAnswer:
         """What :meth:`list` answers, as JSON (each node's part reused while unchanged).
         Blocks."""
 
-        def read() -> bytes:
+        def read() -> EncodedAnswer:
             with self.ledger.sessions() as s:
-                return self.listing.page(s)
+                return EncodedAnswer.of(self.listing.page(s))
 
         return self.pages.answer("all", read)
 
-    def known_page(self) -> bytes | None:
+    def known_page(self) -> EncodedAnswer | None:
         """:meth:`page`'s answer when it is kept and current, else None (reads nothing)."""
         return self.pages.known("all")
 

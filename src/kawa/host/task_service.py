@@ -32,6 +32,7 @@ from kawa.host.answer_cache import AnswerCache
 from kawa.host.audit import record, submission, task_action
 from kawa.host.auth import Principal
 from kawa.host.batches import Batches
+from kawa.host.encoded_answer import EncodedAnswer
 from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError
 from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
@@ -71,8 +72,11 @@ class TaskService:
         self.actions = ActionRunner(ledger, link)
         self.parts = TaskParts()
         """The task list's serialised tasks, reused while their rows are unchanged."""
-        self.pages = AnswerCache.of_database(ledger.sessions, ("tasks",))
-        """Whole task list answers, reused while no task was written."""
+        self.pages: AnswerCache[EncodedAnswer] = AnswerCache.of_database(
+            ledger.sessions, ("tasks",)
+        )
+        """Whole task list answers (with their gzip copies), reused while no task was
+        written."""
         self.grouped: Batches[Submission, SubmitResponse] = Batches(self.submit_all)
         """Submissions of one task that arrive while others are being stored, stored
         together next."""
@@ -268,19 +272,19 @@ class TaskService:
             raise NotFound(f"no task with id {ref}")
         return view
 
-    def page(self, who: Principal, wanted: TaskFilter) -> bytes:
+    def page(self, who: Principal, wanted: TaskFilter) -> EncodedAnswer:
         """The JSON list of the tasks the caller may see that ``wanted`` asks for, newest
         first (BadRequest for a filter that names no state, kind or batch). Blocks."""
         owner = None if who.is_admin else who.user
         query = wanted.query(owner)
 
-        def read() -> bytes:
+        def read() -> EncodedAnswer:
             with self.ledger.sessions() as s:
-                return self.parts.page(s, query)
+                return EncodedAnswer.of(self.parts.page(s, query))
 
         return self.pages.answer((owner, wanted), read)
 
-    def known_page(self, who: Principal, wanted: TaskFilter) -> bytes | None:
+    def known_page(self, who: Principal, wanted: TaskFilter) -> EncodedAnswer | None:
         """:meth:`page`'s answer when it is kept and current, else None (reads nothing)."""
         return self.pages.known((None if who.is_admin else who.user, wanted))
 

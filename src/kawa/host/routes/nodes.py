@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from kawa.host.deps import HostDep, NodeNamePath, UserDep
@@ -18,11 +18,11 @@ WINDOW = "1h: a point per heartbeat; 24h: a point per minute (the mean of its he
 
 
 @router.get("", response_model=list[NodeView])
-async def list_nodes(host: HostDep, who: UserDep) -> Response:
-    body = host.nodes.known_page()
-    if body is None:  # read in a worker thread, off the loop
-        body = await run_in_threadpool(host.nodes.page)
-    return Response(body, media_type="application/json")
+async def list_nodes(request: Request, host: HostDep, who: UserDep) -> Response:
+    answer = host.nodes.known_page()
+    if answer is None:  # read in a worker thread, off the loop
+        answer = await run_in_threadpool(host.nodes.page)
+    return answer.response(request.headers.get("accept-encoding"))
 
 
 @router.get("/{name}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from pydantic import Field
@@ -49,6 +49,7 @@ def counts(host: HostDep, who: UserDep) -> TaskCounts:
 
 @router.get("", response_model=list[TaskView])
 async def list_tasks(
+    request: Request,
     host: HostDep,
     who: UserDep,
     state: Annotated[list[str], Query(max_length=32)] = [],  # noqa: B006
@@ -70,10 +71,10 @@ async def list_tasks(
     batch_text = None if batch is None else str(batch)
     wanted = TaskFilter(state, node, batch_text, kind, limit, owner, q, before)
     wanted.check()
-    body = host.tasks.known_page(who, wanted)
-    if body is None:  # read in a worker thread, off the loop
-        body = await run_in_threadpool(host.tasks.page, who, wanted)
-    return Response(body, media_type="application/json")
+    answer = host.tasks.known_page(who, wanted)
+    if answer is None:  # read in a worker thread, off the loop
+        answer = await run_in_threadpool(host.tasks.page, who, wanted)
+    return answer.response(request.headers.get("accept-encoding"))
 
 
 @router.get("/{ref}")
