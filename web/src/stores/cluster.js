@@ -21,10 +21,11 @@ export const useCluster = defineStore('cluster', {
     // events about older tasks are left out, so the store stays at the newest ones
     // however many pending tasks the host updates (the task list asks for older ones).
     floor: null,
-    // Which task or node each event or action last changed, on a counter that each
-    // reload also reads: a reload's answer may have been read before a change that
-    // reached this tab first, so it never replaces what changed after it began.
-    marks: markRaw({ clock: 0, touched: new Map(), applied: 0 }),
+    // Which task or node each event or answer last changed, on a counter that reloads and sent
+    // actions also read: their answers may have been made before a change that reached
+    // this tab first, so they never replace what changed after they began. `open`
+    // counts the marks of actions under way (their entries are kept until answered).
+    marks: markRaw({ clock: 0, touched: new Map(), applied: 0, open: new Map() }),
   }),
   getters: {
     nodeList: (s) => Object.values(s.nodes).sort((a, b) => a.name.localeCompare(b.name)),
@@ -44,7 +45,8 @@ export const useCluster = defineStore('cluster', {
         marks.applied = start
         this.nodes = merged(nodes.map((n) => [n.name, n]), this.nodes, 'node', marks, start)
         this.tasks = merged(tasks.map((t) => [t.id, t]), this.tasks, 'task', marks, start)
-        for (const [key, at] of marks.touched) if (at <= start) marks.touched.delete(key)
+        const floor = Math.min(start, ...marks.open.keys())
+        for (const [key, at] of marks.touched) if (at <= floor) marks.touched.delete(key)
         this.floor = tasks.length >= TASK_LIMIT
           ? tasks.reduce((m, t) => (compareIds(t.id, m) < 0 ? t.id : m), tasks[0].id)
           : null
@@ -54,13 +56,33 @@ export const useCluster = defineStore('cluster', {
         this.error = exc.message
       }
     },
-    putTask(task) {
-      this.marks.touched.set(`task:${task.id}`, ++this.marks.clock)
+    // A task or node as an event (no `since`) or an action's answer says it is; an
+    // answer to an action begun at mark `since` is dropped when an event changed the
+    // task or node after that (the event may be the newer; a later one fixes it if not).
+    putTask(task, since) {
+      if (this._newerThan(`task:${task.id}`, since)) return
       this.tasks[task.id] = task
     },
-    putNode(node) {
-      this.marks.touched.set(`node:${node.name}`, ++this.marks.clock)
+    putNode(node, since) {
+      if (this._newerThan(`node:${node.name}`, since)) return
       this.nodes[node.name] = node
+    },
+    _newerThan(key, since) {
+      if (since !== undefined && (this.marks.touched.get(key) || 0) > since) return true
+      this.marks.touched.set(key, ++this.marks.clock)
+      return false
+    },
+    // Marks the start of an action whose answer will be put with `since`; `unmark` it
+    // once answered (or failed).
+    mark() {
+      const since = this.marks.clock
+      this.marks.open.set(since, (this.marks.open.get(since) || 0) + 1)
+      return since
+    },
+    unmark(since) {
+      const left = (this.marks.open.get(since) || 0) - 1
+      if (left > 0) this.marks.open.set(since, left)
+      else this.marks.open.delete(since)
     },
     apply(event) {
       // "hello" opens each connection, once the host sends this tab every later change:

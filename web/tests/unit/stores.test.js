@@ -104,6 +104,36 @@ describe('cluster store reloads', () => {
     expect(c.nodes.n1.status).toBe('online')
   })
 
+  it('drops the answer of an action when an event changed the task after it began', () => {
+    const c = useCluster()
+    c.putTask(task('5', 'running'))
+    const since = c.mark()
+    c.apply({ seq: 1, type: 'task', task: task('5', 'killed') }) // the event came first
+    c.putTask(task('5', 'running', { desired: 'kill' }), since) // the answer, made before it
+    c.unmark(since)
+    expect(c.tasks['5'].state).toBe('killed')
+    const again = c.mark()
+    c.putTask(task('6', 'pending'), again) // nothing changed meanwhile: put
+    c.putNode({ name: 'n1', status: 'draining' }, again)
+    c.unmark(again)
+    expect(c.tasks['6'].state).toBe('pending')
+    expect(c.nodes.n1.status).toBe('draining')
+  })
+
+  it('keeps what an action under way needs through a reload', async () => {
+    const c = useCluster()
+    const answer = slowHost()
+    const since = c.mark()
+    c.apply({ seq: 1, type: 'task', task: task('5', 'paused') })
+    const reload = c.reload()
+    await answer(0, [], [task('5', 'paused')])
+    await reload
+    c.putTask(task('5', 'running', { desired: 'pause' }), since) // answered after the reload
+    c.unmark(since)
+    expect(c.tasks['5'].state).toBe('paused')
+    expect(c.marks.open.size).toBe(0)
+  })
+
   it('lets no reload under way fill the store after a logout', async () => {
     const c = useCluster()
     const answer = slowHost()
