@@ -80,20 +80,34 @@ def write_versions(sessions: sessionmaker[Session]) -> WriteVersions:
 
 
 def _watch(sessions: sessionmaker[Session], versions: WriteVersions) -> None:
-    def note(session: Session, table: str, columns: Iterable[str] | None) -> None:
-        session.info.setdefault(_PENDING, set()).add(versions._written(table, columns))
+    def note(session: Session, table: str, columns: Iterable[str] | None) -> str:
+        written = versions._written(table, columns)
+        session.info.setdefault(_PENDING, set()).add(written)
+        return written
 
     @event.listens_for(sessions, "after_flush")
     def flushed(session: Session, _flush: UOWTransaction) -> None:
-        for obj in session.new:
-            note(session, _table_of(obj), None)
-        for obj in session.deleted:
-            note(session, _table_of(obj), None)
+        # Once a table is noted as written, its other rows change nothing: a flush of
+        # thousands of rows looks at the columns of a row of a table with quiet
+        # columns only until one of its rows wrote a column that is not quiet.
+        noted: set[str] = set()
+        for obj in (*session.new, *session.deleted):
+            table = _table_of(obj)
+            if table not in noted:
+                noted.add(table)
+                note(session, table, None)
         for obj in session.dirty:
+            table = _table_of(obj)
+            if table in noted:
+                continue
+            if table not in versions.quiet:
+                noted.add(table)
+                note(session, table, None)
+                continue
             state = inspect(obj)
             changed = [a.key for a in state.attrs if a.history.has_changes()]
-            if changed:
-                note(session, _table_of(obj), changed)
+            if changed and note(session, table, changed) == table:
+                noted.add(table)
 
     @event.listens_for(sessions, "do_orm_execute")
     def executed(state: ORMExecuteState) -> None:
@@ -118,8 +132,15 @@ def _watch(sessions: sessionmaker[Session], versions: WriteVersions) -> None:
             versions.bump(written)
 
 
+_TABLES: dict[type, str] = {}
+
+
 def _table_of(obj: Any) -> str:
-    return str(inspect(obj).mapper.persist_selectable.name)
+    cls = type(obj)
+    name = _TABLES.get(cls)
+    if name is None:
+        name = _TABLES[cls] = str(inspect(cls).persist_selectable.name)
+    return name
 
 
 def _set_columns(statement: Update, parameters: Any) -> list[str] | None:
