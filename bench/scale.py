@@ -42,7 +42,7 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -522,9 +522,66 @@ async def scheduling(host: Host, args: argparse.Namespace) -> None:
     host.phase_done("scheduling")
 
 
-async def scenario(host: Host, args: argparse.Namespace) -> None:
+async def queued_scheduling(host: Host, args: argparse.Namespace,
+                            fleet: list[subprocess.Popen[bytes]]) -> None:
+    """``args.queued`` one-core tasks queued while every hollow node is offline (its
+    process stopped), then the nodes back at once (the process continued): the time
+    until their slots are filled from that queue."""
+    async with client(host) as c:
+        slots = args.nodes * args.cores
+
+        async def statuses() -> dict[str, int]:
+            r = await c.get("/nodes")
+            r.raise_for_status()
+            found: dict[str, int] = {}
+            for n in r.json():
+                found[n["status"]] = found.get(n["status"], 0) + 1
+            return found
+
+        async def until(done: Callable[[dict[str, int]], bool], what: str) -> None:
+            deadline = time.monotonic() + args.deadline
+            while not done(seen := await statuses()):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"nodes did not {what}: {seen}")
+                await asyncio.sleep(0.2)
+
+        for proc in fleet:
+            proc.send_signal(signal.SIGSTOP)
+        await until(lambda by: by.get("offline", 0) == args.nodes, "go offline")
+        print(f"1. scheduling from a queue: {args.queued} one-core tasks queued while the "
+              f"{args.nodes} nodes of {args.cores} cores ({slots} slots) are offline",
+              flush=True)
+        start = time.perf_counter()
+        failed = await submit_batches(c, args.queued, args.batch, args.task_seconds)
+        took = time.perf_counter() - start
+        if failed:
+            raise SystemExit(f"{failed} submissions refused")
+        by = await wait_counts(c, lambda by: by.get("pending", 0) >= args.queued, args.deadline)
+        print(f"  queued in {took:.1f}s ({args.queued / took:.0f} tasks/s); states {by}",
+              flush=True)
+        want = min(args.queued, slots)
+        start = time.perf_counter()
+        for proc in fleet:
+            proc.send_signal(signal.SIGCONT)
+        await until(lambda by: by.get("online", 0) == args.nodes, "come back")
+        online_s = time.perf_counter() - start
+        by = await wait_counts(c, lambda by: placed_in(by) >= want, args.deadline)
+        placed_s = time.perf_counter() - start
+        placed = placed_in(by)
+        print(f"  every node online {online_s:.1f}s after their process continued; {placed} "
+              f"placed after {placed_s:.1f}s -> {placed / placed_s:.0f} placements/s "
+              f"({placed / max(1e-9, placed_s - online_s):.0f}/s after the last came back); "
+              f"states {by}", flush=True)
+    host.phase_done("scheduling from a queue")
+
+
+async def scenario(host: Host, args: argparse.Namespace,
+                   fleet: list[subprocess.Popen[bytes]]) -> None:
     host.phase_done("start and registration")
-    await scheduling(host, args)  # first: the listings then run with these tasks running
+    if args.queued:
+        await queued_scheduling(host, args, fleet)
+    else:  # first: the listings then run with these tasks running
+        await scheduling(host, args)
     async with client(host) as c:
         by = await counts(c)
     stored, running = sum(by.values()), by.get("running", 0)
@@ -563,6 +620,9 @@ def main() -> None:
     parser.add_argument("--task-seconds", type=float, default=3600.0,
                         help="how long each scheduled task runs (longer than the run)")
     parser.add_argument("--batch", type=int, default=10_000, help="tasks per sweep request (1.)")
+    parser.add_argument("--queued", type=int, default=0,
+                        help="1. as: queue this many tasks while every node is offline, "
+                             "then time the filling of their slots once they are back")
     parser.add_argument("--stored", type=int, default=0,
                         help="completed tasks inserted into the database before the host starts")
     parser.add_argument("--clients", type=int, default=20)
@@ -589,10 +649,10 @@ def main() -> None:
           f"{'PostgreSQL' if args.postgres else 'SQLite'}", flush=True)
     with kawa_host(args.postgres, args.heartbeat, args.stored, args.nodes) as host:
         start = time.perf_counter()
-        with hollow_fleet(host, args.nodes, args.procs, args.cores):
+        with hollow_fleet(host, args.nodes, args.procs, args.cores) as fleet:
             print(f"{args.nodes} hollow nodes registered in {time.perf_counter() - start:.1f}s",
                   flush=True)
-            uvloop.run(scenario(host, args))
+            uvloop.run(scenario(host, args, fleet))
         print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 
 from kawa.host.app import Host, prepare_database
 from kawa.host.auth import Principal
+from kawa.host.views import task_view
 from kawa.protocol.nodes import NodeInventory, NodeRegistration
-from kawa.protocol.tasks import TaskSpec
+from kawa.protocol.tasks import TaskSpec, TaskView
 from kawa.settings import HostConfig
 from kawa.store.models import Task
 
@@ -65,3 +66,37 @@ def test_a_queue_longer_than_the_scan_is_placed_without_waiting_for_idle_passes(
             await host.link.close()
 
     assert asyncio.run(main()) == TASKS
+
+
+def test_a_pass_publishes_what_it_wrote_as_the_tasks_views_read_back(tmp_path: Path) -> None:
+    """Placements and waiting reasons are written by statement, not entity: the views
+    published for them are what the tasks read back after the commit give."""
+    config = HostConfig(data_dir=tmp_path / "host", cluster_secret="s")
+    host = Host(config, prepare_database(config))
+    inventory = NodeInventory(cores=2, memory=8 << 30)
+    url = f"http://127.0.0.1:{closed_port()}"
+    host.nodes.register(NodeRegistration(name="n1", url=url, inventory=inventory))
+    spec = TaskSpec(command=["true", "span:{1..3}"], sweep=True, image="img", cores=2)
+    host.tasks.submit(spec, ADMIN)
+    published: list[TaskView] = []
+    publish = host.bus.publish_task
+
+    def seen(view: TaskView) -> None:
+        published.append(view)
+        publish(view)
+
+    host.bus.publish_task = seen  # type: ignore[method-assign,assignment]
+    jobs = host.scheduler.schedule_once()
+    assert len(jobs) == 1 and jobs[0].node == "n1"
+    with host.sessions() as s:
+        stored = {str(t.id): task_view(t) for t in s.scalars(select(Task))}
+    last = {view.id: view for view in published}  # the latest view of each task
+    assert last == stored
+    assert sorted(v.state.value for v in last.values()) == ["assigning", "pending", "pending"]
+    placed = next(v for v in last.values() if v.state.value == "assigning")
+    assert placed.node == "n1" and placed.waiting_reason is None
+    assert all(
+        v.waiting_reason not in (None, "queued")
+        for v in last.values()
+        if v.state.value == "pending"
+    )

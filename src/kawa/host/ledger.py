@@ -43,6 +43,9 @@ class Change:
         self.actions: list[tuple[Task, Action]] = []
         self.views: list[TaskView] = []
         """The touched tasks' views as committed and published (once committed)."""
+        self.made: list[TaskView] = []
+        """Views of tasks written without an entity (bulk statements), published with
+        the touched tasks' once committed."""
 
     def apply(self, task: Task, event: TaskEvent, cause: str) -> Transition:
         """Apply ``event`` to ``task`` or raise ``InvalidTransition``."""
@@ -82,6 +85,10 @@ class Change:
     def touch(self, task: Task) -> None:
         self.touched[task.id] = task
 
+    def publish(self, view: TaskView) -> None:
+        """Publish ``view`` (of a task this change wrote by statement) once committed."""
+        self.made.append(view)
+
 
 class Ledger:
     def __init__(self, sessions: sessionmaker[Session], bus: EventBus) -> None:
@@ -110,7 +117,7 @@ class Ledger:
                 for task in change.touched.values():
                     if task.state == TaskState.FAILED.value and not task.error:
                         task.error = failure_reason(task.exit_code)  # a failure always says why
-                change.views = [task_view(t) for t in change.touched.values()]
+                change.views = [task_view(t) for t in change.touched.values()] + change.made
             for view in change.views:
                 self.bus.publish_task(view)
         if any(a is Action.RELEASE for _, a in change.actions):

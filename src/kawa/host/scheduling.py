@@ -13,9 +13,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from kawa.core.dispatch import RetryVerdict, giving_up, retry_verdict
@@ -46,10 +48,10 @@ from kawa.host.errors import Conflict
 from kawa.host.ledger import Change, Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import node_snapshots
-from kawa.host.views import aware, run_fields
+from kawa.host.views import aware, run_fields, task_view
 from kawa.protocol.nodes import NodeStatus
 from kawa.protocol.runner_api import EnvironmentRef, RunTask
-from kawa.store.models import Node, Task
+from kawa.store.models import Node, Task, TaskTransition
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,20 @@ def _tasks(s: Session, ids: list[int], chunk: int = 500) -> list[Task]:
     found: list[Task] = []
     for at in range(0, len(ids), chunk):
         found += s.scalars(select(Task).where(Task.id.in_(ids[at : at + chunk])))
+    return found
+
+
+def _pending_rows(s: Session, ids: list[int], chunk: int = 500) -> dict[int, dict[str, Any]]:
+    """The tasks of ``ids`` that are still pending, as plain rows (column -> value)."""
+    found: dict[int, dict[str, Any]] = {}
+    columns = Task.__table__.columns
+    for at in range(0, len(ids), chunk):
+        for row in s.execute(
+            select(*columns).where(
+                Task.id.in_(ids[at : at + chunk]), Task.state == TaskState.PENDING.value
+            )
+        ).mappings():
+            found[row["id"]] = dict(row)
     return found
 
 
@@ -351,9 +367,9 @@ class SchedulerLoop:
                 with self.ledger.change() as change:
                     chunk = ids[at : at + REASON_CHUNK]
                     _write_reasons(change.session, {t: reasons[t] for t in chunk})
-                    for task in _tasks(change.session, chunk):  # their new views: published
-                        if task.state == TaskState.PENDING.value:  # not placed or ended since
-                            change.touch(task)
+                    # their new views, published (of those not placed or ended since)
+                    for row in _pending_rows(change.session, chunk).values():
+                        change.publish(task_view(SimpleNamespace(**row)))  # type: ignore[arg-type]
                     if not self.fence(change.session):
                         raise NotLeading("this host no longer holds the leader lock")
             except NotLeading as exc:  # the placements stand: they were committed leading
@@ -366,35 +382,69 @@ class SchedulerLoop:
         snapshots: list[NodeSnapshot],
         placements: tuple[Placement, ...],
     ) -> list[Dispatch]:
-        """Commit placements, re-checking each against what is held (never over-commit)."""
+        """Commit placements, re-checking each against what is held (never over-commit):
+        the placed tasks are read as plain rows and written with one UPDATE and one
+        INSERT of their transitions for them all (no ORM entity each); their views are
+        published once committed."""
         nodes = {n.name: n for n in snapshots}
         usage = working_usage(snapshots)
         s = change.session
-        tasks = {t.id: t for t in _tasks(s, [p.task_id for p in placements])}
+        rows = _pending_rows(s, [p.task_id for p in placements])
         urls = {name: url for name, url in s.execute(select(Node.name, Node.url))}
         refs: EnvironmentRefs = {}
-        jobs = []
-        with s.no_autoflush:  # the lookups of orders need not write each change first
+        jobs: list[Dispatch] = []
+        updates: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        unordered: list[tuple[int, str, Exception]] = []
+        now = datetime.now(UTC)
+        with s.no_autoflush:  # the lookups of orders need not write anything first
             for p in placements:
-                a, task = p.allocation, tasks.get(p.task_id)
-                if task is None:
+                a, row = p.allocation, rows.get(p.task_id)
+                if row is None:
                     continue
                 if a.node not in nodes or not take(nodes[a.node], usage[a.node], a):
-                    log.error("placement of %s on %s does not fit; left pending", task.id, a.node)
+                    log.error("placement of %s on %s does not fit; left pending", row["id"], a.node)
                     continue
-                task.node, task.numa = a.node, a.numa
-                task.gpu_ids, task.cpuset = list(a.gpu_ids), list(a.cpuset)
-                task.waiting_reason = None
-                change.apply(task, TaskEvent.PLACED, f"scheduled on {a.node}")
+                placed = dict(
+                    state=TaskState.ASSIGNING.value,
+                    node=a.node,
+                    numa=a.numa,
+                    gpu_ids=list(a.gpu_ids),
+                    cpuset=list(a.cpuset),
+                    waiting_reason=None,
+                )
+                task = SimpleNamespace(**(row | placed))
                 try:
-                    order = run_order(task, s, refs)
+                    order = run_order(task, s, refs)  # type: ignore[arg-type]
                 except Exception as exc:  # this task cannot be ordered; the others still are
-                    log.warning("order of task %s cannot be built: %s", task.id, exc)
-                    change.apply(task, TaskEvent.DISPATCH_ERROR, "its order could not be built")
-                    task.error = dispatch_error(a.node, exc)
+                    unordered.append((row["id"], a.node, exc))
                     continue
+                updates.append(dict(id=row["id"], **placed))
+                history.append(
+                    dict(task_id=row["id"], at=now, source=TaskState.PENDING.value,
+                         target=TaskState.ASSIGNING.value, event=TaskEvent.PLACED.value,
+                         cause=f"scheduled on {a.node}")
+                )  # fmt: skip
+                change.publish(task_view(task))  # type: ignore[arg-type]
                 jobs.append(Dispatch(a.node, urls[a.node], order))
+        if updates:
+            s.execute(update(Task), updates)  # by primary key: one statement, many rows
+            s.execute(insert(TaskTransition), history)
+        for task_id, node, failure in unordered:
+            self._unorderable(change, task_id, node, failure)
         return jobs
+
+    @staticmethod
+    def _unorderable(change: Change, task_id: int, node: str, exc: Exception) -> None:
+        """A placed task whose order cannot be built fails with the reason (rare)."""
+        log.warning("order of task %s cannot be built: %s", task_id, exc)
+        task = change.session.get(Task, task_id)
+        if task is None:
+            return
+        task.node = node
+        change.apply(task, TaskEvent.PLACED, f"scheduled on {node}")
+        change.apply(task, TaskEvent.DISPATCH_ERROR, "its order could not be built")
+        task.error = dispatch_error(node, exc)
 
     async def dispatch(self, job: Dispatch) -> None:
         """Send a placed task to its runner and settle what came of it. Every failure
