@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.core.ids import IdGenerator
 from kawa.core.scheduler import BatchCap
-from kawa.host.scheduling import QUEUED, batch_caps, pending_queue
-from kawa.store.models import Task
+from kawa.host.scheduling import batch_caps, pending_queue
+from kawa.store.models import QUEUED, Task
 
 IDS = IdGenerator()
 

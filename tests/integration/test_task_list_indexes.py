@@ -13,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, Select, inspect, select, text
 
 from kawa.store.database import MIGRATIONS, make_engine, migrate
-from kawa.store.models import Base, Task
+from kawa.store.models import ARRIVALS, Base, Task
 
 
 @pytest.fixture
@@ -75,3 +75,16 @@ def test_the_indexes_migration_goes_down_and_up_again(engine: Engine) -> None:
     found = {i["name"] for i in inspect(engine).get_indexes("tasks")}
     wanted = {i.name for i in Base.metadata.tables["tasks"].indexes}
     assert wanted <= found, wanted - found
+
+
+def test_the_queues_new_arrivals_are_read_from_their_partial_index(engine: Engine) -> None:
+    """A pass that can place nothing reads only the tasks without a waiting reason yet:
+    from their own index, not by walking every waiting task before them."""
+    arrivals = (
+        select(Task.id)
+        .where(Task.state == "pending", text(ARRIVALS), Task.batch_max_parallel.is_(None))
+        .order_by(Task.priority.desc(), Task.id)
+        .limit(4000)
+    )
+    found = plan(engine, arrivals)
+    assert "ix_tasks_arrivals" in found and "TEMP B-TREE" not in found, found

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from kawa.core.dispatch import RetryVerdict, giving_up, retry_verdict
-from kawa.core.resources import ResourceRequest
+from kawa.core.resources import Allocation, ResourceRequest
 from kawa.core.scheduler import (
     BatchCap,
     NodeSnapshot,
@@ -51,7 +51,7 @@ from kawa.host.snapshots import node_snapshots
 from kawa.host.views import aware, run_fields, task_view
 from kawa.protocol.nodes import NodeStatus
 from kawa.protocol.runner_api import EnvironmentRef, RunTask
-from kawa.store.models import Node, Task, TaskTransition
+from kawa.store.models import ARRIVALS, Node, Task, TaskTransition
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,6 @@ def run_order(task: Task, s: Session, refs: EnvironmentRefs) -> RunTask:
 REASON_CHUNK = 200
 """Waiting reasons recorded per transaction (:meth:`SchedulerLoop._record_reasons`)."""
 
-QUEUED = "queued"
-"""The waiting reason of a task no scheduling pass has looked at yet."""
-
 
 def batch_caps(s: Session, limits: Mapping[int, int | None]) -> dict[int, BatchCap]:
     """The caps of the capped batches among ``limits`` (batch id -> max parallel), each
@@ -141,8 +138,9 @@ def pending_queue(s: Session, scan: int, new_only: bool = False) -> list[Any]:
     )
     pending = Task.state == TaskState.PENDING.value
     if new_only:
-        # Nothing can be placed: only new arrivals need their waiting reason.
-        pending = and_(pending, Task.waiting_reason == QUEUED)
+        # Nothing can be placed: only new arrivals need their waiting reason (the
+        # condition as SQL text, which their partial index is written with).
+        pending = and_(pending, text(ARRIVALS))
     order = (Task.priority.desc(), Task.id)
     free = s.execute(
         select(*columns)
@@ -395,7 +393,7 @@ class SchedulerLoop:
         jobs: list[Dispatch] = []
         updates: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
-        unordered: list[tuple[int, str, Exception]] = []
+        unordered: list[tuple[int, Allocation, Exception]] = []
         now = datetime.now(UTC)
         with s.no_autoflush:  # the lookups of orders need not write anything first
             for p in placements:
@@ -417,7 +415,7 @@ class SchedulerLoop:
                 try:
                     order = run_order(task, s, refs)  # type: ignore[arg-type]
                 except Exception as exc:  # this task cannot be ordered; the others still are
-                    unordered.append((row["id"], a.node, exc))
+                    unordered.append((row["id"], a, exc))
                     continue
                 updates.append(dict(id=row["id"], **placed))
                 history.append(
@@ -430,21 +428,22 @@ class SchedulerLoop:
         if updates:
             s.execute(update(Task), updates)  # by primary key: one statement, many rows
             s.execute(insert(TaskTransition), history)
-        for task_id, node, failure in unordered:
-            self._unorderable(change, task_id, node, failure)
+        for task_id, allocation, failure in unordered:
+            self._unorderable(change, task_id, allocation, failure)
         return jobs
 
     @staticmethod
-    def _unorderable(change: Change, task_id: int, node: str, exc: Exception) -> None:
+    def _unorderable(change: Change, task_id: int, a: Allocation, exc: Exception) -> None:
         """A placed task whose order cannot be built fails with the reason (rare)."""
         log.warning("order of task %s cannot be built: %s", task_id, exc)
         task = change.session.get(Task, task_id)
         if task is None:
             return
-        task.node = node
-        change.apply(task, TaskEvent.PLACED, f"scheduled on {node}")
+        task.node, task.numa = a.node, a.numa
+        task.gpu_ids, task.cpuset = list(a.gpu_ids), list(a.cpuset)
+        change.apply(task, TaskEvent.PLACED, f"scheduled on {a.node}")
         change.apply(task, TaskEvent.DISPATCH_ERROR, "its order could not be built")
-        task.error = dispatch_error(node, exc)
+        task.error = dispatch_error(a.node, exc)
 
     async def dispatch(self, job: Dispatch) -> None:
         """Send a placed task to its runner and settle what came of it. Every failure

@@ -36,12 +36,11 @@ from kawa.host.encoded_answer import EncodedAnswer
 from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError
 from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
-from kawa.host.scheduling import QUEUED
 from kawa.host.snapshots import capacities
 from kawa.host.task_pages import TaskFilter, TaskParts
 from kawa.protocol.task_queries import TaskCounts
 from kawa.protocol.tasks import NetworkMode, SubmitResponse, TaskAction, TaskSpec, TaskView
-from kawa.store.models import Environment, Node, Task, TaskTransition
+from kawa.store.models import QUEUED, Environment, Node, Task, TaskTransition
 
 log = logging.getLogger(__name__)
 

@@ -80,6 +80,13 @@ class EnvironmentVersion(Base):
     created_at: Mapped[datetime]
 
 
+QUEUED = "queued"
+"""The waiting reason of a task no scheduling pass has looked at yet."""
+ARRIVALS = f"waiting_reason = '{QUEUED}'"
+"""Such tasks' condition as SQL, so that a query written with it is served by their
+partial index (a bound parameter would not be)."""
+
+
 class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
@@ -96,6 +103,16 @@ class Task(Base):
         Index("ix_tasks_batch_id_id", "batch_id", "id"),
         # the scheduler's queue: pending tasks by priority, then age
         Index("ix_tasks_queue", "state", text("priority DESC"), "id"),
+        # the queue's new arrivals (no waiting reason yet), which a pass reads alone
+        # when nothing can be placed: without it, it walks every waiting task first
+        Index(
+            "ix_tasks_arrivals",
+            "state",
+            text("priority DESC"),
+            "id",
+            sqlite_where=text(ARRIVALS),
+            postgresql_where=text(ARRIVALS),
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     batch_id: Mapped[int] = mapped_column(BigInteger)
