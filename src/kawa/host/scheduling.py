@@ -39,7 +39,9 @@ from kawa.core.task_states import (
     Action,
     Desired,
     TaskEvent,
+    TaskKind,
     TaskState,
+    transition,
 )
 from kawa.host.acknowledgements import Acknowledgements
 from kawa.host.actions import ActionRunner
@@ -403,8 +405,10 @@ class SchedulerLoop:
                 if a.node not in nodes or not take(nodes[a.node], usage[a.node], a):
                     log.error("placement of %s on %s does not fit; left pending", row["id"], a.node)
                     continue
+                # the state machine says where a placement leads (it asks no action)
+                tr = transition(TaskState.PENDING, TaskEvent.PLACED, TaskKind(row["kind"]))
                 placed = dict(
-                    state=TaskState.ASSIGNING.value,
+                    state=tr.target.value,
                     node=a.node,
                     numa=a.numa,
                     gpu_ids=list(a.gpu_ids),
@@ -419,8 +423,8 @@ class SchedulerLoop:
                     continue
                 updates.append(dict(id=row["id"], **placed))
                 history.append(
-                    dict(task_id=row["id"], at=now, source=TaskState.PENDING.value,
-                         target=TaskState.ASSIGNING.value, event=TaskEvent.PLACED.value,
+                    dict(task_id=row["id"], at=now, source=tr.source.value,
+                         target=tr.target.value, event=tr.event.value,
                          cause=f"scheduled on {a.node}")
                 )  # fmt: skip
                 change.publish(task_view(task))  # type: ignore[arg-type]
