@@ -71,6 +71,7 @@ class Harness:
     executor: NativeExecutor = field(init=False)
     ends: dict[str, Ending] = field(default_factory=dict)
     events: dict[str, threading.Event] = field(default_factory=dict)
+    status_at_end: dict[str, bool] = field(default_factory=dict)
     count: int = 0
 
     def __post_init__(self) -> None:
@@ -92,6 +93,7 @@ class Harness:
     def on_end(self, task_id: str, kind: ExitKind, code: int | None, error: str | None) -> None:
         assert task_id not in self.ends, f"{task_id} reported twice"
         self.ends[task_id] = (kind, code, error)
+        self.status_at_end[task_id] = self.executor.status_path(task_id).exists()
         self.event(task_id).set()
 
     def event(self, task_id: str) -> threading.Event:
@@ -173,6 +175,7 @@ def test_echo_exit_code_and_output_files(native: Harness) -> None:
     assert native.out(task) == "hello\n"
     assert native.out(task, "stderr") == "oops\n"
     assert not native.group(task).exists()
+    assert native.status_at_end[task] is False  # gone before the ending was reported
     assert not native.executor.status_path(task).exists()
     entry = native.journal.get(task)
     assert entry is not None and entry.state == "ended" and entry.exit_code == 3

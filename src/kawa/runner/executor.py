@@ -93,8 +93,12 @@ def record_ending(
     code: int | None,
     oom: bool,
     error: str | None,
+    journaled: Callable[[], None] | None = None,
 ) -> None:
-    """Journal a task's ending once and tell ``on_end`` (a second call changes nothing)."""
+    """Journal a task's ending once and tell ``on_end`` (a second call changes nothing).
+
+    ``journaled`` runs once the journal holds the ending and before ``on_end``: what
+    it clears is gone by the time anyone hears that the task ended."""
     entry = journal.get(task_id)
     if entry is None:
         return
@@ -106,6 +110,8 @@ def record_ending(
         timed_out=entry.timed_out,
         timeout=entry.order.timeout,
     )
-    if journal.end(task_id, kind, code, error):
+    ended = journal.end(task_id, kind, code, error)
+    if journaled is not None:
+        journaled()
+    if ended:
         on_end(task_id, kind, code, error)
-

@@ -187,19 +187,25 @@ class NativeExecutor:
         elif code:
             out, err = self.log_path(task_id, "stdout"), self.log_path(task_id, "stderr")
             error = launch_failure(code, out, err)
-        if self._ended(task_id, code, oom, error):
-            self.status_path(task_id).unlink(missing_ok=True)
+        self._ended(task_id, code, oom, error)
 
-    def _ended(self, task_id: str, code: int | None, oom: bool, error: str | None) -> bool:
-        """Journal and report the ending; False when the runner is stopping (its journal
-        closed), in which case the next start settles the task from its status file."""
+    def _ended(self, task_id: str, code: int | None, oom: bool, error: str | None) -> None:
+        """Journal the ending, drop the status file, then report it. When the runner is
+        stopping (its journal closed) the file stays and the next start settles the task."""
         self._deadlines.cancel(task_id)
+        status = self.status_path(task_id)
         try:
-            record_ending(self.journal, self.on_end, task_id, code, oom, error)
+            record_ending(
+                self.journal,
+                self.on_end,
+                task_id,
+                code,
+                oom,
+                error,
+                journaled=lambda: status.unlink(missing_ok=True),
+            )
         except JournalClosed:
             log.info("task %s ended as the runner stopped; its next start reports it", task_id)
-            return False
-        return True
 
     # -- control --------------------------------------------------------------------
     def _running(self, task_id: str) -> _Running:
