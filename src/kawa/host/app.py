@@ -134,6 +134,7 @@ class Host:
         self.scheduler.retry_window = 2 * config.node_timeout
         self.nodes.dispatching = self.scheduler.dispatching
         self.ledger.on_release = self.scheduler.wake
+        self.ledger.on_arrival = self.scheduler.arrived
         self.vps_retention = VpsRetention(self.ledger, self.tasks, config.vps_retention)
         self.dry_run = DryRun(self.tasks, self.scheduler)
         self.submissions = InFlightLimit("submissions", config.submit_limit)

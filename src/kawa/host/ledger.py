@@ -95,6 +95,9 @@ class Ledger:
         self.sessions = sessions
         self.bus = bus
         self.on_release: Callable[[], None] = lambda: None
+        """Called after a commit that freed resources (the scheduler looks)."""
+        self.on_arrival: Callable[[], None] = lambda: None
+        """Called after new tasks were stored pending (the scheduler looks)."""
         self.write_lock = write_lock(sessions)
         """Held through every write transaction of this process (:meth:`change`,
         :meth:`writing`, :func:`kawa.store.database.writing`)."""

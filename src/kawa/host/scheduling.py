@@ -244,6 +244,7 @@ class SchedulerLoop:
         idle_interval: float = 2.0,
         queue_scan: int = 4000,
         retry_window: float = 40.0,
+        arrival_interval: float = 0.05,
     ) -> None:
         self.ledger = ledger
         self.link = link
@@ -254,6 +255,11 @@ class SchedulerLoop:
         self.queue_scan = queue_scan
         """At most this many queued tasks (in priority order) are considered per pass."""
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        """Set by :meth:`wake`: something other than new arrivals may have made room."""
+        self.arrival_interval = arrival_interval
+        self._full = False
+        """Whether the last pass found no free core on any schedulable node."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.retry_window = retry_window
         """How long an order that does not reach its runner is retried while its node is
@@ -275,23 +281,46 @@ class SchedulerLoop:
         leads (a pass of a host that lost the lead is rolled back)."""
 
     def wake(self) -> None:
-        """Ask for a pass soon; callable from any thread."""
+        """Ask for a pass soon (resources freed, a node changed); callable from any thread."""
+        self._signal(self._room, self._wake)
+
+    def arrived(self) -> None:
+        """New tasks are waiting: ask for a pass; callable from any thread. While the
+        cluster is full they can only wait, so such passes (which give them their waiting
+        reasons) run at most once per ``arrival_interval``."""
+        self._signal(self._wake)
+
+    def _signal(self, *events: asyncio.Event) -> None:
         loop = self._loop
         if loop is None or loop.is_closed() or _running_loop() is loop:
-            self._wake.set()
+            for event in events:
+                event.set()
             return
         with contextlib.suppress(RuntimeError):  # a closed loop: nothing will run a pass
-            loop.call_soon_threadsafe(self._wake.set)
+            for event in events:
+                loop.call_soon_threadsafe(event.set)
+
+    async def _await_wake(self, last_pass_end: float) -> None:
+        """Until a pass is due: woken, or ``idle_interval`` passed. Arrivals alone into a
+        full cluster wait out the rest of ``arrival_interval`` since the last pass (cut
+        short by :meth:`wake`)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.idle_interval)
+        if self._full and not self._more and not self._room.is_set():
+            rest = last_pass_end + self.arrival_interval - time.monotonic()
+            if rest > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), rest)
+        self._wake.clear()
+        self._room.clear()
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         held: list[Dispatch] = []
         """Orders of placements made while more passes were due, not sent yet."""
-        held_since = 0.0
+        held_since = last_pass_end = 0.0
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.idle_interval)
-            self._wake.clear()
+            await self._await_wake(last_pass_end)
             try:
                 jobs = await asyncio.to_thread(self.schedule_once)
             except NotLeading as exc:
@@ -300,6 +329,7 @@ class SchedulerLoop:
             except Exception:  # keep scheduling alive; the error is logged
                 log.exception("scheduling pass failed")
                 jobs = []
+            last_pass_end = time.monotonic()
             for job in jobs:
                 self.dispatching.add(int(job.order.task_id))
             if jobs and not held:
@@ -332,7 +362,7 @@ class SchedulerLoop:
         with self.ledger.change() as change:
             s = change.session
             snapshots = node_snapshots(s)
-            new_only = _full(snapshots)
+            new_only = self._full = _full(snapshots)
             rows = pending_queue(s, self.queue_scan, new_only=new_only)
             if not rows:
                 return []

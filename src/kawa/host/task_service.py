@@ -132,7 +132,7 @@ class TaskService:
                 for row in tasks:
                     change.touch(Task(**row))
         if tasks:
-            self.ledger.on_release()  # new work: let the scheduler look
+            self.ledger.on_arrival()  # new work: let the scheduler look
         views = {view.id: view for view in change.views}
         return [
             outcome
