@@ -45,9 +45,16 @@ def test_login_node_board_overview_and_shortcuts(cluster: Cluster, shots: Path) 
     assert "GPU 1 55%" in r["gpuCells"][1] and "free" in r["gpuCells"][0]
     assert r["charts"] == ["CPU / memory %", "GPU 0", "GPU 1", "GPU 2", "GPU 3"]
     assert re.fullmatch(r"\d+ / 4 used", r["cores"]), r["cores"]
-    assert "g" in r["help"] and "search tasks" in r["help"]
+    assert "g" in r["help"] and "search tasks" in r["help"] and "GPUs" in r["help"]
+    # g g: the GPUs page, a row per GPU of the cluster with its measurements
+    assert r["gpusHeading"] == "GPUs"
+    assert len(r["gpuRows"]) == 4 and not r["gpusEmpty"], r["gpuRows"]
+    assert GPU_NODE in r["gpuRows"][1] and "55%" in r["gpuRows"][1], r["gpuRows"][1]
+    assert "54 °C" in r["gpuRows"][1] and "212 W" in r["gpuRows"][1], r["gpuRows"][1]
+    assert "free" in r["gpuRows"][0]
     assert r["drained"] == "draining"
     assert sorted(p.name for p in shots.iterdir()) == [
+        "gpus.png",
         "login.png",
         "node-history.png",
         "nodes.png",

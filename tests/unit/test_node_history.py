@@ -86,13 +86,20 @@ def test_a_heartbeat_sample_becomes_a_point() -> None:
         memory_used=300,
         memory_percent=30.0,
         gpus=[
-            GpuInfo(index=0, memory_total=16, memory_used=4, utilization=70.0, power_watts=90.0),
+            GpuInfo(
+                index=0,
+                memory_total=16,
+                memory_used=4,
+                utilization=70.0,
+                temperature=66.0,
+                power_watts=90.0,
+            ),
             GpuInfo(index=1),  # nothing known
         ],
     )
     p = point_of(sample, T0, memory_total=1000)  # the sample has no machine total
     assert (p.t, p.cpu_percent, p.memory_used, p.memory_total) == (T0, 12.5, 300, 1000)
-    assert p.gpus[0] == Gpu(0, 70.0, 4, 16, None, 90.0)
+    assert p.gpus[0] == Gpu(0, 70.0, 4, 16, 66.0, 90.0)
     assert p.gpus[1] == Gpu(1, None, None, None, None, None)
     with_total = sample.model_copy(update={"memory_total": 2000})
     assert point_of(with_total, T0, memory_total=1000).memory_total == 2000

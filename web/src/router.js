@@ -7,6 +7,7 @@ export const routes = [
   { path: '/login', name: 'login', component: LoginView, meta: { public: true } },
   { path: '/', name: 'overview', component: OverviewView },
   { path: '/nodes', name: 'nodes', component: () => import('./views/NodesView.vue') },
+  { path: '/gpus', name: 'gpus', component: () => import('./views/GpusView.vue') },
   { path: '/tasks', name: 'tasks', component: () => import('./views/TasksView.vue') },
   { path: '/tasks/:id', name: 'task', component: () => import('./views/TaskView.vue'), props: true },
   { path: '/submit', name: 'submit', component: () => import('./views/SubmitView.vue') },

@@ -89,7 +89,21 @@ export function zones(node) {
   })
 }
 
-/** GPUs of a node with utilisation and the task holding each (from the task list). */
+/** Below this utilisation (%) a held GPU counts as idle. */
+export const IDLE_UTIL = 5
+
+/** Whether a GPU is held but barely used (unknown utilisation is not idle). */
+export function isIdle(held, util) {
+  return Boolean(held) && util !== null && util !== undefined && util < IDLE_UTIL
+}
+
+/** A measurement rounded with its unit, or '—' when unknown. */
+export function measure(value, unit) {
+  if (value === null || value === undefined) return '—'
+  return `${Math.round(value)}${unit === '%' ? '' : ' '}${unit}`
+}
+
+/** GPUs of a node with their measurements and the task holding each (from the task list). */
 export function gpuCells(node, tasks) {
   const inv = (node.inventory && node.inventory.gpus) || []
   const live = new Map(((node.usage && node.usage.gpus) || []).map((g) => [g.index, g]))
@@ -102,14 +116,19 @@ export function gpuCells(node, tasks) {
   return inv.map((g) => {
     const now = live.get(g.index) || g
     const holder = holders.get(g.index) || null
+    const held = heldIds.has(g.index) || holder !== null
+    const util = now.utilization ?? null
     return {
       index: g.index,
       name: g.name,
-      util: now.utilization ?? null,
+      util,
       memory_used: now.memory_used ?? 0,
       memory_total: g.memory_total,
-      held: heldIds.has(g.index) || holder !== null,
+      temperature: now.temperature ?? null,
+      power_w: now.power_watts ?? null,
+      held,
       holder,
+      idle: isIdle(held, util),
     }
   })
 }

@@ -16,3 +16,21 @@ export function historyPoints(samples) {
     })),
   }))
 }
+
+/** A point's time as unix seconds: /history sends seconds, health samples ISO text. */
+export function unixSeconds(t) {
+  if (typeof t === 'number') return t
+  return new Date(t).getTime() / 1000
+}
+
+/** One GPU's lines over `points`: util %, memory %, and °C (null when no point has it). */
+export function gpuLines(points, index) {
+  const pick = (p) => (p.gpus || []).find((g) => g.index === index) || {}
+  const gpus = points.map(pick)
+  const temperature = gpus.map((g) => g.temperature ?? null)
+  return {
+    util: gpus.map((g) => g.util ?? null),
+    memory: gpus.map((g) => (g.memory_total ? (100 * g.memory_used) / g.memory_total : null)),
+    temperature: temperature.some((v) => v !== null) ? temperature : null,
+  }
+}

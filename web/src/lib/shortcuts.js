@@ -1,6 +1,6 @@
 // Keyboard shortcuts: "g" then a letter goes to a page; "/" searches tasks; "?" helps.
 
-const GO = { o: '/', n: '/nodes', t: '/tasks', v: '/vps', e: '/environments', s: '/submit' }
+const GO = { o: '/', n: '/nodes', g: '/gpus', t: '/tasks', v: '/vps', e: '/environments', s: '/submit' }
 
 /** What a key does after the keys `pending`: { run, pending } (run: a path or a word). */
 export function shortcutFor(pending, key) {

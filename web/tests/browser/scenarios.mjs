@@ -106,6 +106,17 @@ const scenarios = {
       await page.waitForSelector('[data-test=help]')
       const help = await text(page, '[data-test=help]')
       await page.keyboard.press('Escape')
+      // g g: the GPUs page, by keyboard (a row per GPU, or says there is none)
+      await page.keyboard.press('g')
+      await page.keyboard.press('g')
+      await page.waitForURL(`${args.url}/gpus`)
+      await page.waitForFunction(() => document.querySelector('h1')?.textContent.trim() === 'GPUs')
+      const gpusHeading = await text(page, 'h1')
+      await page.waitForFunction(() => document.querySelector('[data-test=gpu-row]')
+        || document.querySelector('[data-test=gpus-empty]')?.textContent.trim() === 'no GPUs in the cluster')
+      const gpuRows = await page.locator('[data-test=gpu-row]').allInnerTexts()
+      const gpusEmpty = gpuRows.length ? '' : await text(page, '[data-test=gpus-empty]')
+      await shot(page, 'gpus')
       // an admin drains node1 and takes it back
       await page.goto(`${args.url}/nodes`)
       await page.locator(`[data-node="${args.node}"] [data-test=drain]`).click()
@@ -113,7 +124,7 @@ const scenarios = {
       const drained = await page.locator(`[data-node="${args.node}"] [data-test=node-status]`).innerText()
       await page.locator(`[data-node="${args.node}"] [data-test=undrain]`).click()
       await page.waitForFunction((n) => (document.querySelector(`[data-node="${n}"] [data-test=node-status]`)?.textContent || '').trim() === 'online', args.node)
-      return { drained, boardText, cpus, gpuBoard: gpuBoardText, gpuCells, charts, cores, help }
+      return { drained, boardText, cpus, gpuBoard: gpuBoardText, gpuCells, charts, cores, help, gpusHeading, gpuRows, gpusEmpty }
     })
   },
 

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import { ApiError, createApi, query } from '../../src/lib/api.js'
 import { INITIAL_WINDOW, T, closeFrame, decode, encode, openFrame, readI32, readU32, resizeFrame } from '../../src/lib/frames.js'
-import { gpuCells, splitCommand, targetText, zones } from '../../src/lib/format.js'
+import { gpuCells, isIdle, measure, splitCommand, targetText, zones } from '../../src/lib/format.js'
 import { buildBody, emptyForm } from '../../src/lib/submitBody.js'
 import { shortcutFor } from '../../src/lib/shortcuts.js'
 import { connectLines } from '../../src/lib/connect.js'
@@ -63,6 +63,33 @@ describe('format', () => {
     expect(cells[0]).toMatchObject({ index: 0, held: false, holder: null, util: null })
     expect(cells[1]).toMatchObject({ index: 1, held: true, util: 80, memory_used: 5 })
     expect(cells[1].holder.id).toBe('9')
+  })
+  it('gives each GPU its temperature and power, from the live sample first', () => {
+    const hot = {
+      ...node,
+      inventory: { ...node.inventory, gpus: [{ index: 0, name: 'A', memory_total: 10, temperature: 30, power_watts: 60 }, { index: 1, name: 'A', memory_total: 10 }] },
+      usage: { gpus: [{ index: 1, utilization: 80, memory_used: 5, temperature: 54.4, power_watts: 212.3 }] },
+    }
+    const cells = gpuCells(hot, [])
+    expect(cells.map((c) => [c.temperature, c.power_w])).toEqual([[30, 60], [54.4, 212.3]])
+    expect(gpuCells(node, []).map((c) => [c.temperature, c.power_w])).toEqual([[null, null], [null, null]])
+  })
+  it('flags a held GPU under 5% utilisation as idle', () => {
+    const quiet = { ...node, usage: { gpus: [{ index: 0, utilization: 1 }, { index: 1, utilization: 2 }] } }
+    const cells = gpuCells(quiet, [{ id: '9', node: 'n1', state: 'running', gpu_ids: [1] }])
+    expect(cells.map((c) => [c.held, c.idle])).toEqual([[false, false], [true, true]])
+    expect(gpuCells(node, [])[1].idle).toBe(false) // held at 80%
+    expect(isIdle(true, 4.9)).toBe(true)
+    expect(isIdle(true, 5)).toBe(false)
+    expect(isIdle(true, null)).toBe(false) // unknown utilisation is not idle
+    expect(isIdle(false, 0)).toBe(false)
+  })
+  it('writes measurements with their unit, or a dash when unknown', () => {
+    expect(measure(54.4, '°C')).toBe('54 °C')
+    expect(measure(212.3, 'W')).toBe('212 W')
+    expect(measure(55, '%')).toBe('55%')
+    expect(measure(null, 'W')).toBe('—')
+    expect(measure(undefined, '°C')).toBe('—')
   })
 })
 
