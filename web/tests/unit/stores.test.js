@@ -188,6 +188,18 @@ describe('components', () => {
     const w = mount(ConnectCard, { props: { task: { id: '77', name: 'dev' } } })
     expect(w.find('[data-test=ssh-line]').text()).toBe('ssh -J kawa@gw:2200 root@77')
     expect(w.find('[data-test=ssh-config]').text()).toContain('Host kawa-dev')
+    expect(w.find('[data-test=vscode-link]').attributes('href')).toBe('vscode://vscode-remote/ssh-remote+kawa-dev/root')
+    expect(w.find('[data-test=forward-line]').text()).toBe('kawa forward 77 8080')
+    expect(w.text()).toContain('kawa ssh-config')
     s.info = { ssh_gateway: null }
+  })
+  it('ConnectCard offers the CLI and VS Code when the gateway is off', () => {
+    const s = useSession()
+    s.info = { ssh_gateway: null }
+    const w = mount(ConnectCard, { props: { task: { id: '77', name: null } } })
+    expect(w.find('[data-test=ssh-line]').exists()).toBe(false)
+    expect(w.find('[data-test=kawa-ssh]').text()).toBe('kawa ssh 77')
+    expect(w.find('[data-test=forward-line]').text()).toBe('kawa forward 77 8080')
+    expect(w.find('[data-test=vscode-link]').attributes('href')).toBe('vscode://vscode-remote/ssh-remote+kawa-77/root')
   })
 })
