@@ -50,6 +50,7 @@ describe('cluster store', () => {
     c.apply({ seq: 9, type: 'reset' })
     c.apply({ seq: 9, type: 'hello' })
     expect(reload).toHaveBeenCalledTimes(2)
+    expect(c.resyncs).toBe(2) // for the pages that read more than nodes and tasks
     expect(describeEvent({ type: 'task', task: task('1', 'failed', { name: 'x' }) })).toBe('task 1 (x) failed on n1')
   })
 })
