@@ -8,10 +8,11 @@ export const RETRY_DELAYS = [500, 1000, 2000, 4000, 5000]
 export const MAX_RETRIES = 10
 
 // Close codes of a lost connection: none came (1005, 1006), the host went away or
-// restarts (1001, 1012, 1013), the runner's leg broke (1011) or its runner could not be
-// reached (4502, 4503, 4504). Any other code ends the terminal: among them 4409 and 4410
-// (the task no longer runs), 4404 (no such task) and 4401 (the token is not taken).
-const LOST = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014, 4502, 4503, 4504])
+// restarts (1001, 1012, 1013, 1014), the runner's leg broke (1011), the runner could not
+// be reached (4502), the host is too busy or not serving yet (4429, 4503, 4504). Any
+// other code ends the terminal: among them 4409 and 4410 (the task no longer runs), 4404
+// (no such task) and 4401 (the token is not taken).
+const LOST = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014, 4429, 4502, 4503, 4504])
 
 // What a full-screen program may have left set (mouse reporting, the alternate screen,
 // cursor key and other modes), undone before a new shell writes below the old text.

@@ -176,7 +176,7 @@ describe('terminal reconnects', () => {
   it('retries a lost connection with a capped, growing delay, a bounded number of times', () => {
     expect([1, 2, 3, 4, 5, 6, 10].map((n) => retryDelay(lost, n))).toEqual([500, 1000, 2000, 4000, 5000, 5000, 5000])
     expect(retryDelay(lost, 11)).toBeNull()
-    for (const code of [1001, 1011, 1012, 4502]) expect(retryDelay({ ...lost, code }, 1)).toBe(500)
+    for (const code of [1001, 1011, 1012, 4429, 4502, 4503]) expect(retryDelay({ ...lost, code }, 1)).toBe(500)
     expect(retryDelay(lost, 3, [10, 20], 3)).toBe(20)
     expect(retryDelay(lost, 4, [10, 20], 3)).toBeNull()
   })
