@@ -7,9 +7,10 @@ import { TerminalSession } from './terminal.js'
 export const RETRY_DELAYS = [500, 1000, 2000, 4000, 5000]
 export const MAX_RETRIES = 10
 
-// Close codes of a lost connection: none came (1005, 1006), the host went away or
-// restarts (1001, 1012, 1013, 1014), the runner's leg broke (1011), the runner could not
-// be reached (4502), the host is too busy or not serving yet (4429, 4503, 4504). Any
+// Close codes of a lost connection: none came (1005, 1006), the host went away, restarts
+// or asks to try later (1001, 1012, 1013), a gateway in between failed (1014), the
+// runner's leg broke (1011) or the runner could not be reached (4502), the host is too
+// busy or not serving yet (4429, 4503, 4504). Any
 // other code ends the terminal: among them 4409 and 4410 (the task no longer runs), 4404
 // (no such task) and 4401 (the token is not taken).
 const LOST = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014, 4429, 4502, 4503, 4504])
