@@ -92,6 +92,9 @@ def test_web_terminal_in_a_running_task(cluster: Cluster, shots: Path) -> None:
     assert re.search(r"^42\s*$", r["first"], re.M), r["first"]
     assert r["cols"] != r["before"]
     assert f"{r['rows']} {r['cols']}" in r["after"]  # stty saw the browser's new size
+    assert r["reconnecting"] == "reconnecting (attempt 1)", r["reconnecting"]
+    assert "a new shell" in r["note"], r["note"]
+    assert r["after42"] > r["before42"]  # the new shell answered on the kept screen
     assert r["ended"].startswith("ended: exit code 0"), r["ended"]
     assert r["seen"] == ["paused", "running", "killed"]
     with cluster.client() as c:
@@ -116,6 +119,8 @@ def test_create_a_vps_and_read_its_connect_card(cluster: Cluster, shots: Path) -
     ), r["line"]
     assert f"HostName {vps.id}" in r["config"] and "User root" in r["config"]
     assert "ProxyJump kawa@127.0.0.1:" in r["config"]
+    assert r["vscode"] == "vscode://vscode-remote/ssh-remote+kawa-web-vps/root", r["vscode"]
+    assert r["forward"] == f"kawa forward {vps.id} 8080", r["forward"]
 
 
 SSH_OPTS = [

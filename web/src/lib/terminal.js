@@ -26,6 +26,7 @@ export class TerminalSession {
     this.opened = false
     this.exitCode = null
     this.ended = false
+    this.closedByUser = false
   }
 
   connect() {
@@ -74,7 +75,7 @@ export class TerminalSession {
         this.exitCode = readI32(f.payload)
         break
       case T.ERROR:
-        this._end({ code: 1000, reason: new TextDecoder().decode(f.payload) })
+        this._end({ code: 1000, reason: new TextDecoder().decode(f.payload), error: true })
         break
       case T.CLOSE:
         this._send(closeFrame(STREAM))
@@ -113,17 +114,30 @@ export class TerminalSession {
     if (this.opened) this._send(resizeFrame(STREAM, rows, cols))
   }
 
+  /** onEnd gets the close code and reason, the exit code (null without EXIT), `error`
+   * (the host sent ERROR) and `byUser` (close() was called). */
   _end(info) {
     if (this.ended) return
     this.ended = true
-    this.onEnd({ ...info, exitCode: this.exitCode })
+    this.onEnd({ error: false, ...info, exitCode: this.exitCode, byUser: this.closedByUser })
     if (this.ws && this.ws.readyState <= 1) this.ws.close()
   }
 
   close() {
+    this.closedByUser = true
     if (this.ws && this.ws.readyState <= 1) {
       this._send(closeFrame(STREAM))
       this.ws.close()
     }
+  }
+
+  /** Lose the connection as a network failure would (close code 1006), for tests. */
+  drop() {
+    const ws = this.ws
+    if (!ws) return
+    ws.onmessage = null
+    ws.onclose = null
+    if (ws.readyState <= 1) ws.close()
+    this._end({ code: 1006, reason: 'connection dropped' })
   }
 }

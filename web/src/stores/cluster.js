@@ -26,6 +26,9 @@ export const useCluster = defineStore('cluster', {
     // this tab first, so they never replace what changed after they began. `open`
     // counts the marks of actions under way (their entries are kept until answered).
     marks: markRaw({ clock: 0, touched: new Map(), applied: 0, open: new Map() }),
+    // Counts the stream's hello and reset events: pages that hold what no event reports
+    // (workspaces, packaged versions) read it again when it changes.
+    resyncs: 0,
   }),
   getters: {
     nodeList: (s) => Object.values(s.nodes).sort((a, b) => a.name.localeCompare(b.name)),
@@ -88,6 +91,7 @@ export const useCluster = defineStore('cluster', {
       // "hello" opens each connection, once the host sends this tab every later change:
       // reading everything then misses nothing.
       if (event.type === 'reset' || event.type === 'hello') {
+        this.resyncs += 1
         this.reload()
         return
       }

@@ -196,6 +196,22 @@ const scenarios = {
       await page.waitForFunction((want) => (document.querySelector('.xterm-rows')?.innerText || '').includes(want), `${rows} ${cols}`, { timeout: LONG })
       const after = await screen()
       await shot(page, 'terminal-resized')
+      // a lost connection: the page reconnects by itself, to a new shell on the same screen
+      const fortyTwos = () => ((document.querySelector('.xterm-rows')?.innerText || '').match(/^42\s*$/gm) || []).length
+      const before42 = await page.evaluate(fortyTwos)
+      await page.evaluate(() => window.__kawaTerminal.drop())
+      const lost = await page.waitForFunction(() => {
+        const shown = document.querySelector('[data-test=term-status]')?.textContent.trim() || ''
+        return shown.startsWith('reconnecting') && shown
+      })
+      const reconnecting = await lost.jsonValue()
+      await page.waitForFunction(() => document.querySelector('[data-test=term-status]')?.textContent.trim() === 'connected', null, { timeout: LONG })
+      const note = await text(page, '[data-test=term-note]')
+      await page.click('[data-test=terminal]')
+      await page.keyboard.type('echo $((6*7))\n')
+      await page.waitForFunction((n) => ((document.querySelector('.xterm-rows')?.innerText || '').match(/^42\s*$/gm) || []).length > n, before42, { timeout: LONG })
+      const after42 = await page.evaluate(fortyTwos)
+      await shot(page, 'terminal-reconnected')
       await page.keyboard.type('exit\n')
       await page.waitForFunction(() => document.querySelector('[data-test=term-status]')?.textContent.startsWith('ended'), null, { timeout: LONG })
       const ended = await text(page, '[data-test=term-status]')
@@ -211,7 +227,7 @@ const scenarios = {
         seen.push(await text(page, '[data-test=detail-state]'))
       }
       await shot(page, 'task-killed')
-      return { first, before, rows, cols, after, ended, seen }
+      return { first, before, rows, cols, after, reconnecting, note, before42, after42, ended, seen }
     })
   },
 
@@ -230,8 +246,10 @@ const scenarios = {
       await page.waitForFunction((i) => document.querySelector(`[data-vps="${i}"] [data-test=vps-state]`)?.textContent.trim() === 'running', id, { timeout: LONG })
       const line = await text(page, '[data-test=ssh-line]')
       const config = await text(page, '[data-test=ssh-config]')
+      const vscode = await page.locator('[data-test=vscode-link]').getAttribute('href')
+      const forward = await text(page, '[data-test=forward-line]')
       await shot(page, 'vps')
-      return { id, generated: Boolean(generated), line, config }
+      return { id, generated: Boolean(generated), line, config, vscode, forward }
     })
   },
 

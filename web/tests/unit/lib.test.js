@@ -149,10 +149,23 @@ describe('pages logic', () => {
     expect(shortcutFor('', '/').run).toBe('search')
     expect(shortcutFor('', '?').run).toBe('help')
   })
-  it('writes the ssh -J line and config block', () => {
+  it('writes the ssh -J line, the config block, the VS Code link and the forward line', () => {
     const c = connectLines({ id: '42', name: 'box' }, { ssh_gateway: { host: 'gw.example', port: 2222 } }, 'ignored')
     expect(c.jump).toBe('ssh -J kawa@gw.example:2222 root@42')
-    expect(c.config).toContain('Host kawa-box\n    HostName 42\n    User root\n    ProxyJump kawa@gw.example:2222')
+    expect(c.config).toBe([
+      'Host kawa-box',
+      '    HostName 42',
+      '    User root',
+      '    ProxyJump kawa@gw.example:2222',
+      '    StrictHostKeyChecking accept-new', // host key settings as kawa ssh-config writes them
+      '    UserKnownHostsFile ~/.ssh/kawa_known_hosts',
+      '    HostKeyAlias kawa-42',
+    ].join('\n'))
+    expect(c.vscode).toBe('vscode://vscode-remote/ssh-remote+kawa-box/root')
+    expect(c.forward).toBe('kawa forward 42 8080')
+    expect(c.kawa).toBe('kawa ssh 42')
+    // a name that is not one plain word is left out of the alias, as kawa ssh-config does
+    expect(connectLines({ id: '42', name: 'a b' }, null, 'h').vscode).toBe('vscode://vscode-remote/ssh-remote+kawa-42/root')
     expect(connectLines({ id: '42', name: 'a b' }, null, 'h').jump).toBe('ssh -J kawa@h:8422 root@42')
     expect(connectLines({ id: '42' }, { ssh_gateway: null }, 'h').gatewayOff).toBe(true)
   })

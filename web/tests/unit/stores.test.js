@@ -50,6 +50,7 @@ describe('cluster store', () => {
     c.apply({ seq: 9, type: 'reset' })
     c.apply({ seq: 9, type: 'hello' })
     expect(reload).toHaveBeenCalledTimes(2)
+    expect(c.resyncs).toBe(2) // for the pages that read more than nodes and tasks
     expect(describeEvent({ type: 'task', task: task('1', 'failed', { name: 'x' }) })).toBe('task 1 (x) failed on n1')
   })
 })
@@ -188,6 +189,18 @@ describe('components', () => {
     const w = mount(ConnectCard, { props: { task: { id: '77', name: 'dev' } } })
     expect(w.find('[data-test=ssh-line]').text()).toBe('ssh -J kawa@gw:2200 root@77')
     expect(w.find('[data-test=ssh-config]').text()).toContain('Host kawa-dev')
+    expect(w.find('[data-test=vscode-link]').attributes('href')).toBe('vscode://vscode-remote/ssh-remote+kawa-dev/root')
+    expect(w.find('[data-test=forward-line]').text()).toBe('kawa forward 77 8080')
+    expect(w.text()).toContain('kawa ssh-config')
     s.info = { ssh_gateway: null }
+  })
+  it('ConnectCard offers the CLI and VS Code when the gateway is off', () => {
+    const s = useSession()
+    s.info = { ssh_gateway: null }
+    const w = mount(ConnectCard, { props: { task: { id: '77', name: null } } })
+    expect(w.find('[data-test=ssh-line]').exists()).toBe(false)
+    expect(w.find('[data-test=kawa-ssh]').text()).toBe('kawa ssh 77')
+    expect(w.find('[data-test=forward-line]').text()).toBe('kawa forward 77 8080')
+    expect(w.find('[data-test=vscode-link]').attributes('href')).toBe('vscode://vscode-remote/ssh-remote+kawa-77/root')
   })
 })

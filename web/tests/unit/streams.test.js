@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { EventSocket, eventsUrl } from '../../src/lib/events.js'
 import { TerminalSession } from '../../src/lib/terminal.js'
+import { ReconnectingTerminal, retryDelay } from '../../src/lib/terminalReconnect.js'
 import { INITIAL_WINDOW, SUBPROTOCOL, T, decode, encode, u32Frame } from '../../src/lib/frames.js'
 
 class FakeSocket {
@@ -143,7 +144,7 @@ describe('terminal session', () => {
     ws.receive(encode(T.READY, 0).buffer)
     ws.receive(u32Frame(T.EXIT, 1, 3).buffer)
     ws.receive(encode(T.CLOSE, 1).buffer)
-    expect(ends).toEqual([{ code: 1000, reason: '', exitCode: 3 }])
+    expect(ends).toEqual([{ code: 1000, reason: '', exitCode: 3, error: false, byUser: false }])
     expect(sent(ws).at(-1).type).toBe(T.CLOSE)
   })
 
@@ -152,5 +153,130 @@ describe('terminal session', () => {
     ws.close(4409, 'task 1 is completed (exit code 0) and no longer runs')
     expect(ends[0]).toMatchObject({ code: 4409, exitCode: null })
     expect(ends[0].reason).toContain('no longer runs')
+  })
+
+  it('ends with error on an ERROR frame, byUser after close, code 1006 when dropped', () => {
+    const a = session()
+    a.ws.receive(encode(T.READY, 0).buffer)
+    a.ws.receive(encode(T.ERROR, 1, new TextEncoder().encode('docker exec failed')).buffer)
+    expect(a.ends).toEqual([{ code: 1000, reason: 'docker exec failed', exitCode: null, error: true, byUser: false }])
+    const b = session()
+    b.t.close()
+    expect(b.ends[0]).toMatchObject({ byUser: true, error: false })
+    const c = session()
+    c.t.drop()
+    expect(c.ends).toEqual([{ code: 1006, reason: 'connection dropped', exitCode: null, error: false, byUser: false }])
+    expect(c.ws.readyState).toBe(3)
+  })
+})
+
+describe('terminal reconnects', () => {
+  const lost = { code: 1006, reason: '', exitCode: null, error: false, byUser: false }
+
+  it('retries a lost connection with a capped, growing delay, a bounded number of times', () => {
+    expect([1, 2, 3, 4, 5, 6, 10].map((n) => retryDelay(lost, n))).toEqual([500, 1000, 2000, 4000, 5000, 5000, 5000])
+    expect(retryDelay(lost, 11)).toBeNull()
+    for (const code of [1001, 1011, 1012, 4429, 4502, 4503]) expect(retryDelay({ ...lost, code }, 1)).toBe(500)
+    expect(retryDelay(lost, 3, [10, 20], 3)).toBe(20)
+    expect(retryDelay(lost, 4, [10, 20], 3)).toBeNull()
+  })
+
+  it('does not retry an ended session: exit, ERROR, refusals, the user leaving', () => {
+    expect(retryDelay({ ...lost, code: 1000, exitCode: 0 }, 1)).toBeNull()
+    expect(retryDelay({ ...lost, exitCode: 130 }, 1)).toBeNull() // EXIT seen, then the socket dropped
+    expect(retryDelay({ ...lost, code: 1000, error: true }, 1)).toBeNull()
+    expect(retryDelay({ ...lost, byUser: true }, 1)).toBeNull()
+    for (const code of [1000, 1002, 4401, 4403, 4404, 4409, 4410]) expect(retryDelay({ ...lost, code }, 1)).toBeNull()
+  })
+
+  function reconnecting(extra = {}) {
+    const statuses = []
+    const out = []
+    const rt = new ReconnectingTerminal({
+      url: 'ws://h/api/v1/tasks/1/terminal?token=t',
+      onData: (b) => out.push(new TextDecoder().decode(b)),
+      onStatus: (s) => statuses.push(s),
+      WebSocketImpl: FakeSocket,
+      ...extra,
+    }).start()
+    const ready = () => {
+      const ws = FakeSocket.all.at(-1)
+      ws.open()
+      ws.receive(encode(T.READY, 0).buffer)
+      return ws
+    }
+    return { rt, statuses, out, ready }
+  }
+
+  it('opens a new session after a lost connection, at the size the terminal has now', () => {
+    vi.useFakeTimers()
+    const { rt, statuses, out, ready } = reconnecting()
+    ready()
+    expect(statuses).toEqual([{ state: 'connected', reconnected: false }])
+    rt.drop()
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 1, end: { code: 1006 } })
+    rt.resize(50, 132)
+    vi.advanceTimersByTime(499)
+    expect(FakeSocket.all).toHaveLength(1)
+    vi.advanceTimersByTime(1)
+    expect(FakeSocket.all).toHaveLength(2)
+    FakeSocket.all[1].close(1006) // the host is not back yet
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 2 })
+    vi.advanceTimersByTime(1000)
+    const ws = ready()
+    expect(ws.url).toBe('ws://h/api/v1/tasks/1/terminal?token=t')
+    expect(statuses.at(-1)).toEqual({ state: 'connected', reconnected: true })
+    const open = decode(ws.sent[0])
+    expect(JSON.parse(new TextDecoder().decode(open.payload))).toMatchObject({ rows: 50, cols: 132 })
+    rt.write('ls\r')
+    expect(decode(ws.sent[1]).type).toBe(T.DATA)
+    ws.receive(encode(T.DATA, 1, new TextEncoder().encode('$ ')).buffer)
+    expect(out).toEqual(['$ '])
+    rt.drop() // counted from 1 again after a READY
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 1 })
+    rt.close()
+  })
+
+  it('ends when the host says the task no longer runs', () => {
+    vi.useFakeTimers()
+    const { rt, statuses, ready } = reconnecting()
+    ready()
+    rt.drop()
+    vi.advanceTimersByTime(500)
+    FakeSocket.all[1].close(4409, 'task 1 is completed (exit code 0) and no longer runs')
+    expect(statuses.at(-1)).toMatchObject({ state: 'ended', retries: 1, end: { code: 4409 } })
+    expect(statuses.at(-1).end.reason).toContain('no longer runs')
+    vi.advanceTimersByTime(60_000)
+    expect(FakeSocket.all).toHaveLength(2)
+  })
+
+  it('gives up after the last attempt', () => {
+    vi.useFakeTimers()
+    const { statuses, ready } = reconnecting({ delays: [10], max: 3 })
+    ready()
+    FakeSocket.all[0].close(1006)
+    for (let n = 1; n <= 3; n++) {
+      vi.advanceTimersByTime(10)
+      FakeSocket.all.at(-1).close(1006)
+    }
+    expect(FakeSocket.all).toHaveLength(4)
+    expect(statuses.map((s) => s.attempt || s.state)).toEqual(['connected', 1, 2, 3, 'ended'])
+    expect(statuses.at(-1)).toMatchObject({ retries: 3, end: { code: 1006 } })
+  })
+
+  it('stops at an exit, and when the user leaves while it waits', () => {
+    vi.useFakeTimers()
+    const a = reconnecting()
+    const ws = a.ready()
+    ws.receive(u32Frame(T.EXIT, 1, 0).buffer)
+    ws.close(1006)
+    expect(a.statuses.at(-1)).toMatchObject({ state: 'ended', retries: 0, end: { exitCode: 0 } })
+    const b = reconnecting()
+    b.ready()
+    b.rt.drop()
+    b.rt.close()
+    vi.advanceTimersByTime(60_000)
+    expect(FakeSocket.all).toHaveLength(2)
+    expect(b.statuses.at(-1).state).toBe('reconnecting')
   })
 })
