@@ -5,6 +5,7 @@ import { gpuCells, splitCommand, targetText, zones } from '../../src/lib/format.
 import { buildBody, emptyForm } from '../../src/lib/submitBody.js'
 import { parseDuration, parseMemory } from '../../src/lib/units.js'
 import { parseMount } from '../../src/lib/mounts.js'
+import { errorsByField, fieldNamedBy } from '../../src/lib/submitErrors.js'
 import { shortcutFor } from '../../src/lib/shortcuts.js'
 import { connectLines } from '../../src/lib/connect.js'
 import { filterTasks } from '../../src/lib/taskFilter.js'
@@ -153,6 +154,37 @@ describe('units and mounts', () => {
     expect(parseMount('/a://')).toEqual({ source: '/a', target: '//', read_only: false })
     expect(() => parseMount('/a:///')).toThrow("mount target may not be '/'")
     expect(() => parseMount('/a:/b:ro:x')).toThrow(/expected SRC:DST/)
+  })
+})
+
+describe('submit errors', () => {
+  const FIELDS = ['command', 'container', 'cores', 'memory', 'gpus', 'mounts', 'timeout', 'targets']
+  it('puts a 422\'s errors on their fields and the rest in one line', () => {
+    const exc = new ApiError(422, 'x', [
+      { loc: ['body', 'memory'], msg: 'invalid memory size' },
+      { loc: ['body', 'mounts', 0, 'source'], msg: 'not absolute' },
+      { loc: ['body', 'kind'], msg: 'not a kind' },
+      { loc: ['body'], msg: 'no command given (put it after --)' },
+    ])
+    expect(errorsByField(exc, FIELDS)).toEqual({
+      byField: { memory: 'invalid memory size', mounts: 'not absolute', command: 'no command given (put it after --)' },
+      general: 'kind: not a kind',
+    })
+  })
+  it('puts another refusal on the one field it names, else in the general line', () => {
+    const named = (detail, status = 400) => errorsByField(new ApiError(status, detail), FIELDS)
+    expect(named("unknown container environment 'gpu'; known: base").byField).toEqual({ container: "unknown container environment 'gpu'; known: base" })
+    expect(named("unknown node 'nope'; known nodes: node1").byField).toHaveProperty('targets')
+    expect(named("unknown GPU id 7 on node 'n1'; its GPUs: 0, 1").byField).toHaveProperty('targets')
+    expect(named("needs 8 cores but node 'node1' has 2").byField).toHaveProperty('cores')
+    expect(named('privileged containers and host mounts need the admin role', 403).byField).toHaveProperty('mounts')
+    expect(named('no node has 8 cores (largest: 4); no node has 1T memory (largest: 16G)')).toEqual({
+      byField: {}, general: 'no node has 8 cores (largest: 4); no node has 1T memory (largest: 16G)',
+    })
+    expect(named('the viewer role cannot submit tasks', 403)).toEqual({ byField: {}, general: 'the viewer role cannot submit tasks' })
+    expect(fieldNamedBy('give GPUs either in the target (node::0,1) or with --gpus, not both', FIELDS)).toBeNull()
+    expect(fieldNamedBy('needs 2 cores', ['memory'])).toBeNull() // a field the form does not show
+    expect(errorsByField(new Error('offline'), FIELDS)).toEqual({ byField: {}, general: 'offline' })
   })
 })
 
