@@ -261,6 +261,23 @@ def test_dark_theme_follows_the_system(cluster: Cluster, shots: Path) -> None:
     assert NODE in r["dark"]["board"] and "online" in r["dark"]["board"]
 
 
+def test_the_dashboard_fits_a_phone(cluster: Cluster, shots: Path) -> None:
+    wide = "/data/" + "a-rather-long-directory-name/" * 8  # one word: the table scrolls
+    with cluster.client() as c:
+        task = c.submit(TaskSpec(command=["echo", wide], name="on-a-phone")).tasks[0]
+    r = scenario("phone", cluster, shots, task=task.id)
+    for page in ("overview", "nodes", "tasks"):
+        width = r[page]
+        assert width["window"] == 390, (page, width)
+        assert width["scroll"] <= width["window"] + 1, (page, width)  # no sideways scrolling
+        assert width["nav"] <= width["window"] + 1, (page, width)  # the nav wraps
+    assert sorted(p.name for p in shots.iterdir()) == [
+        "phone-nodes.png",
+        "phone-overview.png",
+        "phone-tasks.png",
+    ]
+
+
 def test_an_unknown_task_and_a_token_removed_mid_session(
     cluster: Cluster, shots: Path, tmp_path: Path
 ) -> None:

@@ -397,6 +397,33 @@ const scenarios = {
     return { dark, light }
   },
 
+  /** The overview, nodes and tasks pages (with task args.task listed) in a phone's
+   * viewport: how wide each page is against the window (wider: the page scrolls
+   * sideways), and where the nav's links end. */
+  async phone() {
+    const width = (page) => page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      window: window.innerWidth,
+      nav: Math.max(...[...document.querySelectorAll('.top nav a')].map((a) => a.getBoundingClientRect().right)),
+    }))
+    return withPage({ viewport: { width: 390, height: 844 } }, async (page) => {
+      await login(page)
+      await page.waitForFunction(() => /\b[1-9]\d* online/.test(document.querySelector('[data-test=node-counts]')?.textContent || ''))
+      const overview = await width(page)
+      await shot(page, 'phone-overview')
+      await page.goto(`${args.url}/nodes`)
+      await page.locator(`[data-node="${args.node}"]`).waitFor()
+      await page.locator(`[data-node="${args.gpu_node}"]`).waitFor()
+      const nodes = await width(page)
+      await shot(page, 'phone-nodes')
+      await page.goto(`${args.url}/tasks`)
+      await page.locator(`[data-task="${args.task}"]`).waitFor()
+      const tasks = await width(page)
+      await shot(page, 'phone-tasks')
+      return { overview, nodes, tasks }
+    })
+  },
+
   /** For bench/dashboard_live.py: milliseconds from navigation to an interactive task list
    * (event stream live, a full page of rows, the row count shown), then from typing a
    * search to the filtered table. */
