@@ -243,10 +243,18 @@ def test_a_viewer_sees_no_controls(cluster: Cluster, shots: Path) -> None:
     )
     with cluster.client() as c:
         task = c.submit(TaskSpec(command=["true"], name="for-viewers")).tasks[0]
+        before = len(c.tasks(limit=10_000))
     r = scenario("viewer", cluster, shots, token=viewer, task=task.id)
+    with cluster.client() as c:
+        after = c.tasks(limit=10_000)
     assert r["role"].endswith("viewer"), r["role"]
     assert r["submitLinks"] == 0 and r["drains"] == 0 and r["vpsForms"] == 0
     assert "no task" in r["taskError"]  # another user's task is not shown, as in the API
+    # no controls, and the API refuses the viewer's submission all the same
+    assert r["posted"]["status"] == 403, r["posted"]
+    assert "viewer" in r["posted"]["detail"], r["posted"]
+    assert len(after) == before
+    assert not [t for t in after if t.name == "from-a-viewer"]
 
 
 def luminance(css: str) -> float:

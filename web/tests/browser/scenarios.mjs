@@ -353,7 +353,16 @@ const scenarios = {
       await page.waitForSelector('[data-test=vps-table]')
       const vpsForms = await page.locator('[data-test=vps-form]').count()
       await shot(page, 'viewer-vps')
-      return { role, submitLinks, drains, taskError, vpsForms }
+      // the API refuses the viewer too: a submission posted from the page with its token
+      const posted = await page.evaluate(async (token) => {
+        const answer = await fetch('/api/v1/tasks', {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ command: ['true'], name: 'from-a-viewer' }),
+        })
+        return { status: answer.status, detail: (await answer.json().catch(() => ({}))).detail || '' }
+      }, args.token)
+      return { role, submitLinks, drains, taskError, vpsForms, posted }
     })
   },
 
