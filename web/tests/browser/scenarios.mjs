@@ -124,7 +124,7 @@ const scenarios = {
       await page.waitForURL(/\/submit$/)
       await page.fill('[data-test=command]', args.command)
       await page.fill('[data-test=name]', 'from-the-form')
-      // a bad memory value first: the host's error shows next to the field
+      // a bad memory value first: its error (in the host's words) shows next to the field
       await page.fill('[data-test=memory]', 'lots')
       await page.click('[data-test=submit]')
       await page.waitForFunction(() => document.querySelector('[data-test=error-memory]')?.textContent.trim())
