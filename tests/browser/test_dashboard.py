@@ -255,10 +255,18 @@ def test_a_viewer_sees_no_controls(cluster: Cluster, shots: Path) -> None:
     )
     with cluster.client() as c:
         task = c.submit(TaskSpec(command=["true"], name="for-viewers")).tasks[0]
+        before = len(c.tasks(limit=10_000))
     r = scenario("viewer", cluster, shots, token=viewer, task=task.id)
+    with cluster.client() as c:
+        after = c.tasks(limit=10_000)
     assert r["role"].endswith("viewer"), r["role"]
     assert r["submitLinks"] == 0 and r["drains"] == 0 and r["vpsForms"] == 0
     assert "no task" in r["taskError"]  # another user's task is not shown, as in the API
+    # no controls, and the API refuses the viewer's submission all the same
+    assert r["posted"]["status"] == 403, r["posted"]
+    assert "viewer" in r["posted"]["detail"], r["posted"]
+    assert len(after) == before
+    assert not [t for t in after if t.name == "from-a-viewer"]
 
 
 def luminance(css: str) -> float:
@@ -271,6 +279,23 @@ def test_dark_theme_follows_the_system(cluster: Cluster, shots: Path) -> None:
     assert luminance(r["dark"]["body"]) < 0.2, r["dark"]["body"]
     assert luminance(r["light"]["body"]) > 0.8, r["light"]["body"]
     assert NODE in r["dark"]["board"] and "online" in r["dark"]["board"]
+
+
+def test_the_dashboard_fits_a_phone(cluster: Cluster, shots: Path) -> None:
+    wide = "/data/" + "a-rather-long-directory-name/" * 8  # one word: the table scrolls
+    with cluster.client() as c:
+        task = c.submit(TaskSpec(command=["echo", wide], name="on-a-phone")).tasks[0]
+    r = scenario("phone", cluster, shots, task=task.id)
+    for page in ("overview", "nodes", "tasks"):
+        width = r[page]
+        assert width["window"] == 390, (page, width)
+        assert width["scroll"] <= width["window"] + 1, (page, width)  # no sideways scrolling
+        assert width["nav"] <= width["window"] + 1, (page, width)  # the nav wraps
+    assert sorted(p.name for p in shots.iterdir()) == [
+        "phone-nodes.png",
+        "phone-overview.png",
+        "phone-tasks.png",
+    ]
 
 
 def test_an_unknown_task_and_a_token_removed_mid_session(

@@ -1,5 +1,9 @@
 // The submit form's fields → a TaskSpec body for POST /api/v1/tasks, or errors by field.
+// The checks mirror the API's (kawa.protocol.tasks.TaskSpec); the API stays the authority.
 import { splitCommand } from './format.js'
+import * as b from './bounds.js'
+import { parseMount } from './mounts.js'
+import { parseDuration, parseMemory } from './units.js'
 
 export function emptyForm() {
   return {
@@ -12,52 +16,122 @@ function lines(text) {
   return text.split('\n').map((l) => l.trim()).filter(Boolean)
 }
 
+function wholeNumber(value, fallback) {
+  const text = String(value ?? '').trim()
+  return text ? Number(text) : fallback
+}
+
+function commandProblem(args) {
+  if (!args.length) return 'no command given'
+  if (args.length > b.MAX_COMMAND_ARGS) return `the command has ${args.length} arguments; the limit is ${b.MAX_COMMAND_ARGS}`
+  if (args.some((a) => a.includes('\0'))) return 'NUL characters are not allowed'
+  const long = args.find((a) => b.length(a) > b.MAX_ARGUMENT)
+  if (long !== undefined) return `an argument is ${b.length(long)} characters; the limit is ${b.MAX_ARGUMENT}`
+  const total = args.reduce((sum, a) => sum + b.length(a) + 1, 0)
+  if (total > b.MAX_COMMAND_TOTAL) return `the command is ${total} characters in all; the limit is ${b.MAX_COMMAND_TOTAL}`
+  return null
+}
+
+function nameProblem(name) {
+  if (b.length(name) > b.MAX_TASK_NAME) return `a name is at most ${b.MAX_TASK_NAME} characters`
+  return b.nameProblem(name)
+}
+
+/** `{ env }` from KEY=VALUE lines, or `{ problem }`. */
+function readEnv(text) {
+  const env = {}
+  for (const l of lines(text)) {
+    const i = l.indexOf('=')
+    if (i <= 0) return { problem: `not KEY=VALUE: ${l}` }
+    const key = l.slice(0, i)
+    const value = l.slice(i + 1)
+    if (/^\p{Nd}/u.test(key)) return { problem: `bad environment variable name ${b.repr(key)}` }
+    if (key.includes('\0') || value.includes('\0')) return { problem: 'NUL characters are not allowed' }
+    if (b.length(key) > b.MAX_ENV_KEY) return { problem: `a variable name is at most ${b.MAX_ENV_KEY} characters` }
+    if (b.length(value) > b.MAX_ENV_VALUE) return { problem: `the value of ${key} is longer than ${b.MAX_ENV_VALUE} characters` }
+    env[key] = value
+  }
+  const count = Object.keys(env).length
+  if (count > b.MAX_ENV_VARS) return { problem: `${count} variables; the limit is ${b.MAX_ENV_VARS}` }
+  const total = Object.entries(env).reduce((sum, [k, v]) => sum + b.length(k) + b.length(v) + 2, 0)
+  if (total > b.MAX_ENV_TOTAL) return { problem: `the environment is ${total} characters in all; the limit is ${b.MAX_ENV_TOTAL}` }
+  return { env }
+}
+
+/** `{ mounts }` from SOURCE:TARGET[:ro|:rw] lines, or `{ problem }`. */
+function readMounts(text) {
+  const mounts = []
+  for (const l of lines(text)) {
+    try {
+      mounts.push(parseMount(l))
+    } catch (exc) {
+      return { problem: exc.message }
+    }
+  }
+  if (mounts.length > b.MAX_MOUNTS) return { problem: `${mounts.length} mounts; the limit is ${b.MAX_MOUNTS}` }
+  return { mounts }
+}
+
 export function buildBody(form) {
   const errors = {}
   const body = { kind: form.kind }
   if (form.kind === 'command') {
     try {
       body.command = splitCommand(form.command)
-      if (!body.command.length) errors.command = 'give a command to run'
+      const problem = commandProblem(body.command)
+      if (problem) errors.command = problem
     } catch (exc) {
       errors.command = exc.message
     }
   } else {
     if (form.ssh_key.trim()) body.ssh_key = form.ssh_key.trim()
   }
-  if (form.name.trim()) body.name = form.name.trim()
+  const name = form.name.trim()
+  if (name) {
+    body.name = name
+    const problem = nameProblem(name)
+    if (problem) errors.name = problem
+  }
   if (form.container) body.container = form.container
-  body.cores = Number(form.cores)
-  if (!Number.isInteger(body.cores) || body.cores < 1) errors.cores = 'cores must be a whole number ≥ 1'
-  if (String(form.memory).trim()) body.memory = String(form.memory).trim()
-  const gpus = Number(form.gpus || 0)
-  if (!Number.isInteger(gpus) || gpus < 0) errors.gpus = 'GPUs must be a whole number ≥ 0'
+  body.cores = wholeNumber(form.cores, NaN)
+  if (!Number.isInteger(body.cores) || body.cores < 1 || body.cores > b.MAX_CORES) {
+    errors.cores = `cores must be a whole number from 1 to ${b.MAX_CORES}`
+  }
+  const memory = String(form.memory ?? '').trim()
+  if (memory) {
+    body.memory = memory
+    try {
+      parseMemory(memory)
+    } catch (exc) {
+      errors.memory = exc.message
+    }
+  }
+  const gpus = wholeNumber(form.gpus, 0)
+  if (!Number.isInteger(gpus) || gpus < 0 || gpus > b.MAX_GPUS) errors.gpus = `GPUs must be a whole number from 0 to ${b.MAX_GPUS}`
   else if (gpus) body.gpus = gpus
-  const env = {}
-  for (const l of lines(form.env)) {
-    const i = l.indexOf('=')
-    if (i <= 0) {
-      errors.env = `not KEY=VALUE: ${l}`
-      break
-    }
-    env[l.slice(0, i)] = l.slice(i + 1)
+  if (gpus > 0 && form.targets.some((t) => t.includes('::'))) {
+    errors.gpus = 'give GPUs either in the target (node::0,1) or here, not both'
   }
-  if (Object.keys(env).length) body.env = env
-  const mounts = []
-  for (const l of lines(form.mounts)) {
-    const parts = l.split(':')
-    const ro = parts.length === 3 && parts[2] === 'ro'
-    if (parts.length < 2 || parts.length > 3 || (parts.length === 3 && !ro) || !parts[0] || !parts[1]) {
-      errors.mounts = `not SOURCE:TARGET[:ro]: ${l}`
-      break
+  const { env, problem: envProblem } = readEnv(form.env)
+  if (envProblem) errors.env = envProblem
+  else if (Object.keys(env).length) body.env = env
+  const { mounts, problem: mountProblem } = readMounts(form.mounts)
+  if (mountProblem) errors.mounts = mountProblem
+  else if (mounts.length) body.mounts = mounts
+  const timeout = String(form.timeout ?? '').trim()
+  if (timeout) {
+    body.timeout = timeout
+    try {
+      if (parseDuration(timeout) > b.MAX_TIMEOUT) errors.timeout = `a timeout is at most 366 days (${b.MAX_TIMEOUT} seconds)`
+    } catch (exc) {
+      errors.timeout = exc.message
     }
-    mounts.push({ source: parts[0], target: parts[1], read_only: ro })
   }
-  if (mounts.length) body.mounts = mounts
-  if (String(form.timeout).trim()) body.timeout = String(form.timeout).trim()
-  const priority = Number(form.priority || 0)
-  if (!Number.isInteger(priority)) errors.priority = 'priority must be a whole number'
-  else if (priority) body.priority = priority
+  const priority = wholeNumber(form.priority, 0)
+  if (!Number.isInteger(priority) || priority < b.MIN_PRIORITY || priority > b.MAX_PRIORITY) {
+    errors.priority = `priority must be a whole number from ${b.MIN_PRIORITY} to ${b.MAX_PRIORITY}`
+  } else if (priority) body.priority = priority
+  if (form.targets.length > b.MAX_TARGETS) errors.targets = `${form.targets.length} targets; the limit is ${b.MAX_TARGETS}`
   if (form.targets.length) body.targets = [...form.targets]
   return { body, errors }
 }

@@ -135,7 +135,7 @@ const scenarios = {
       await page.waitForURL(/\/submit$/)
       await page.fill('[data-test=command]', args.command)
       await page.fill('[data-test=name]', 'from-the-form')
-      // a bad memory value first: the host's error shows next to the field
+      // a bad memory value first: its error (in the host's words) shows next to the field
       await page.fill('[data-test=memory]', 'lots')
       await page.click('[data-test=submit]')
       await page.waitForFunction(() => document.querySelector('[data-test=error-memory]')?.textContent.trim())
@@ -382,7 +382,16 @@ const scenarios = {
       await page.waitForSelector('[data-test=vps-table]')
       const vpsForms = await page.locator('[data-test=vps-form]').count()
       await shot(page, 'viewer-vps')
-      return { role, submitLinks, drains, taskError, vpsForms }
+      // the API refuses the viewer too: a submission posted from the page with its token
+      const posted = await page.evaluate(async (token) => {
+        const answer = await fetch('/api/v1/tasks', {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ command: ['true'], name: 'from-a-viewer' }),
+        })
+        return { status: answer.status, detail: (await answer.json().catch(() => ({}))).detail || '' }
+      }, args.token)
+      return { role, submitLinks, drains, taskError, vpsForms, posted }
     })
   },
 
@@ -424,6 +433,33 @@ const scenarios = {
       return { body: await background(page) }
     })
     return { dark, light }
+  },
+
+  /** The overview, nodes and tasks pages (with task args.task listed) in a phone's
+   * viewport: how wide each page is against the window (wider: the page scrolls
+   * sideways), and where the nav's links end. */
+  async phone() {
+    const width = (page) => page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      window: window.innerWidth,
+      nav: Math.max(...[...document.querySelectorAll('.top nav a')].map((a) => a.getBoundingClientRect().right)),
+    }))
+    return withPage({ viewport: { width: 390, height: 844 } }, async (page) => {
+      await login(page)
+      await page.waitForFunction(() => /\b[1-9]\d* online/.test(document.querySelector('[data-test=node-counts]')?.textContent || ''))
+      const overview = await width(page)
+      await shot(page, 'phone-overview')
+      await page.goto(`${args.url}/nodes`)
+      await page.locator(`[data-node="${args.node}"]`).waitFor()
+      await page.locator(`[data-node="${args.gpu_node}"]`).waitFor()
+      const nodes = await width(page)
+      await shot(page, 'phone-nodes')
+      await page.goto(`${args.url}/tasks`)
+      await page.locator(`[data-task="${args.task}"]`).waitFor()
+      const tasks = await width(page)
+      await shot(page, 'phone-tasks')
+      return { overview, nodes, tasks }
+    })
   },
 
   /** For bench/dashboard_live.py: milliseconds from navigation to an interactive task list

@@ -3,6 +3,9 @@ import { ApiError, createApi, query } from '../../src/lib/api.js'
 import { INITIAL_WINDOW, T, closeFrame, decode, encode, openFrame, readI32, readU32, resizeFrame } from '../../src/lib/frames.js'
 import { gpuCells, isIdle, measure, splitCommand, targetText, zones } from '../../src/lib/format.js'
 import { buildBody, emptyForm } from '../../src/lib/submitBody.js'
+import { parseDuration, parseMemory } from '../../src/lib/units.js'
+import { parseMount } from '../../src/lib/mounts.js'
+import { errorsByField, fieldNamedBy } from '../../src/lib/submitErrors.js'
 import { shortcutFor } from '../../src/lib/shortcuts.js'
 import { connectLines } from '../../src/lib/connect.js'
 import { filterTasks } from '../../src/lib/taskFilter.js'
@@ -112,6 +115,103 @@ describe('submit body', () => {
     expect(errors).toEqual({})
     expect(body.ssh_key).toBe('ssh-ed25519 AAAA k')
     expect(body.command).toBeUndefined()
+  })
+  const errorsOf = (fields) => buildBody({ ...emptyForm(), command: 'true', ...fields }).errors
+  it('accepts what the API accepts', () => {
+    for (const memory of ['4G', '512M', '512Mi', '1.5G', '4GB', '2Gi', '4GiB', '1024', '.5G', '2 gi', '1kb', '+1K']) {
+      expect(errorsOf({ memory }), memory).toEqual({})
+    }
+    for (const timeout of ['90', '90s', '5m', '2h', '1d', '1h30m', '1.5h', '500ms', '1H 30M', '366d']) {
+      expect(errorsOf({ timeout }), timeout).toEqual({})
+    }
+    expect(errorsOf({ env: 'MY VAR=1\nEMPTY=\nA==b', mounts: '/d:/data:rw\n/e:/f:ro\n/g:/h', priority: '-1000', cores: '4096', gpus: '64' })).toEqual({})
+    expect(errorsOf({ name: 'tâche résumé 🚀', priority: 1000 })).toEqual({})
+    const { body } = buildBody({ ...emptyForm(), command: 'true', mounts: '/d:/data:rw' })
+    expect(body.mounts).toEqual([{ source: '/d', target: '/data', read_only: false }])
+  })
+  it('refuses memory and timeouts as the API does, in its words', () => {
+    expect(errorsOf({ memory: 'lots' }).memory).toMatch(/^invalid memory size 'lots': it is not a number with a unit; expected /)
+    expect(errorsOf({ memory: '4X' }).memory).toMatch(/unknown unit 'X'/)
+    expect(errorsOf({ memory: '-1G' }).memory).toMatch(/it is negative/)
+    expect(errorsOf({ memory: '0.4' }).memory).toMatch(/at least one byte/)
+    expect(errorsOf({ memory: '9223372036854775808' }).memory).toMatch(/larger than 9223372036854775807 bytes/)
+    expect(errorsOf({ timeout: '1h3' }).timeout).toMatch(/^invalid duration '1h3': cannot read '3'/)
+    expect(errorsOf({ timeout: '30m1h' }).timeout).toMatch(/unit 'h' is repeated or out of order/)
+    expect(errorsOf({ timeout: '5mins' }).timeout).toMatch(/unknown unit 'mins'/)
+    expect(errorsOf({ timeout: '0s' }).timeout).toMatch(/greater than zero/)
+    expect(errorsOf({ timeout: '367d' }).timeout).toMatch(/at most 366 days/)
+  })
+  it('keeps numbers, names, environment variables and mounts within the API\'s bounds', () => {
+    expect(Object.keys(errorsOf({ cores: '4097', gpus: '65', priority: '1001' })).sort()).toEqual(['cores', 'gpus', 'priority'])
+    expect(Object.keys(errorsOf({ cores: '1.5', gpus: '-1', priority: '-1001' })).sort()).toEqual(['cores', 'gpus', 'priority'])
+    expect(errorsOf({ cores: '' }).cores).toMatch(/cores must be a whole number/)
+    expect(errorsOf({ name: 'x'.repeat(129) }).name).toMatch(/at most 128/)
+    expect(errorsOf({ name: 'bell\u0007' }).name).toBe("control character '\\x07' is not allowed in a name")
+    expect(errorsOf({ name: 'a\u202eb' }).name).toMatch(/bidirectional override/)
+    expect(errorsOf({ env: '1A=x' }).env).toBe("bad environment variable name '1A'")
+    expect(errorsOf({ env: `A=${'x'.repeat(40_000)}` }).env).toBe('the value of A is longer than 32768 characters')
+    const big = Array.from({ length: 9 }, (_, i) => `K${i}=${'x'.repeat(30_000)}`).join('\n')
+    expect(errorsOf({ env: big }).env).toBe('the environment is 270036 characters in all; the limit is 262144')
+    expect(errorsOf({ mounts: 'data:/data' }).mounts).toBe("mount source must be an absolute path, got 'data'")
+    expect(errorsOf({ mounts: '/d:/x/../y' }).mounts).toMatch(/may not contain '\.\.'/)
+    expect(errorsOf({ mounts: '/d:/./' }).mounts).toBe("mount target may not be '/'")
+    expect(errorsOf({ mounts: '/d:/data:rx' }).mounts).toMatch(/^bad mount '\/d:\/data:rx'/)
+    expect(errorsOf({ gpus: 1, targets: ['node1::0'] }).gpus).toMatch(/not both/)
+    expect(errorsOf({ command: '' }).command).toBe('no command given')
+  })
+})
+
+describe('units and mounts', () => {
+  it('reads memory exactly, 1000- and 1024-based', () => {
+    expect(parseMemory('512M')).toBe(512_000_000n)
+    expect(parseMemory('2Gi')).toBe(2n ** 31n)
+    expect(parseMemory('1.5K')).toBe(1500n)
+    expect(parseMemory('0.5')).toBe(1n) // half up, as the host rounds
+    expect(parseMemory('9223372036854775807')).toBe(2n ** 63n - 1n)
+  })
+  it('reads durations largest unit first', () => {
+    expect(parseDuration('1h30m')).toBe(5400)
+    expect(parseDuration(' 90 ')).toBe(90)
+    expect(parseDuration('1d2h3m4s5ms')).toBeCloseTo(93784.005)
+    expect(() => parseDuration('')).toThrow(/it is empty/)
+    expect(() => parseDuration('-5m')).toThrow(/it is negative/)
+  })
+  it('reads a mount, with // kept apart from / as the host does', () => {
+    expect(parseMount('/a:/b:ro')).toEqual({ source: '/a', target: '/b', read_only: true })
+    expect(parseMount('/a://')).toEqual({ source: '/a', target: '//', read_only: false })
+    expect(() => parseMount('/a:///')).toThrow("mount target may not be '/'")
+    expect(() => parseMount('/a:/b:ro:x')).toThrow(/expected SRC:DST/)
+  })
+})
+
+describe('submit errors', () => {
+  const FIELDS = ['command', 'container', 'cores', 'memory', 'gpus', 'mounts', 'timeout', 'targets']
+  it('puts a 422\'s errors on their fields and the rest in one line', () => {
+    const exc = new ApiError(422, 'x', [
+      { loc: ['body', 'memory'], msg: 'invalid memory size' },
+      { loc: ['body', 'mounts', 0, 'source'], msg: 'not absolute' },
+      { loc: ['body', 'kind'], msg: 'not a kind' },
+      { loc: ['body'], msg: 'no command given (put it after --)' },
+    ])
+    expect(errorsByField(exc, FIELDS)).toEqual({
+      byField: { memory: 'invalid memory size', mounts: 'not absolute', command: 'no command given (put it after --)' },
+      general: 'kind: not a kind',
+    })
+  })
+  it('puts another refusal on the one field it names, else in the general line', () => {
+    const named = (detail, status = 400) => errorsByField(new ApiError(status, detail), FIELDS)
+    expect(named("unknown container environment 'gpu'; known: base").byField).toEqual({ container: "unknown container environment 'gpu'; known: base" })
+    expect(named("unknown node 'nope'; known nodes: node1").byField).toHaveProperty('targets')
+    expect(named("unknown GPU id 7 on node 'n1'; its GPUs: 0, 1").byField).toHaveProperty('targets')
+    expect(named("needs 8 cores but node 'node1' has 2").byField).toHaveProperty('cores')
+    expect(named('privileged containers and host mounts need the admin role', 403).byField).toHaveProperty('mounts')
+    expect(named('no node has 8 cores (largest: 4); no node has 1T memory (largest: 16G)')).toEqual({
+      byField: {}, general: 'no node has 8 cores (largest: 4); no node has 1T memory (largest: 16G)',
+    })
+    expect(named('the viewer role cannot submit tasks', 403)).toEqual({ byField: {}, general: 'the viewer role cannot submit tasks' })
+    expect(fieldNamedBy('give GPUs either in the target (node::0,1) or with --gpus, not both', FIELDS)).toBeNull()
+    expect(fieldNamedBy('needs 2 cores', ['memory'])).toBeNull() // a field the form does not show
+    expect(errorsByField(new Error('offline'), FIELDS)).toEqual({ byField: {}, general: 'offline' })
   })
 })
 
