@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from kawa.host.app import Host, prepare_database
 from kawa.host.auth import Principal
@@ -44,7 +44,7 @@ def make_host(tmp_path: Path) -> tuple[Host, list[float], list[float]]:
     return host, starts, ends
 
 
-def count(host: Host, *where: object) -> int:
+def count(host: Host, *where: ColumnElement[bool]) -> int:
     with host.sessions() as s:
         return int(s.scalar(select(func.count()).select_from(Task).where(*where)) or 0)
 
