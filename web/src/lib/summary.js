@@ -1,4 +1,5 @@
 // Cluster totals for the overview: held vs total resources, nodes and tasks by state.
+import { compareIds } from './format.js'
 
 export function summary(nodes, tasks) {
   const s = {
@@ -20,4 +21,13 @@ export function summary(nodes, tasks) {
   }
   for (const t of tasks) s.byState[t.state] = (s.byState[t.state] || 0) + 1
   return s
+}
+
+/** The pending tasks in the order the scheduler considers them: higher priority first,
+ * then the earlier submitted (smaller id); at most ``limit``. */
+export function queueOrder(tasks, limit = 20) {
+  return tasks
+    .filter((t) => t.state === 'pending')
+    .sort((a, b) => (b.priority || 0) - (a.priority || 0) || compareIds(a.id, b.id))
+    .slice(0, limit)
 }

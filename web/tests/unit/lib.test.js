@@ -9,7 +9,7 @@ import { errorsByField, fieldNamedBy } from '../../src/lib/submitErrors.js'
 import { shortcutFor } from '../../src/lib/shortcuts.js'
 import { connectLines } from '../../src/lib/connect.js'
 import { filterTasks } from '../../src/lib/taskFilter.js'
-import { summary } from '../../src/lib/summary.js'
+import { queueOrder, summary } from '../../src/lib/summary.js'
 import { actionsFor } from '../../src/lib/actions.js'
 
 describe('frames', () => {
@@ -290,5 +290,15 @@ describe('pages logic', () => {
     expect(actionsFor({ kind: 'command', state: 'running' })).toEqual(['pause', 'kill'])
     expect(actionsFor({ kind: 'command', state: 'completed' })).toEqual([])
     expect(actionsFor({ kind: 'vps', state: 'stopped' })).toContain('restart')
+  })
+})
+
+describe('queueOrder', () => {
+  it('lists pending tasks by priority, then the earlier first', () => {
+    const t = (id, state, priority) => ({ id, state, priority })
+    const tasks = [t('30', 'pending', 0), t('12', 'running', 9), t('25', 'pending', 5),
+      t('100', 'pending', 0), t('9', 'pending', 0)]
+    expect(queueOrder(tasks).map((x) => x.id)).toEqual(['25', '9', '30', '100'])
+    expect(queueOrder(tasks, 2).map((x) => x.id)).toEqual(['25', '9'])
   })
 })
