@@ -84,6 +84,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", f"{API}/tasks/{{ref}}/retry"): Rule.OWN,
     ("GET", f"{API}/tasks/{{ref}}/logs"): Rule.OWN_READ,
     ("GET", f"{API}/tasks/{{ref}}/wait"): Rule.OWN_READ,
+    ("GET", f"{API}/batches/{{batch_id}}/logs"): Rule.OWN_READ,
     (WS, f"{API}/tasks/{{ref}}/terminal"): Rule.OWN,
     (WS, f"{API}/tasks/{{ref}}/forward"): Rule.OWN,
     ("GET", f"{API}/tasks/{{ref}}/files"): Rule.OWN_READ,
@@ -211,10 +212,12 @@ if _NO_SSH and os.environ.get("CI") == "true":  # CI must exercise SSH: fail, ne
 
 
 class Rig:
-    """The cluster, the callers' headers and alice's ended task."""
+    """The cluster, the callers' headers and alice's ended task (and its batch)."""
 
-    def __init__(self, cluster: GatewayCluster, tokens: dict[str, str], task: str) -> None:
-        self.cluster, self.task = cluster, task
+    def __init__(
+        self, cluster: GatewayCluster, tokens: dict[str, str], task: str, batch: str
+    ) -> None:
+        self.cluster, self.task, self.batch = cluster, task, batch
         self.headers: dict[str, dict[str, str]] = {
             NONE: {},
             WRONG: {"Authorization": "Bearer kawa_not-a-token"},
@@ -227,7 +230,7 @@ class Rig:
             return "/tasks"  # a page of the dashboard
         name = "node1" if "/nodes/" in template else NO_ENV
         return template.format(
-            ref=self.task, action="kill", name=name, version="1", token_id="1"
+            ref=self.task, batch_id=self.batch, action="kill", name=name, version="1", token_id="1"
         )
 
     def answer(self, method: str, template: str, caller: str) -> int:
@@ -296,7 +299,7 @@ def rig(docker_available: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
             [task] = alice.submit(TaskSpec(command=["true"])).tasks
             [done] = alice.wait([task.id], timeout=120)
         assert done.state == "completed", done
-        yield Rig(cluster, tokens, task.id)
+        yield Rig(cluster, tokens, task.id, task.batch_id)
     finally:
         cluster.close()
 

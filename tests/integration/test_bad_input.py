@@ -705,6 +705,15 @@ REST: list[Any] = [
     pytest.param(
         get(f"/tasks/{TASK}/logs", 400, "unknown stream 'stdin'", stream="stdin"), id="logs-stream"
     ),
+    pytest.param(
+        get("/batches/1/logs", 400, "unknown stream 'stdin'", stream="stdin"),
+        id="batch-logs-stream",
+    ),
+    pytest.param(
+        get("/batches/-1/logs", 422, "batch_id", "greater than or equal to 0"),
+        id="batch-logs-negative",
+    ),
+    pytest.param(get("/batches/12345/logs", 404, "no tasks in batch 12345"), id="batch-logs-none"),
     # no redirects: a trailing slash is not found
     pytest.param(get("/tasks/", 404, "Not Found"), id="tasks-trailing-slash"),
     pytest.param(get("/nodes/", 404, "Not Found"), id="nodes-trailing-slash"),

@@ -23,10 +23,10 @@ from kawa.cli.output import (
 )
 from kawa.cli.paging import older_hint
 from kawa.cli.tables import OutputOpt, listing
+from kawa.core.batch_output import task_label
+from kawa.core.task_states import AWAITING_START
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from kawa.protocol.tasks import TaskSpec, TaskView
 
 app = typer.Typer(
@@ -271,9 +271,7 @@ def list_tasks(
     tasks = tasks[:page]
     if batch:
         tasks.sort(key=lambda t: int(t.id))
-    listing(
-        tasks, output, json, TASK_COLUMNS, task_row, lambda t: t.id, TASK_FLEX, TASK_WIDE_ONLY
-    )
+    listing(tasks, output, json, TASK_COLUMNS, task_row, lambda t: t.id, TASK_FLEX, TASK_WIDE_ONLY)
     if more and not batch:
         older_hint(tasks[-1].id, status, node, limit)
 
@@ -374,27 +372,13 @@ def logs(
         if not tasks:
             raise CliError(f"no tasks in batch {batch}", 1)
         for t in tasks:
-            if t.state.value in ("pending", "assigning"):
-                note = f"[{_combination(t)}] {t.state.value}: no output yet"
+            if t.state in AWAITING_START:
+                label = task_label(t.env.get("KAWA_SWEEP_ARGS"), t.target, t.id)
+                note = f"[{label}] {t.state.value}: no output yet"
                 err_console.print(escape(note), highlight=False)
-                continue
-            _print_prefixed(c.logs(t.id, stream), f"[{_combination(t)}] ".encode())
-
-
-def _combination(t: TaskView) -> str:
-    """How a batch's task is told apart: its sweep values, else its target, else its id."""
-    return t.env.get("KAWA_SWEEP_ARGS") or t.target or t.id
-
-
-def _print_prefixed(chunks: Iterable[bytes], prefix: bytes) -> None:
-    rest = b""
-    for chunk in chunks:
-        *lines, rest = (rest + chunk).split(b"\n")
-        for line in lines:
-            sys.stdout.buffer.write(prefix + line + b"\n")
-    if rest:
-        sys.stdout.buffer.write(prefix + rest + b"\n")
-    sys.stdout.buffer.flush()
+        for chunk in c.batch_logs(batch, stream):  # the others' lines, prefixed by the host
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
 
 
 def _act(task_id: str, action: str, json: bool) -> None:

@@ -178,9 +178,21 @@ class AsyncKawaClient:
         self, ref: str, stream: str = "stdout", follow: bool = False
     ) -> AsyncIterator[bytes]:
         params = {"stream": stream, "follow": str(follow).lower()}
-        path = calls.logs_path(ref).removeprefix(API_PREFIX)
+        async for chunk in self._bytes(calls.logs_path(ref), params):
+            yield chunk
+
+    async def batch_logs(self, batch: str, stream: str = "stdout") -> AsyncIterator[bytes]:
+        """The ``stream`` of the batch's started tasks as it is now, oldest task first,
+        each line prefixed with ``[LABEL] ``."""
+        async for chunk in self._bytes(calls.batch_logs_path(batch), {"stream": stream}):
+            yield chunk
+
+    async def _bytes(self, path: str, params: dict[str, str]) -> AsyncIterator[bytes]:
         async with self._http.stream(
-            "GET", path, params=params, timeout=httpx.Timeout(None, connect=10)
+            "GET",
+            path.removeprefix(API_PREFIX),
+            params=params,
+            timeout=httpx.Timeout(None, connect=10),
         ) as r:
             if r.status_code >= 300:
                 await r.aread()

@@ -216,6 +216,10 @@ def logs_path(ref: str) -> str:
     return f"{API_PREFIX}/tasks/{_task(ref)}/logs"
 
 
+def batch_logs_path(batch: str) -> str:
+    return f"{API_PREFIX}/batches/{path_segment(batch, 'batch id')}/logs"
+
+
 def events_url(base: str, after: int | None = None) -> str:
     """The event stream's URL; with ``after``, kept events after that number come first."""
     query = "" if after is None else f"?after={after}"

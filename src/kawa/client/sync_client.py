@@ -291,13 +291,23 @@ class KawaClient:
         params = {"stream": stream, "follow": str(follow).lower()}
         if offset:
             params["offset"] = str(offset)
+        return self._bytes(calls.logs_path(ref), params)
+
+    def batch_logs(self, batch: str, stream: str = "stdout") -> Iterator[bytes]:
+        """The ``stream`` of the batch's started tasks as it is now, oldest task first,
+        each line prefixed with ``[LABEL] `` (its sweep values, else its target, else
+        its id)."""
+        return self._bytes(calls.batch_logs_path(batch), {"stream": stream})
+
+    def _bytes(self, path: str, params: dict[str, str]) -> Iterator[bytes]:
+        """A streamed answer's bytes; the next host is tried only until one answers."""
         failure: Exception | None = None
         for url in self.urls.attempts():
             self._use(url)
             try:
                 with self._http.stream(
                     "GET",
-                    calls.logs_path(ref).removeprefix(API_PREFIX),
+                    path.removeprefix(API_PREFIX),
                     params=params,
                     timeout=httpx.Timeout(None, connect=10),
                 ) as r:

@@ -21,6 +21,7 @@ from kawa.core.ids import IdGenerator
 from kawa.host.admission import InFlightLimit
 from kawa.host.audit import AuditLog
 from kawa.host.auth import Authenticator
+from kawa.host.batch_logs import BatchLogs
 from kawa.host.body_limit import BodyLimit, Limit
 from kawa.host.dashboard import dashboard_router
 from kawa.host.dry_run import DryRun
@@ -35,7 +36,16 @@ from kawa.host.log_service import LogService
 from kawa.host.metrics import metrics_router
 from kawa.host.node_service import NodeService
 from kawa.host.report_service import ReportService
-from kawa.host.routes import environments, events, join, nodes, runner_environments, runners, tasks
+from kawa.host.routes import (
+    batches,
+    environments,
+    events,
+    join,
+    nodes,
+    runner_environments,
+    runners,
+    tasks,
+)
 from kawa.host.routes.audit import router as audit_router
 from kawa.host.routes.files import router as files_router
 from kawa.host.routes.meta import router as meta_router
@@ -124,6 +134,7 @@ class Host:
         )
         self.reports = ReportService(self.ledger)
         self.logs = LogService(self.ledger, self.link, config.shared_dir)
+        self.batch_logs = BatchLogs(self.ledger, self.logs)
         self.waits = TaskWaits(self.tasks, self.bus)
         self.stream_sessions = StreamSessions(config, self.auth, self.tasks, self.ledger, self.link)
         self.environments = EnvironmentService(config, sessions, self.ledger, self.cluster_id)
@@ -285,7 +296,7 @@ def create_app(config: HostConfig, sessions: sessionmaker[Session] | None = None
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(BodyLimit, default=MAX_BODY, limits=BODY_LIMITS)
-    for module in (tasks, nodes, runners, events, join):
+    for module in (tasks, batches, nodes, runners, events, join):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(streams_router, prefix=API_PREFIX)  # terminal, forward (WebSocket)
     app.include_router(files_router, prefix=API_PREFIX)  # files in a task's container

@@ -4,7 +4,7 @@ from the task's runner."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from kawa.core.task_states import WAIT_DONE_STATES, TaskState
@@ -20,6 +20,12 @@ LOG_SUBDIR = "kawa-logs"
 
 def log_file(root: Path, task_id: str, stream: str) -> Path:
     return root / LOG_SUBDIR / f"{task_id}.{STREAMS[stream]}"
+
+
+def check_stream(stream: str) -> None:
+    """BadRequest unless ``stream`` names one of a task's two logs."""
+    if stream not in STREAMS:
+        raise BadRequest(f"unknown stream {stream!r}: use stdout or stderr")
 
 
 class LogService:
@@ -41,11 +47,18 @@ class LogService:
 
     async def stream(
         self, ref: str, stream: str, follow: bool, offset: int = 0
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The stream's bytes from ``offset`` on; with ``follow``, until the task ends."""
-        if stream not in STREAMS:
-            raise BadRequest(f"unknown stream {stream!r}: use stdout or stderr")
+        check_stream(stream)
         task_id, state, url = self._locate(ref)
+        return self.read(task_id, state, url, stream, follow, offset)
+
+    def read(
+        self, task_id: str, state: str, url: str | None, stream: str, follow: bool, offset: int
+    ) -> AsyncGenerator[bytes, None]:
+        """:meth:`stream` of a task already found (its id, its state and its node's URL, None
+        when it has no node) and a checked ``stream``. Conflict while the task is pending,
+        NotFound when it never ran."""
         if self.shared_dir and log_file(self.shared_dir, task_id, stream).exists():
             path = log_file(self.shared_dir, task_id, stream)
             return self._tail(path, task_id, follow, offset)
@@ -57,7 +70,7 @@ class LogService:
 
     async def _proxy(
         self, url: str, task_id: str, stream: str, follow: bool, offset: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         try:
             async with self.link.logs(url, task_id, stream, follow, offset) as response:
                 async for chunk in response.aiter_raw():
@@ -69,7 +82,7 @@ class LogService:
 
     async def _tail(
         self, path: Path, task_id: str, follow: bool, offset: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         with self.ledger.bus.subscribe() as changes, path.open("rb") as f:
             f.seek(offset)
             while True:

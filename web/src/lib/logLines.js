@@ -1,0 +1,56 @@
+// The log viewer's pure parts: the lines a filter keeps, output held back while paused,
+// and the name a downloaded log gets.
+
+/** The lines of `text` that contain `filter` in any case (all of `text` without one). */
+export function filterLines(text, filter) {
+  const needle = (filter || '').toLowerCase()
+  if (!needle) return text
+  return text
+    .split('\n')
+    .filter((line) => line.toLowerCase().includes(needle))
+    .join('\n')
+}
+
+/**
+ * A log's text as it arrives, the last `keep` characters of it. While paused, new
+ * output is held back: `shown` stays as it was until `resume()` adds what was held.
+ */
+export class LogBuffer {
+  constructor(keep) {
+    this.keep = keep
+    this.shown = ''
+    this.held = ''
+    this.paused = false
+  }
+
+  add(chunk) {
+    if (!chunk) return
+    if (this.paused) this.held = (this.held + chunk).slice(-this.keep)
+    else this.shown = (this.shown + chunk).slice(-this.keep)
+  }
+
+  pause() {
+    this.paused = true
+  }
+
+  resume() {
+    this.paused = false
+    this.shown = (this.shown + this.held).slice(-this.keep)
+    this.held = ''
+  }
+
+  /** Everything kept, held output included: what a download saves. */
+  all() {
+    return (this.shown + this.held).slice(-this.keep)
+  }
+
+  clear() {
+    this.shown = ''
+    this.held = ''
+  }
+}
+
+/** `task-<id>-<stream>.log` (or `batch-…` for a batch's logs). */
+export function logFileName(kind, id, stream) {
+  return `${kind}-${id}-${stream}.log`
+}
