@@ -6,12 +6,14 @@ as when sent alone, while the others are stored."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from kawa.host.app import Host, prepare_database
 from kawa.host.auth import Principal
@@ -142,3 +144,44 @@ def test_a_refused_submission_gets_its_own_error_and_its_neighbours_are_stored(
         assert s.scalar(select(func.count()).select_from(TaskTransition)) == 3
         actions = s.scalars(select(AuditEntry.action)).all()
         assert [a for a in actions if a == "task.submit"] == ["task.submit"] * 3
+
+
+def test_a_submission_waits_for_the_write_lock_only_to_commit_on_postgresql(host: Host) -> None:
+    """Adding tasks reads and writes nothing another writer changes: on PostgreSQL it is
+    written while another of the host's writers holds the lock, and waits only to commit
+    (so its event still follows every commit before it); on SQLite it waits throughout."""
+    spec = TaskSpec(command=["echo", "hi"], name="while-locked", image="img")
+    statements: list[str] = []
+    engine = host.sessions.kw["bind"]
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    done = threading.Event()
+    answer: list[SubmitResponse] = []
+
+    def submit() -> None:
+        answer.append(host.tasks.submit(spec, ALICE))
+        done.set()
+
+    with host.ledger.write_lock:  # another writer, mid-transaction
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            worker = threading.Thread(target=submit)
+            worker.start()
+            if host.ledger.locks_rows:
+                deadline = time.monotonic() + 10
+                while "INSERT" not in statements:  # its rows are written meanwhile
+                    assert time.monotonic() < deadline, f"nothing inserted: {statements}"
+                    time.sleep(0.01)
+            else:
+                worker.join(0.3)  # it cannot have begun: SQLite takes one writer
+                assert statements == []
+            assert not done.is_set()  # and the commit waits for the lock
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    assert done.wait(10)
+    worker.join(10)
+    with host.sessions() as s:
+        assert s.scalar(select(func.count()).where(Task.name == "while-locked")) == 1
+    assert answer and answer[0].tasks[0].name == "while-locked"

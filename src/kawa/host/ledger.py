@@ -3,7 +3,9 @@ with its cause, and publishes the new view once the change is committed.
 
 Changes run in worker threads (never on the event loop) and one at a time: SQLite
 takes one writer anyway, and a transaction that read before another committed could
-not write after it. Publishing under the same lock keeps events in commit order."""
+not write after it. Publishing under the same lock keeps events in commit order. On
+PostgreSQL, a transaction that only adds tasks is written alongside the others and
+takes the lock only to commit and publish."""
 
 from __future__ import annotations
 
@@ -90,6 +92,15 @@ class Change:
         self.made.append(view)
 
 
+def _settle_views(change: Change) -> None:
+    """Before commit: give a failed task without an error one from its exit code (a
+    failure always says why), and build the views to publish."""
+    for task in change.touched.values():
+        if task.state == TaskState.FAILED.value and not task.error:
+            task.error = failure_reason(task.exit_code)
+    change.views = [task_view(t) for t in change.touched.values()] + change.made
+
+
 class Ledger:
     def __init__(self, sessions: sessionmaker[Session], bus: EventBus) -> None:
         self.sessions = sessions
@@ -100,7 +111,10 @@ class Ledger:
         """Called after new tasks were stored pending (the scheduler looks)."""
         self.write_lock = write_lock(sessions)
         """Held through every write transaction of this process (:meth:`change`,
-        :meth:`writing`, :func:`kawa.store.database.writing`)."""
+        :meth:`writing`, :func:`kawa.store.database.writing`), and through the commit of
+        :meth:`adding`'s."""
+        self.locks_rows = sessions.kw["bind"].dialect.name == "postgresql"
+        """Whether the database locks rows (not the whole database, as SQLite does)."""
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
@@ -117,14 +131,36 @@ class Ledger:
             with self.sessions.begin() as session:
                 change = Change(session)
                 yield change
-                for task in change.touched.values():
-                    if task.state == TaskState.FAILED.value and not task.error:
-                        task.error = failure_reason(task.exit_code)  # a failure always says why
-                change.views = [task_view(t) for t in change.touched.values()] + change.made
+                _settle_views(change)
             for view in change.views:
                 self.bus.publish_task(view)
         if any(a is Action.RELEASE for _, a in change.actions):
             self.on_release()
+
+    @contextmanager
+    def adding(self) -> Iterator[Change]:
+        """A transaction that only adds tasks (and rows of their own). On a database that
+        locks rows (PostgreSQL) it is written alongside the process's other writers and
+        takes the write lock only to commit and publish, so its events still come in
+        commit order; on SQLite it is :meth:`change`."""
+        if not self.locks_rows:
+            with self.change() as change:
+                yield change
+            return
+        session = self.sessions()
+        try:
+            change = Change(session)
+            yield change
+            _settle_views(change)
+            with self.write_lock:
+                session.commit()
+                for view in change.views:
+                    self.bus.publish_task(view)
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
     @staticmethod
     def find(session: Session, ref: str) -> Task:

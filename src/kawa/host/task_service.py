@@ -103,7 +103,7 @@ class TaskService:
         error, in its place. One scheduler wake-up for them all."""
         now = datetime.now(UTC)
         stored: list[tuple[int, list[int]] | ServiceError] = []
-        with self.ledger.change() as change:
+        with self.ledger.adding() as change:
             s = change.session
             nodes = capacities(s)  # once for all of them
             tasks: list[dict[str, Any]] = []
