@@ -1,5 +1,5 @@
 // The GPUs page's rows: every GPU of every node, from the store's nodes and tasks.
-import { gpuCells } from './format.js'
+import { gpuCells } from './format'
 
 /** One row per GPU, nodes in the order given, GPUs in inventory order. */
 export function gpuRows(nodes, tasks) {

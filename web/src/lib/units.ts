@@ -1,6 +1,6 @@
 // Memory sizes and durations read as the host reads them (kawa.core.units): the same
 // forms accepted, the same refusals, in the same words.
-import { repr } from './bounds.js'
+import { repr } from './bounds'
 
 export const MEMORY_FORMS =
   'a positive number of bytes with an optional unit: 1024, 512M, 4G, 1.5G, 4GB, 2Gi, 4GiB ' +

@@ -1,9 +1,9 @@
 // The submit form's fields → a TaskSpec body for POST /api/v1/tasks, or errors by field.
 // The checks mirror the API's (kawa.protocol.tasks.TaskSpec); the API stays the authority.
-import { splitCommand } from './format.js'
-import * as b from './bounds.js'
-import { parseMount } from './mounts.js'
-import { parseDuration, parseMemory } from './units.js'
+import { splitCommand } from './format'
+import * as b from './bounds'
+import { parseMount } from './mounts'
+import { parseDuration, parseMemory } from './units'
 
 export function emptyForm() {
   return {

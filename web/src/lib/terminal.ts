@@ -4,7 +4,7 @@
 import {
   INITIAL_WINDOW, SUBPROTOCOL, T, closeFrame, dataFrame, decode, openFrame, readI32, readU32,
   resizeFrame, windowFrame,
-} from './frames.js'
+} from './frames'
 
 const STREAM = 1
 

@@ -1,7 +1,7 @@
 // A refused submission → its messages by form field, and the rest as one general line.
 // A 422 names its fields; another refusal (a 400 about the environment, a 403 about
 // mounts) is put next to a field only when its words name that one field clearly.
-import { ApiError } from './api.js'
+import { ApiError } from './api'
 
 const NAMED_BY = [
   ['command', /\bcommand\b/i],

@@ -1,5 +1,5 @@
 // Cluster totals for the overview: held vs total resources, nodes and tasks by state.
-import { compareIds } from './format.js'
+import { compareIds } from './format'
 
 export function summary(nodes, tasks) {
   const s = {

@@ -1,6 +1,6 @@
 // Who is logged in: the API token (kept in localStorage), the role, the host's info.
 import { defineStore } from 'pinia'
-import { ApiError, createApi } from '../lib/api.js'
+import { ApiError, createApi } from '../lib/api'
 
 const KEY = 'kawa.token'
 

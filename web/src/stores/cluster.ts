@@ -2,9 +2,9 @@
 // WebSocket per tab.
 import { markRaw } from 'vue'
 import { defineStore } from 'pinia'
-import { EventSocket, eventsUrl } from '../lib/events.js'
-import { compareIds } from '../lib/format.js'
-import { useSession } from './session.js'
+import { EventSocket, eventsUrl } from '../lib/events'
+import { compareIds } from '../lib/format'
+import { useSession } from './session'
 
 const RECENT = 50
 const TASK_LIMIT = 1000

@@ -1,6 +1,6 @@
 // Bind mounts read as the host reads them (kawa.core.mounts): SRC:DST[:ro|:rw], both
 // paths absolute, no '..', the target not '/'.
-import { MAX_PATH, length, repr } from './bounds.js'
+import { MAX_PATH, length, repr } from './bounds'
 
 /** Whether `path` is '/' once normalised as Python's posixpath.normpath does ('//' is not). */
 function isRoot(path) {

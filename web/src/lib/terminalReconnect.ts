@@ -2,7 +2,7 @@
 // ended: the shell exited, the host sent ERROR or refused, the user left), it opens a new
 // stream session after a growing delay, a bounded number of times. Each new session
 // runs a new shell.
-import { TerminalSession } from './terminal.js'
+import { TerminalSession } from './terminal'
 
 export const RETRY_DELAYS = [500, 1000, 2000, 4000, 5000]
 export const MAX_RETRIES = 10
