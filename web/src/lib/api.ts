@@ -1,9 +1,17 @@
 // The host's REST API: JSON in and out, the token as a Bearer header, errors as ApiError.
+import type { ApiErrorItem } from '../types'
 
 export const API = '/api/v1'
 
+/** Query parameters: empty ones are left out, a list gives the key once per item. */
+export type Params = Record<string, string | number | boolean | null | undefined | (string | number)[]>
+
 export class ApiError extends Error {
-  constructor(status, detail, errors = []) {
+  status: number
+  detail: string
+  errors: ApiErrorItem[]
+
+  constructor(status: number, detail?: string, errors: ApiErrorItem[] = []) {
     super(detail || `HTTP ${status}`)
     this.status = status
     this.detail = detail || `HTTP ${status}`
@@ -11,8 +19,8 @@ export class ApiError extends Error {
   }
 
   /** Messages by form field: the last non-"body" part of each error's location. */
-  fieldErrors() {
-    const out = {}
+  fieldErrors(): Record<string, string> {
+    const out: Record<string, string> = {}
     for (const e of this.errors || []) {
       const loc = (e.loc || []).filter((p) => p !== 'body')
       const key = loc.length ? String(loc[0]) : '_'
@@ -22,11 +30,11 @@ export class ApiError extends Error {
   }
 }
 
-export function query(params) {
+export function query(params?: Params | null): string {
   const q = new URLSearchParams()
   for (const [k, v] of Object.entries(params || {})) {
     if (v === undefined || v === null || v === '') continue
-    if (Array.isArray(v)) v.forEach((item) => q.append(k, item))
+    if (Array.isArray(v)) v.forEach((item) => q.append(k, String(item)))
     else q.append(k, String(v))
   }
   const s = q.toString()
@@ -37,15 +45,28 @@ export function query(params) {
  * A client bound to a token source. `onUnauthorized` runs on any 401 (the token is
  * no longer good: the app goes back to its login page).
  */
-export function createApi({ token, onUnauthorized = () => {}, fetchImpl } = {}) {
-  const doFetch = fetchImpl || ((...a) => globalThis.fetch(...a))
+export interface ApiOptions {
+  token: () => string
+  onUnauthorized?: (detail: string) => void
+  fetchImpl?: typeof fetch
+}
 
-  async function raw(method, path, { params, body, signal, headers } = {}) {
-    const h = { ...(headers || {}) }
+export interface RequestOptions {
+  params?: Params
+  body?: unknown
+  signal?: AbortSignal
+  headers?: Record<string, string>
+}
+
+export function createApi({ token, onUnauthorized = () => {}, fetchImpl }: ApiOptions) {
+  const doFetch: typeof fetch = fetchImpl || ((...a) => globalThis.fetch(...a))
+
+  async function raw(method: string, path: string, { params, body, signal, headers }: RequestOptions = {}): Promise<Response> {
+    const h: Record<string, string> = { ...(headers || {}) }
     const t = token()
     if (t) h.Authorization = `Bearer ${t}`
     if (body !== undefined) h['Content-Type'] = 'application/json'
-    let response
+    let response: Response
     try {
       response = await doFetch(API + path + query(params), {
         method,
@@ -54,12 +75,13 @@ export function createApi({ token, onUnauthorized = () => {}, fetchImpl } = {}) 
         signal,
       })
     } catch (exc) {
-      if (exc && exc.name === 'AbortError') throw exc
-      throw new ApiError(0, `the host cannot be reached (${exc && exc.message})`)
+      const e = exc as Error | undefined
+      if (e && e.name === 'AbortError') throw exc
+      throw new ApiError(0, `the host cannot be reached (${e && e.message})`)
     }
     if (!response.ok) {
       let detail = `HTTP ${response.status}`
-      let errors = []
+      let errors: ApiErrorItem[] = []
       try {
         const data = await response.json()
         if (data && typeof data.detail === 'string') detail = data.detail
@@ -73,22 +95,24 @@ export function createApi({ token, onUnauthorized = () => {}, fetchImpl } = {}) 
     return response
   }
 
-  async function json(method, path, options) {
+  // The answer as the caller says the endpoint sends it (null for an empty one).
+  async function json<T>(method: string, path: string, options?: RequestOptions): Promise<T> {
     const response = await raw(method, path, options)
-    if (response.status === 204) return null
+    if (response.status === 204) return null as T
     const text = await response.text()
-    return text ? JSON.parse(text) : null
+    return (text ? JSON.parse(text) : null) as T
   }
 
   return {
     raw,
-    get: (path, params, options = {}) => json('GET', path, { ...options, params }),
-    post: (path, body, params) => json('POST', path, { body, params }),
-    del: (path, params) => json('DELETE', path, { params }),
+    get: <T = unknown>(path: string, params?: Params, options: RequestOptions = {}) =>
+      json<T>('GET', path, { ...options, params }),
+    post: <T = unknown>(path: string, body?: unknown, params?: Params) => json<T>('POST', path, { body, params }),
+    del: <T = unknown>(path: string, params?: Params) => json<T>('DELETE', path, { params }),
     /** GET that answers null on 404 (an endpoint this host does not have yet). */
-    async optional(path, params) {
+    async optional<T = unknown>(path: string, params?: Params): Promise<T | null> {
       try {
-        return await json('GET', path, { params })
+        return await json<T>('GET', path, { params })
       } catch (exc) {
         if (exc instanceof ApiError && (exc.status === 404 || exc.status === 405)) return null
         throw exc
@@ -96,3 +120,5 @@ export function createApi({ token, onUnauthorized = () => {}, fetchImpl } = {}) 
     },
   }
 }
+
+export type Api = ReturnType<typeof createApi>
