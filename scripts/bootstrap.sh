@@ -5,9 +5,9 @@
 #   3. .venv with `pip install -e '.[dev]'` (redone only when pyproject.toml changes;
 #      skipped with KAWA_BOOTSTRAP_VENV=0: a node with Kawa installed from a wheel)
 #   4. the registry-free base image kawa/base:bookworm (scripts/base-image.sh)
-#   5. the dashboard: `npm ci` in web/ when its lockfile changed, `npm run build` (into
-#      src/kawa/web/dist) when web/ changed since the last build (nodejs, npm and, for
-#      the browser tests, chromium come from apt in step 1)
+#   5. the dashboard: `npm ci` in web/ when its lockfile changed, `npm run build` (the
+#      type check, then Vite into src/kawa/web/dist) when web/ changed since the last
+#      build (nodejs, npm and, for the browser tests, chromium come from apt in step 1)
 # Environment:
 #   KAWA_PYTHON        interpreter for the venv (default python3, needs >= 3.11)
 #   KAWA_DOCKERD_ARGS  extra arguments for a dockerd this script starts

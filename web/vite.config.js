@@ -19,6 +19,6 @@ export default defineConfig({
   },
   test: {
     environment: 'jsdom',
-    include: ['tests/unit/**/*.test.js'],
+    include: ['tests/unit/**/*.test.{js,ts}'],
   },
 })

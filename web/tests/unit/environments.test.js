@@ -1,8 +1,8 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import { flushPromises, mount } from '@vue/test-utils'
-import { useCluster } from '../../src/stores/cluster.js'
-import { useSession } from '../../src/stores/session.js'
+import { useCluster } from '../../src/stores/cluster'
+import { useSession } from '../../src/stores/session'
 import EnvironmentsView from '../../src/views/EnvironmentsView.vue'
 
 beforeEach(() => {

@@ -1,9 +1,9 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import { RouterLinkStub, mount } from '@vue/test-utils'
-import { gpuRows, gpuTotals, holderText } from '../../src/lib/gpus.js'
-import { shortcutFor } from '../../src/lib/shortcuts.js'
-import { useCluster } from '../../src/stores/cluster.js'
+import { gpuRows, gpuTotals, holderText } from '../../src/lib/gpus'
+import { shortcutFor } from '../../src/lib/shortcuts'
+import { useCluster } from '../../src/stores/cluster'
 import GpusView from '../../src/views/GpusView.vue'
 
 beforeEach(() => setActivePinia(createPinia()))

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { gpuLines, historyPoints, unixSeconds } from '../../src/lib/history.js'
+import { gpuLines, historyPoints, unixSeconds } from '../../src/lib/history'
 
 describe('history charts', () => {
   it('reads a point time given in unix seconds as that time, not 1970', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LogBuffer, filterLines, logFileName } from '../../src/lib/logLines.js'
+import { LogBuffer, filterLines, logFileName } from '../../src/lib/logLines'
 
 describe('log filter', () => {
   const text = 'Epoch 1 loss 0.9\nwarning: slow disk\nEPOCH 2 loss 0.5\n'

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import { flushPromises, mount } from '@vue/test-utils'
-import { useSession } from '../../src/stores/session.js'
+import { useSession } from '../../src/stores/session'
 import LogView from '../../src/components/LogView.vue'
 
 /** A streamed answer whose chunks the test sends one by one. */

@@ -1,9 +1,9 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import { mount } from '@vue/test-utils'
-import { ApiError } from '../../src/lib/api.js'
-import { describe as describeEvent, useCluster } from '../../src/stores/cluster.js'
-import { inferRole, useSession } from '../../src/stores/session.js'
+import { ApiError } from '../../src/lib/api'
+import { describe as describeEvent, useCluster } from '../../src/stores/cluster'
+import { inferRole, useSession } from '../../src/stores/session'
 import ConnectCard from '../../src/components/ConnectCard.vue'
 
 beforeEach(() => {

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { EventSocket, eventsUrl } from '../../src/lib/events.js'
-import { TerminalSession } from '../../src/lib/terminal.js'
-import { ReconnectingTerminal, retryDelay } from '../../src/lib/terminalReconnect.js'
-import { INITIAL_WINDOW, SUBPROTOCOL, T, decode, encode, u32Frame } from '../../src/lib/frames.js'
+import { EventSocket, eventsUrl } from '../../src/lib/events'
+import { TerminalSession } from '../../src/lib/terminal'
+import { ReconnectingTerminal, retryDelay } from '../../src/lib/terminalReconnect'
+import { INITIAL_WINDOW, SUBPROTOCOL, T, decode, encode, u32Frame } from '../../src/lib/frames'
 
 class FakeSocket {
   static all = []

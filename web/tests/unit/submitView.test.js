@@ -2,9 +2,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { nextTick } from 'vue'
 import { createPinia, setActivePinia } from 'pinia'
 import { mount } from '@vue/test-utils'
-import { ApiError } from '../../src/lib/api.js'
-import { PAUSE_MS } from '../../src/lib/liveErrors.js'
-import { useSession } from '../../src/stores/session.js'
+import { ApiError } from '../../src/lib/api'
+import { PAUSE_MS } from '../../src/lib/liveErrors'
+import { useSession } from '../../src/stores/session'
 import SubmitView from '../../src/views/SubmitView.vue'
 
 const push = vi.fn()

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { query } from '../../src/lib/api.js'
-import { batchOf, filterTasks, taskQuery } from '../../src/lib/taskFilter.js'
+import { query } from '../../src/lib/api'
+import { batchOf, filterTasks, taskQuery } from '../../src/lib/taskFilter'
 
 const tasks = [
   { id: '3', state: 'running', owner: 'alice', node: 'a', batch_id: '7', command: ['python'] },

@@ -2,8 +2,8 @@ import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import { flushPromises, mount } from '@vue/test-utils'
 import { createMemoryHistory, createRouter } from 'vue-router'
-import { useCluster } from '../../src/stores/cluster.js'
-import { useSession } from '../../src/stores/session.js'
+import { useCluster } from '../../src/stores/cluster'
+import { useSession } from '../../src/stores/session'
 import TasksView from '../../src/views/TasksView.vue'
 
 const task = (id, owner, batch) => ({

@@ -1,15 +1,22 @@
 // Who is logged in: the API token (kept in localStorage), the role, the host's info.
 import { defineStore } from 'pinia'
-import { ApiError, createApi } from '../lib/api.js'
+import { type Api, ApiError, createApi } from '../lib/api'
+import type { HostInfo, Role, WhoAmI } from '../types'
 
 const KEY = 'kawa.token'
+
+// Kept on the store but outside its state: the API client, made on first use (tests put
+// a fake one there).
+interface Held {
+  _api?: Api
+}
 
 export const useSession = defineStore('session', {
   state: () => ({
     token: localStorage.getItem(KEY) || '',
-    role: null,
-    user: null,
-    info: null,
+    role: null as Role | null,
+    user: null as string | null,
+    info: null as HostInfo | null,
     expired: '',
   }),
   getters: {
@@ -18,14 +25,15 @@ export const useSession = defineStore('session', {
     isAdmin: (s) => s.role === 'admin',
   },
   actions: {
-    api() {
-      if (!this._api) {
-        this._api = createApi({ token: () => this.token, onUnauthorized: (d) => this.logout(d) })
+    api(): Api {
+      const held = this as Held
+      if (!held._api) {
+        held._api = createApi({ token: () => this.token, onUnauthorized: (d) => this.logout(d) })
       }
-      return this._api
+      return held._api
     },
     /** Check a token with the host and learn its role; throws ApiError if refused. */
-    async login(token) {
+    async login(token: string): Promise<void> {
       this.token = token.trim()
       try {
         await this.identify()
@@ -37,9 +45,9 @@ export const useSession = defineStore('session', {
       localStorage.setItem(KEY, this.token)
       this.expired = ''
     },
-    async identify() {
+    async identify(): Promise<void> {
       const api = this.api()
-      const me = await api.optional('/whoami')
+      const me = await api.optional<WhoAmI>('/whoami')
       if (me) {
         this.user = me.name
         this.role = me.role
@@ -47,9 +55,9 @@ export const useSession = defineStore('session', {
         this.user = null
         this.role = await inferRole(api)
       }
-      this.info = await api.optional('/info').catch(() => null)
+      this.info = await api.optional<HostInfo>('/info').catch(() => null)
     },
-    logout(reason = '') {
+    logout(reason = ''): void {
       localStorage.removeItem(KEY)
       this.token = ''
       this.role = null
@@ -64,7 +72,7 @@ export const useSession = defineStore('session', {
  * an environment is refused to viewers before the name is looked at (a name that cannot
  * exist gets 400 for everyone else).
  */
-export async function inferRole(api) {
+export async function inferRole(api: Pick<Api, 'get'>): Promise<Role> {
   try {
     await api.get('/audit', { limit: 1 })
     return 'admin'

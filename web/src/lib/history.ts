@@ -1,6 +1,7 @@
 // Node health samples (NodeUsageSample) as history points ({t, cpu_percent, memory_used, ...}).
+import type { GpuPoint, HistoryPoint, NodeUsageSample } from '../types'
 
-export function historyPoints(samples) {
+export function historyPoints(samples: NodeUsageSample[] | null | undefined): HistoryPoint[] {
   return (samples || []).map((s) => ({
     t: s.at,
     cpu_percent: s.cpu_percent,
@@ -18,19 +19,19 @@ export function historyPoints(samples) {
 }
 
 /** A point's time as unix seconds: /history sends seconds, health samples ISO text. */
-export function unixSeconds(t) {
+export function unixSeconds(t: number | string): number {
   if (typeof t === 'number') return t
   return new Date(t).getTime() / 1000
 }
 
 /** One GPU's lines over `points`: util %, memory %, and °C (null when no point has it). */
-export function gpuLines(points, index) {
-  const pick = (p) => (p.gpus || []).find((g) => g.index === index) || {}
+export function gpuLines(points: HistoryPoint[], index: number) {
+  const pick = (p: HistoryPoint): Partial<GpuPoint> => (p.gpus || []).find((g) => g.index === index) || {}
   const gpus = points.map(pick)
   const temperature = gpus.map((g) => g.temperature ?? null)
   return {
     util: gpus.map((g) => g.util ?? null),
-    memory: gpus.map((g) => (g.memory_total ? (100 * g.memory_used) / g.memory_total : null)),
+    memory: gpus.map((g) => (g.memory_total ? (100 * (g.memory_used as number)) / g.memory_total : null)),
     temperature: temperature.some((v) => v !== null) ? temperature : null,
   }
 }

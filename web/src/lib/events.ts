@@ -2,11 +2,26 @@
 // After a reconnect the caller reloads what it shows (events may have been missed); a
 // host that replays passes `after=<last seq>` on, and a "reset" event says: reload.
 
-export function eventsUrl(location, token, after) {
+import type { ClusterEvent } from '../types'
+
+export type SocketStatus = 'connecting' | 'live' | 'offline'
+
+export function eventsUrl(location: Pick<Location, 'protocol' | 'host'>, token: string, after?: number): string {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
   const q = new URLSearchParams({ token })
   if (after) q.set('after', String(after))
   return `${scheme}//${location.host}/api/v1/events?${q}`
+}
+
+export interface EventSocketOptions {
+  /** The URL to connect to, given the last event's seq (0: none yet). */
+  url: (after: number) => string
+  onEvent: (event: ClusterEvent) => void
+  onStatus?: (status: SocketStatus) => void
+  onReconnect?: () => void
+  onRefused?: () => void
+  WebSocketImpl?: typeof WebSocket
+  delays?: number[]
 }
 
 export class EventSocket {
@@ -15,7 +30,21 @@ export class EventSocket {
    * connection that is not the first, onRefused() when a connection closes before opening
    * (the caller checks its token).
    */
-  constructor({ url, onEvent, onStatus, onReconnect, onRefused, WebSocketImpl, delays }) {
+  url: (after: number) => string
+  onEvent: (event: ClusterEvent) => void
+  onStatus: (status: SocketStatus) => void
+  onReconnect: () => void
+  onRefused: () => void
+  WS: typeof WebSocket
+  delays: number[]
+  lastSeq: number
+  attempt: number
+  connections: number
+  ws: WebSocket | null
+  timer: ReturnType<typeof setTimeout> | null
+  stopped: boolean
+
+  constructor({ url, onEvent, onStatus, onReconnect, onRefused, WebSocketImpl, delays }: EventSocketOptions) {
     this.url = url
     this.onEvent = onEvent
     this.onStatus = onStatus || (() => {})
@@ -31,14 +60,14 @@ export class EventSocket {
     this.stopped = false
   }
 
-  start() {
+  start(): void {
     this.stopped = false
     this._connect()
   }
 
-  stop() {
+  stop(): void {
     this.stopped = true
-    clearTimeout(this.timer)
+    clearTimeout(this.timer ?? undefined)
     if (this.ws) {
       this.ws.onclose = null
       this.ws.close()
@@ -47,7 +76,7 @@ export class EventSocket {
     this.onStatus('offline')
   }
 
-  _connect() {
+  _connect(): void {
     this.onStatus('connecting')
     const ws = new this.WS(this.url(this.lastSeq))
     this.ws = ws
@@ -60,7 +89,7 @@ export class EventSocket {
       if (this.connections > 1) this.onReconnect()
     }
     ws.onmessage = (message) => {
-      let event
+      let event: ClusterEvent
       try {
         event = JSON.parse(message.data)
       } catch {

@@ -1,9 +1,11 @@
 // A refused submission → its messages by form field, and the rest as one general line.
 // A 422 names its fields; another refusal (a 400 about the environment, a 403 about
 // mounts) is put next to a field only when its words name that one field clearly.
-import { ApiError } from './api.js'
+import type { ApiErrorItem } from '../types'
+import { ApiError } from './api'
+import type { FieldErrors } from './submitBody'
 
-const NAMED_BY = [
+const NAMED_BY: [string, RegExp][] = [
   ['command', /\bcommand\b/i],
   ['container', /\bcontainer environment\b/i],
   ['cores', /\bcores?\b/i],
@@ -18,17 +20,17 @@ const NAMED_BY = [
 ]
 
 /** The one field of `fields` that `message` names, or null (none, or more than one). */
-export function fieldNamedBy(message, fields) {
+export function fieldNamedBy(message: string, fields: string[]): string | null {
   const named = NAMED_BY.filter(([field, words]) => fields.includes(field) && words.test(message))
   return named.length === 1 ? named[0][0] : null
 }
 
 /** `{ byField, general }` for `exc`, an error from submitting a form with `fields`. */
-export function errorsByField(exc, fields) {
-  if (!(exc instanceof ApiError)) return { byField: {}, general: String((exc && exc.message) || exc) }
-  const byField = {}
-  const general = []
-  const items = exc.errors && exc.errors.length ? exc.errors : [{ loc: [], msg: exc.detail }]
+export function errorsByField(exc: unknown, fields: string[]): { byField: FieldErrors; general: string } {
+  if (!(exc instanceof ApiError)) return { byField: {}, general: String((exc && (exc as Error).message) || exc) }
+  const byField: FieldErrors = {}
+  const general: string[] = []
+  const items: ApiErrorItem[] = exc.errors && exc.errors.length ? exc.errors : [{ loc: [], msg: exc.detail }]
   for (const item of items) {
     const loc = (item.loc || []).filter((p) => p !== 'body')
     const where = loc.length ? String(loc[0]) : null

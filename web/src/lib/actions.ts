@@ -1,6 +1,7 @@
 // The actions a task offers in its state (the host refuses the others).
+import type { TaskView } from '../types'
 
-export function actionsFor(task) {
+export function actionsFor(task: Pick<TaskView, 'kind' | 'state'>): string[] {
   const s = task.state
   if (task.kind === 'vps') {
     if (s === 'running') return ['stop', 'restart', 'pause', 'snapshot', 'kill']

@@ -1,27 +1,65 @@
 // The submit form's fields → a TaskSpec body for POST /api/v1/tasks, or errors by field.
 // The checks mirror the API's (kawa.protocol.tasks.TaskSpec); the API stays the authority.
-import { splitCommand } from './format.js'
-import * as b from './bounds.js'
-import { parseMount } from './mounts.js'
-import { parseDuration, parseMemory } from './units.js'
+import type { Mount, TaskKind } from '../types'
+import { splitCommand } from './format'
+import * as b from './bounds'
+import { parseMount } from './mounts'
+import { parseDuration, parseMemory } from './units'
 
-export function emptyForm() {
+/** The submit form's fields as its inputs hold them (a number input gives a number). */
+export interface SubmitForm {
+  kind: TaskKind
+  name: string
+  command: string
+  container: string
+  cores: number | string
+  memory: string
+  gpus: number | string
+  env: string
+  mounts: string
+  timeout: string
+  priority: number | string
+  targets: string[]
+  ssh_key: string
+}
+
+/** A TaskSpec body for POST /api/v1/tasks (fields left at the API's defaults left out). */
+export interface TaskBody {
+  kind: TaskKind
+  command?: string[]
+  ssh_key?: string
+  name?: string
+  container?: string
+  cores: number
+  memory?: string
+  gpus?: number
+  env?: Record<string, string>
+  mounts?: Mount[]
+  timeout?: string
+  priority?: number
+  targets?: string[]
+}
+
+/** Messages by form field. */
+export type FieldErrors = Record<string, string>
+
+export function emptyForm(): SubmitForm {
   return {
     kind: 'command', name: '', command: '', container: '', cores: 1, memory: '', gpus: 0,
     env: '', mounts: '', timeout: '', priority: 0, targets: [], ssh_key: '',
   }
 }
 
-function lines(text) {
+function lines(text: string): string[] {
   return text.split('\n').map((l) => l.trim()).filter(Boolean)
 }
 
-function wholeNumber(value, fallback) {
+function wholeNumber(value: number | string | null | undefined, fallback: number): number {
   const text = String(value ?? '').trim()
   return text ? Number(text) : fallback
 }
 
-function commandProblem(args) {
+function commandProblem(args: string[]): string | null {
   if (!args.length) return 'no command given'
   if (args.length > b.MAX_COMMAND_ARGS) return `the command has ${args.length} arguments; the limit is ${b.MAX_COMMAND_ARGS}`
   if (args.some((a) => a.includes('\0'))) return 'NUL characters are not allowed'
@@ -32,14 +70,14 @@ function commandProblem(args) {
   return null
 }
 
-function nameProblem(name) {
+function nameProblem(name: string): string | null {
   if (b.length(name) > b.MAX_TASK_NAME) return `a name is at most ${b.MAX_TASK_NAME} characters`
   return b.nameProblem(name)
 }
 
 /** `{ env }` from KEY=VALUE lines, or `{ problem }`. */
-function readEnv(text) {
-  const env = {}
+function readEnv(text: string): { env: Record<string, string> } | { problem: string } {
+  const env: Record<string, string> = {}
   for (const l of lines(text)) {
     const i = l.indexOf('=')
     if (i <= 0) return { problem: `not KEY=VALUE: ${l}` }
@@ -59,29 +97,29 @@ function readEnv(text) {
 }
 
 /** `{ mounts }` from SOURCE:TARGET[:ro|:rw] lines, or `{ problem }`. */
-function readMounts(text) {
-  const mounts = []
+function readMounts(text: string): { mounts: Mount[] } | { problem: string } {
+  const mounts: Mount[] = []
   for (const l of lines(text)) {
     try {
       mounts.push(parseMount(l))
     } catch (exc) {
-      return { problem: exc.message }
+      return { problem: (exc as Error).message }
     }
   }
   if (mounts.length > b.MAX_MOUNTS) return { problem: `${mounts.length} mounts; the limit is ${b.MAX_MOUNTS}` }
   return { mounts }
 }
 
-export function buildBody(form) {
-  const errors = {}
-  const body = { kind: form.kind }
+export function buildBody(form: SubmitForm): { body: TaskBody; errors: FieldErrors } {
+  const errors: FieldErrors = {}
+  const body = { kind: form.kind } as TaskBody // cores follows below
   if (form.kind === 'command') {
     try {
       body.command = splitCommand(form.command)
       const problem = commandProblem(body.command)
       if (problem) errors.command = problem
     } catch (exc) {
-      errors.command = exc.message
+      errors.command = (exc as Error).message
     }
   } else {
     if (form.ssh_key.trim()) body.ssh_key = form.ssh_key.trim()
@@ -103,7 +141,7 @@ export function buildBody(form) {
     try {
       parseMemory(memory)
     } catch (exc) {
-      errors.memory = exc.message
+      errors.memory = (exc as Error).message
     }
   }
   const gpus = wholeNumber(form.gpus, 0)
@@ -112,19 +150,19 @@ export function buildBody(form) {
   if (gpus > 0 && form.targets.some((t) => t.includes('::'))) {
     errors.gpus = 'give GPUs either in the target (node::0,1) or here, not both'
   }
-  const { env, problem: envProblem } = readEnv(form.env)
-  if (envProblem) errors.env = envProblem
-  else if (Object.keys(env).length) body.env = env
-  const { mounts, problem: mountProblem } = readMounts(form.mounts)
-  if (mountProblem) errors.mounts = mountProblem
-  else if (mounts.length) body.mounts = mounts
+  const env = readEnv(form.env)
+  if ('problem' in env) errors.env = env.problem
+  else if (Object.keys(env.env).length) body.env = env.env
+  const mounts = readMounts(form.mounts)
+  if ('problem' in mounts) errors.mounts = mounts.problem
+  else if (mounts.mounts.length) body.mounts = mounts.mounts
   const timeout = String(form.timeout ?? '').trim()
   if (timeout) {
     body.timeout = timeout
     try {
       if (parseDuration(timeout) > b.MAX_TIMEOUT) errors.timeout = `a timeout is at most 366 days (${b.MAX_TIMEOUT} seconds)`
     } catch (exc) {
-      errors.timeout = exc.message
+      errors.timeout = (exc as Error).message
     }
   }
   const priority = wholeNumber(form.priority, 0)

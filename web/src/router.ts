@@ -1,5 +1,5 @@
 import { createRouter, createWebHistory } from 'vue-router'
-import { useSession } from './stores/session.js'
+import { useSession } from './stores/session'
 import LoginView from './views/LoginView.vue'
 import OverviewView from './views/OverviewView.vue'
 

@@ -4,10 +4,16 @@
 // gateway's block keeps the CLI's Host alias and host key settings, so either block
 // serves the VS Code link and both keep the VPS's host key in the same place.
 
+import type { HostInfo, TaskView } from '../types'
+
 const ALIAS = /^[A-Za-z0-9._-]+$/
 export const FORWARD_PORT = 8080
 
-export function connectLines(task, info, fallbackHost) {
+export function connectLines(
+  task: Pick<TaskView, 'id' | 'name'>,
+  info: Pick<HostInfo, 'ssh_gateway'> | null | undefined,
+  fallbackHost?: string,
+) {
   const gw = info ? info.ssh_gateway : undefined
   const gatewayOff = gw === null
   const host = (gw && gw.host) || fallbackHost || 'HOST'

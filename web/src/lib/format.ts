@@ -1,13 +1,14 @@
 // Small display helpers shared by the pages.
+import type { NodeView, NumaZoneInfo, TaskState, TaskView } from '../types'
 
-export const FINAL = new Set(['completed', 'failed', 'killed', 'oom_killed', 'timed_out', 'removed'])
-export const ACTIVE = new Set(['pending', 'assigning', 'running', 'paused'])
-export const STATES = [
+export const FINAL = new Set<string>(['completed', 'failed', 'killed', 'oom_killed', 'timed_out', 'removed'])
+export const ACTIVE = new Set<string>(['pending', 'assigning', 'running', 'paused'])
+export const STATES: TaskState[] = [
   'pending', 'assigning', 'running', 'paused', 'completed', 'failed', 'killed', 'oom_killed',
   'timed_out', 'lost', 'stopped', 'removed',
 ]
 
-export function bytes(n) {
+export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined) return '—'
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
   let v = n
@@ -19,13 +20,13 @@ export function bytes(n) {
   return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`
 }
 
-export function when(iso) {
+export function when(iso: string | null | undefined): string {
   if (!iso) return '—'
   const d = new Date(iso)
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString()
 }
 
-export function ago(iso, now = Date.now()) {
+export function ago(iso: string | null | undefined, now: number = Date.now()): string {
   if (!iso) return '—'
   const s = Math.max(0, Math.round((now - new Date(iso).getTime()) / 1000))
   if (s < 60) return `${s}s ago`
@@ -35,11 +36,11 @@ export function ago(iso, now = Date.now()) {
 }
 
 /** Split a command line into words as a POSIX shell would (quotes and backslashes). */
-export function splitCommand(line) {
-  const words = []
+export function splitCommand(line: string): string[] {
+  const words: string[] = []
   let word = ''
   let has = false
-  let quote = null
+  let quote: string | null = null
   for (let i = 0; i < line.length; i += 1) {
     const c = line[i]
     if (quote === "'") {
@@ -69,18 +70,26 @@ export function splitCommand(line) {
 }
 
 /** A target as the API writes it: NODE[:NUMA][::GPU,...]. */
-export function targetText(node, numa, gpus) {
+export function targetText(node: string, numa?: string | number | null, gpus?: number[] | null): string {
   let t = node
   if (numa !== null && numa !== undefined && numa !== '') t += `:${numa}`
   if (gpus && gpus.length) t += `::${[...gpus].sort((a, b) => a - b).join(',')}`
   return t
 }
 
+export interface Zone {
+  id: number
+  cpus: number[]
+  memory: number
+  held: number
+  free: number
+}
+
 /** Per-zone use of a node: cpus held (pinned) and free, from its inventory and holdings. */
-export function zones(node) {
-  const inv = node.inventory || {}
+export function zones(node: Pick<NodeView, 'inventory' | 'held'>): Zone[] {
+  const inv: Partial<NodeView['inventory']> = node.inventory || {}
   const pinned = new Set((node.held && node.held.pinned_cpus) || [])
-  const list = inv.numa && inv.numa.length
+  const list: NumaZoneInfo[] = inv.numa && inv.numa.length
     ? inv.numa
     : [{ id: 0, cpus: Array.from({ length: inv.cores || 0 }, (_, i) => i), memory: inv.memory || 0 }]
   return list.map((z) => {
@@ -93,22 +102,35 @@ export function zones(node) {
 export const IDLE_UTIL = 5
 
 /** Whether a GPU is held but barely used (unknown utilisation is not idle). */
-export function isIdle(held, util) {
+export function isIdle(held: unknown, util: number | null | undefined): boolean {
   return Boolean(held) && util !== null && util !== undefined && util < IDLE_UTIL
 }
 
 /** A measurement rounded with its unit, or '—' when unknown. */
-export function measure(value, unit) {
+export function measure(value: number | null | undefined, unit: string): string {
   if (value === null || value === undefined) return '—'
   return `${Math.round(value)}${unit === '%' ? '' : ' '}${unit}`
 }
 
+export interface GpuCell {
+  index: number
+  name: string
+  util: number | null
+  memory_used: number
+  memory_total: number
+  temperature: number | null
+  power_w: number | null
+  held: boolean
+  holder: TaskView | null
+  idle: boolean
+}
+
 /** GPUs of a node with their measurements and the task holding each (from the task list). */
-export function gpuCells(node, tasks) {
+export function gpuCells(node: Pick<NodeView, 'name' | 'inventory' | 'held' | 'usage'>, tasks: TaskView[]): GpuCell[] {
   const inv = (node.inventory && node.inventory.gpus) || []
   const live = new Map(((node.usage && node.usage.gpus) || []).map((g) => [g.index, g]))
   const heldIds = new Set((node.held && node.held.gpu_ids) || [])
-  const holders = new Map()
+  const holders = new Map<number, TaskView>()
   for (const t of tasks) {
     if (t.node !== node.name || !ACTIVE.has(t.state)) continue
     for (const g of t.gpu_ids || []) holders.set(g, t)
@@ -134,7 +156,7 @@ export function gpuCells(node, tasks) {
 }
 
 /** Order task ids (decimal strings past 2^53) numerically: newest last. */
-export function compareIds(a, b) {
+export function compareIds(a: string | number, b: string | number): number {
   const x = String(a)
   const y = String(b)
   if (x.length !== y.length) return x.length - y.length

@@ -21,16 +21,16 @@ const BIDI_CONTROLS = new Set('\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\
 const LINE_BREAKS = new Set('\u2028\u2029')
 
 /** Characters in `text`, counted as Python counts them (code points, not UTF-16 units). */
-export function length(text) {
+export function length(text: string): number {
   return [...text].length
 }
 
 /** `text` quoted as Python's repr() writes it, so messages read as the host's do. */
-export function repr(text) {
+export function repr(text: string): string {
   const quote = text.includes("'") && !text.includes('"') ? '"' : "'"
   let out = ''
   for (const ch of text) {
-    const code = ch.codePointAt(0)
+    const code = ch.codePointAt(0) as number
     if (ch === '\\' || ch === quote) out += `\\${ch}`
     else if (ch === '\n') out += '\\n'
     else if (ch === '\r') out += '\\r'
@@ -45,7 +45,7 @@ export function repr(text) {
 }
 
 /** Why `text` cannot be a name (a control, line-break or bidi-override character), or null. */
-export function nameProblem(text) {
+export function nameProblem(text: string): string | null {
   for (const ch of text) {
     if (/\p{Cc}/u.test(ch) || LINE_BREAKS.has(ch)) return `control character ${repr(ch)} is not allowed in a name`
     if (BIDI_CONTROLS.has(ch)) return `bidirectional override ${repr(ch)} is not allowed in a name`

@@ -1,8 +1,22 @@
 // Cluster totals for the overview: held vs total resources, nodes and tasks by state.
-import { compareIds } from './format.js'
+import type { NodeView, TaskView } from '../types'
+import { compareIds } from './format'
 
-export function summary(nodes, tasks) {
-  const s = {
+export interface Used {
+  used: number
+  total: number
+}
+
+export interface Summary {
+  cores: Used
+  memory: Used
+  gpus: Used
+  nodes: Record<string, number>
+  byState: Record<string, number>
+}
+
+export function summary(nodes: NodeView[], tasks: Pick<TaskView, 'state'>[]): Summary {
+  const s: Summary = {
     cores: { used: 0, total: 0 },
     memory: { used: 0, total: 0 },
     gpus: { used: 0, total: 0 },
@@ -25,7 +39,7 @@ export function summary(nodes, tasks) {
 
 /** The pending tasks in the order the scheduler considers them: higher priority first,
  * then the earlier submitted (smaller id); at most ``limit``. */
-export function queueOrder(tasks, limit = 20) {
+export function queueOrder<T extends Pick<TaskView, 'state' | 'priority' | 'id'>>(tasks: T[], limit = 20): T[] {
   return tasks
     .filter((t) => t.state === 'pending')
     .sort((a, b) => (b.priority || 0) - (a.priority || 0) || compareIds(a.id, b.id))

@@ -3,19 +3,63 @@
 // comes back as DATA, with WINDOW grants both ways, RESIZE on size changes, EXIT at the end.
 import {
   INITIAL_WINDOW, SUBPROTOCOL, T, closeFrame, dataFrame, decode, openFrame, readI32, readU32,
-  resizeFrame, windowFrame,
-} from './frames.js'
+  resizeFrame, windowFrame, type Frame,
+} from './frames'
 
 const STREAM = 1
 
-export function terminalUrl(location, path, token) {
+export function terminalUrl(location: Pick<Location, 'protocol' | 'host'>, path: string, token: string): string {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
   return `${scheme}//${location.host}/api/v1/${path}/terminal?${new URLSearchParams({ token })}`
 }
 
+/** How a session ended: what onEnd gets. */
+export interface EndInfo {
+  /** The WebSocket's close code (1000 after the host's ERROR or CLOSE). */
+  code: number
+  reason: string
+  /** The host sent ERROR (`reason` is its text). */
+  error: boolean
+  /** The command's exit code; null without EXIT. */
+  exitCode: number | null
+  /** close() was called. */
+  byUser: boolean
+}
+
+export interface TerminalOptions {
+  url: string
+  rows?: number
+  cols?: number
+  term?: string
+  onData?: (bytes: Uint8Array) => void
+  onReady?: () => void
+  onEnd?: (end: EndInfo) => void
+  WebSocketImpl?: typeof WebSocket
+}
+
 export class TerminalSession {
-  constructor({ url, rows = 24, cols = 80, term = 'xterm-256color', onData, onReady, onEnd, WebSocketImpl }) {
-    Object.assign(this, { url, rows, cols, term })
+  url: string
+  rows: number
+  cols: number
+  term: string
+  onData: (bytes: Uint8Array) => void
+  onReady: () => void
+  onEnd: (end: EndInfo) => void
+  WS: typeof WebSocket
+  ws?: WebSocket
+  sendWindow: number
+  unacked: number
+  pending: Uint8Array[]
+  opened: boolean
+  exitCode: number | null
+  ended: boolean
+  closedByUser: boolean
+
+  constructor({ url, rows = 24, cols = 80, term = 'xterm-256color', onData, onReady, onEnd, WebSocketImpl }: TerminalOptions) {
+    this.url = url
+    this.rows = rows
+    this.cols = cols
+    this.term = term
     this.onData = onData || (() => {})
     this.onReady = onReady || (() => {})
     this.onEnd = onEnd || (() => {})
@@ -29,7 +73,7 @@ export class TerminalSession {
     this.closedByUser = false
   }
 
-  connect() {
+  connect(): this {
     const ws = new this.WS(this.url, SUBPROTOCOL)
     ws.binaryType = 'arraybuffer'
     this.ws = ws
@@ -38,13 +82,13 @@ export class TerminalSession {
     return this
   }
 
-  _send(bytes) {
+  _send(bytes: Uint8Array): void {
     if (this.ws && this.ws.readyState === 1) this.ws.send(bytes)
   }
 
-  _frame(data) {
+  _frame(data: ArrayBuffer | string): void {
     if (typeof data === 'string') return
-    let f
+    let f: Frame
     try {
       f = decode(data)
     } catch {
@@ -87,13 +131,13 @@ export class TerminalSession {
   }
 
   /** Send keystrokes (a string or bytes), held back while the peer's window is spent. */
-  write(data) {
+  write(data: string | Uint8Array): void {
     const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
     this.pending.push(bytes)
     this._flush()
   }
 
-  _flush() {
+  _flush(): void {
     while (this.opened && this.pending.length && this.sendWindow > 0) {
       let chunk = this.pending[0]
       if (chunk.length > this.sendWindow) {
@@ -107,7 +151,7 @@ export class TerminalSession {
     }
   }
 
-  resize(rows, cols) {
+  resize(rows: number, cols: number): void {
     if (rows < 1 || cols < 1 || (rows === this.rows && cols === this.cols)) return
     this.rows = rows
     this.cols = cols
@@ -116,14 +160,14 @@ export class TerminalSession {
 
   /** onEnd gets the close code and reason, the exit code (null without EXIT), `error`
    * (the host sent ERROR) and `byUser` (close() was called). */
-  _end(info) {
+  _end(info: { code: number; reason: string; error?: boolean }): void {
     if (this.ended) return
     this.ended = true
     this.onEnd({ error: false, ...info, exitCode: this.exitCode, byUser: this.closedByUser })
     if (this.ws && this.ws.readyState <= 1) this.ws.close()
   }
 
-  close() {
+  close(): void {
     this.closedByUser = true
     if (this.ws && this.ws.readyState <= 1) {
       this._send(closeFrame(STREAM))
@@ -132,7 +176,7 @@ export class TerminalSession {
   }
 
   /** Lose the connection as a network failure would (close code 1006), for tests. */
-  drop() {
+  drop(): void {
     const ws = this.ws
     if (!ws) return
     ws.onmessage = null

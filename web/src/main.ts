@@ -1,7 +1,7 @@
 import { createApp } from 'vue'
 import { createPinia } from 'pinia'
 import App from './App.vue'
-import { makeRouter } from './router.js'
+import { makeRouter } from './router'
 import './style.css'
 
 const app = createApp(App)

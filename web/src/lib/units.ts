@@ -1,6 +1,6 @@
 // Memory sizes and durations read as the host reads them (kawa.core.units): the same
 // forms accepted, the same refusals, in the same words.
-import { repr } from './bounds.js'
+import { repr } from './bounds'
 
 export const MEMORY_FORMS =
   'a positive number of bytes with an optional unit: 1024, 512M, 4G, 1.5G, 4GB, 2Gi, 4GiB ' +
@@ -26,12 +26,12 @@ const MEMORY_RE = new RegExp(`^([+-]?)(${NUMBER})${SPACE}*([A-Za-z]*)$`)
 const PLAIN_NUMBER_RE = new RegExp(`^${NUMBER}$`)
 const DURATION_PART_RE = new RegExp(`(${NUMBER})${SPACE}*([A-Za-z]+)${SPACE}*`, 'y')
 
-function strip(text) {
+function strip(text: string): string {
   return text.replace(EDGES, '')
 }
 
 /** `number` (decimal text) times `factor`, rounded half up, exactly. */
-function scaled(number, factor) {
+function scaled(number: string, factor: bigint): bigint {
   const [whole, fraction = ''] = number.split('.')
   const value = BigInt((whole || '0') + fraction) * factor
   const divisor = 10n ** BigInt(fraction.length)
@@ -39,12 +39,12 @@ function scaled(number, factor) {
   return 2n * (value % divisor) >= divisor ? rounded + 1n : rounded
 }
 
-function memoryError(text, reason) {
+function memoryError(text: string, reason: string): Error {
   return new Error(`invalid memory size ${repr(text)}: ${reason}; expected ${MEMORY_FORMS}`)
 }
 
 /** Bytes named by `text` ("512M" → 512000000n), as a BigInt; throws the host's message. */
-export function parseMemory(text) {
+export function parseMemory(text: string): bigint {
   const stripped = strip(text)
   if (!stripped) throw memoryError(text, 'it is empty')
   const match = MEMORY_RE.exec(stripped)
@@ -61,12 +61,12 @@ export function parseMemory(text) {
   return bytes
 }
 
-function durationError(text, reason) {
+function durationError(text: string, reason: string): Error {
   return new Error(`invalid duration ${repr(text)}: ${reason}; expected ${DURATION_FORMS}`)
 }
 
 /** Seconds named by `text` ("1h30m" → 5400); throws the host's message. */
-export function parseDuration(text) {
+export function parseDuration(text: string): number {
   const stripped = strip(text)
   if (!stripped) throw durationError(text, 'it is empty')
   if (stripped.startsWith('-')) throw durationError(text, 'it is negative')
@@ -84,7 +84,7 @@ export function parseDuration(text) {
       const rank = DURATION_ORDER.indexOf(unit)
       if (rank <= lastUnit) throw durationError(text, `unit ${repr(match[2])} is repeated or out of order`)
       lastUnit = rank
-      total += Number(match[1]) * DURATION_UNITS.get(unit)
+      total += Number(match[1]) * (DURATION_UNITS.get(unit) as number)
       position = DURATION_PART_RE.lastIndex
     }
   }

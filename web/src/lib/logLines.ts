@@ -2,7 +2,7 @@
 // and the name a downloaded log gets.
 
 /** The lines of `text` that contain `filter` in any case (all of `text` without one). */
-export function filterLines(text, filter) {
+export function filterLines(text: string, filter?: string | null): string {
   const needle = (filter || '').toLowerCase()
   if (!needle) return text
   return text
@@ -16,14 +16,19 @@ export function filterLines(text, filter) {
  * output is held back: `shown` stays as it was until `resume()` adds what was held.
  */
 export class LogBuffer {
-  constructor(keep) {
+  keep: number
+  shown: string
+  held: string
+  paused: boolean
+
+  constructor(keep: number) {
     this.keep = keep
     this.shown = ''
     this.held = ''
     this.paused = false
   }
 
-  add(chunk) {
+  add(chunk: string): void {
     if (!chunk) return
     if (this.paused) this.held = (this.held + chunk).slice(-this.keep)
     else this.shown = (this.shown + chunk).slice(-this.keep)
@@ -40,7 +45,7 @@ export class LogBuffer {
   }
 
   /** Everything kept, held output included: what a download saves. */
-  all() {
+  all(): string {
     return (this.shown + this.held).slice(-this.keep)
   }
 
@@ -51,6 +56,6 @@ export class LogBuffer {
 }
 
 /** `task-<id>-<stream>.log` (or `batch-…` for a batch's logs). */
-export function logFileName(kind, id, stream) {
+export function logFileName(kind: string, id: string, stream: string): string {
   return `${kind}-${id}-${stream}.log`
 }

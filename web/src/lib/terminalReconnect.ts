@@ -2,7 +2,7 @@
 // ended: the shell exited, the host sent ERROR or refused, the user left), it opens a new
 // stream session after a growing delay, a bounded number of times. Each new session
 // runs a new shell.
-import { TerminalSession } from './terminal.js'
+import { type EndInfo, type TerminalOptions, TerminalSession } from './terminal'
 
 export const RETRY_DELAYS = [500, 1000, 2000, 4000, 5000]
 export const MAX_RETRIES = 10
@@ -23,19 +23,45 @@ export const AFTER_RECONNECT = '\x1b[?1000;1002;1003;1006;1047l\x1b[!p\r\n'
  * Milliseconds to wait before reconnect `attempt` (1, 2, …) after a session ended with
  * `end` (TerminalSession's onEnd), or null when the terminal is over.
  */
-export function retryDelay(end, attempt, delays = RETRY_DELAYS, max = MAX_RETRIES) {
+export function retryDelay(
+  end: Pick<EndInfo, 'byUser' | 'error' | 'exitCode' | 'code'>,
+  attempt: number,
+  delays: number[] = RETRY_DELAYS,
+  max: number = MAX_RETRIES,
+): number | null {
   if (end.byUser || end.error || end.exitCode !== null) return null
   if (!LOST.has(end.code) || attempt > max) return null
   return delays[Math.min(attempt, delays.length) - 1]
 }
 
+/** What a reconnecting terminal reports (retries: reconnects tried since the last READY). */
+export type TerminalStatus =
+  | { state: 'connected'; reconnected: boolean }
+  | { state: 'reconnecting'; attempt: number; end: EndInfo }
+  | { state: 'ended'; end: EndInfo; retries: number }
+
+export interface ReconnectingOptions extends Omit<TerminalOptions, 'onReady' | 'onEnd'> {
+  onStatus?: (status: TerminalStatus) => void
+  delays?: number[]
+  max?: number
+}
+
 export class ReconnectingTerminal {
+  options: Omit<TerminalOptions, 'onReady' | 'onEnd'>
+  onStatus: (status: TerminalStatus) => void
+  delays: number[]
+  max: number
+  session: TerminalSession | null
+  timer: ReturnType<typeof setTimeout> | null
+  attempt: number
+  stopped: boolean
+
   /**
    * TerminalSession's options (url, rows, cols, onData, WebSocketImpl), and onStatus with
    * one of {state: 'connected', reconnected}, {state: 'reconnecting', attempt, end},
    * {state: 'ended', end, retries} (retries: reconnects tried since the last READY).
    */
-  constructor({ onStatus, delays = RETRY_DELAYS, max = MAX_RETRIES, ...options }) {
+  constructor({ onStatus, delays = RETRY_DELAYS, max = MAX_RETRIES, ...options }: ReconnectingOptions) {
     this.options = options
     this.onStatus = onStatus || (() => {})
     this.delays = delays
@@ -46,14 +72,14 @@ export class ReconnectingTerminal {
     this.stopped = true
   }
 
-  start() {
+  start(): this {
     this.stopped = false
     this.attempt = 0
     this._open(false)
     return this
   }
 
-  _open(again) {
+  _open(again: boolean): void {
     this.session = new TerminalSession({
       ...this.options,
       onReady: () => {
@@ -64,7 +90,7 @@ export class ReconnectingTerminal {
     }).connect()
   }
 
-  _ended(end) {
+  _ended(end: EndInfo): void {
     if (this.stopped) return
     this.attempt += 1
     const delay = retryDelay(end, this.attempt, this.delays, this.max)
@@ -81,24 +107,24 @@ export class ReconnectingTerminal {
   }
 
   /** Keystrokes for the current session (held until it is ready); dropped between sessions. */
-  write(data) {
+  write(data: string | Uint8Array): void {
     if (this.session && !this.session.ended) this.session.write(data)
   }
 
-  resize(rows, cols) {
+  resize(rows: number, cols: number): void {
     this.options.rows = rows
     this.options.cols = cols
     if (this.session) this.session.resize(rows, cols)
   }
 
   /** Lose the current connection as a network failure would (tests use it). */
-  drop() {
+  drop(): void {
     if (this.session) this.session.drop()
   }
 
-  close() {
+  close(): void {
     this.stopped = true
-    clearTimeout(this.timer)
+    clearTimeout(this.timer ?? undefined)
     this.timer = null
     if (this.session) this.session.close()
   }
