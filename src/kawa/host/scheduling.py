@@ -244,7 +244,7 @@ class SchedulerLoop:
         idle_interval: float = 2.0,
         queue_scan: int = 4000,
         retry_window: float = 40.0,
-        arrival_interval: float = 0.05,
+        arrival_interval: float = 0.2,
     ) -> None:
         self.ledger = ledger
         self.link = link
