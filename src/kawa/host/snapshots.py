@@ -12,7 +12,7 @@ from collections import defaultdict
 from functools import lru_cache
 
 from sqlalchemy import String, and_, cast, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.core.resources import NodeCapacity, NodeUsage
 from kawa.core.scheduler import NodeSnapshot
@@ -20,6 +20,7 @@ from kawa.core.task_states import HOLDS_RESOURCES
 from kawa.host.views import capacity_of
 from kawa.protocol.nodes import NodeInventory, NodeStatus
 from kawa.store.models import Node, Task
+from kawa.store.write_versions import write_versions
 
 _HOLDING = [st.value for st in HOLDS_RESOURCES]
 
@@ -47,6 +48,26 @@ def capacities(s: Session) -> dict[str, NodeCapacity]:
     """Every registered node's capacity (online or not), by name."""
     rows = s.execute(select(Node.name, cast(Node.inventory, String)).order_by(Node.name))
     return {name: capacity_from(stored) for name, stored in rows}
+
+
+class KeptCapacities:
+    """:func:`capacities`, read again only once the nodes table was written since (a
+    node registered, changed or removed; a heartbeat's usage does not count). With
+    hundreds of nodes, reading them was most of a single submission's work."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.versions = write_versions(sessions)
+        self._kept: tuple[tuple[int, ...], dict[str, NodeCapacity]] | None = None
+
+    def get(self, s: Session) -> dict[str, NodeCapacity]:
+        """Every node's capacity as ``s`` would read it (not to be changed)."""
+        version = self.versions.of("nodes")  # noted before reading: never newer
+        kept = self._kept
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        fresh = capacities(s)
+        self._kept = (version, fresh)
+        return fresh
 
 
 def _ints(stored: str | None) -> tuple[int, ...]:

@@ -36,7 +36,7 @@ from kawa.host.encoded_answer import EncodedAnswer
 from kawa.host.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError
 from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
-from kawa.host.snapshots import capacities
+from kawa.host.snapshots import KeptCapacities
 from kawa.host.task_pages import TaskFilter, TaskParts
 from kawa.protocol.task_queries import TaskCounts
 from kawa.protocol.tasks import NetworkMode, SubmitResponse, TaskAction, TaskSpec, TaskView
@@ -76,6 +76,8 @@ class TaskService:
         )
         """Whole task list answers (with their gzip copies), reused while no task was
         written."""
+        self.capacities = KeptCapacities(ledger.sessions)
+        """Every node's capacity, for admission checks."""
         self.grouped: Batches[Submission, SubmitResponse] = Batches(self.submit_all)
         """Submissions of one task that arrive while others are being stored, stored
         together next."""
@@ -105,7 +107,7 @@ class TaskService:
         stored: list[tuple[int, list[int]] | ServiceError] = []
         with self.ledger.adding() as change:
             s = change.session
-            nodes = capacities(s)  # once for all of them
+            nodes = self.capacities.get(s)  # once for all of them
             tasks: list[dict[str, Any]] = []
             history: list[dict[str, Any]] = []
             for sub in submissions:
@@ -213,7 +215,7 @@ class TaskService:
         members = batch_members(spec, targets, self.sweep_limit)
         container, image = self._image_for(s, spec)
         if nodes is None:
-            nodes = capacities(s)
+            nodes = self.capacities.get(s)
         requests: dict[TargetSpec | None, ResourceRequest] = {}
         for target in targets:
             gpus = len(target.gpus) if target and target.gpus else spec.gpus
