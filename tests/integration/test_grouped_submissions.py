@@ -185,3 +185,28 @@ def test_a_submission_waits_for_the_write_lock_only_to_commit_on_postgresql(host
     with host.sessions() as s:
         assert s.scalar(select(func.count()).where(Task.name == "while-locked")) == 1
     assert answer and answer[0].tasks[0].name == "while-locked"
+
+
+def test_the_views_a_submission_answers_with_are_the_tasks_as_stored(host: Host) -> None:
+    """The answer's (and the event's) views are built from the new rows: they equal the
+    views of the tasks read back, field for field."""
+    specs = [
+        TaskSpec(
+            command=["sh", "-c", "echo $A"],
+            name="full",
+            image="img",
+            env={"A": "1"},
+            cores=2,
+            memory=1 << 30,
+            priority=5,
+            timeout=90,
+            targets=["n1"],
+        ),
+        TaskSpec(command=["echo", "span:{1..2}"], sweep=True, image="img", max_parallel=1),
+    ]
+    answers = sent_together(host, [(spec, ALICE) for spec in specs])
+    for answer in answers:
+        assert isinstance(answer, SubmitResponse), answer
+        for view in answer.tasks:
+            stored = host.ledger.view(view.id, history=False)
+            assert view.model_dump() == stored.model_dump()

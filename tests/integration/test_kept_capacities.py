@@ -43,3 +43,17 @@ def test_a_node_registered_since_the_last_read_is_seen_by_the_next_submission(
     assert answer.tasks[0].cores == 6
     with host.sessions() as s:
         assert sorted(host.tasks.capacities.get(s)) == ["n1", "n2"]
+
+
+def test_an_admission_verdict_is_kept_with_the_capacities_it_was_made_on(
+    tmp_path: Path,
+) -> None:
+    config = HostConfig(data_dir=tmp_path / "host", cluster_secret="s")
+    host = Host(config, prepare_database(config))
+    register(host, "n1", 4)
+    for _ in range(2):  # the second refusal is the kept verdict, with the same words
+        with pytest.raises(BadRequest, match="6 cores"):
+            host.tasks.submit(TaskSpec(command=["true"], cores=6, image="img"), ALICE)
+    register(host, "n1", 8)  # the same node, grown: verdicts made on 4 cores are dropped
+    answer = host.tasks.submit(TaskSpec(command=["true"], cores=6, image="img"), ALICE)
+    assert answer.tasks[0].cores == 6

@@ -14,8 +14,9 @@ from functools import lru_cache
 from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kawa.core.resources import NodeCapacity, NodeUsage
-from kawa.core.scheduler import NodeSnapshot
+from kawa.core.resources import NodeCapacity, NodeUsage, ResourceRequest
+from kawa.core.scheduler import NodeSnapshot, PlacementError, admit
+from kawa.core.targets import TargetSpec
 from kawa.core.task_states import HOLDS_RESOURCES
 from kawa.host.views import capacity_of
 from kawa.protocol.nodes import NodeInventory, NodeStatus
@@ -50,6 +51,13 @@ def capacities(s: Session) -> dict[str, NodeCapacity]:
     return {name: capacity_from(stored) for name, stored in rows}
 
 
+Verdicts = dict[tuple[ResourceRequest, TargetSpec | None], str | None]
+"""Admission verdicts (None: admitted, else why not) by request and target."""
+
+MAX_VERDICTS = 1024
+"""Verdicts kept at most with one read of the capacities."""
+
+
 class KeptCapacities:
     """:func:`capacities`, read again only once the nodes table was written since (a
     node registered, changed or removed; a heartbeat's usage does not count). With
@@ -57,7 +65,7 @@ class KeptCapacities:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.versions = write_versions(sessions)
-        self._kept: tuple[tuple[int, ...], dict[str, NodeCapacity]] | None = None
+        self._kept: tuple[tuple[int, ...], dict[str, NodeCapacity], Verdicts] | None = None
 
     def get(self, s: Session) -> dict[str, NodeCapacity]:
         """Every node's capacity as ``s`` would read it (not to be changed)."""
@@ -66,8 +74,31 @@ class KeptCapacities:
         if kept is not None and kept[0] == version:
             return kept[1]
         fresh = capacities(s)
-        self._kept = (version, fresh)
+        self._kept = (version, fresh, {})
         return fresh
+
+    def admit(
+        self, request: ResourceRequest, target: TargetSpec | None, nodes: dict[str, NodeCapacity]
+    ) -> None:
+        """:func:`kawa.core.scheduler.admit` on ``nodes``; the verdict on like requests
+        is kept with the capacities it was made on (``nodes`` as :meth:`get` gave it)."""
+        kept = self._kept
+        if kept is None or kept[1] is not nodes:
+            admit(request, target, nodes)
+            return
+        verdicts = kept[2]
+        key = (request, target)
+        if key not in verdicts:
+            try:
+                admit(request, target, nodes)
+                verdicts[key] = None
+            except PlacementError as exc:
+                verdicts[key] = str(exc)
+            if len(verdicts) > MAX_VERDICTS:  # bounded: distinct requests are few
+                verdicts.clear()
+        problem = verdicts.get(key)
+        if problem is not None:
+            raise PlacementError(problem)
 
 
 def _ints(stored: str | None) -> tuple[int, ...]:

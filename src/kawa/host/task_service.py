@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from kawa.core.ids import IdGenerator
 from kawa.core.resources import NodeCapacity, ResourceRequest
-from kawa.core.scheduler import PlacementError, admit
+from kawa.core.scheduler import PlacementError
 from kawa.core.sweep import DEFAULT_LIMIT, SweepError, parse
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import (
@@ -38,6 +39,7 @@ from kawa.host.ledger import Ledger
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import KeptCapacities
 from kawa.host.task_pages import TaskFilter, TaskParts
+from kawa.host.views import task_view
 from kawa.protocol.task_queries import TaskCounts
 from kawa.protocol.tasks import NetworkMode, SubmitResponse, TaskAction, TaskSpec, TaskView
 from kawa.store.models import QUEUED, Environment, Node, Task, TaskTransition
@@ -52,6 +54,10 @@ _REQUESTS = {
     TaskAction.RESTART: TaskEvent.RESTART_REQUESTED,
 }
 _LIVE = (TaskState.RUNNING.value, TaskState.PAUSED.value)
+
+
+NOT_STARTED = {"exit_code": None, "error": None, "started_at": None, "finished_at": None}
+"""The columns of a new task's row that a submission leaves to their defaults."""
 
 
 class TaskService:
@@ -131,8 +137,9 @@ class TaskService:
             if tasks:  # two bulk inserts: each batch is stored whole or not at all
                 s.execute(insert(Task), tasks)
                 s.execute(insert(TaskTransition), history)
-                for row in tasks:
-                    change.touch(Task(**row))
+                for row in tasks:  # their views, from the rows (no entity each)
+                    view = SimpleNamespace(**NOT_STARTED, **row)
+                    change.publish(task_view(view))  # type: ignore[arg-type]
         if tasks:
             self.ledger.on_arrival()  # new work: let the scheduler look
         views = {view.id: view for view in change.views}
@@ -221,7 +228,7 @@ class TaskService:
             gpus = len(target.gpus) if target and target.gpus else spec.gpus
             request = ResourceRequest(cores=spec.cores, memory=spec.memory, gpus=gpus)
             try:
-                admit(request, target, nodes)
+                self.capacities.admit(request, target, nodes)
             except PlacementError as exc:
                 raise BadRequest(str(exc)) from None
             requests[target] = request
