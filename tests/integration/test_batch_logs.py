@@ -59,7 +59,8 @@ def test_a_sweeps_tasks_are_labelled_by_their_values(cluster: Cluster) -> None:
     spec = TaskSpec(command=["echo", "span:{1..3}", "span:[a,b]"], sweep=True)
     tasks = finished(cluster, submitted(cluster, spec))
     assert {t.state for t in tasks} == {"completed"}
-    expected = [f"[{n} {x}] {n} {x}" for n in "123" for x in "ab"]
+    node = {t.env["KAWA_SWEEP_ARGS"]: t.node for t in tasks}  # wherever each ran
+    expected = [f"[{node[f'{n} {x}']} {n} {x}] {n} {x}" for n in "123" for x in "ab"]
     assert batch_logs(cluster, tasks[0].batch_id).splitlines() == expected
 
 
@@ -75,12 +76,13 @@ def test_tasks_that_have_not_started_are_left_out_and_the_cli_notes_them(
     batch = tasks[0].batch_id
     try:
         text = eventually(lambda: batch_logs(cluster, batch) or None, 90, "the first task's output")
-        assert text == "[x] started x\n"
         with cluster.client() as c:
+            node = c.task(tasks[0].id).node
             assert c.task(tasks[1].id).state == "pending"
+        assert text == f"[{node} x] started x\n"
         cli = cluster.cli("task", "logs", "--batch", batch)
         assert cli.returncode == 0, cli.stderr
-        assert cli.stdout == "[x] started x\n"
+        assert cli.stdout == f"[{node} x] started x\n"
         assert "[y] pending: no output yet" in cli.stderr
     finally:
         with cluster.client() as c:
@@ -102,7 +104,8 @@ def test_another_users_batch_is_not_found_and_bad_input_is_refused(cluster: Clus
             b"".join(c.batch_logs(task.batch_id))
         [own] = c.submit(TaskSpec(command=["echo", "bob's"])).tasks
         c.wait([own.id], timeout=120)
-        assert b"".join(c.batch_logs(own.batch_id)) == f"[{own.id}] bob's\n".encode()
+        ran_on = c.task(own.id).node
+        assert b"".join(c.batch_logs(own.batch_id)) == f"[{ran_on} {own.id}] bob's\n".encode()
 
     def get(path: str, **params: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {cluster.token}"}
@@ -118,4 +121,4 @@ def test_another_users_batch_is_not_found_and_bad_input_is_refused(cluster: Clus
         assert r.status_code == 422 and "batch_id" in r.text, (bad, r.text)
     r = get("/batches/12345/logs")
     assert r.status_code == 404 and r.json()["detail"] == "no tasks in batch 12345", r.text
-    assert get(logs).content == f"[{task.id}] admin's\n".encode()
+    assert get(logs).content == f"[{task.node} {task.id}] admin's\n".encode()

@@ -16,10 +16,13 @@ from kawa.host.errors import Conflict, NotFound
 
 
 def test_a_task_is_labelled_by_its_sweep_values_else_its_target_else_its_id() -> None:
-    assert task_label("0.1 3", "node1", "42") == "0.1 3"
-    assert task_label(None, "node1:0::1", "42") == "node1:0::1"
+    assert task_label("0.1 3", "node1", "42") == "node1 0.1 3"
+    assert task_label(None, "node1:0::1", "42", "node1") == "node1:0::1"
+    assert task_label("0.1 3", None, "42", "node2") == "node2 0.1 3"
+    assert task_label(None, None, "42", "node2") == "node2 42"
+    assert task_label("0.1 3", None, "42") == "0.1 3"  # not placed yet
     assert task_label(None, None, "42") == "42"
-    assert task_label("", "", "42") == "42"
+    assert task_label("", "", "42", "") == "42"
     assert line_prefix("0.1 3") == b"[0.1 3] "
     assert line_prefix("é") == "[é] ".encode()
 

@@ -373,7 +373,7 @@ def logs(
             raise CliError(f"no tasks in batch {batch}", 1)
         for t in tasks:
             if t.state in AWAITING_START:
-                label = task_label(t.env.get("KAWA_SWEEP_ARGS"), t.target, t.id)
+                label = task_label(t.env.get("KAWA_SWEEP_ARGS"), t.target, t.id, t.node)
                 note = f"[{label}] {t.state.value}: no output yet"
                 err_console.print(escape(note), highlight=False)
         for chunk in c.batch_logs(batch, stream):  # the others' lines, prefixed by the host

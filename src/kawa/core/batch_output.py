@@ -4,9 +4,14 @@ label, so the tasks can be told apart."""
 from __future__ import annotations
 
 
-def task_label(sweep_args: str | None, target: str | None, task_id: str) -> str:
-    """How a batch's task is told apart: its sweep values, else its target, else its id."""
-    return sweep_args or target or task_id
+def task_label(
+    sweep_args: str | None, target: str | None, task_id: str, node: str | None = None
+) -> str:
+    """How a batch's task is told apart: where it runs (its target, else its node once
+    placed) and what it is (its sweep values; else, without a target, its id)."""
+    where = target or node
+    what = sweep_args or (None if target else task_id)
+    return " ".join(part for part in (where, what) if part) or task_id
 
 
 def line_prefix(label: str) -> bytes:

@@ -44,7 +44,7 @@ class BatchLogs:
         """The batch's command tasks, oldest first; ``owner`` (a non-admin caller) keeps
         only theirs. NotFound when none is left. Blocks."""
         query = (
-            select(Task.id, Task.state, Task.target, Task.env, Node.url)
+            select(Task.id, Task.state, Task.target, Task.env, Task.node, Node.url)
             .outerjoin(Node, Node.name == Task.node)
             .where(Task.batch_id == batch_id, Task.kind == TaskKind.COMMAND.value)
             .order_by(Task.id)
@@ -56,8 +56,10 @@ class BatchLogs:
         if not rows:
             raise NotFound(f"no tasks in batch {batch_id}")
         return [
-            BatchTask(str(i), task_label(env.get("KAWA_SWEEP_ARGS"), target, str(i)), state, url)
-            for i, state, target, env, url in rows
+            BatchTask(
+                str(i), task_label(env.get("KAWA_SWEEP_ARGS"), target, str(i), node), state, url
+            )
+            for i, state, target, env, node, url in rows
         ]
 
     async def merged(self, tasks: Sequence[BatchTask], stream: str) -> AsyncGenerator[bytes, None]:
