@@ -150,8 +150,9 @@ def test_sweep_batch_respects_max_parallel_and_reports_failure(shared_cluster: C
 
     logs = c.cli("task", "logs", "--batch", batch_id)
     assert logs.returncode == 0, logs.stderr
+    ran_on = {t.env["KAWA_SWEEP_ARGS"]: t.node for t in final}  # each line names its node
     assert logs.stdout.splitlines() == [
-        f"[{n} {x}] out {n} {x} {i} {n} {x}" for i, (n, x) in enumerate(combos)
+        f"[{ran_on[f'{n} {x}']} {n} {x}] out {n} {x} {i} {n} {x}" for i, (n, x) in enumerate(combos)
     ]
 
 
