@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kawa.host import snapshots
 from kawa.host.app import Host, prepare_database
 from kawa.host.auth import Principal
 from kawa.host.errors import BadRequest
@@ -24,8 +25,9 @@ def register(host: Host, name: str, cores: int) -> None:
 
 
 def test_a_node_registered_since_the_last_read_is_seen_by_the_next_submission(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(snapshots, "MAX_AGE", 600.0)  # only a write makes it read again
     config = HostConfig(data_dir=tmp_path / "host", cluster_secret="s")
     host = Host(config, prepare_database(config))
     register(host, "n1", 4)
@@ -57,3 +59,15 @@ def test_an_admission_verdict_is_kept_with_the_capacities_it_was_made_on(
     register(host, "n1", 8)  # the same node, grown: verdicts made on 4 cores are dropped
     answer = host.tasks.submit(TaskSpec(command=["true"], cores=6, image="img"), ALICE)
     assert answer.tasks[0].cores == 6
+
+
+def test_kept_capacities_are_read_again_once_too_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = HostConfig(data_dir=tmp_path / "host", cluster_secret="s")
+    host = Host(config, prepare_database(config))
+    register(host, "n1", 4)
+    monkeypatch.setattr(snapshots, "MAX_AGE", 0.0)  # what another host wrote shows at once
+    with host.sessions() as s:
+        first = host.tasks.capacities.get(s)
+        assert host.tasks.capacities.get(s) is not first

@@ -8,6 +8,7 @@ parsed once."""
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from functools import lru_cache
 
@@ -18,6 +19,7 @@ from kawa.core.resources import NodeCapacity, NodeUsage, ResourceRequest
 from kawa.core.scheduler import NodeSnapshot, PlacementError, admit
 from kawa.core.targets import TargetSpec
 from kawa.core.task_states import HOLDS_RESOURCES
+from kawa.host.answer_cache import MAX_AGE
 from kawa.host.views import capacity_of
 from kawa.protocol.nodes import NodeInventory, NodeStatus
 from kawa.store.models import Node, Task
@@ -66,13 +68,17 @@ class KeptCapacities:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.versions = write_versions(sessions)
         self._kept: tuple[tuple[int, ...], dict[str, NodeCapacity], Verdicts] | None = None
+        self._read_at = 0.0
 
     def get(self, s: Session) -> dict[str, NodeCapacity]:
-        """Every node's capacity as ``s`` would read it (not to be changed)."""
+        """Every node's capacity as ``s`` would read it (not to be changed). Kept at most
+        :data:`MAX_AGE` seconds: what this process did not see written (another host's
+        change whose notice was lost, a hand edit) shows within that time."""
         version = self.versions.of("nodes")  # noted before reading: never newer
         kept = self._kept
-        if kept is not None and kept[0] == version:
+        if kept is not None and kept[0] == version and time.monotonic() - self._read_at < MAX_AGE:
             return kept[1]
+        self._read_at = time.monotonic()
         fresh = capacities(s)
         self._kept = (version, fresh, {})
         return fresh
