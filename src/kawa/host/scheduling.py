@@ -200,19 +200,25 @@ def _pending_rows(s: Session, ids: list[int], chunk: int = 500) -> dict[int, dic
     return found
 
 
-def _write_reasons(s: Session, reasons: Mapping[int, str]) -> None:
+def _write_reasons(s: Session, reasons: Mapping[int, str]) -> list[dict[str, Any]]:
     """Set the waiting reasons of the tasks of ``reasons`` (id -> reason) that are still
-    pending: one UPDATE per distinct reason."""
+    pending, with one UPDATE per distinct reason; the rows they now have (column ->
+    value), returned by the same statements."""
     by_reason: dict[str, list[int]] = defaultdict(list)
     for task_id, reason in reasons.items():
         by_reason[reason].append(task_id)
+    columns = Task.__table__.columns
+    written: list[dict[str, Any]] = []
     for reason, ids in by_reason.items():
-        s.execute(
+        result = s.execute(
             update(Task)
             .where(Task.id.in_(ids), Task.state == TaskState.PENDING.value)
             .values(waiting_reason=reason)
+            .returning(*columns)
             .execution_options(synchronize_session=False)
         )
+        written.extend(dict(row) for row in result.mappings())
+    return written
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -396,9 +402,9 @@ class SchedulerLoop:
             try:
                 with self.ledger.change() as change:
                     chunk = ids[at : at + REASON_CHUNK]
-                    _write_reasons(change.session, {t: reasons[t] for t in chunk})
                     # their new views, published (of those not placed or ended since)
-                    for row in _pending_rows(change.session, chunk).values():
+                    written = _write_reasons(change.session, {t: reasons[t] for t in chunk})
+                    for row in written:
                         change.publish(task_view(SimpleNamespace(**row)))  # type: ignore[arg-type]
                     if not self.fence(change.session):
                         raise NotLeading("this host no longer holds the leader lock")
