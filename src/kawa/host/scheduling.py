@@ -14,10 +14,11 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from kawa.core.dispatch import RetryVerdict, giving_up, retry_verdict
@@ -122,43 +123,67 @@ def batch_caps(s: Session, limits: Mapping[int, int | None]) -> dict[int, BatchC
     return {batch: BatchCap(limit, active.get(batch, 0)) for batch, limit in capped.items()}
 
 
-def pending_queue(s: Session, scan: int, new_only: bool = False) -> list[Any]:
-    """Pending tasks (light rows) in priority order, at most ``scan`` of them. Of a
-    capped batch only its first ``max_parallel`` pending tasks are read: the rest could not
-    start in this pass anyway and would crowd other tasks out of the scan."""
-    columns = (
-        Task.id,
-        Task.cores,
-        Task.memory,
-        Task.gpus,
-        Task.target,
-        Task.priority,
-        Task.created_at,
-        Task.waiting_reason,
-        Task.batch_id,
-        Task.batch_max_parallel,
-    )
+Statement: TypeAlias = "Select[*tuple[Any, ...]]"
+"""A select of any columns."""
+
+
+_QUEUE_COLUMNS = (
+    Task.id,
+    Task.cores,
+    Task.memory,
+    Task.gpus,
+    Task.target,
+    Task.priority,
+    Task.created_at,
+    Task.waiting_reason,
+    Task.batch_id,
+    Task.batch_max_parallel,
+)
+_QUEUE_ORDER = (Task.priority.desc(), Task.id)
+
+
+def _pending(new_only: bool) -> ColumnElement[bool]:
     pending = Task.state == TaskState.PENDING.value
     if new_only:
         # Nothing can be placed: only new arrivals need their waiting reason (the
         # condition as SQL text, which their partial index is written with).
-        pending = and_(pending, text(ARRIVALS))
-    order = (Task.priority.desc(), Task.id)
-    free = s.execute(
-        select(*columns)
+        return and_(pending, text(ARRIVALS))
+    return pending
+
+
+@lru_cache(maxsize=16)
+def _queue_statements(scan: int, new_only: bool) -> tuple[Statement, Statement]:
+    """The pending tasks of no capped batch (at most ``scan``), and the capped batches
+    with pending tasks: built once, as every pass asks them (a statement made anew is
+    coerced and keyed again on every call)."""
+    pending = _pending(new_only)
+    free = (
+        select(*_QUEUE_COLUMNS)
         .where(pending, Task.batch_max_parallel.is_(None))
-        .order_by(*order)
+        .order_by(*_QUEUE_ORDER)
         .limit(scan)
-    ).all()
-    capped: list[Any] = []
-    batches = s.execute(
+    )
+    batches = (
         select(Task.batch_id, Task.batch_max_parallel)
         .where(pending, Task.batch_max_parallel.is_not(None))
         .distinct()
-    ).all()
-    for batch, cap in batches:  # few batches at a time have a cap
+    )
+    return free, batches
+
+
+def pending_queue(s: Session, scan: int, new_only: bool = False) -> list[Any]:
+    """Pending tasks (light rows) in priority order, at most ``scan`` of them. Of a
+    capped batch only its first ``max_parallel`` pending tasks are read: the rest could not
+    start in this pass anyway and would crowd other tasks out of the scan."""
+    free_tasks, capped_batches = _queue_statements(scan, new_only)
+    free = s.execute(free_tasks).all()
+    capped: list[Any] = []
+    for batch, cap in s.execute(capped_batches).all():  # few batches at a time have a cap
         capped += s.execute(
-            select(*columns).where(pending, Task.batch_id == batch).order_by(*order).limit(cap)
+            select(*_QUEUE_COLUMNS)
+            .where(_pending(new_only), Task.batch_id == batch)
+            .order_by(*_QUEUE_ORDER)
+            .limit(cap)
         ).all()
     if not capped:
         return list(free)
@@ -186,16 +211,17 @@ def _tasks(s: Session, ids: list[int], chunk: int = 500) -> list[Task]:
     return found
 
 
+_PENDING_BY_ID = select(*Task.__table__.columns).where(
+    Task.id.in_(bindparam("ids", expanding=True)), Task.state == TaskState.PENDING.value
+)
+_NODE_URLS = select(Node.name, Node.url)
+
+
 def _pending_rows(s: Session, ids: list[int], chunk: int = 500) -> dict[int, dict[str, Any]]:
     """The tasks of ``ids`` that are still pending, as plain rows (column -> value)."""
     found: dict[int, dict[str, Any]] = {}
-    columns = Task.__table__.columns
     for at in range(0, len(ids), chunk):
-        for row in s.execute(
-            select(*columns).where(
-                Task.id.in_(ids[at : at + chunk]), Task.state == TaskState.PENDING.value
-            )
-        ).mappings():
+        for row in s.execute(_PENDING_BY_ID, {"ids": ids[at : at + chunk]}).mappings():
             found[row["id"]] = dict(row)
     return found
 
@@ -426,7 +452,7 @@ class SchedulerLoop:
         usage = working_usage(snapshots)
         s = change.session
         rows = _pending_rows(s, [p.task_id for p in placements])
-        urls = {name: url for name, url in s.execute(select(Node.name, Node.url))}
+        urls = {name: url for name, url in s.execute(_NODE_URLS)}
         refs: EnvironmentRefs = {}
         jobs: list[Dispatch] = []
         updates: list[dict[str, Any]] = []

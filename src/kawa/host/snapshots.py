@@ -11,8 +11,9 @@ import json
 import time
 from collections import defaultdict
 from functools import lru_cache
+from typing import Any, TypeAlias
 
-from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy import Select, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.core.resources import NodeCapacity, NodeUsage, ResourceRequest
@@ -114,19 +115,35 @@ def _ints(stored: str | None) -> tuple[int, ...]:
     return tuple(json.loads(stored))
 
 
+Statement: TypeAlias = "Select[*tuple[Any, ...]]"
+"""A select of any columns."""
+
+
+def _held_statements() -> tuple[Statement, Statement]:
+    """What :func:`held_usage` asks, built once: a statement made anew is coerced and
+    keyed again on every call, a cost the scheduler would pay on every pass."""
+    holding = and_(Task.state.in_(_HOLDING), Task.node.is_not(None))
+    totals = select(Task.node, func.sum(Task.cores), func.sum(func.coalesce(Task.memory, 0)))
+    gpu_ids, cpuset = cast(Task.gpu_ids, String), cast(Task.cpuset, String)
+    pinned = select(Task.node, gpu_ids, cpuset).where(holding, or_(gpu_ids != "[]", cpuset != "[]"))
+    return totals.where(holding).group_by(Task.node), pinned
+
+
+_HELD_TOTALS, _HELD_PINNED = _held_statements()
+_NODE_ROWS = select(Node.name, Node.status, Node.draining, cast(Node.inventory, String)).order_by(
+    Node.name
+)
+
+
 def held_usage(s: Session) -> dict[str, NodeUsage]:
     """What the tasks holding resources hold, by node (nodes holding nothing are absent):
     cores and memory summed by the database, GPU ids and pinned CPUs read only from the
     tasks that have some."""
-    holding = and_(Task.state.in_(_HOLDING), Task.node.is_not(None))
     usage: dict[str, NodeUsage] = {}
-    totals = select(Task.node, func.sum(Task.cores), func.sum(func.coalesce(Task.memory, 0)))
-    for node, cores, memory in s.execute(totals.where(holding).group_by(Task.node)):
+    for node, cores, memory in s.execute(_HELD_TOTALS):
         assert node is not None  # selected so
         usage[node] = NodeUsage(cores=int(cores or 0), memory=int(memory or 0))
-    gpu_ids, cpuset = cast(Task.gpu_ids, String), cast(Task.cpuset, String)
-    pinned = select(Task.node, gpu_ids, cpuset).where(holding, or_(gpu_ids != "[]", cpuset != "[]"))
-    for node, gpus, cpus in s.execute(pinned):
+    for node, gpus, cpus in s.execute(_HELD_PINNED):
         assert node is not None  # selected so; and summed above
         usage[node].gpu_ids.update(_ints(gpus))
         usage[node].pinned_cpus.update(_ints(cpus))
@@ -135,8 +152,6 @@ def held_usage(s: Session) -> dict[str, NodeUsage]:
 
 def node_snapshots(s: Session) -> list[NodeSnapshot]:
     held = held_usage(s)
-    inventory = cast(Node.inventory, String)
-    rows = s.execute(select(Node.name, Node.status, Node.draining, inventory).order_by(Node.name))
     return [
         NodeSnapshot(
             name=name,
@@ -144,5 +159,5 @@ def node_snapshots(s: Session) -> list[NodeSnapshot]:
             usage=held.get(name) or NodeUsage(),
             schedulable=status == NodeStatus.ONLINE and not draining,
         )
-        for name, status, draining, stored in rows
+        for name, status, draining, stored in s.execute(_NODE_ROWS)
     ]
