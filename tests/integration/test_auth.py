@@ -4,6 +4,7 @@ cluster secret, on HTTP and WebSocket alike; refused callers change nothing."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from kawa.client import KawaClient, KawaError
 from kawa.core.task_states import FINAL_STATES
 from kawa.host.app import prepare_database
 from kawa.host.auth import Authenticator
+from kawa.protocol.bounds import MAX_BODY
 from kawa.protocol.tasks import Mount, TaskAction, TaskSpec
 from tests.integration.cluster import KAWA, Cluster, RunnerProc, eventually, free_port
 from tests.support import run_order_fields
@@ -237,6 +239,28 @@ def test_runner_api_needs_the_cluster_secret(cluster: Cluster) -> None:
     ) as h:
         r = h.post("/tasks", json={"task_id": "4242"})
     assert r.status_code == 422, r.text
+
+
+def test_runner_refuses_an_oversized_body_before_reading_it(cluster: Cluster) -> None:
+    """A body over the runner's limit is answered 413 before it is read, so before the
+    cluster secret is checked: a caller without it cannot make the runner hold a large
+    body. Declared or sent in chunks, the same."""
+    base = f"http://127.0.0.1:{cluster.runners['node1'].port}"
+    before = {x.id for x in cluster.containers()}
+    big = b"{" + b" " * (2 * MAX_BODY) + b"}"
+
+    def chunks() -> Iterator[bytes]:
+        for at in range(0, len(big), 64 * 1024):
+            yield big[at : at + 64 * 1024]
+
+    for headers in ({}, {"Authorization": f"Bearer {cluster.secret}"}):
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as h:
+            declared = h.post("/tasks", content=big)
+            chunked = h.post("/tasks", content=chunks())
+        for r in (declared, chunked):
+            assert r.status_code == 413, (headers, r.status_code, r.text[:200])
+            assert f"larger than the limit of {MAX_BODY} bytes" in r.json()["detail"]
+    assert {x.id for x in cluster.containers()} == before
 
 
 def test_runner_with_wrong_secret_never_joins(fresh_cluster: Cluster) -> None:

@@ -17,12 +17,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from kawa import __version__
+from kawa.body_limit import BodyLimit, Limit
 from kawa.core.ids import IdGenerator
 from kawa.host.admission import InFlightLimit
 from kawa.host.audit import AuditLog
 from kawa.host.auth import Authenticator
 from kawa.host.batch_logs import BatchLogs
-from kawa.host.body_limit import BodyLimit, Limit
 from kawa.host.dashboard import dashboard_router
 from kawa.host.dry_run import DryRun
 from kawa.host.environments import EnvironmentService

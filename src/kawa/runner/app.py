@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
 
 from kawa import __version__
+from kawa.body_limit import BodyLimit, Limit
+from kawa.protocol.bounds import MAX_BODY
 from kawa.runner.backends import local_backends
 from kawa.runner.files import router as files_router
 from kawa.runner.gpus import default_probe
@@ -19,6 +22,10 @@ from kawa.runner.routes.deps import authenticated
 from kawa.runner.service import RunnerService
 from kawa.runner.streams import router as streams_router
 from kawa.settings import RunnerConfig
+
+BODY_LIMITS = (Limit("PUT", re.compile(r"/tasks/[^/]+/files/content"), None),)
+"""Routes whose bodies are not bounded by MAX_BODY: a file written into a task's
+container streams to the container as it arrives."""
 
 
 def create_runner_app(config: RunnerConfig) -> FastAPI:
@@ -50,6 +57,8 @@ def create_runner_app(config: RunnerConfig) -> FastAPI:
         openapi_url=None,
     )
     app.state.service = service
+    # Bodies are bounded before they are read, so before the cluster secret is checked.
+    app.add_middleware(BodyLimit, default=MAX_BODY, limits=BODY_LIMITS)
     app.include_router(tasks.router)
     app.include_router(streams_router)  # terminal, forward (WebSocket)
     app.include_router(files_router)  # files inside a task's container
