@@ -430,6 +430,11 @@ class NodeService:
             self.ledger.on_release()
         return self._publish(name)
 
+    def urls(self) -> set[str]:
+        """The addresses of every registered node."""
+        with self.ledger.sessions() as s:
+            return set(s.scalars(select(Node.url)))
+
     def remove(self, name: str, force: bool, who: Principal) -> None:
         """Forget node ``name``: it must be offline or draining, with nothing on it,
         unless ``force`` (then its tasks are lost). Its tasks keep their history under

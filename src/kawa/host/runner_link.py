@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -57,25 +57,47 @@ class RunnerLink:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             verify=self._verify,
         )
-        self._runners: dict[str, httpx.AsyncClient] = {}
-        """Base URL -> the client for calls to that runner. A connection pool scans all
-        its connections for each request, so one pool for a whole fleet costs each
-        order time in proportion to the fleet's size; a pool per runner does not."""
+        self._made = 0
+        self._runners: dict[str, tuple[httpx.AsyncClient, int]] = {}
+        """Base URL -> the client for calls to that runner, and its number. A connection
+        pool scans all its connections for each request, so one pool for a whole fleet
+        costs each order time in proportion to the fleet's size; a pool per runner does
+        not."""
 
     async def close(self) -> None:
-        clients, self._runners = [self._http, *self._runners.values()], {}
+        clients = [self._http, *(client for client, _ in self._runners.values())]
+        self._runners = {}
         for client in clients:
             await client.aclose()
 
+    def clients_made(self) -> int:
+        """How many runner clients were made so far: note it before reading the
+        addresses given to :meth:`keep_only`."""
+        return self._made
+
+    async def keep_only(self, bases: Iterable[str], made_before: int) -> None:
+        """Close the clients of runners at addresses not in ``bases`` (a node removed,
+        or registered again elsewhere): their kept connections go with them. Only
+        clients among the first ``made_before`` are closed: one made since is for an
+        address newer than ``bases``."""
+        kept = set(bases)
+        gone = [b for b, (_, n) in self._runners.items() if b not in kept and n < made_before]
+        for base in gone:
+            client, _ = self._runners.pop(base)
+            await client.aclose()
+
     def _runner(self, base: str) -> httpx.AsyncClient:
-        client = self._runners.get(base)
-        if client is None:
-            client = self._runners[base] = httpx.AsyncClient(
-                headers=self._headers,
-                timeout=self._timeout,
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
-                verify=self._verify,
-            )
+        known = self._runners.get(base)
+        if known is not None:
+            return known[0]
+        client = httpx.AsyncClient(
+            headers=self._headers,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+            verify=self._verify,
+        )
+        self._runners[base] = (client, self._made)
+        self._made += 1
         return client
 
     @property

@@ -1,8 +1,10 @@
 """/api/v1/nodes (plain functions: FastAPI runs them in its threadpool, off the loop;
-the list answers a kept answer on the loop and reads in a worker thread otherwise)"""
+the list answers a kept answer on the loop and reads in a worker thread otherwise; a
+removal closes the removed runner's connections on the loop once it is done)"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -62,7 +64,7 @@ def undrain(name: NodeNamePath, host: HostDep, who: UserDep) -> NodeView:
 
 
 @router.post("/{name}/remove")
-def remove(
+async def remove(
     name: NodeNamePath,
     host: HostDep,
     who: UserDep,
@@ -70,5 +72,7 @@ def remove(
 ) -> dict[str, str]:
     if not who.is_admin:
         raise Forbidden("removing a node needs the admin role")
-    host.nodes.remove(name, force, who)
+    await asyncio.to_thread(host.nodes.remove, name, force, who)
+    made = host.link.clients_made()
+    await host.link.keep_only(await asyncio.to_thread(host.nodes.urls), made)
     return {"removed": name}

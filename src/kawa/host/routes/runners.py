@@ -21,7 +21,10 @@ async def register(reg: NodeRegistration, host: HostDep) -> RegistrationAccepted
     await asyncio.to_thread(host.nodes.check_registration, reg)
     if host.config.check_runner_reachable:
         await check_reachable(host.link.http, reg.name, reg.url)
-    return await asyncio.to_thread(host.nodes.register, reg)
+    accepted = await asyncio.to_thread(host.nodes.register, reg)
+    made = host.link.clients_made()
+    await host.link.keep_only(await asyncio.to_thread(host.nodes.urls), made)  # an old address
+    return accepted
 
 
 @router.post("/heartbeat")
