@@ -335,14 +335,18 @@ class SchedulerLoop:
     async def _await_wake(self, last_pass_end: float) -> None:
         """Until a pass is due: woken, or ``idle_interval`` passed. Arrivals alone into a
         full cluster wait out the rest of ``arrival_interval`` since the last pass (cut
-        short by :meth:`wake`)."""
+        short by :meth:`wake`). The waits are ``asyncio.timeout`` blocks: Python 3.11's
+        ``wait_for`` drops a cancellation that comes as the event is set, and the loop
+        would then outlive its host's shutdown."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.idle_interval)
+            async with asyncio.timeout(self.idle_interval):
+                await self._wake.wait()
         if self._full and not self._more and not self._room.is_set():
             rest = last_pass_end + self.arrival_interval - time.monotonic()
             if rest > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), rest)
+                    async with asyncio.timeout(rest):
+                        await self._room.wait()
         self._wake.clear()
         self._room.clear()
 

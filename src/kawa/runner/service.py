@@ -173,12 +173,16 @@ class RunnerService:
     async def until_an_end(self, seconds: float) -> None:
         """Return once any task ends (it is journaled by then), or after ``seconds``."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._an_end.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._an_end.wait()
 
     async def _send_reports(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+            # that comes as the event is set, and this loop would outlive the runner's stop
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reports.wait(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await self._reports.wait()
             self._reports.clear()
             for entry in self.journal.unreported():
                 report = TaskReport(
