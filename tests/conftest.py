@@ -1,10 +1,18 @@
-"""Shared test configuration: Docker availability is a failure, not a skip, under CI=true."""
+"""Shared test configuration: Docker availability is a failure, not a skip, under CI=true;
+Ctrl-C reaches the commands the tests start, however the suite was launched."""
 
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    # A shell starts its background jobs with Ctrl-C ignored, and their children inherit
+    # that: the CLIs the tests press Ctrl-C in would never see it. Python's own handler
+    # here means they start with the default, as from a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 BASE_IMAGE = os.environ.get("KAWA_TEST_BASE_IMAGE", "kawa/base:bookworm")
 
