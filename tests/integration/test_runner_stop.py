@@ -1,17 +1,23 @@
-"""The runner's report loop ends when it is cancelled, even when a task's ending comes
-at the same moment (as when a runner stops while its tasks end): a runner service in
-this process with a real journal; nothing is sent, as no ending is journaled."""
+"""A runner stops when told to. Its report loop ends when it is cancelled, even when a
+task's ending comes at the same moment (a runner service in this process with a real
+journal); and a runner process ends on SIGTERM while a task runs and its log is followed
+(a real host, runner and Docker), leaving the task running for its next start."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 import time
 from pathlib import Path
 
+from kawa.cli.serve import SHUTDOWN_GRACE
+from kawa.protocol.tasks import TaskSpec
 from kawa.runner.gpus import default_probe
 from kawa.runner.inventory import Inventory
 from kawa.runner.service import RunnerService
 from kawa.settings import RunnerConfig
+from tests.integration.cluster import Cluster, eventually
 
 DEADLINE = 20.0
 
@@ -44,3 +50,29 @@ def test_a_cancel_that_comes_with_an_ending_ends_the_report_loop(tmp_path: Path)
         await service.close()
 
     asyncio.run(main())
+
+
+def test_a_runner_stops_on_sigterm_while_a_followed_task_runs(fresh_cluster: Cluster) -> None:
+    """The log's request stays open on the runner (the task prints nothing more): the
+    runner cancels it after its grace period and ends; the task is still there."""
+    cluster = fresh_cluster
+    cluster.add_runner("node1", cores=1)
+    with cluster.client() as c:
+        [task] = c.submit(TaskSpec(command=["sh", "-c", "echo begun; sleep 600"])).tasks
+        eventually(lambda: c.task(task.id).state == "running", what="the task running")
+    seen: list[bytes] = []
+
+    def follow() -> None:
+        try:
+            with cluster.client() as c:
+                for chunk in c.logs(task.id, follow=True):
+                    seen.append(chunk)
+        except Exception:  # the runner went away under it: expected here
+            pass
+
+    threading.Thread(target=follow, daemon=True).start()
+    eventually(lambda: b"begun" in b"".join(seen), what="the log followed")
+    started = time.monotonic()
+    cluster.stop_runner("node1", signal.SIGTERM)  # TimeoutExpired after 30 s
+    assert time.monotonic() - started < SHUTDOWN_GRACE + 15
+    assert [x.id for x in cluster.containers(task=task.id)], "the task's container was removed"

@@ -60,6 +60,12 @@ class HttpProtocol(HttpToolsProtocol):
             super().timeout_keep_alive_handler()
 
 
+SHUTDOWN_GRACE = 10
+"""Seconds a stopping server waits for requests still running (a followed log, an event
+stream, a terminal) before it cancels them: a stop always ends the process. A runner's
+tasks keep running in their containers, and its next start adopts them."""
+
+
 def server(
     app: Any,
     bind: str,
@@ -81,6 +87,7 @@ def server(
         ws_per_message_deflate=False,  # stream sessions carry binary frames as they are
         ssl_certfile=None if tls_cert is None else str(tls_cert),
         ssl_keyfile=None if tls_key is None else str(tls_key),
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
     )
     return uvicorn.Server(config)
 
