@@ -18,11 +18,11 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Select, and_, func, select, text, update
 from sqlalchemy.orm import Session
 
 from kawa.core.dispatch import RetryVerdict, giving_up, retry_verdict
-from kawa.core.resources import Allocation, ResourceRequest
+from kawa.core.resources import ResourceRequest
 from kawa.core.scheduler import (
     BatchCap,
     NodeSnapshot,
@@ -40,7 +40,6 @@ from kawa.core.task_states import (
     Action,
     Desired,
     TaskEvent,
-    TaskKind,
     TaskState,
     transition,
 )
@@ -54,6 +53,7 @@ from kawa.host.snapshots import node_snapshots
 from kawa.host.views import aware, run_fields, task_view
 from kawa.protocol.nodes import NodeStatus
 from kawa.protocol.runner_api import EnvironmentRef, RunTask
+from kawa.store.bulk_writes import BulkInsert, BulkUpdate
 from kawa.store.models import ARRIVALS, Node, Task, TaskTransition
 
 log = logging.getLogger(__name__)
@@ -211,19 +211,14 @@ def _tasks(s: Session, ids: list[int], chunk: int = 500) -> list[Task]:
     return found
 
 
-_PENDING_BY_ID = select(*Task.__table__.columns).where(
-    Task.id.in_(bindparam("ids", expanding=True)), Task.state == TaskState.PENDING.value
-)
 _NODE_URLS = select(Node.name, Node.url)
-
-
-def _pending_rows(s: Session, ids: list[int], chunk: int = 500) -> dict[int, dict[str, Any]]:
-    """The tasks of ``ids`` that are still pending, as plain rows (column -> value)."""
-    found: dict[int, dict[str, Any]] = {}
-    for at in range(0, len(ids), chunk):
-        for row in s.execute(_PENDING_BY_ID, {"ids": ids[at : at + chunk]}).mappings():
-            found[row["id"]] = dict(row)
-    return found
+_PLACE = BulkUpdate(
+    Task,
+    ("state", "node", "numa", "gpu_ids", "cpuset", "waiting_reason"),
+    Task.__table__.c.state == TaskState.PENDING.value,
+)
+"""A pass's placements, written to the tasks still pending."""
+_TRANSITIONS = BulkInsert(TaskTransition)
 
 
 def _write_reasons(s: Session, reasons: Mapping[int, str]) -> list[dict[str, Any]]:
@@ -449,71 +444,61 @@ class SchedulerLoop:
         placements: tuple[Placement, ...],
     ) -> list[Dispatch]:
         """Commit placements, re-checking each against what is held (never over-commit):
-        the placed tasks are read as plain rows and written with one UPDATE and one
-        INSERT of their transitions for them all (no ORM entity each); their views are
+        the tasks still pending are written with one UPDATE that gives back their rows,
+        and their transitions with one INSERT (no ORM entity each); their views are
         published once committed."""
         nodes = {n.name: n for n in snapshots}
         usage = working_usage(snapshots)
         s = change.session
-        rows = _pending_rows(s, [p.task_id for p in placements])
+        # the state machine says where a placement leads, for tasks of every kind (it
+        # asks no action)
+        tr = transition(TaskState.PENDING, TaskEvent.PLACED)
+        placed: list[dict[str, Any]] = []
+        for p in placements:
+            a = p.allocation
+            if a.node not in nodes or not take(nodes[a.node], usage[a.node], a):
+                log.error("placement of %s on %s does not fit; left pending", p.task_id, a.node)
+                continue
+            placed.append(
+                dict(id=p.task_id, state=tr.target.value, node=a.node, numa=a.numa,
+                     gpu_ids=list(a.gpu_ids), cpuset=list(a.cpuset), waiting_reason=None)
+            )  # fmt: skip
+        rows = _PLACE(s, placed)  # those placed or ended meanwhile are left as they are
         urls = {name: url for name, url in s.execute(_NODE_URLS)}
         refs: EnvironmentRefs = {}
         jobs: list[Dispatch] = []
-        updates: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
-        unordered: list[tuple[int, Allocation, Exception]] = []
+        unordered: list[tuple[int, Exception]] = []
         now = datetime.now(UTC)
         with s.no_autoflush:  # the lookups of orders need not write anything first
-            for p in placements:
-                a, row = p.allocation, rows.get(p.task_id)
-                if row is None:
-                    continue
-                if a.node not in nodes or not take(nodes[a.node], usage[a.node], a):
-                    log.error("placement of %s on %s does not fit; left pending", row["id"], a.node)
-                    continue
-                # the state machine says where a placement leads (it asks no action)
-                tr = transition(TaskState.PENDING, TaskEvent.PLACED, TaskKind(row["kind"]))
-                placed = dict(
-                    state=tr.target.value,
-                    node=a.node,
-                    numa=a.numa,
-                    gpu_ids=list(a.gpu_ids),
-                    cpuset=list(a.cpuset),
-                    waiting_reason=None,
-                )
-                task = SimpleNamespace(**(row | placed))
-                try:
-                    order = run_order(task, s, refs)  # type: ignore[arg-type]
-                except Exception as exc:  # this task cannot be ordered; the others still are
-                    unordered.append((row["id"], a, exc))
-                    continue
-                updates.append(dict(id=row["id"], **placed))
+            for row in (rows[p["id"]] for p in placed if p["id"] in rows):  # in queue order
                 history.append(
                     dict(task_id=row["id"], at=now, source=tr.source.value,
                          target=tr.target.value, event=tr.event.value,
-                         cause=f"scheduled on {a.node}")
+                         cause=f"scheduled on {row['node']}")
                 )  # fmt: skip
+                task = SimpleNamespace(**row)
+                try:
+                    order = run_order(task, s, refs)  # type: ignore[arg-type]
+                except Exception as exc:  # this task cannot be ordered; the others still are
+                    unordered.append((row["id"], exc))
+                    continue
                 change.publish(task_view(task))  # type: ignore[arg-type]
-                jobs.append(Dispatch(a.node, urls[a.node], order))
-        if updates:
-            s.execute(update(Task), updates)  # by primary key: one statement, many rows
-            s.execute(insert(TaskTransition), history)
-        for task_id, allocation, failure in unordered:
-            self._unorderable(change, task_id, allocation, failure)
+                jobs.append(Dispatch(row["node"], urls[row["node"]], order))
+        _TRANSITIONS(s, history)
+        for task_id, failure in unordered:
+            self._unorderable(change, task_id, failure)
         return jobs
 
     @staticmethod
-    def _unorderable(change: Change, task_id: int, a: Allocation, exc: Exception) -> None:
+    def _unorderable(change: Change, task_id: int, exc: Exception) -> None:
         """A placed task whose order cannot be built fails with the reason (rare)."""
         log.warning("order of task %s cannot be built: %s", task_id, exc)
         task = change.session.get(Task, task_id)
         if task is None:
             return
-        task.node, task.numa = a.node, a.numa
-        task.gpu_ids, task.cpuset = list(a.gpu_ids), list(a.cpuset)
-        change.apply(task, TaskEvent.PLACED, f"scheduled on {a.node}")
         change.apply(task, TaskEvent.DISPATCH_ERROR, "its order could not be built")
-        task.error = dispatch_error(a.node, exc)
+        task.error = dispatch_error(str(task.node), exc)
 
     async def dispatch(self, job: Dispatch) -> None:
         """Send a placed task to its runner and settle what came of it. Every failure
