@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kawa.core.ids import IdGenerator
@@ -42,6 +42,7 @@ from kawa.host.task_pages import TaskFilter, TaskParts
 from kawa.host.views import task_view
 from kawa.protocol.task_queries import TaskCounts
 from kawa.protocol.tasks import NetworkMode, SubmitResponse, TaskAction, TaskSpec, TaskView
+from kawa.store.bulk_writes import BulkInsert
 from kawa.store.models import QUEUED, Environment, Node, Task, TaskTransition
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ _LIVE = (TaskState.RUNNING.value, TaskState.PAUSED.value)
 
 
 NOT_STARTED = {"exit_code": None, "error": None, "started_at": None, "finished_at": None}
+_NEW_TASKS = BulkInsert(Task)
+_TRANSITIONS = BulkInsert(TaskTransition)
 """The columns of a new task's row that a submission leaves to their defaults."""
 
 
@@ -135,8 +138,8 @@ class TaskService:
                 record(s, sub.who, *submission(checked.spec, batch_id, ids))
                 stored.append((batch_id, ids))
             if tasks:  # two bulk inserts: each batch is stored whole or not at all
-                s.execute(insert(Task), tasks)
-                s.execute(insert(TaskTransition), history)
+                _NEW_TASKS(s, tasks)
+                _TRANSITIONS(s, history)
                 for row in tasks:  # their views, from the rows (no entity each)
                     view = SimpleNamespace(**NOT_STARTED, **row)
                     change.publish(task_view(view))  # type: ignore[arg-type]
