@@ -1,5 +1,6 @@
 """Writes of many rows in one statement, on a real database (SQLite, and PostgreSQL
-where each column travels as one array): the same rows written and given back on both."""
+where the rows travel as one JSON document): the same rows written and given back on
+both."""
 
 from __future__ import annotations
 
