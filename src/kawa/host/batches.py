@@ -1,12 +1,14 @@
 """Work recorded in batches: items that arrive while one batch is being recorded wait
-and go together in the next call (one transaction). A lone item is recorded at once
-(no timer); a batch that fails is recorded again one by one, so one item's failure is
-not the others'."""
+and go together in the next call (one transaction). A lone item is recorded at once,
+or after a set linger when its answer may wait (so that items spread out in time, such
+as hundreds of nodes' heartbeats, still share a call); a batch that fails is recorded
+again one by one, so one item's failure is not the others'."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -19,16 +21,27 @@ class Batches(Generic[T, R]):
     returns each item's answer in order, or the error of an item refused on its own
     (the others stand)."""
 
-    def __init__(self, record: Callable[[list[T]], Sequence[R | Exception]], most: int = 0):
+    def __init__(
+        self,
+        record: Callable[[list[T]], Sequence[R | Exception]],
+        most: int = 0,
+        linger: float = 0.0,
+    ):
         self._record = record
         self._most = most
         """At most this many items per call (0: no limit); the rest wait for the next."""
+        self._linger = linger
+        """Seconds a call waits after its first item arrived, for others to join it."""
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._first = 0.0
+        """When the oldest waiting item arrived (monotonic clock)."""
         self._worker: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         """Record ``item`` with whatever else waits; its answer, or its error."""
         answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        if not self._waiting:
+            self._first = time.monotonic()
         self._waiting.append((item, answer))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
@@ -41,8 +54,13 @@ class Batches(Generic[T, R]):
 
     async def _drain(self) -> None:
         while self._waiting:
+            rest = self._first + self._linger - time.monotonic()
+            full = 0 < self._most <= len(self._waiting)
+            if rest > 0 and not full:
+                await asyncio.sleep(rest)
             cut = self._most or len(self._waiting)
             batch, self._waiting = self._waiting[:cut], self._waiting[cut:]
+            self._first = time.monotonic()  # those left over wait from now on
             try:
                 await self._answer(batch)
             except Exception:
