@@ -11,6 +11,7 @@ import httpx
 
 from kawa.client.errors import KawaError, raise_for, unreachable
 from kawa.client.host_urls import HostUrls
+from kawa.client.response_cycles import detach_stream
 from kawa.protocol.common import API_PREFIX
 from kawa.protocol.nodes import Heartbeat, NodeRegistration, RegistrationAccepted
 from kawa.protocol.runner_api import TaskReport
@@ -55,6 +56,7 @@ class HostChannel:
             except httpx.HTTPError as exc:
                 failure = unreachable(url, exc)
                 continue
+            detach_stream(response)
             if response.status_code == STANDING_BY and len(self.urls) > 1:
                 try:
                     raise_for(response)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from kawa.client.response_cycles import detach_stream
 from kawa.protocol.runner_api import RemoveVps, RunnerAck, RunTask
 from kawa.tls.contexts import PathLike, client_context
 
@@ -121,6 +122,7 @@ class RunnerLink:
         except httpx.HTTPError as exc:
             sent = not isinstance(exc, _NOT_SENT)
             raise RunnerUnreachable(f"runner unreachable at {url}: {exc!r}", sent) from exc
+        detach_stream(response)
         if response.status_code >= 400:
             raise RunnerRejected(_detail(response), response.status_code)
         return RunnerAck.model_validate(response.json())
