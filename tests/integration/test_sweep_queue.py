@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kawa.core.ids import IdGenerator
 from kawa.core.scheduler import BatchCap
-from kawa.host.scheduling import batch_caps, pending_queue
+from kawa.host.queue_rows import batch_caps, pending_queue
 from kawa.store.models import QUEUED, Task
 
 IDS = IdGenerator()

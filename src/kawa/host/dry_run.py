@@ -8,7 +8,8 @@ import time
 
 from kawa.core.scheduler import BatchCap, QueuedTask, place
 from kawa.host.auth import Principal
-from kawa.host.scheduling import SchedulerLoop, batch_caps, pending_queue, queued_task
+from kawa.host.queue_rows import batch_caps, pending_queue, queued_task
+from kawa.host.scheduling import SchedulerLoop
 from kawa.host.snapshots import node_snapshots
 from kawa.host.task_service import TaskService
 from kawa.protocol.task_queries import DryRunResponse, DryRunTask

@@ -10,33 +10,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from types import SimpleNamespace
-from typing import Any, TypeAlias
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select, text, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kawa.core.dispatch import RetryVerdict, giving_up, retry_verdict
-from kawa.core.resources import ResourceRequest
 from kawa.core.scheduler import (
-    BatchCap,
     NodeSnapshot,
     Placement,
-    QueuedTask,
     Strategy,
     place,
     take,
     working_usage,
 )
-from kawa.core.targets import TargetSpec
 from kawa.core.task_states import (
     FINAL_STATES,
-    HOLDS_RESOURCES,
     Action,
     Desired,
     TaskEvent,
@@ -48,13 +41,14 @@ from kawa.host.actions import ActionRunner
 from kawa.host.env_versions import ref_for
 from kawa.host.errors import Conflict
 from kawa.host.ledger import Change, Ledger
+from kawa.host.queue_rows import batch_caps, pending_queue, queued_task, write_reasons
 from kawa.host.runner_link import RunnerLink, RunnerRejected, RunnerUnreachable
 from kawa.host.snapshots import node_snapshots
-from kawa.host.views import aware, run_fields, task_view
+from kawa.host.views import run_fields, task_view
 from kawa.protocol.nodes import NodeStatus
 from kawa.protocol.runner_api import EnvironmentRef, RunTask
 from kawa.store.bulk_writes import BulkInsert, BulkUpdate
-from kawa.store.models import ARRIVALS, Node, Task, TaskTransition
+from kawa.store.models import Node, Task, TaskTransition
 
 log = logging.getLogger(__name__)
 
@@ -107,102 +101,6 @@ REASON_CHUNK = 200
 """Waiting reasons recorded per transaction (:meth:`SchedulerLoop._record_reasons`)."""
 
 
-def batch_caps(s: Session, limits: Mapping[int, int | None]) -> dict[int, BatchCap]:
-    """The caps of the capped batches among ``limits`` (batch id -> max parallel), each
-    with how many of its tasks hold resources now."""
-    capped = {batch: limit for batch, limit in limits.items() if limit is not None}
-    if not capped:
-        return {}
-    held = [st.value for st in HOLDS_RESOURCES]
-    counted = s.execute(
-        select(Task.batch_id, func.count())
-        .where(Task.batch_id.in_(list(capped)), Task.state.in_(held))
-        .group_by(Task.batch_id)
-    ).all()
-    active = {batch: count for batch, count in counted}
-    return {batch: BatchCap(limit, active.get(batch, 0)) for batch, limit in capped.items()}
-
-
-Statement: TypeAlias = "Select[*tuple[Any, ...]]"
-"""A select of any columns."""
-
-
-_QUEUE_COLUMNS = (
-    Task.id,
-    Task.cores,
-    Task.memory,
-    Task.gpus,
-    Task.target,
-    Task.priority,
-    Task.created_at,
-    Task.waiting_reason,
-    Task.batch_id,
-    Task.batch_max_parallel,
-)
-_QUEUE_ORDER = (Task.priority.desc(), Task.id)
-
-
-def _pending(new_only: bool) -> ColumnElement[bool]:
-    pending = Task.state == TaskState.PENDING.value
-    if new_only:
-        # Nothing can be placed: only new arrivals need their waiting reason (the
-        # condition as SQL text, which their partial index is written with).
-        return and_(pending, text(ARRIVALS))
-    return pending
-
-
-@lru_cache(maxsize=16)
-def _queue_statements(scan: int, new_only: bool) -> tuple[Statement, Statement]:
-    """The pending tasks of no capped batch (at most ``scan``), and the capped batches
-    with pending tasks: built once, as every pass asks them (a statement made anew is
-    coerced and keyed again on every call)."""
-    pending = _pending(new_only)
-    free = (
-        select(*_QUEUE_COLUMNS)
-        .where(pending, Task.batch_max_parallel.is_(None))
-        .order_by(*_QUEUE_ORDER)
-        .limit(scan)
-    )
-    batches = (
-        select(Task.batch_id, Task.batch_max_parallel)
-        .where(pending, Task.batch_max_parallel.is_not(None))
-        .distinct()
-    )
-    return free, batches
-
-
-def pending_queue(s: Session, scan: int, new_only: bool = False) -> list[Any]:
-    """Pending tasks (light rows) in priority order, at most ``scan`` of them. Of a
-    capped batch only its first ``max_parallel`` pending tasks are read: the rest could not
-    start in this pass anyway and would crowd other tasks out of the scan."""
-    free_tasks, capped_batches = _queue_statements(scan, new_only)
-    free = s.execute(free_tasks).all()
-    capped: list[Any] = []
-    for batch, cap in s.execute(capped_batches).all():  # few batches at a time have a cap
-        capped += s.execute(
-            select(*_QUEUE_COLUMNS)
-            .where(_pending(new_only), Task.batch_id == batch)
-            .order_by(*_QUEUE_ORDER)
-            .limit(cap)
-        ).all()
-    if not capped:
-        return list(free)
-    both = sorted([*free, *capped], key=lambda r: (-r.priority, r.id))
-    return both[:scan]
-
-
-def queued_task(row: Any) -> QueuedTask:
-    """The scheduler's view of one row of :func:`pending_queue`."""
-    return QueuedTask(
-        id=row.id,
-        request=ResourceRequest(cores=row.cores, memory=row.memory, gpus=row.gpus),
-        target=TargetSpec.parse(row.target) if row.target else None,
-        priority=row.priority,
-        enqueued_at=aware(row.created_at).timestamp(),
-        batch=row.batch_id,
-    )
-
-
 def _tasks(s: Session, ids: list[int], chunk: int = 500) -> list[Task]:
     """The tasks of ``ids`` that exist, read a chunk of ids per query."""
     found: list[Task] = []
@@ -219,27 +117,6 @@ _PLACE = BulkUpdate(
 )
 """A pass's placements, written to the tasks still pending."""
 _TRANSITIONS = BulkInsert(TaskTransition)
-
-
-def _write_reasons(s: Session, reasons: Mapping[int, str]) -> list[dict[str, Any]]:
-    """Set the waiting reasons of the tasks of ``reasons`` (id -> reason) that are still
-    pending, with one UPDATE per distinct reason; the rows they now have (column ->
-    value), returned by the same statements."""
-    by_reason: dict[str, list[int]] = defaultdict(list)
-    for task_id, reason in reasons.items():
-        by_reason[reason].append(task_id)
-    columns = Task.__table__.columns
-    written: list[dict[str, Any]] = []
-    for reason, ids in by_reason.items():
-        result = s.execute(
-            update(Task)
-            .where(Task.id.in_(ids), Task.state == TaskState.PENDING.value)
-            .values(waiting_reason=reason)
-            .returning(*columns)
-            .execution_options(synchronize_session=False)
-        )
-        written.extend(dict(row) for row in result.mappings())
-    return written
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -428,7 +305,7 @@ class SchedulerLoop:
                 with self.ledger.change() as change:
                     chunk = ids[at : at + REASON_CHUNK]
                     # their new views, published (of those not placed or ended since)
-                    written = _write_reasons(change.session, {t: reasons[t] for t in chunk})
+                    written = write_reasons(change.session, {t: reasons[t] for t in chunk})
                     for row in written:
                         change.publish(task_view(SimpleNamespace(**row)))  # type: ignore[arg-type]
                     if not self.fence(change.session):
