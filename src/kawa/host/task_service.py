@@ -58,9 +58,9 @@ _LIVE = (TaskState.RUNNING.value, TaskState.PAUSED.value)
 
 
 NOT_STARTED = {"exit_code": None, "error": None, "started_at": None, "finished_at": None}
+"""The columns of a new task's row that a submission leaves to their defaults."""
 _NEW_TASKS = BulkInsert(Task)
 _TRANSITIONS = BulkInsert(TaskTransition)
-"""The columns of a new task's row that a submission leaves to their defaults."""
 
 
 class TaskService:
