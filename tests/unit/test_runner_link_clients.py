@@ -6,6 +6,7 @@ never closed by that reading."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from kawa.host.runner_link import RunnerLink
 
@@ -27,8 +28,11 @@ class Runner:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while True:  # requests without a body: each is its head
-                await reader.readuntil(b"\r\n\r\n")
+            while True:  # each request: its head, then the body its head announces
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                if length:
+                    await reader.readexactly(int(length.group(1)))
                 writer.write(ACK)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
